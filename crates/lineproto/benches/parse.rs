@@ -1,0 +1,57 @@
+//! Line-protocol parsing throughput on TSBS "devops cpu-only" lines, ours next
+//! to the published `influxdb-line-protocol` crate, in the same run.
+//!
+//! `cargo bench -p sundial-lineproto --bench parse`
+
+#![allow(clippy::unwrap_used)]
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+
+#[path = "tsbs.rs"]
+mod tsbs;
+use tsbs::tsbs_cpu_body;
+
+const LINES: usize = 5_000;
+
+fn bench(c: &mut Criterion) {
+    let body = tsbs_cpu_body(LINES, 100);
+    let opts = sundial_lineproto::ParseOptions::default();
+    // Both parsers must agree on the body before we time them.
+    let ours = sundial_lineproto::parse_lines(body.as_bytes(), &opts);
+    assert_eq!(ours.len(), LINES);
+    assert!(ours.errors().is_empty());
+    assert_eq!(
+        influxdb_line_protocol::parse_lines(&body)
+            .filter(|r| r.is_ok())
+            .count(),
+        LINES
+    );
+
+    for (group, tp) in [
+        ("parse_tsbs_cpu_bytes", Throughput::Bytes(body.len() as u64)),
+        ("parse_tsbs_cpu_lines", Throughput::Elements(LINES as u64)),
+    ] {
+        let mut g = c.benchmark_group(group);
+        g.throughput(tp);
+        g.bench_function("sundial", |b| {
+            b.iter(|| {
+                let batch = sundial_lineproto::parse_lines(black_box(body.as_bytes()), &opts);
+                black_box(batch.value_count())
+            })
+        });
+        g.bench_function("influxdb-line-protocol", |b| {
+            b.iter(|| {
+                let mut n = 0;
+                for l in influxdb_line_protocol::parse_lines(black_box(&body)) {
+                    n += l.map(|l| l.field_set.len()).unwrap_or(0);
+                }
+                black_box(n)
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

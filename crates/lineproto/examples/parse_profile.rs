@@ -1,0 +1,29 @@
+//! Parses a generated TSBS cpu-only body many times; for profilers
+//! (`valgrind --tool=callgrind`, `perf`). `parse_profile N oracle` runs the
+//! `influxdb-line-protocol` crate instead.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../benches/tsbs.rs"]
+mod tsbs;
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let body = tsbs::tsbs_cpu_body(5_000, 100);
+    let opts = sundial_lineproto::ParseOptions::default();
+    let oracle = std::env::args().nth(2).as_deref() == Some("oracle");
+    let mut values = 0;
+    for _ in 0..rounds {
+        if oracle {
+            for l in influxdb_line_protocol::parse_lines(&body) {
+                values += l.map(|l| l.field_set.len()).unwrap_or(0);
+            }
+        } else {
+            values += sundial_lineproto::parse_lines(body.as_bytes(), &opts).value_count();
+        }
+    }
+    println!("{} bytes x {rounds}: {values} values", body.len());
+}

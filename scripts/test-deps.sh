@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the tests need when it is missing: real etcd, real InfluxDB
+# clients, protoc for the gRPC crates, cargo-nextest. Idempotent and quiet.
+set -euo pipefail
+
+need_apt=()
+command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+command -v influx >/dev/null 2>&1 || need_apt+=(influxdb-client)
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]} (apt)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import influxdb, influxdb_client' >/dev/null 2>&1; then
+  echo "installing Python clients influxdb, influxdb-client (pip)"
+  "$PY" -m pip install -q influxdb influxdb-client
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
