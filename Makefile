@@ -2,12 +2,11 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build test test-deps lint fmt bench fuzz clean
+.PHONY: run build test test-deps lint fmt bench bench-ingest fuzz clean
 
+# The all-in-one server on the embedded meta backend, data in ./data, HTTP on 127.0.0.1:8086.
 run:
-	@if [ ! -d crates/server ]; then \
-	  echo "The all-in-one 'sundial' server is not built yet (it lands with issue 5): see README.md, 'What works today'."; exit 1; fi
-	$(CARGO) run --release --bin sundial -- $(ARGS)
+	$(CARGO) run --release --bin sundial -- run $(ARGS)
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -29,6 +28,10 @@ fmt:
 
 bench:
 	$(CARGO) bench --workspace
+
+# HTTP ingest, Sundial next to InfluxDB 1.6 (Debian's influxdb), same load, same machine.
+bench-ingest:
+	scripts/bench-ingest.sh
 
 # Bounded fuzzing of every parser (needs nightly features: RUSTC_BOOTSTRAP=1).
 fuzz:

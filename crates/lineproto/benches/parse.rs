@@ -8,14 +8,12 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 
-#[path = "tsbs.rs"]
-mod tsbs;
-use tsbs::tsbs_cpu_body;
+use sundial_tsbs::cpu_only_body;
 
 const LINES: usize = 5_000;
 
 fn bench(c: &mut Criterion) {
-    let body = tsbs_cpu_body(LINES, 100);
+    let body = cpu_only_body(LINES, 100);
     let opts = sundial_lineproto::ParseOptions::default();
     // Both parsers must agree on the body before we time them.
     let ours = sundial_lineproto::parse_lines(body.as_bytes(), &opts);

@@ -4,15 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../benches/tsbs.rs"]
-mod tsbs;
-
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let body = tsbs::tsbs_cpu_body(5_000, 100);
+    let body = sundial_tsbs::cpu_only_body(5_000, 100);
     let opts = sundial_lineproto::ParseOptions::default();
     let oracle = std::env::args().nth(2).as_deref() == Some("oracle");
     let mut values = 0;

@@ -1,0 +1,181 @@
+//! # sundial-engine
+//!
+//! The per-shard LSM time-series engine and the [`Store`] that owns a node's shards.
+//! No networking lives here: the gateway and the gRPC store service call [`Store`].
+//!
+//! ## Data flow
+//!
+//! ```text
+//! write_to_shard(points)
+//!   │ validate (InfluxDB 1.x rules: `time` tag → drop, `time` field → removed,
+//!   │           field type fixed per measurement at first write → conflicts dropped)
+//!   │ encode once into a compact binary WAL body                       (batch.rs)
+//!   ▼
+//! WAL append (shard write lock) ──► wake sync thread (fsync starts)
+//!   │ ──► decode body ──► apply to active memtables
+//!   │                                               seq table: t > series watermark
+//!   │                                               unseq table: t <= watermark
+//!   ▼ (lock released)
+//! wait for the fsync covering this entry; group commit: one fsync serves every
+//! writer that appended before it                                   (wal.rs)
+//!   ▼
+//! ack ──► WriteOutcome { points_written, values_written, points_dropped, reasons }
+//!
+//! active memtable full ─► frozen (WAL segment rolled) ─► flush thread writes one
+//! sequence and one unsequence file ─► index snapshot ─► manifest (atomic) ─► old WAL
+//! segments deleted. Too many frozen memtables ⇒ writers wait, then `Overloaded`.
+//!
+//! compaction threads (store-wide limit): unsequence files merged into the sequence
+//! files they overlap; leveled merges; duplicates resolved last-write-wins; tombstones
+//! applied and then discarded once nothing older can hold hidden data.
+//!
+//! scan(measurement, tag predicate, fields, [min,max])
+//!   series index → series ids (roaring bitmaps) → per series, lazily:
+//!   files (oldest first; pruned by the in-memory resource and block time ranges)
+//!   → frozen memtables → active memtable; newer wins; tombstones hide older data.
+//! ```
+//!
+//! ## Modules
+//!
+//! * [`codec`] — hand-written block codecs: integer/timestamp (RLE, delta, raw and
+//!   delta-of-delta frame-of-reference bit-packing, zigzag), float (Gorilla XOR or an
+//!   ALP-style decimal codec chosen per block), boolean bit-packing, zstd strings.
+//! * `wal` — segments, checksummed entries, group commit, recovery.
+//! * `memtable` — column buffers per series and field; sequence/unsequence split. A
+//!   series whose points always carry the same fields keeps one shared time column
+//!   ("dense"); the first differing point switches it to per-field time columns.
+//! * [`tsfile`] — immutable columnar data files and their in-memory resource.
+//! * `compaction` — picking inputs (closed over overlapping, same-age files so that
+//!   last-write-wins by file age stays correct) and merging.
+//! * [`index`] — series key ↔ id, measurement → tag → value → ids, field types,
+//!   [`TagPredicate`] (=, !=, =~, !~, and, or).
+//! * [`manifest`] — live files, WAL progress and tombstones, replaced atomically.
+//! * `shard` — ties the above together; `store` — shards, background threads, stats.
+//!
+//! ## Shard directory
+//!
+//! ```text
+//! <store>/<shard id>/
+//!   MANIFEST          JSON + u32 crc32c; written to MANIFEST.tmp, fsync, rename, fsync dir
+//!   index.snap        series index snapshot (below), same atomic protocol
+//!   wal/NNNNNNNNNN.wal WAL segments;  wal/corrupt/ copies of damaged segments
+//!   data/NNNNNNNNNN.tsf data files
+//!   quarantine/       corrupt data files moved aside
+//! ```
+//!
+//! ## WAL
+//!
+//! ```text
+//! segment  "SDWAL\0\0\x01" entry*
+//! entry    u32 len | u32 crc32c(payload) | payload               (little-endian)
+//! payload  u8 kind (1 write, 2 delete) | u64 seq | body
+//! write    u64 keys_off | u64 names_off | u64 npoints | point* | keys | names
+//!          point = uvarint key_idx, i64 time, uvarint nfields, u32 fields_len,
+//!                  field* = uvarint name_idx, u8 type, value
+//!          keys, names = uvarint n, (uvarint len, bytes)*   (series keys, field names)
+//!          value: f64 8 bytes | i64 zigzag uvarint | u64 uvarint | bool 1 byte |
+//!                 string uvarint len + bytes
+//! delete   zigzag min | zigzag max | uvarint nkeys | (uvarint len, series key)*
+//! ```
+//!
+//! Sequence numbers increase across segments. Recovery replays entries with
+//! `seq > MANIFEST.flushed_seq`. A damaged tail of the last segment (torn write, bad
+//! length, bad CRC) is truncated, logged and counted (`wal_torn_tails_truncated`).
+//! Damage in an earlier segment is logged as an error, counted
+//! (`wal_corrupt_segments`), the original copied to `wal/corrupt/`, the valid prefix
+//! kept, later segments replayed, and the loss listed in
+//! [`RecoveryReport`]; with `wal_strict_recovery` the open fails instead.
+//! Segments are deleted once a flush has made their data part of the manifest.
+//!
+//! Type codes (WAL, file index, snapshot): 1 float, 2 integer, 3 unsigned, 4 boolean,
+//! 5 string.
+//!
+//! ## Data file (`.tsf`)
+//!
+//! ```text
+//! "SDTSF\0\0\x01"
+//! block*     uvarint ts_len | timestamps | values   (≤ max_points_per_block points)
+//! index      per series (sorted by key): uvarint key_len, key, uvarint nfields,
+//!            per field: uvarint name_len, name, u8 type, uvarint nblocks,
+//!              per block: uvarint offset, uvarint size, uvarint count,
+//!                         zigzag min_time, uvarint (max_time - min_time), u32 crc32c
+//! resource   uvarint nseries, per series: uvarint key_len, key, zigzag min_time,
+//!            zigzag max_time, uvarint entry_off, uvarint entry_len, u32 crc32c(entry)
+//! footer     u64 index_off | u64 index_len | u64 res_off | u64 res_len |
+//!            u32 crc32c(resource) | u32 0 | "SDTSFEND"            (48 bytes)
+//! ```
+//!
+//! Opening reads the footer and the resource (IoTDB's `TsFileResource`: per-series time
+//! ranges, kept in memory for pruning). A query reads one checksummed index entry per
+//! series it needs and only the blocks intersecting its time range. Every block has a
+//! crc32c. A file that fails any check is moved to `quarantine/`, removed from the
+//! manifest, and the failure is returned as [`Error::Corrupt`] — never a panic.
+//!
+//! Codec streams start with a mode byte. Integers/timestamps: 0 RLE (first, delta),
+//! 1 delta (first, min, width, packed zigzag deltas − min), 2 raw (min, width, packed
+//! v − min), 3 delta-of-delta. Floats: 0 Gorilla, 1 decimal (u8 exponent e, then the
+//! integer stream of `v·10^e`, used only when every value round-trips bit-exactly).
+//! Booleans: packed bits. Strings: 0 plain / 1 zstd (uvarint raw size, frame) over
+//! `(uvarint len, bytes)*`.
+//!
+//! ## Manifest
+//!
+//! `{"version":1,"next_file_id":N,"flushed_seq":S,"files":[{"id","level","kind":"Seq"|
+//! "Unseq","min_seq","max_seq"}],"tombstones":[{"seq","min","max","keys":[..]}]}` + crc.
+//! Files are ordered by `max_seq` for last-write-wins. A tombstone hides data of the
+//! listed series in `[min, max]` from every source (file or frozen memtable) whose
+//! `max_seq < seq`; the active memtable is edited in place and the delete is in the WAL.
+//! Crash safety: new files are fsynced before the manifest naming them is renamed into
+//! place; inputs of a compaction are unlinked only after that; unlisted files found at
+//! open are deleted. So an interrupted flush or compaction loses and duplicates nothing.
+//!
+//! ## Index snapshot (`index.snap`)
+//!
+//! `"SDIDX001" | uvarint n | (uvarint len, series key)* | uvarint nmeas |
+//! per measurement: (uvarint len, name), uvarint nfields, (uvarint len, name, u8 type)*`,
+//! then a u32 crc32c. Written before each flush's manifest, after drops, and at close. Series
+//! ids are dense u32s local to a process (nothing on disk stores them). A missing or
+//! corrupt snapshot is rebuilt from the data files; series newer than the snapshot come
+//! back with WAL replay.
+//!
+//! ## Metrics
+//!
+//! [`Store::stats`] returns [`EngineStats`]: points/values written and dropped, WAL
+//! fsyncs and bytes, torn tails truncated, corrupt segments, flush and compaction counts
+//! and durations, write stalls, overloaded writes, files quarantined.
+//!
+//! ## Tests and benchmarks
+//!
+//! `cargo nextest run -p sundial-engine` runs codec property tests (`codec_props`), the
+//! model-based test (`model`, `MODEL_CASES=n` for more cases), WAL damage tests
+//! (`wal_recovery`), data-file damage tests (`corrupt_files`), store behaviour
+//! (`engine`) and the SIGKILL crash test (`crash`, driving `src/bin/engine-crash-writer.rs`).
+//! `cargo bench -p sundial-engine` runs `benches/engine.rs` (TSBS write throughput with
+//! fsync `always`, codec speed and bytes/value, single-series scan);
+//! `examples/write_profile.rs` is a standalone write loop for profiling.
+
+mod batch;
+pub mod codec;
+mod compaction;
+pub mod error;
+pub mod index;
+pub mod manifest;
+mod memtable;
+pub mod options;
+mod shard;
+mod stats;
+mod store;
+pub mod tsfile;
+pub mod types;
+mod util;
+mod wal;
+
+pub use batch::WriteOutcome;
+pub use error::{Error, Result};
+pub use index::TagPredicate;
+pub use options::{EngineOptions, EngineOptionsBuilder, FsyncPolicy};
+pub use shard::{FieldData, RecoveryReport, SeriesData};
+pub use stats::EngineStats;
+pub use store::{SeriesIter, Store};
+pub use types::{Column, FieldType, Value, Values};
+pub use wal::WalRecovery;

@@ -1,0 +1,310 @@
+//! In-memory column buffers per series and field.
+//!
+//! A shard has one active [`MemPair`]: the *sequence* table takes points newer than the
+//! series' watermark (its last persisted time), the *unsequence* table the older ones,
+//! as in IoTDB. Appends are plain pushes; sorting and last-write-wins deduplication
+//! happen when a column is read or flushed.
+
+use std::sync::Arc;
+
+use crate::types::{Column, FieldType, Values};
+use crate::util::FxHashMap;
+
+/// One field's buffer. In dense mode `col.times` is empty and the values line up with
+/// the series' shared time column.
+#[derive(Debug)]
+pub(crate) struct FieldBuf {
+    pub fid: u32,
+    pub name: Arc<str>,
+    pub col: Column,
+}
+
+/// All buffers of one series.
+///
+/// Most series receive the same fields in every point (TSBS, Telegraf): while that holds
+/// the series stays *dense*, keeping one time column for all fields, which halves the
+/// appends and the memory per value. The first point with another field set switches
+/// the series to per-field time columns for the rest of the memtable's life.
+#[derive(Debug)]
+pub(crate) struct SeriesBuf {
+    dense: bool,
+    times: Vec<i64>,
+    pub fields: Vec<FieldBuf>,
+}
+
+impl Default for SeriesBuf {
+    fn default() -> Self {
+        SeriesBuf {
+            dense: true,
+            times: Vec::new(),
+            fields: Vec::new(),
+        }
+    }
+}
+
+#[inline]
+fn push_value(values: &mut Values, v: ValRef<'_>) -> usize {
+    match (values, v) {
+        (Values::Float(c), ValRef::Float(x)) => {
+            c.push(x);
+            8
+        }
+        (Values::Integer(c), ValRef::Integer(x)) => {
+            c.push(x);
+            8
+        }
+        (Values::Unsigned(c), ValRef::Unsigned(x)) => {
+            c.push(x);
+            8
+        }
+        (Values::Boolean(c), ValRef::Boolean(x)) => {
+            c.push(x);
+            1
+        }
+        (Values::String(c), ValRef::String(x)) => {
+            c.push(x.to_owned());
+            24 + x.len()
+        }
+        _ => 0,
+    }
+}
+
+impl SeriesBuf {
+    /// Append one point's fields (`(field id, name, value)`, unique ids). Returns the
+    /// bytes added.
+    #[inline]
+    pub fn append_point(&mut self, t: i64, vals: &[(u32, &Arc<str>, ValRef<'_>)]) -> usize {
+        if self.dense {
+            if self.fields.is_empty() {
+                for (fid, name, v) in vals {
+                    self.fields.push(FieldBuf {
+                        fid: *fid,
+                        name: Arc::clone(name),
+                        col: Column::new(v.field_type()),
+                    });
+                }
+            }
+            let same_layout = vals.len() == self.fields.len()
+                && vals
+                    .iter()
+                    .zip(&self.fields)
+                    .all(|((fid, _, v), f)| *fid == f.fid && v.field_type() == f.col.field_type());
+            if same_layout {
+                let mut bytes = 8;
+                for ((_, _, v), f) in vals.iter().zip(self.fields.iter_mut()) {
+                    bytes += push_value(&mut f.col.values, *v);
+                }
+                self.times.push(t);
+                return bytes;
+            }
+            self.make_sparse();
+        }
+        let mut bytes = 0;
+        for (i, (fid, name, v)) in vals.iter().enumerate() {
+            bytes += self.append_sparse(i, *fid, name, t, *v);
+        }
+        bytes
+    }
+
+    fn make_sparse(&mut self) {
+        for f in &mut self.fields {
+            f.col.times = self.times.clone();
+        }
+        self.times = Vec::new();
+        self.dense = false;
+    }
+
+    /// Append one value in sparse mode; `hint` is where the field usually sits. Returns
+    /// the bytes added, or 0 when the buffer holds another type.
+    fn append_sparse(
+        &mut self,
+        hint: usize,
+        fid: u32,
+        name: &Arc<str>,
+        t: i64,
+        v: ValRef<'_>,
+    ) -> usize {
+        let pos = if self.fields.get(hint).is_some_and(|f| f.fid == fid) {
+            hint
+        } else {
+            match self.fields.iter().position(|f| f.fid == fid) {
+                Some(p) => p,
+                None => {
+                    self.fields.push(FieldBuf {
+                        fid,
+                        name: name.clone(),
+                        col: Column::new(v.field_type()),
+                    });
+                    self.fields.len() - 1
+                }
+            }
+        };
+        let col = &mut self.fields[pos].col;
+        if col.field_type() != v.field_type() {
+            // A type change can only follow a dropped measurement (whose data is already
+            // deleted); an emptied buffer may switch type.
+            if !col.is_empty() {
+                return 0;
+            }
+            *col = Column::new(v.field_type());
+        }
+        let extra = push_value(&mut col.values, v);
+        col.times.push(t);
+        8 + extra
+    }
+
+    /// The (unsorted) column of one field.
+    fn column(&self, f: &FieldBuf) -> Column {
+        if self.dense {
+            Column {
+                times: self.times.clone(),
+                values: f.col.values.clone(),
+            }
+        } else {
+            f.col.clone()
+        }
+    }
+
+    fn delete_range(&mut self, min: i64, max: i64) {
+        if !self.dense {
+            for f in &mut self.fields {
+                f.col.delete_range(min, max);
+            }
+            return;
+        }
+        if !self.times.iter().any(|&t| t >= min && t <= max) {
+            return;
+        }
+        let keep: Vec<bool> = self.times.iter().map(|&t| t < min || t > max).collect();
+        self.times.retain(|&t| t < min || t > max);
+        for f in &mut self.fields {
+            f.col.values.retain_mask(&keep);
+        }
+    }
+
+    fn max_time(&self) -> i64 {
+        if self.dense {
+            return self.times.iter().max().copied().unwrap_or(i64::MIN);
+        }
+        self.fields
+            .iter()
+            .filter_map(|f| f.col.times.iter().max().copied())
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct MemTable {
+    pub series: FxHashMap<u32, SeriesBuf>,
+    pub bytes: usize,
+    pub points: usize,
+}
+
+/// A borrowed value from a decoded WAL entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ValRef<'a> {
+    Float(f64),
+    Integer(i64),
+    Unsigned(u64),
+    Boolean(bool),
+    String(&'a str),
+}
+
+impl ValRef<'_> {
+    pub fn field_type(&self) -> FieldType {
+        match self {
+            ValRef::Float(_) => FieldType::Float,
+            ValRef::Integer(_) => FieldType::Integer,
+            ValRef::Unsigned(_) => FieldType::Unsigned,
+            ValRef::Boolean(_) => FieldType::Boolean,
+            ValRef::String(_) => FieldType::String,
+        }
+    }
+}
+
+impl MemTable {
+    pub fn is_empty(&self) -> bool {
+        self.points == 0
+    }
+
+    /// Sorted, deduplicated copies of a series' fields within `[min, max]`.
+    pub fn read_series(
+        &self,
+        sid: u32,
+        want: &dyn Fn(&str) -> bool,
+        min: i64,
+        max: i64,
+    ) -> Vec<(Arc<str>, Column)> {
+        let Some(s) = self.series.get(&sid) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(s.fields.len());
+        for f in &s.fields {
+            if f.col.values.is_empty() || !want(&f.name) {
+                continue;
+            }
+            let mut c = s.column(f);
+            c.sort_dedup();
+            let c = c.into_time_range(min, max);
+            if !c.is_empty() {
+                out.push((f.name.clone(), c));
+            }
+        }
+        out
+    }
+
+    /// Remove points of the given series within `[min, max]`.
+    pub fn delete(&mut self, sids: &[u32], min: i64, max: i64) {
+        for sid in sids {
+            if let Some(s) = self.series.get_mut(sid) {
+                s.delete_range(min, max);
+            }
+        }
+    }
+
+    /// Per-series maximum time (for the sequence watermark at freeze).
+    pub fn max_times(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
+        self.series.iter().map(|(sid, s)| (*sid, s.max_time()))
+    }
+}
+
+/// The sequence and unsequence tables that are frozen and flushed together (they share
+/// the WAL segments that back them).
+#[derive(Debug, Default)]
+pub(crate) struct MemPair {
+    pub seq: MemTable,
+    pub unseq: MemTable,
+    /// Highest WAL sequence applied.
+    pub max_seq: u64,
+}
+
+impl MemPair {
+    pub fn bytes(&self) -> usize {
+        self.seq.bytes + self.unseq.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seq.is_empty() && self.unseq.is_empty()
+    }
+
+    pub fn read_series(
+        &self,
+        sid: u32,
+        want: &dyn Fn(&str) -> bool,
+        min: i64,
+        max: i64,
+    ) -> Vec<(Arc<str>, Column)> {
+        let mut a = self.seq.read_series(sid, want, min, max);
+        for (name, c) in self.unseq.read_series(sid, want, min, max) {
+            match a.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, prev)) => {
+                    let p = std::mem::replace(prev, Column::new(c.field_type()));
+                    *prev = Column::merge(p, c);
+                }
+                None => a.push((name, c)),
+            }
+        }
+        a
+    }
+}

@@ -1,0 +1,139 @@
+//! Engine options, set with a builder.
+
+use std::time::Duration;
+
+/// When WAL writes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Every write is fsynced before it is acknowledged (concurrent writers share one
+    /// fsync: group commit). The default.
+    Always,
+    /// A background thread fsyncs at this interval; a crash may lose that much.
+    Every(Duration),
+    /// Never fsync explicitly (the OS decides); for tests and bulk loads.
+    Never,
+}
+
+/// Options for a [`crate::Store`] and its shards. Build with [`EngineOptions::builder`].
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub fsync: FsyncPolicy,
+    /// Approximate bytes of a shard's active memtables (sequence + unsequence) before
+    /// they are frozen and flushed.
+    pub memtable_size: usize,
+    /// Frozen memtables allowed to wait for flushing before writers stall.
+    pub max_frozen_memtables: usize,
+    /// How long a stalled writer waits before failing with `Overloaded`.
+    pub write_stall_timeout: Duration,
+    /// WAL segment size before rolling to a new segment.
+    pub wal_segment_size: u64,
+    /// Fail open when a non-final WAL segment is corrupt, instead of keeping the valid
+    /// prefix and reporting the loss.
+    pub wal_strict_recovery: bool,
+    /// Points per file block.
+    pub max_points_per_block: usize,
+    /// Files of one level that trigger a compaction into the next level.
+    pub compaction_trigger: usize,
+    /// Highest level; files there are only rewritten by unsequence merges.
+    pub max_level: u8,
+    /// Compactions running at once across the whole store.
+    pub max_concurrent_compactions: usize,
+    /// Run compactions automatically after flushes.
+    pub auto_compaction: bool,
+    /// Threads that flush memtables.
+    pub flush_threads: usize,
+    /// Keep the engine's counters (`Store::stats`).
+    pub metrics_enabled: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            fsync: FsyncPolicy::Always,
+            memtable_size: 64 << 20,
+            max_frozen_memtables: 2,
+            write_stall_timeout: Duration::from_secs(10),
+            wal_segment_size: 64 << 20,
+            wal_strict_recovery: false,
+            max_points_per_block: 1000,
+            compaction_trigger: 4,
+            max_level: 3,
+            max_concurrent_compactions: 1,
+            auto_compaction: true,
+            flush_threads: 1,
+            metrics_enabled: true,
+        }
+    }
+}
+
+impl EngineOptions {
+    pub fn builder() -> EngineOptionsBuilder {
+        EngineOptionsBuilder {
+            o: EngineOptions::default(),
+        }
+    }
+}
+
+/// Builder for [`EngineOptions`]; every setter is optional.
+#[derive(Debug, Clone)]
+pub struct EngineOptionsBuilder {
+    o: EngineOptions,
+}
+
+impl EngineOptionsBuilder {
+    pub fn fsync(mut self, p: FsyncPolicy) -> Self {
+        self.o.fsync = p;
+        self
+    }
+    pub fn memtable_size(mut self, bytes: usize) -> Self {
+        self.o.memtable_size = bytes.max(1);
+        self
+    }
+    pub fn max_frozen_memtables(mut self, n: usize) -> Self {
+        self.o.max_frozen_memtables = n.max(1);
+        self
+    }
+    pub fn write_stall_timeout(mut self, d: Duration) -> Self {
+        self.o.write_stall_timeout = d;
+        self
+    }
+    pub fn wal_segment_size(mut self, bytes: u64) -> Self {
+        self.o.wal_segment_size = bytes.max(1);
+        self
+    }
+    pub fn wal_strict_recovery(mut self, strict: bool) -> Self {
+        self.o.wal_strict_recovery = strict;
+        self
+    }
+    pub fn max_points_per_block(mut self, n: usize) -> Self {
+        self.o.max_points_per_block = n.clamp(1, crate::codec::MAX_BLOCK_VALUES);
+        self
+    }
+    pub fn compaction_trigger(mut self, n: usize) -> Self {
+        self.o.compaction_trigger = n.max(2);
+        self
+    }
+    pub fn max_level(mut self, l: u8) -> Self {
+        self.o.max_level = l.max(1);
+        self
+    }
+    pub fn max_concurrent_compactions(mut self, n: usize) -> Self {
+        self.o.max_concurrent_compactions = n.max(1);
+        self
+    }
+    pub fn auto_compaction(mut self, on: bool) -> Self {
+        self.o.auto_compaction = on;
+        self
+    }
+    pub fn flush_threads(mut self, n: usize) -> Self {
+        self.o.flush_threads = n.max(1);
+        self
+    }
+    pub fn metrics_enabled(mut self, on: bool) -> Self {
+        self.o.metrics_enabled = on;
+        self
+    }
+    pub fn build(self) -> EngineOptions {
+        self.o
+    }
+}

@@ -1,0 +1,459 @@
+//! Write-ahead log: numbered segment files of checksummed entries, with group commit.
+//!
+//! ```text
+//! segment  "SDWAL\0\0\x01" then entries
+//! entry    u32 len | u32 crc32c(payload) | payload          (little-endian)
+//! payload  u8 kind | u64 seq | body                         (len = 9 + body length)
+//! ```
+//!
+//! Writers append under the shard's write lock (so WAL order is memtable order) and
+//! then wait for durability outside it. The first waiter becomes the sync leader and
+//! fsyncs everything written so far; writers that appended meanwhile are covered by
+//! that fsync or the next one, so N concurrent writers cost far fewer than N fsyncs.
+//! With policy `always` a per-WAL sync thread is woken right after the append and takes
+//! the leader role, so the fsync overlaps the writer's memtable apply; the writer is
+//! acknowledged only once an fsync covering its entry has completed.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+use crate::options::FsyncPolicy;
+use crate::stats::Metrics;
+use crate::util::sync_dir;
+
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"SDWAL\0\0\x01";
+/// Bytes before the body in a frame handed to [`Wal::append`].
+pub(crate) const FRAME_HEADER: usize = 8 + 1 + 8;
+const MAX_ENTRY: u64 = 1 << 31;
+
+pub(crate) const KIND_WRITE: u8 = 1;
+pub(crate) const KIND_DELETE: u8 = 2;
+
+/// Start a frame: reserve header space; the body is appended by the caller.
+pub(crate) fn new_frame(kind: u8, body_hint: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(FRAME_HEADER + body_hint);
+    v.extend_from_slice(&[0u8; 8]);
+    v.push(kind);
+    v.extend_from_slice(&[0u8; 8]);
+    v
+}
+
+/// Receives each replayed entry: (seq, kind, body).
+pub(crate) type ApplyFn<'a> = dyn FnMut(u64, u8, &[u8]) -> Result<()> + 'a;
+
+/// What recovery found, for logs, metrics and tests.
+#[derive(Debug, Clone, Default)]
+pub struct WalRecovery {
+    pub segments: usize,
+    pub entries: usize,
+    /// Last segment's damaged tail (`path`, offset, bytes dropped).
+    pub torn_tail: Option<(PathBuf, u64, u64)>,
+    /// Damage in earlier segments; the valid prefix of each was kept, later segments too.
+    pub corrupt: Vec<(PathBuf, u64, u64, String)>,
+}
+
+impl WalRecovery {
+    pub fn lost_bytes(&self) -> u64 {
+        self.torn_tail.as_ref().map_or(0, |t| t.2) + self.corrupt.iter().map(|c| c.2).sum::<u64>()
+    }
+}
+
+#[derive(Debug)]
+struct Segment {
+    id: u64,
+    file: Arc<File>,
+    size: u64,
+}
+
+#[derive(Debug)]
+struct WalState {
+    cur: Segment,
+    last_seq: u64,
+    /// Sealed segments, oldest first.
+    sealed: Vec<u64>,
+    /// A sticky fsync failure: after one, durability is unknown, so refuse writes.
+    failed: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    synced_seq: u64,
+    leader: bool,
+}
+
+/// State shared with the background sync thread.
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    state: Mutex<WalState>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    fn sync_to(&self, seq: u64) -> Result<()> {
+        let mut s = self.sync.lock();
+        loop {
+            if s.synced_seq >= seq {
+                return Ok(());
+            }
+            if !s.leader {
+                s.leader = true;
+                break;
+            }
+            self.synced.wait(&mut s);
+        }
+        drop(s);
+        // Leader: everything appended before this point is covered by this fsync.
+        let (file, id, upto) = {
+            let st = self.state.lock();
+            (st.cur.file.clone(), st.cur.id, st.last_seq)
+        };
+        let res = file.sync_data();
+        self.metrics.add(&self.metrics.wal_fsyncs, 1);
+        let mut s = self.sync.lock();
+        s.leader = false;
+        if res.is_ok() {
+            s.synced_seq = s.synced_seq.max(upto);
+        }
+        self.synced.notify_all();
+        drop(s);
+        res.map_err(|e| {
+            self.state.lock().failed = Some(e.to_string());
+            Error::io(seg_path(&self.dir, id), e)
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Wal {
+    policy: FsyncPolicy,
+    segment_size: u64,
+    sh: Arc<Shared>,
+    /// Wakes the sync thread (policy `always`); dropping it stops the thread.
+    early: Mutex<Option<Sender<u64>>>,
+}
+
+/// Background fsync: takes the group-commit leader role for requested sequences.
+fn sync_thread(sh: Arc<Shared>, rx: Receiver<u64>) {
+    while let Ok(mut seq) = rx.recv() {
+        // Coalesce queued requests: one fsync covers them all.
+        while let Ok(more) = rx.try_recv() {
+            seq = seq.max(more);
+        }
+        if let Err(e) = sh.sync_to(seq) {
+            tracing::error!(error = %e, "WAL fsync failed");
+        }
+    }
+}
+
+fn seg_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:010}.wal"))
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if let Some(id) = name
+            .strip_suffix(".wal")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+fn create_segment(dir: &Path, id: u64) -> Result<Segment> {
+    let path = seg_path(dir, id);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    f.write_all(SEGMENT_MAGIC)
+        .map_err(|e| Error::io(&path, e))?;
+    sync_dir(dir)?;
+    Ok(Segment {
+        id,
+        file: Arc::new(f),
+        size: SEGMENT_MAGIC.len() as u64,
+    })
+}
+
+fn u32_at(b: &[u8], i: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[i..i + 4]);
+    u32::from_le_bytes(a)
+}
+
+/// Parse entries from a segment image; returns the end of the valid prefix and, if
+/// the prefix is not the whole file, why.
+fn scan_segment(
+    data: &[u8],
+    mut last_seq: u64,
+    f: &mut ApplyFn<'_>,
+) -> Result<(usize, u64, Option<String>, usize)> {
+    if data.len() < SEGMENT_MAGIC.len() {
+        let why = (!data.is_empty()).then(|| "truncated segment header".to_owned());
+        return Ok((0, last_seq, why, 0));
+    }
+    if &data[..8] != SEGMENT_MAGIC {
+        return Ok((0, last_seq, Some("bad segment magic".into()), 0));
+    }
+    let mut pos = 8;
+    let mut n = 0;
+    while pos < data.len() {
+        let rest = data.len() - pos;
+        if rest < 8 {
+            return Ok((pos, last_seq, Some("truncated entry header".into()), n));
+        }
+        let len = u64::from(u32_at(data, pos));
+        let crc = u32_at(data, pos + 4);
+        if !(9..=MAX_ENTRY).contains(&len) {
+            return Ok((pos, last_seq, Some(format!("bad entry length {len}")), n));
+        }
+        if (rest as u64 - 8) < len {
+            return Ok((pos, last_seq, Some("truncated entry payload".into()), n));
+        }
+        let payload = &data[pos + 8..pos + 8 + len as usize];
+        if crc32c::crc32c(payload) != crc {
+            return Ok((pos, last_seq, Some("entry checksum mismatch".into()), n));
+        }
+        let kind = payload[0];
+        let mut s = [0u8; 8];
+        s.copy_from_slice(&payload[1..9]);
+        let seq = u64::from_le_bytes(s);
+        if seq <= last_seq {
+            return Ok((
+                pos,
+                last_seq,
+                Some(format!("sequence {seq} not after {last_seq}")),
+                n,
+            ));
+        }
+        f(seq, kind, &payload[9..])?;
+        last_seq = seq;
+        pos += 8 + len as usize;
+        n += 1;
+    }
+    Ok((pos, last_seq, None, n))
+}
+
+impl Wal {
+    /// Replay every segment through `apply(seq, kind, body)` and open a fresh segment
+    /// for new writes.
+    pub fn open(
+        dir: &Path,
+        policy: FsyncPolicy,
+        segment_size: u64,
+        strict: bool,
+        metrics: Arc<Metrics>,
+        apply: &mut ApplyFn<'_>,
+    ) -> Result<(Wal, WalRecovery)> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let ids = list_segments(dir)?;
+        let mut rec = WalRecovery {
+            segments: ids.len(),
+            ..Default::default()
+        };
+        let mut last_seq = 0u64;
+        for (i, &id) in ids.iter().enumerate() {
+            let path = seg_path(dir, id);
+            let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let (valid, seq, why, n) = scan_segment(&data, last_seq, apply)?;
+            last_seq = seq;
+            rec.entries += n;
+            let Some(why) = why else { continue };
+            let lost = (data.len() - valid) as u64;
+            let is_last = i + 1 == ids.len();
+            if is_last {
+                tracing::warn!(path = %path.display(), offset = valid, lost_bytes = lost, reason = %why,
+                    "WAL: truncating torn or corrupt tail of the last segment");
+                metrics.add(&metrics.wal_torn_tails_truncated, 1);
+                rec.torn_tail = Some((path.clone(), valid as u64, lost));
+            } else {
+                tracing::error!(path = %path.display(), offset = valid, lost_bytes = lost, reason = %why,
+                    "WAL: corruption in a non-final segment; data after the damage in this segment is lost");
+                metrics.add(&metrics.wal_corrupt_segments, 1);
+                if strict {
+                    return Err(Error::WalCorrupt {
+                        path,
+                        offset: valid as u64,
+                        lost_bytes: lost,
+                        reason: why,
+                    });
+                }
+                // Keep the damaged original for forensics before truncating.
+                let aside = dir.join("corrupt");
+                std::fs::create_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
+                let copy = aside.join(format!("{id:010}.wal"));
+                std::fs::write(&copy, &data).map_err(|e| Error::io(&copy, e))?;
+                rec.corrupt.push((path.clone(), valid as u64, lost, why));
+            }
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            f.set_len(valid as u64).map_err(|e| Error::io(&path, e))?;
+            f.sync_all().map_err(|e| Error::io(&path, e))?;
+        }
+        let next_id = ids.last().map_or(1, |l| l + 1);
+        let cur = create_segment(dir, next_id)?;
+        let sh = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(WalState {
+                cur,
+                last_seq,
+                sealed: ids,
+                failed: None,
+            }),
+            sync: Mutex::new(SyncState {
+                synced_seq: last_seq,
+                leader: false,
+            }),
+            synced: Condvar::new(),
+            metrics,
+        });
+        let early = if policy == FsyncPolicy::Always {
+            let (tx, rx) = mpsc::channel();
+            let shc = sh.clone();
+            std::thread::Builder::new()
+                .name("sundial-wal-sync".into())
+                .spawn(move || sync_thread(shc, rx))
+                .ok()
+                .map(|_| tx)
+        } else {
+            None
+        };
+        let wal = Wal {
+            policy,
+            segment_size,
+            sh,
+            early: Mutex::new(early),
+        };
+        Ok((wal, rec))
+    }
+
+    /// Raise the sequence floor (sequences already flushed to files must not be reused).
+    pub fn bump_seq(&self, seq: u64) {
+        let mut st = self.sh.state.lock();
+        st.last_seq = st.last_seq.max(seq);
+        let mut s = self.sh.sync.lock();
+        s.synced_seq = s.synced_seq.max(st.last_seq);
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.sh.state.lock().last_seq
+    }
+
+    /// Append a frame made with [`new_frame`]; fills in seq, length and CRC. Returns the
+    /// entry's sequence number. The entry is written to the OS but not yet synced.
+    pub fn append(&self, frame: &mut [u8]) -> Result<u64> {
+        let mut st = self.sh.state.lock();
+        if let Some(f) = &st.failed {
+            return Err(Error::Internal(format!(
+                "WAL unusable after a failed fsync: {f}"
+            )));
+        }
+        if st.cur.size >= self.segment_size {
+            self.roll_locked(&mut st)?;
+        }
+        let seq = st.last_seq + 1;
+        let len = frame.len() - 8;
+        frame[9..17].copy_from_slice(&seq.to_le_bytes());
+        let crc = crc32c::crc32c(&frame[8..]);
+        frame[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+        frame[4..8].copy_from_slice(&crc.to_le_bytes());
+        let path = seg_path(&self.sh.dir, st.cur.id);
+        (&*st.cur.file).write_all(frame).map_err(|e| {
+            // A partial write leaves garbage: seal the segment so recovery sees a clean end.
+            st.failed = Some(e.to_string());
+            Error::io(&path, e)
+        })?;
+        st.cur.size += frame.len() as u64;
+        st.last_seq = seq;
+        self.sh
+            .metrics
+            .add(&self.sh.metrics.wal_bytes, frame.len() as u64);
+        Ok(seq)
+    }
+
+    fn roll_locked(&self, st: &mut WalState) -> Result<u64> {
+        let old = st.cur.id;
+        // The sealed segment must be durable before anything depends on the new one.
+        if self.policy != FsyncPolicy::Never {
+            st.cur
+                .file
+                .sync_data()
+                .map_err(|e| Error::io(seg_path(&self.sh.dir, old), e))?;
+        }
+        st.cur = create_segment(&self.sh.dir, old + 1)?;
+        st.sealed.push(old);
+        Ok(old)
+    }
+
+    /// Seal the current segment (at memtable freeze); returns the id of the last segment
+    /// holding entries up to now.
+    pub fn roll(&self) -> Result<u64> {
+        let mut st = self.sh.state.lock();
+        self.roll_locked(&mut st)
+    }
+
+    /// Delete sealed segments with id <= `upto` (their data is in files now).
+    pub fn remove_upto(&self, upto: u64) -> Result<()> {
+        let victims: Vec<u64> = {
+            let mut st = self.sh.state.lock();
+            let (v, keep): (Vec<u64>, Vec<u64>) = st.sealed.iter().partition(|&&id| id <= upto);
+            st.sealed = keep;
+            v
+        };
+        for id in victims {
+            let p = seg_path(&self.sh.dir, id);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until `seq` is durable according to the policy.
+    pub fn commit(&self, seq: u64) -> Result<()> {
+        match self.policy {
+            FsyncPolicy::Always => self.sync_to(seq),
+            _ => Ok(()),
+        }
+    }
+
+    /// Make everything appended so far durable (periodic syncer, close).
+    pub fn sync_all(&self) -> Result<()> {
+        let seq = self.last_seq();
+        self.sync_to(seq)
+    }
+
+    fn sync_to(&self, seq: u64) -> Result<()> {
+        self.sh.sync_to(seq)
+    }
+
+    /// Start the fsync covering `seq` in the background, so the caller can apply its
+    /// batch to the memtable while the disk works; [`Wal::commit`] then waits for it.
+    pub fn start_sync(&self, seq: u64) {
+        if let Some(tx) = &*self.early.lock() {
+            let _ = tx.send(seq);
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Functional tests of the store: writes, reads, flush, reopen, deletes, validation.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use common::{dump, opts, write};
+use sundial_engine::{Error, FieldType, Store, TagPredicate, Value};
+
+#[test]
+fn write_scan_flush_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    store.create_shard(1).unwrap();
+    let out = write(
+        &store,
+        1,
+        "cpu,host=a,region=eu usage=1.5,count=3i,ok=true,msg=\"hi\",u=7u 10\n\
+         cpu,host=b usage=2.5 10\n\
+         cpu,host=a usage=1.75 20\n",
+    );
+    assert_eq!(
+        (out.points_written, out.values_written, out.points_dropped),
+        (3, 7, 0)
+    );
+    let before = dump(&store, 1, "cpu");
+    assert_eq!(before.len(), 7);
+    assert_eq!(
+        before[&("cpu,host=a,region=eu".into(), "usage".into())],
+        [(10, Value::Float(1.5))].into_iter().collect()
+    );
+    store.flush_shard(1).unwrap();
+    assert_eq!(dump(&store, 1, "cpu"), before);
+    write(&store, 1, "cpu,host=a,region=eu usage=9.0 30\n");
+    store.close().unwrap();
+    store.close().unwrap(); // twice is harmless
+    assert!(matches!(store.measurements(1), Err(Error::Closed)));
+
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let after = dump(&store, 1, "cpu");
+    assert_eq!(
+        after[&("cpu,host=a,region=eu".into(), "usage".into())].len(),
+        2
+    );
+    assert_eq!(store.measurements(1).unwrap(), vec!["cpu"]);
+    assert_eq!(store.tag_keys(1, "cpu").unwrap(), vec!["host", "region"]);
+    assert_eq!(store.tag_values(1, "cpu", "host").unwrap(), vec!["a", "b"]);
+    assert_eq!(
+        store.field_keys(1, "cpu").unwrap(),
+        vec![
+            ("count".into(), FieldType::Integer),
+            ("msg".into(), FieldType::String),
+            ("ok".into(), FieldType::Boolean),
+            ("u".into(), FieldType::Unsigned),
+            ("usage".into(), FieldType::Float)
+        ]
+    );
+    let sel = store
+        .series_keys(1, "cpu", &TagPredicate::regex("host", "^b$").unwrap())
+        .unwrap();
+    assert_eq!(sel, vec!["cpu,host=b"]);
+    store.close().unwrap();
+}
+
+#[test]
+fn influx_validation_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    store.create_shard(1).unwrap();
+    write(&store, 1, "cpu v=1.0 1\n");
+    let out = write(
+        &store,
+        1,
+        "cpu v=\"x\" 2\ncpu v=2.0 3\nm,time=1 a=1 4\nm time=1 5\nm time=1,b=2 6\n",
+    );
+    assert_eq!(out.points_written, 2);
+    assert_eq!(out.points_dropped, 3);
+    assert!(out.drop_reasons.contains(
+        &"field type conflict: input field \"v\" on measurement \"cpu\" is type string, already exists as type float".to_string()
+    ));
+    assert!(out.drop_reasons.contains(
+        &"invalid tag key: input tag \"time\" on measurement \"m\" is invalid".to_string()
+    ));
+    assert!(out.drop_reasons.contains(
+        &"invalid field name: input field \"time\" on measurement \"m\" is invalid".to_string()
+    ));
+    assert!(out.partial_write_error().unwrap().ends_with("dropped=3"));
+    let m = dump(&store, 1, "m");
+    assert_eq!(m.len(), 1, "{m:?}"); // only field b survived
+                                     // A conflict inside one batch: the first type wins.
+    let out = write(&store, 1, "n f=1i 1\nn f=1.5 2\n");
+    assert_eq!((out.points_written, out.points_dropped), (1, 1));
+    // Types survive reopen.
+    store.close().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let out = write(&store, 1, "cpu v=true 9\n");
+    assert_eq!(out.points_dropped, 1);
+}
+
+#[test]
+fn out_of_order_overwrites_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts().auto_compaction(false).build()).unwrap();
+    store.create_shard(7).unwrap();
+    write(&store, 7, "t,k=1 v=1 100\nt,k=1 v=2 200\n");
+    store.flush_shard(7).unwrap();
+    // Older than the watermark: goes to the unsequence memtable and file.
+    write(&store, 7, "t,k=1 v=10 100\nt,k=1 v=5 150\nt,k=1 v=3 300\n");
+    store.flush_shard(7).unwrap();
+    let files = store.shard_files(7).unwrap();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let expect: Vec<(i64, Value)> = vec![
+        (100, Value::Float(10.0)),
+        (150, Value::Float(5.0)),
+        (200, Value::Float(2.0)),
+        (300, Value::Float(3.0)),
+    ];
+    let got = |s: &Store| -> Vec<(i64, Value)> {
+        dump(s, 7, "t")[&("t,k=1".into(), "v".into())]
+            .iter()
+            .map(|(t, v)| (*t, v.clone()))
+            .collect()
+    };
+    assert_eq!(got(&store), expect);
+    store.compact_shard(7, false).unwrap();
+    assert_eq!(got(&store), expect);
+    assert!(store
+        .shard_files(7)
+        .unwrap()
+        .iter()
+        .all(|f| f.kind == sundial_engine::manifest::FileKind::Seq));
+    store.compact_shard(7, true).unwrap();
+    assert_eq!(store.shard_files(7).unwrap().len(), 1);
+    assert_eq!(got(&store), expect);
+}
+
+#[test]
+fn deletes_and_drop_measurement() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts().auto_compaction(false).build()).unwrap();
+    store.create_shard(1).unwrap();
+    write(
+        &store,
+        1,
+        "d,h=a v=1 1\nd,h=a v=2 2\nd,h=b v=3 3\nd,h=a v=4 4\n",
+    );
+    store.flush_shard(1).unwrap();
+    write(&store, 1, "d,h=a v=5 5\n");
+    store
+        .delete(1, "d", &TagPredicate::eq("h", "a"), 2, 4)
+        .unwrap();
+    write(&store, 1, "d,h=a v=33 3\n"); // after the delete: visible
+    let a = |s: &Store| {
+        dump(s, 1, "d")[&("d,h=a".into(), "v".into())]
+            .keys()
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(a(&store), vec![1, 3, 5]);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), opts().auto_compaction(false).build()).unwrap();
+    assert_eq!(a(&store), vec![1, 3, 5]);
+    assert_eq!(store.tombstone_count(1).unwrap(), 1);
+    store.flush_shard(1).unwrap();
+    store.compact_shard(1, true).unwrap();
+    assert_eq!(a(&store), vec![1, 3, 5]);
+    assert_eq!(store.tombstone_count(1).unwrap(), 0);
+
+    store.drop_measurement(1, "d").unwrap();
+    assert!(dump(&store, 1, "d").is_empty());
+    assert!(store.measurements(1).unwrap().is_empty());
+    // The type can change after a drop.
+    write(&store, 1, "d,h=a v=\"s\" 9\n");
+    assert_eq!(dump(&store, 1, "d").len(), 1);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let d = dump(&store, 1, "d");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        store.field_keys(1, "d").unwrap(),
+        vec![("v".into(), FieldType::String)]
+    );
+}
+
+#[test]
+fn shard_lifecycle_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    store.create_shard(1).unwrap();
+    store.create_shard(2).unwrap();
+    assert!(matches!(store.create_shard(1), Err(Error::ShardExists(1))));
+    assert!(matches!(
+        store.measurements(3),
+        Err(Error::ShardNotFound(3))
+    ));
+    write(&store, 2, "x v=1 1\n");
+    store.drop_shard(2).unwrap();
+    assert!(!dir.path().join("2").exists());
+    assert_eq!(store.shard_ids(), vec![1]);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    assert_eq!(store.shard_ids(), vec![1]);
+}
+
+#[test]
+fn corrupt_file_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    store.create_shard(1).unwrap();
+    write(&store, 1, "q,h=a v=1 1\nq,h=a v=2 2\n");
+    store.flush_shard(1).unwrap();
+    let files = store.shard_files(1).unwrap();
+    store.close().unwrap();
+    let path = dir
+        .path()
+        .join("1/data")
+        .join(format!("{:010}.tsf", files[0].id));
+    let mut data = std::fs::read(&path).unwrap();
+    data[10] ^= 0xff; // inside the first block
+    std::fs::write(&path, &data).unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let err = store
+        .scan(1, "q", &TagPredicate::All, None, i64::MIN, i64::MAX)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains("checksum"), "{err}");
+    assert!(dir.path().join("1/quarantine").exists());
+    assert_eq!(store.stats().files_quarantined, 1);
+    // The shard keeps working without the file.
+    assert!(dump(&store, 1, "q").is_empty());
+    // Garbage footer: quarantined at open.
+    write(&store, 1, "q,h=a v=3 3\n");
+    store.flush_shard(1).unwrap();
+    let f = store.shard_files(1).unwrap()[0].id;
+    store.close().unwrap();
+    let path = dir.path().join("1/data").join(format!("{f:010}.tsf"));
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len - 5).unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    assert_eq!(store.recovery_report(1).unwrap().quarantined.len(), 1);
+    assert!(store.shard_files(1).unwrap().is_empty());
+}
+
+#[test]
+fn overloaded_when_flush_is_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts()
+        .memtable_size(1)
+        .max_frozen_memtables(1)
+        .flush_threads(1)
+        .write_stall_timeout(std::time::Duration::from_millis(0))
+        .build();
+    let store = Store::open(dir.path(), o).unwrap();
+    store.create_shard(1).unwrap();
+    // Each write freezes; with no time to flush, some write must be refused, not buffered.
+    let mut overloaded = 0;
+    for i in 0..200 {
+        let lp = format!("o v={i} {i}\n");
+        let batch = sundial_lineproto::parse_lines(lp.as_bytes(), &Default::default());
+        let pts: Vec<_> = batch.iter().collect();
+        match store.write_to_shard(1, &pts) {
+            Ok(_) => {}
+            Err(Error::Overloaded { .. }) => overloaded += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let stats = store.stats();
+    assert_eq!(stats.writes_overloaded, overloaded);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let stats = store.stats();
+    assert!(stats.flushes > 0, "{stats:?} {overloaded}");
+}
+
+#[test]
+fn stats_count_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        sundial_engine::EngineOptions::builder().build(), // fsync always
+    )
+    .unwrap();
+    store.create_shard(1).unwrap();
+    write(&store, 1, "s a=1,b=2 1\ns a=1 2\n");
+    let st = store.stats();
+    assert_eq!((st.points_written, st.values_written), (2, 3));
+    assert!(st.wal_fsyncs >= 1);
+}
+
+#[test]
+fn group_commit_shares_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), sundial_engine::EngineOptions::builder().build()).unwrap();
+    store.create_shard(1).unwrap();
+    let threads = 8;
+    let per = 40;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let store = &store;
+            s.spawn(move || {
+                for i in 0..per {
+                    write(store, 1, &format!("g,t=t{t} v={i}i {i}\n"));
+                }
+            });
+        }
+    });
+    let st = store.stats();
+    assert_eq!(st.points_written, (threads * per) as u64);
+    // Every write waited for an fsync, but concurrent writers shared them.
+    assert!(st.wal_fsyncs < (threads * per) as u64, "{st:?}");
+    assert_eq!(
+        dump(&store, 1, "g")
+            .values()
+            .map(|m| m.len())
+            .sum::<usize>(),
+        320
+    );
+}
+
+#[test]
+fn periodic_fsync_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = sundial_engine::EngineOptions::builder()
+        .fsync(sundial_engine::FsyncPolicy::Every(
+            std::time::Duration::from_millis(20),
+        ))
+        .build();
+    let store = Store::open(dir.path(), o.clone()).unwrap();
+    store.create_shard(1).unwrap();
+    write(&store, 1, "p v=1 1\n");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(store.stats().wal_fsyncs >= 1);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), o).unwrap();
+    assert_eq!(dump(&store, 1, "p").len(), 1);
+}
+
+/// The two crash windows of a compaction: output written but not in the manifest, and
+/// manifest switched but inputs not yet unlinked. Both must open to the same data.
+#[test]
+fn interrupted_compaction_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = || opts().auto_compaction(false).build();
+    let store = Store::open(dir.path(), o()).unwrap();
+    store.create_shard(1).unwrap();
+    write(&store, 1, "c,h=a v=1 1\nc,h=b v=2 2\n");
+    store.flush_shard(1).unwrap();
+    write(&store, 1, "c,h=a v=3 1\nc,h=a v=4 4\n");
+    store.flush_shard(1).unwrap();
+    let expect = dump(&store, 1, "c");
+    store.close().unwrap();
+    let data = dir.path().join("1/data");
+    let listing = |p: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(&data);
+    let saved: Vec<(String, Vec<u8>)> = before
+        .iter()
+        .map(|n| (n.clone(), std::fs::read(data.join(n)).unwrap()))
+        .collect();
+    let manifest_before = std::fs::read(dir.path().join("1/MANIFEST")).unwrap();
+
+    let store = Store::open(dir.path(), o()).unwrap();
+    store.compact_shard(1, true).unwrap();
+    store.close().unwrap();
+    let after = listing(&data);
+    assert_eq!(after.len(), 1);
+    let output = std::fs::read(data.join(&after[0])).unwrap();
+
+    // (b) manifest switched, inputs still on disk.
+    for (n, d) in &saved {
+        std::fs::write(data.join(n), d).unwrap();
+    }
+    let store = Store::open(dir.path(), o()).unwrap();
+    assert_eq!(dump(&store, 1, "c"), expect);
+    assert_eq!(
+        store.recovery_report(1).unwrap().orphans_removed,
+        saved.len()
+    );
+    store.close().unwrap();
+    assert_eq!(listing(&data), after);
+
+    // (a) output written, manifest still the old one.
+    std::fs::write(dir.path().join("1/MANIFEST"), &manifest_before).unwrap();
+    for (n, d) in &saved {
+        std::fs::write(data.join(n), d).unwrap();
+    }
+    std::fs::write(data.join(&after[0]), &output).unwrap();
+    let store = Store::open(dir.path(), o()).unwrap();
+    assert_eq!(dump(&store, 1, "c"), expect);
+    assert_eq!(store.recovery_report(1).unwrap().orphans_removed, 1);
+    assert_eq!(store.shard_files(1).unwrap().len(), saved.len());
+}

@@ -1,0 +1,129 @@
+//! The gateway's error type, and the one place that maps every error of the
+//! write and query paths to an HTTP status and InfluxDB's message.
+
+pub use crate::auth::AuthError;
+pub use crate::body::BodyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database is required")]
+    DatabaseRequired,
+    #[error("database not found: {0:?}")]
+    DatabaseNotFound(String),
+    #[error("retention policy not found: {0:?}")]
+    RetentionPolicyNotFound(String),
+    #[error("invalid consistency level")]
+    InvalidConsistency,
+    #[error(transparent)]
+    InvalidPrecision(#[from] sundial_lineproto::InvalidPrecision),
+    /// Some points were not written; `reason` is InfluxDB's text, `dropped` the count.
+    #[error("partial write: {reason} dropped={dropped}")]
+    PartialWrite { reason: String, dropped: usize },
+    /// Every line failed to parse: InfluxDB answers with the parse errors alone.
+    #[error("{0}")]
+    Unparseable(String),
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("server is overloaded: too many writes in flight")]
+    Overloaded,
+    #[error("timeout")]
+    Timeout,
+    #[error(transparent)]
+    Meta(#[from] sundial_meta::Error),
+    #[error(transparent)]
+    Engine(#[from] sundial_engine::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// HTTP status for this error, as InfluxDB 1.x answers.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::DatabaseRequired
+            | Error::InvalidConsistency
+            | Error::InvalidPrecision(_)
+            | Error::PartialWrite { .. }
+            | Error::Unparseable(_)
+            | Error::BadRequest(_)
+            | Error::RetentionPolicyNotFound(_) => 400,
+            Error::DatabaseNotFound(_) => 404,
+            Error::Body(BodyError::TooLarge) => 413,
+            Error::Body(BodyError::BadGzip(_)) => 400,
+            Error::Auth(_) => 401,
+            Error::Forbidden(_) => 403,
+            Error::Overloaded => 503,
+            Error::Timeout | Error::Internal(_) => 500,
+            Error::Meta(e) => e.http_status(),
+            Error::Engine(e) => match e {
+                sundial_engine::Error::Overloaded { .. } => 503,
+                sundial_engine::Error::InvalidArgument(_)
+                | sundial_engine::Error::InvalidRegex { .. } => 400,
+                _ => 500,
+            },
+        }
+    }
+
+    /// Whether a client should retry later (adds `Retry-After`).
+    pub fn retry_after(&self) -> Option<u32> {
+        (self.http_status() == 503).then_some(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_texts_match_influxdb() {
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (Error::DatabaseRequired, 400, "database is required"),
+            (
+                Error::DatabaseNotFound("x".into()),
+                404,
+                "database not found: \"x\"",
+            ),
+            (
+                Error::PartialWrite {
+                    reason: "points beyond retention policy".into(),
+                    dropped: 2,
+                },
+                400,
+                "partial write: points beyond retention policy dropped=2",
+            ),
+            (
+                Error::Body(BodyError::TooLarge),
+                413,
+                "Request Entity Too Large",
+            ),
+            (Error::Auth(AuthError::Failed), 401, "authorization failed"),
+            (
+                Error::Overloaded,
+                503,
+                "server is overloaded: too many writes in flight",
+            ),
+            (Error::Timeout, 500, "timeout"),
+            (
+                Error::Engine(sundial_engine::Error::Overloaded { waited_ms: 5 }),
+                503,
+                "",
+            ),
+        ];
+        for (e, status, text) in cases {
+            assert_eq!(e.http_status(), status, "{e}");
+            if !text.is_empty() {
+                assert_eq!(e.to_string(), text);
+            }
+        }
+        assert_eq!(Error::Overloaded.retry_after(), Some(1));
+        assert_eq!(Error::Timeout.retry_after(), None);
+    }
+}

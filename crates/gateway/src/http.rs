@@ -1,0 +1,555 @@
+//! The routes of InfluxDB 1.x's HTTP API (seed 004): `/write`, `/api/v2/write`,
+//! `/query`, `/ping`, `/health`, `/metrics`, CORS `OPTIONS`.
+
+use crate::auth::{parse_credentials, verify_jwt, AuthError, Credentials};
+use crate::body::{gunzip_bounded, BodyError};
+use crate::error::{Error, Result};
+use crate::points_writer::{Batch, PointsWriter};
+use crate::query;
+use crate::stats::HttpStats;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use sundial_lineproto::{ParseOptions, Precision};
+use sundial_meta::{MetaClient, UserInfo};
+use tokio::sync::Semaphore;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `[http]` settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub auth_enabled: bool,
+    /// Largest body accepted, before and after gzip decoding (bytes).
+    pub max_body_size: usize,
+    /// Writes processed at once; more wait in a queue.
+    pub max_concurrent_writes: usize,
+    /// Writes allowed to wait; beyond this a write gets 503 at once.
+    pub max_enqueued_writes: usize,
+    /// How long a queued write may wait before 503.
+    pub enqueued_write_timeout: Duration,
+    /// Time to write the points of one request before `{"error":"timeout"}`.
+    pub write_timeout: Duration,
+    /// HS256 secret for Bearer tokens; empty disables bearer auth.
+    pub shared_secret: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            auth_enabled: false,
+            max_body_size: 25_000_000,
+            max_concurrent_writes: 16,
+            max_enqueued_writes: 64,
+            enqueued_write_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            shared_secret: String::new(),
+        }
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct Gateway {
+    pub meta: MetaClient,
+    pub writer: PointsWriter,
+    pub stats: HttpStats,
+    pub opts: HttpOptions,
+    write_slots: Semaphore,
+    queued: std::sync::atomic::AtomicUsize,
+    extra_metrics: Option<ExtraMetrics>,
+}
+
+/// Appends more Prometheus text to `/metrics` (the engine's statistics).
+#[derive(Clone)]
+pub struct ExtraMetrics(pub Arc<dyn Fn(&mut String) + Send + Sync>);
+
+impl std::fmt::Debug for ExtraMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraMetrics")
+    }
+}
+
+impl Gateway {
+    pub fn new(
+        meta: MetaClient,
+        writer: PointsWriter,
+        opts: HttpOptions,
+        extra_metrics: Option<ExtraMetrics>,
+    ) -> Arc<Self> {
+        Arc::new(Gateway {
+            meta,
+            writer,
+            stats: HttpStats::default(),
+            write_slots: Semaphore::new(opts.max_concurrent_writes.max(1)),
+            queued: Default::default(),
+            opts,
+            extra_metrics,
+        })
+    }
+}
+
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/write", post(write_v1).options(options))
+        .route("/api/v2/write", post(write_v2).options(options))
+        .route(
+            "/query",
+            get(query_handler).post(query_handler).options(options),
+        )
+        .route("/ping", get(ping).head(ping))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            gw.clone(),
+            common_headers,
+        ))
+        .with_state(gw)
+}
+
+/// Version, build and request-id headers on every response; status counters.
+async fn common_headers(
+    State(gw): State<Arc<Gateway>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    if (400..500).contains(&status) {
+        gw.stats.client_errors.fetch_add(1, Relaxed);
+    } else if status >= 500 {
+        gw.stats.server_errors.fetch_add(1, Relaxed);
+    }
+    let h = resp.headers_mut();
+    h.insert("X-Influxdb-Version", HeaderValue::from_static(VERSION));
+    h.insert("X-Influxdb-Build", HeaderValue::from_static("OSS"));
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        h.insert("Request-Id", v.clone());
+        h.insert("X-Request-Id", v);
+    }
+    h.insert("Access-Control-Allow-Origin", HeaderValue::from_static("*"));
+    resp
+}
+
+/// InfluxDB's error body `{"error":"…"}` with the same text in `X-Influxdb-Error`.
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let text = self.to_string();
+        let mut resp = (status, axum::Json(json!({ "error": text }))).into_response();
+        let h = resp.headers_mut();
+        // Header values cannot hold newlines (multi-line parse errors): keep the first line.
+        let first = text.lines().next().unwrap_or_default();
+        if let Ok(v) = HeaderValue::from_str(first) {
+            h.insert("X-Influxdb-Error", v);
+        }
+        if let Some(s) = self.retry_after() {
+            h.insert("Retry-After", HeaderValue::from(s));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                "WWW-Authenticate",
+                HeaderValue::from_static("Basic realm=\"InfluxDB\""),
+            );
+        }
+        resp
+    }
+}
+
+async fn options() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        "Access-Control-Allow-Methods",
+        HeaderValue::from_static("DELETE, GET, OPTIONS, POST, PUT"),
+    );
+    h.insert(
+        "Access-Control-Allow-Headers",
+        HeaderValue::from_static(
+            "Accept, Accept-Encoding, Authorization, Content-Length, Content-Type, User-Agent",
+        ),
+    );
+    r
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct PingParams {
+    verbose: Option<String>,
+}
+
+async fn ping(Query(p): Query<PingParams>, method: Method) -> Response {
+    let verbose =
+        matches!(p.verbose.as_deref(), Some(v) if !v.is_empty() && v != "0" && v != "false");
+    if verbose && method == Method::GET {
+        return (StatusCode::OK, axum::Json(json!({ "version": VERSION }))).into_response();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn health() -> Response {
+    axum::Json(json!({
+        "name": "sundial",
+        "message": "ready for queries and writes",
+        "status": "pass",
+        "checks": [],
+        "version": VERSION,
+    }))
+    .into_response()
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    let mut out = String::new();
+    gw.stats.render(&mut out);
+    if let Some(f) = &gw.extra_metrics {
+        (f.0)(&mut out);
+    }
+    ([("Content-Type", "text/plain; version=0.0.4")], out).into_response()
+}
+
+// ------------------------------------------------------------------ auth
+
+impl Gateway {
+    /// Who is calling; `None` when authentication is off.
+    fn authenticate(
+        &self,
+        u: Option<&str>,
+        p: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Option<UserInfo>> {
+        if !self.opts.auth_enabled {
+            return Ok(None);
+        }
+        if !self.admin_exists() {
+            // Bootstrap: callers then allow only the statement creating the admin.
+            return Ok(None);
+        }
+        let header = headers.get("Authorization").and_then(|v| v.to_str().ok());
+        let fail = |e: AuthError| {
+            self.stats.auth_failures.fetch_add(1, Relaxed);
+            Error::Auth(e)
+        };
+        let user = match parse_credentials(u, p, header).map_err(fail)? {
+            Credentials::UserPassword { user, password } => self
+                .meta
+                .authenticate(&user, &password)
+                .map_err(|_| fail(AuthError::Failed))?,
+            Credentials::Bearer(token) => {
+                let now = sundial_meta::now_ns() / 1_000_000_000;
+                let name = verify_jwt(&token, &self.opts.shared_secret, now).map_err(fail)?;
+                self.meta
+                    .user(&name)
+                    .ok_or_else(|| fail(AuthError::Failed))?
+            }
+        };
+        Ok(Some(user))
+    }
+
+    fn admin_exists(&self) -> bool {
+        self.meta.users().iter().any(|u| u.admin)
+    }
+
+    /// InfluxDB's bootstrap rule: with auth on and no admin yet, nothing but
+    /// creating that admin is allowed.
+    fn require_admin_exists(&self) -> Result<()> {
+        if self.opts.auth_enabled && !self.admin_exists() {
+            return Err(Error::Forbidden(
+                "error authorizing query: create admin user first or disable authentication".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------ writes
+
+#[derive(Debug, Deserialize, Default)]
+struct WriteV1Params {
+    db: Option<String>,
+    rp: Option<String>,
+    precision: Option<String>,
+    consistency: Option<String>,
+    u: Option<String>,
+    p: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct WriteV2Params {
+    bucket: Option<String>,
+    precision: Option<String>,
+    u: Option<String>,
+    p: Option<String>,
+}
+
+async fn write_v1(
+    State(gw): State<Arc<Gateway>>,
+    Query(q): Query<WriteV1Params>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let precision: Precision = q.precision.as_deref().unwrap_or("").parse()?;
+    match q.consistency.as_deref().unwrap_or("") {
+        "" | "any" | "one" | "quorum" | "all" => {}
+        _ => return Err(Error::InvalidConsistency),
+    }
+    let user = gw.authenticate(q.u.as_deref(), q.p.as_deref(), &headers)?;
+    let db = q.db.unwrap_or_default();
+    let rp = q.rp.unwrap_or_default();
+    serve_write(&gw, &db, &rp, precision, user.as_ref(), &headers, body).await
+}
+
+async fn write_v2(
+    State(gw): State<Arc<Gateway>>,
+    Query(q): Query<WriteV2Params>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let precision = match q.precision.as_deref().unwrap_or("ns") {
+        "ns" => Precision::Nanosecond,
+        "us" => Precision::Microsecond,
+        "ms" => Precision::Millisecond,
+        "s" => Precision::Second,
+        other => {
+            return Err(Error::BadRequest(format!(
+                "invalid precision {other:?} (use ns, us, ms or s)"
+            )))
+        }
+    };
+    let user = gw.authenticate(q.u.as_deref(), q.p.as_deref(), &headers)?;
+    let bucket = q.bucket.unwrap_or_default();
+    let (db, rp) = bucket.split_once('/').unwrap_or((&bucket, ""));
+    serve_write(&gw, db, rp, precision, user.as_ref(), &headers, body).await
+}
+
+/// A place in the bounded write queue; released on drop.
+struct WriteSlot<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Gateway {
+    /// Waits for a write slot, or refuses when too many writes already wait.
+    async fn write_slot(&self) -> Result<WriteSlot<'_>> {
+        if let Ok(p) = self.write_slots.try_acquire() {
+            return Ok(WriteSlot { _permit: p });
+        }
+        if self.queued.fetch_add(1, Relaxed) >= self.opts.max_enqueued_writes {
+            self.queued.fetch_sub(1, Relaxed);
+            self.stats.write_rejected_overload.fetch_add(1, Relaxed);
+            return Err(Error::Overloaded);
+        }
+        let waited =
+            tokio::time::timeout(self.opts.enqueued_write_timeout, self.write_slots.acquire())
+                .await;
+        self.queued.fetch_sub(1, Relaxed);
+        match waited {
+            Ok(Ok(p)) => Ok(WriteSlot { _permit: p }),
+            _ => {
+                self.stats.write_rejected_overload.fetch_add(1, Relaxed);
+                Err(Error::Overloaded)
+            }
+        }
+    }
+}
+
+async fn read_body(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Vec<u8>> {
+    let limit = gw.opts.max_body_size;
+    let declared = headers
+        .get("Content-Length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Error::Body(BodyError::TooLarge));
+    }
+    let raw: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        // The only error past the limit is "length limit exceeded".
+        let text = e.to_string();
+        if text.contains("length limit") {
+            Error::Body(BodyError::TooLarge)
+        } else {
+            Error::BadRequest(text)
+        }
+    })?;
+    let gzip = headers
+        .get("Content-Encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    if gzip {
+        Ok(gunzip_bounded(&raw, limit)?)
+    } else {
+        Ok(raw.to_vec())
+    }
+}
+
+async fn serve_write(
+    gw: &Gateway,
+    db: &str,
+    rp: &str,
+    precision: Precision,
+    user: Option<&UserInfo>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let _active = gw.stats.begin_write();
+    if db.is_empty() {
+        return Err(Error::DatabaseRequired);
+    }
+    gw.require_admin_exists()?;
+    if gw.meta.database(db).is_none() {
+        return Err(Error::DatabaseNotFound(db.to_string()));
+    }
+    if let Some(u) = user {
+        if !u.admin && !u.privilege(db).can_write() {
+            return Err(Error::Forbidden(format!(
+                "{:?} user is not authorized to write to database {db:?}",
+                u.name
+            )));
+        }
+    }
+    let _slot = gw.write_slot().await?;
+    let bytes = read_body(gw, headers, body).await?;
+    gw.stats
+        .write_request_bytes_received
+        .fetch_add(bytes.len() as u64, Relaxed);
+
+    let now = sundial_meta::now_ns();
+    let owned = Batch::parse(bytes, &ParseOptions::new(precision, now));
+    let batch = owned.parsed();
+    let bad_lines = batch.errors().len();
+    gw.stats
+        .points_written_fail
+        .fetch_add(bad_lines as u64, Relaxed);
+    let parse_text = || {
+        batch
+            .errors()
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if batch.is_empty() {
+        if bad_lines > 0 {
+            return Err(Error::Unparseable(parse_text()));
+        }
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let started = Instant::now();
+    let summary = match tokio::time::timeout(
+        gw.opts.write_timeout,
+        gw.writer.write_points(db, rp, &owned),
+    )
+    .await
+    {
+        Ok(r) => r?,
+        Err(_) => {
+            // Like InfluxDB: the shard writes may still complete in the background.
+            gw.stats
+                .points_written_fail
+                .fetch_add(batch.len() as u64, Relaxed);
+            tracing::warn!(db, elapsed = ?started.elapsed(), "write timed out");
+            return Err(Error::Timeout);
+        }
+    };
+    gw.stats
+        .points_written_ok
+        .fetch_add(summary.points_written as u64, Relaxed);
+    gw.stats
+        .values_written_ok
+        .fetch_add(summary.values_written as u64, Relaxed);
+    gw.stats
+        .points_written_dropped
+        .fetch_add(summary.points_dropped as u64, Relaxed);
+    if bad_lines > 0 || summary.points_dropped > 0 {
+        let mut reasons = Vec::new();
+        if bad_lines > 0 {
+            reasons.push(parse_text());
+        }
+        reasons.extend(summary.drop_reasons);
+        return Err(Error::PartialWrite {
+            reason: reasons.join("\n"),
+            dropped: bad_lines + summary.points_dropped,
+        });
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ------------------------------------------------------------------ queries
+
+#[derive(Debug, Deserialize, Default)]
+struct QueryParams {
+    q: Option<String>,
+    db: Option<String>,
+    u: Option<String>,
+    p: Option<String>,
+    pretty: Option<String>,
+}
+
+async fn query_handler(
+    State(gw): State<Arc<Gateway>>,
+    method: Method,
+    Query(mut params): Query<QueryParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    gw.stats.query_requests.fetch_add(1, Relaxed);
+    let started = Instant::now();
+    if method == Method::POST {
+        // Form fields in the body add to (and override) the URL's.
+        let bytes = axum::body::to_bytes(body, gw.opts.max_body_size)
+            .await
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
+        let form: QueryParams = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+        params.q = form.q.or(params.q);
+        params.db = form.db.or(params.db);
+        params.u = form.u.or(params.u);
+        params.p = form.p.or(params.p);
+    }
+    let Some(q) = params.q.filter(|q| !q.trim().is_empty()) else {
+        return Err(Error::BadRequest("missing required parameter \"q\"".into()));
+    };
+    let stmts = sundial_influxql::parse_query(&q).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let user = gw.authenticate(params.u.as_deref(), params.p.as_deref(), &headers)?;
+    if gw.opts.auth_enabled && !gw.admin_exists() {
+        // Bootstrap: only `CREATE USER … WITH ALL PRIVILEGES` until an admin exists.
+        let creates_admin = stmts.len() == 1
+            && matches!(
+                stmts[0],
+                sundial_influxql::Statement::CreateUser { admin: true, .. }
+            );
+        if !creates_admin {
+            gw.require_admin_exists()?;
+        }
+    }
+    let db = params.db.unwrap_or_default();
+    let mut results = Vec::new();
+    for (i, stmt) in stmts.iter().enumerate() {
+        query::authorize(stmt, user.as_ref(), &db)?;
+        match query::execute(&gw.meta, stmt, user.as_ref(), &db).await {
+            Ok(serde_json::Value::Null) => results.push(json!({ "statement_id": i })),
+            Ok(series) => results.push(json!({ "statement_id": i, "series": series })),
+            Err(e) => {
+                // Like InfluxDB: report the failing statement and stop there.
+                results.push(json!({ "statement_id": i, "error": e.to_string() }));
+                break;
+            }
+        }
+    }
+    let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    gw.stats.query_request_duration_ns.fetch_add(ns, Relaxed);
+    let body = json!({ "results": results });
+    let pretty = matches!(params.pretty.as_deref(), Some("true"));
+    let text = if pretty {
+        serde_json::to_string_pretty(&body)
+    } else {
+        serde_json::to_string(&body)
+    }
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(([("Content-Type", "application/json")], text).into_response())
+}

@@ -1,0 +1,172 @@
+//! `PointsWriter` (InfluxDB's coordinator): maps each point to the shard group
+//! for its time and to a shard by FNV-64a of its series key, then writes every
+//! shard's points through the [`ShardWriter`] seam, shards in parallel.
+//!
+//! [`LocalShardWriter`] calls the in-process engine `Store`; the cluster's gRPC
+//! writer implements the same trait.
+
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Arc;
+use sundial_engine::{Store, WriteOutcome};
+use sundial_lineproto::{parse_lines, ParseOptions, ParsedBatch, Point};
+use sundial_meta::{MetaClient, ShardGroupInfo, ShardInfo};
+
+self_cell::self_cell!(
+    /// A request body and the points parsed from it, kept together so shard
+    /// writes can run on other threads without copying the points.
+    pub struct Batch {
+        owner: Vec<u8>,
+        #[covariant]
+        dependent: ParsedBatch,
+    }
+    impl {Debug}
+);
+
+impl Batch {
+    pub fn parse(body: Vec<u8>, opts: &ParseOptions) -> Arc<Batch> {
+        Arc::new(Batch::new(body, |b| parse_lines(b, opts)))
+    }
+
+    pub fn parsed(&self) -> &ParsedBatch<'_> {
+        self.borrow_dependent()
+    }
+}
+
+/// Writes the points `indices` of `batch` to one shard, wherever it lives.
+#[async_trait]
+pub trait ShardWriter: Send + Sync + std::fmt::Debug {
+    async fn write_to_shard(
+        &self,
+        shard: &ShardInfo,
+        batch: Arc<Batch>,
+        indices: Vec<u32>,
+    ) -> Result<WriteOutcome>;
+}
+
+/// The shard writer of a single node: the local engine.
+#[derive(Debug, Clone)]
+pub struct LocalShardWriter {
+    store: Arc<Store>,
+}
+
+impl LocalShardWriter {
+    pub fn new(store: Arc<Store>) -> Self {
+        LocalShardWriter { store }
+    }
+}
+
+#[async_trait]
+impl ShardWriter for LocalShardWriter {
+    async fn write_to_shard(
+        &self,
+        shard: &ShardInfo,
+        batch: Arc<Batch>,
+        indices: Vec<u32>,
+    ) -> Result<WriteOutcome> {
+        let store = self.store.clone();
+        let id = shard.id;
+        // The engine blocks (WAL fsync): run it on the blocking pool so the
+        // request can time out while the write finishes in the background.
+        tokio::task::spawn_blocking(move || -> Result<WriteOutcome> {
+            let parsed = batch.parsed();
+            let points: Vec<Point<'_>> = indices.iter().map(|&i| parsed.get(i as usize)).collect();
+            // A shard group created a moment ago has no local shard yet.
+            store.ensure_shard(id)?;
+            Ok(store.write_to_shard(id, &points)?)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("shard write task failed: {e}")))?
+    }
+}
+
+/// What a write did, summed over shards.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteSummary {
+    pub points_written: usize,
+    pub values_written: usize,
+    pub points_dropped: usize,
+    /// InfluxDB's texts for the drops (type conflicts, retention, …), distinct.
+    pub drop_reasons: Vec<String>,
+}
+
+impl WriteSummary {
+    fn absorb(&mut self, o: WriteOutcome) {
+        self.points_written += o.points_written;
+        self.values_written += o.values_written;
+        self.points_dropped += o.points_dropped;
+        for r in o.drop_reasons {
+            if !self.drop_reasons.contains(&r) {
+                self.drop_reasons.push(r);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PointsWriter {
+    meta: MetaClient,
+    writer: Arc<dyn ShardWriter>,
+}
+
+impl PointsWriter {
+    pub fn new(meta: MetaClient, writer: Arc<dyn ShardWriter>) -> Self {
+        PointsWriter { meta, writer }
+    }
+
+    /// Writes the points of `batch` to `db`/`rp` (`rp` empty: the database's default policy).
+    #[tracing::instrument(name = "points_writer.write", skip_all, fields(db, rp, points = batch.parsed().len()))]
+    pub async fn write_points(
+        &self,
+        db: &str,
+        rp: &str,
+        batch: &Arc<Batch>,
+    ) -> Result<WriteSummary> {
+        let parsed = batch.parsed();
+        let mut groups: Vec<ShardGroupInfo> = Vec::new();
+        let mut by_shard: HashMap<u64, (ShardInfo, Vec<u32>)> = HashMap::new();
+        let mut summary = WriteSummary::default();
+        let mut beyond_retention = 0;
+        for (i, p) in parsed.iter().enumerate() {
+            // Points of one request nearly always share a group or two.
+            let group = match groups.iter().position(|g| g.contains(p.timestamp)) {
+                Some(i) => &groups[i],
+                None => match self.meta.shard_group_for(db, rp, p.timestamp).await? {
+                    Some(g) => {
+                        groups.push(g);
+                        &groups[groups.len() - 1]
+                    }
+                    None => {
+                        beyond_retention += 1;
+                        continue;
+                    }
+                },
+            };
+            let shard = group.shard_for(p.hash_id()).ok_or_else(|| {
+                Error::Internal(format!("shard group {} has no shards", group.id))
+            })?;
+            let index = u32::try_from(i)
+                .map_err(|_| Error::BadRequest("too many points in one request".into()))?;
+            by_shard
+                .entry(shard.id)
+                .or_insert_with(|| (shard.clone(), Vec::new()))
+                .1
+                .push(index);
+        }
+        let writes = by_shard.into_values().map(|(shard, indices)| {
+            let batch = batch.clone();
+            async move { self.writer.write_to_shard(&shard, batch, indices).await }
+        });
+        for outcome in futures::future::join_all(writes).await {
+            summary.absorb(outcome?);
+        }
+        if beyond_retention > 0 {
+            summary.points_dropped += beyond_retention;
+            summary
+                .drop_reasons
+                .push("points beyond retention policy".into());
+        }
+        Ok(summary)
+    }
+}

@@ -1,0 +1,214 @@
+//! Executes InfluxQL statements against the meta client and renders InfluxDB's
+//! JSON results: `{"results":[{"statement_id":0,"series":[…]}]}`.
+
+use crate::error::{Error, Result};
+use serde_json::{json, Value};
+use sundial_influxql::{format_duration, Privilege as QlPrivilege, Statement};
+use sundial_meta::{MetaClient, Privilege, RetentionPolicySpec, RetentionPolicyUpdate, UserInfo};
+
+/// The user a statement runs as; `None` when authentication is off.
+pub type Caller<'a> = Option<&'a UserInfo>;
+
+fn privilege(p: QlPrivilege) -> Privilege {
+    match p {
+        QlPrivilege::Read => Privilege::Read,
+        QlPrivilege::Write => Privilege::Write,
+        QlPrivilege::All => Privilege::All,
+    }
+}
+
+fn privilege_text(p: Privilege) -> &'static str {
+    match p {
+        Privilege::Read => "READ",
+        Privilege::Write => "WRITE",
+        Privilege::All => "ALL PRIVILEGES",
+        _ => "NO PRIVILEGES",
+    }
+}
+
+fn series(name: &str, columns: &[&str], values: Vec<Value>) -> Value {
+    let mut s = json!({ "name": name, "columns": columns });
+    if !values.is_empty() {
+        s["values"] = Value::Array(values);
+    }
+    json!([s])
+}
+
+/// Checks that `caller` may run `stmt` (InfluxDB's rules: DDL and user
+/// management need admin; SHOW RETENTION POLICIES needs read on the database).
+pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
+    let Some(user) = caller else { return Ok(()) };
+    if user.admin {
+        return Ok(());
+    }
+    match stmt {
+        Statement::ShowDatabases | Statement::Unsupported { .. } => Ok(()),
+        Statement::SetPassword { name, .. } if name == &user.name => Ok(()),
+        Statement::ShowRetentionPolicies { database } => {
+            let db = database.as_deref().unwrap_or(db);
+            if user.privilege(db).can_read() {
+                Ok(())
+            } else {
+                Err(Error::Forbidden(format!(
+                    "error authorizing query: {} not authorized to execute statement 'SHOW RETENTION POLICIES ON {db}', requires READ on {db}",
+                    user.name
+                )))
+            }
+        }
+        _ => Err(Error::Forbidden(format!(
+            "error authorizing query: {} not authorized to execute statement, requires admin privilege",
+            user.name
+        ))),
+    }
+}
+
+/// Runs one statement. `db` is the request's `db` parameter.
+pub async fn execute(
+    meta: &MetaClient,
+    stmt: &Statement,
+    caller: Caller<'_>,
+    db: &str,
+) -> Result<Value> {
+    Ok(match stmt {
+        Statement::CreateDatabase { name, rp } => {
+            match rp {
+                None => meta.create_database(name).await?,
+                Some(spec) => {
+                    let duration = spec.duration.unwrap_or(0);
+                    let mut s = RetentionPolicySpec::new(spec.name.clone().unwrap_or_else(|| "autogen".into()), duration);
+                    if let Some(r) = spec.replication {
+                        s.replication_factor = r;
+                    }
+                    if let Some(sd) = spec.shard_duration {
+                        s.shard_group_duration = sd;
+                    }
+                    meta.create_database_with_policy(name, s).await?
+                }
+            }
+            Value::Null
+        }
+        Statement::DropDatabase { name } => {
+            meta.drop_database(name).await?;
+            Value::Null
+        }
+        Statement::ShowDatabases => {
+            let values = meta
+                .databases()
+                .into_iter()
+                .filter(|d| caller.is_none_or(|u| u.admin || u.privilege(&d.name).can_read()))
+                .map(|d| json!([d.name]))
+                .collect();
+            series("databases", &["name"], values)
+        }
+        Statement::CreateRetentionPolicy {
+            name,
+            database,
+            duration,
+            replication,
+            shard_duration,
+            default,
+        } => {
+            let mut s = RetentionPolicySpec::new(name.clone(), *duration);
+            s.replication_factor = *replication;
+            if let Some(sd) = shard_duration {
+                s.shard_group_duration = *sd;
+            }
+            meta.create_retention_policy(database, s, *default).await?;
+            Value::Null
+        }
+        Statement::AlterRetentionPolicy {
+            name,
+            database,
+            duration,
+            replication,
+            shard_duration,
+            default,
+        } => {
+            let update = RetentionPolicyUpdate {
+                duration: *duration,
+                shard_group_duration: *shard_duration,
+                replication_factor: *replication,
+                make_default: *default,
+            };
+            meta.alter_retention_policy(database, name, update).await?;
+            Value::Null
+        }
+        Statement::DropRetentionPolicy { name, database } => {
+            meta.drop_retention_policy(database, name).await?;
+            Value::Null
+        }
+        Statement::ShowRetentionPolicies { database } => {
+            let name = database.as_deref().unwrap_or(db);
+            if name.is_empty() {
+                return Err(Error::BadRequest("database name required".into()));
+            }
+            let d = meta
+                .database(name)
+                .ok_or_else(|| Error::BadRequest(format!("database not found: {name}")))?;
+            let values = d
+                .retention_policies
+                .values()
+                .map(|rp| {
+                    json!([
+                        rp.name,
+                        format_duration(rp.duration),
+                        format_duration(rp.shard_group_duration),
+                        rp.replication_factor,
+                        rp.name == d.default_retention_policy
+                    ])
+                })
+                .collect();
+            series(
+                "",
+                &["name", "duration", "shardGroupDuration", "replicaN", "default"],
+                values,
+            )
+        }
+        Statement::CreateUser { name, password, admin } => {
+            meta.create_user(name, password, *admin).await?;
+            Value::Null
+        }
+        Statement::DropUser { name } => {
+            meta.drop_user(name).await?;
+            Value::Null
+        }
+        Statement::SetPassword { name, password } => {
+            meta.set_password(name, password).await?;
+            Value::Null
+        }
+        Statement::Grant { privilege: p, database, user } => {
+            match database {
+                Some(d) => meta.grant_privilege(user, d, privilege(*p)).await?,
+                None => meta.set_admin(user, true).await?,
+            }
+            Value::Null
+        }
+        Statement::Revoke { privilege: p, database, user } => {
+            match database {
+                Some(d) => meta.revoke_privilege(user, d, privilege(*p)).await?,
+                None => meta.set_admin(user, false).await?,
+            }
+            Value::Null
+        }
+        Statement::ShowUsers => {
+            let values = meta.users().into_iter().map(|u| json!([u.name, u.admin])).collect();
+            series("", &["user", "admin"], values)
+        }
+        Statement::ShowGrants { user } => {
+            let u = meta
+                .user(user)
+                .ok_or_else(|| Error::BadRequest("user not found".into()))?;
+            let values = u
+                .privileges
+                .iter()
+                .map(|(d, p)| json!([d, privilege_text(*p)]))
+                .collect();
+            series("", &["database", "privilege"], values)
+        }
+        Statement::Unsupported { kind, .. } => {
+            return Err(Error::BadRequest(format!(
+                "{kind} is not supported yet: this server runs database, retention policy and user statements"
+            )))
+        }
+    })
+}

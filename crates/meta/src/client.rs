@@ -1,0 +1,845 @@
+//! [`MetaClient`]: what the gateway and the stores use.
+//!
+//! It holds the full [`MetaSnapshot`] in memory, kept fresh by a watch stream, and
+//! serves every read from it — the write path asks nothing over the network for a
+//! shard group that already exists. Mutations go through a [`MetaTransport`]:
+//!
+//! * [`MetaStore`] itself (local: direct over a [`KvBackend`], used by
+//!   the all-in-one `sundial` with the embedded backend, or over etcd);
+//! * [`RemoteTransport`](crate::remote::RemoteTransport) (gRPC to `sundial-meta`).
+//!
+//! Failure behaviour: every transport call is bounded by
+//! [`ClientOptions::request_timeout`] (3 s by default) and fails with
+//! [`Error::Unavailable`] when the meta service / etcd does not answer; cached reads
+//! keep answering from the last snapshot meanwhile. A background task re-establishes
+//! the watch from the last seen revision (or reloads the full snapshot when that
+//! revision was compacted) with capped exponential backoff, so the client recovers by
+//! itself. After a successful mutation the client waits (bounded) until its snapshot
+//! has caught up with the mutation's revision, so a caller reads its own writes.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use parking_lot::RwLock;
+
+use crate::error::{Error, Result};
+use crate::kv::{EventKind, KvBackend};
+use crate::model::{
+    DatabaseInfo, NodeId, NodeInfo, Privilege, RetentionPolicyInfo, RetentionPolicySpec,
+    RetentionPolicyUpdate, ShardGroupInfo, UserInfo,
+};
+use crate::snapshot::MetaSnapshot;
+use crate::store::MetaStore;
+
+/// One raw change pushed by a watch: key relative to the meta prefix and the new value
+/// (`None` = deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    /// Key, e.g. `db/telegraf`.
+    pub key: String,
+    /// JSON value, `None` when deleted.
+    pub value: Option<Vec<u8>>,
+    /// Store revision of the change.
+    pub revision: i64,
+}
+
+/// Stream of `(revision, changes)`; an `Err` ends it.
+pub type RawWatchStream = BoxStream<'static, Result<(i64, Vec<RawEvent>)>>;
+
+/// The transport seam under [`MetaClient`]: the same operations locally (over a
+/// [`KvBackend`]) or remotely (gRPC). Every mutation returns the store
+/// revision at which its effect is visible (0 = nothing changed).
+#[async_trait]
+pub trait MetaTransport: Send + Sync + std::fmt::Debug + 'static {
+    /// Short name for logs.
+    fn name(&self) -> &'static str;
+    /// Every record: `(revision, [(key, value)])`.
+    async fn snapshot(&self) -> Result<(i64, Vec<(String, Vec<u8>)>)>;
+    /// Changes from `start_revision` on.
+    async fn watch(&self, start_revision: i64) -> Result<RawWatchStream>;
+    /// See [`MetaStore::create_database`].
+    async fn create_database(&self, name: &str, policy: Option<RetentionPolicySpec>)
+        -> Result<i64>;
+    /// See [`MetaStore::drop_database`].
+    async fn drop_database(&self, name: &str) -> Result<i64>;
+    /// See [`MetaStore::create_retention_policy`].
+    async fn create_retention_policy(
+        &self,
+        db: &str,
+        spec: RetentionPolicySpec,
+        make_default: bool,
+    ) -> Result<i64>;
+    /// See [`MetaStore::alter_retention_policy`].
+    async fn alter_retention_policy(
+        &self,
+        db: &str,
+        name: &str,
+        update: RetentionPolicyUpdate,
+    ) -> Result<i64>;
+    /// See [`MetaStore::drop_retention_policy`].
+    async fn drop_retention_policy(&self, db: &str, name: &str) -> Result<i64>;
+    /// See [`MetaStore::create_shard_group`].
+    async fn create_shard_group(&self, db: &str, rp: &str, t: i64)
+        -> Result<(ShardGroupInfo, i64)>;
+    /// See [`MetaStore::delete_expired_shard_groups`].
+    async fn delete_expired_shard_groups(&self, now: i64) -> Result<(Vec<ShardGroupInfo>, i64)>;
+    /// See [`MetaStore::precreate_shard_groups`].
+    async fn precreate_shard_groups(
+        &self,
+        now: i64,
+        advance: i64,
+    ) -> Result<(Vec<ShardGroupInfo>, i64)>;
+    /// See [`MetaStore::register_node`].
+    async fn register_node(
+        &self,
+        id: Option<NodeId>,
+        grpc_addr: &str,
+        http_addr: &str,
+    ) -> Result<(NodeInfo, i64)>;
+    /// See [`MetaStore::heartbeat`].
+    async fn heartbeat(&self, node_id: NodeId, ttl_secs: i64) -> Result<i64>;
+    /// See [`MetaStore::create_user`].
+    async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<i64>;
+    /// See [`MetaStore::drop_user`].
+    async fn drop_user(&self, name: &str) -> Result<i64>;
+    /// See [`MetaStore::set_password`].
+    async fn set_password(&self, name: &str, password: &str) -> Result<i64>;
+    /// See [`MetaStore::set_admin`].
+    async fn set_admin(&self, name: &str, admin: bool) -> Result<i64>;
+    /// See [`MetaStore::grant_privilege`].
+    async fn grant_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64>;
+    /// See [`MetaStore::revoke_privilege`].
+    async fn revoke_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64>;
+}
+
+/// The local transport: the operations run in this process over a `KvBackend`.
+#[async_trait]
+impl MetaTransport for MetaStore {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+    async fn snapshot(&self) -> Result<(i64, Vec<(String, Vec<u8>)>)> {
+        self.load_all().await
+    }
+    async fn watch(&self, start_revision: i64) -> Result<RawWatchStream> {
+        let s = self.backend().watch(b"", start_revision).await?;
+        Ok(s.map(|batch| {
+            let batch = batch?;
+            let rev = batch.iter().map(|e| e.kv.mod_revision).max().unwrap_or(0);
+            let evs = batch
+                .into_iter()
+                .filter_map(|e| {
+                    let key = String::from_utf8(e.kv.key).ok()?;
+                    let value = match e.kind {
+                        EventKind::Put => Some(e.kv.value),
+                        EventKind::Delete => None,
+                    };
+                    Some(RawEvent {
+                        key,
+                        value,
+                        revision: e.kv.mod_revision,
+                    })
+                })
+                .collect();
+            Ok((rev, evs))
+        })
+        .boxed())
+    }
+    async fn create_database(
+        &self,
+        name: &str,
+        policy: Option<RetentionPolicySpec>,
+    ) -> Result<i64> {
+        MetaStore::create_database(self, name, policy).await
+    }
+    async fn drop_database(&self, name: &str) -> Result<i64> {
+        MetaStore::drop_database(self, name).await
+    }
+    async fn create_retention_policy(
+        &self,
+        db: &str,
+        spec: RetentionPolicySpec,
+        make_default: bool,
+    ) -> Result<i64> {
+        MetaStore::create_retention_policy(self, db, spec, make_default).await
+    }
+    async fn alter_retention_policy(
+        &self,
+        db: &str,
+        name: &str,
+        update: RetentionPolicyUpdate,
+    ) -> Result<i64> {
+        MetaStore::alter_retention_policy(self, db, name, update).await
+    }
+    async fn drop_retention_policy(&self, db: &str, name: &str) -> Result<i64> {
+        MetaStore::drop_retention_policy(self, db, name).await
+    }
+    async fn create_shard_group(
+        &self,
+        db: &str,
+        rp: &str,
+        t: i64,
+    ) -> Result<(ShardGroupInfo, i64)> {
+        MetaStore::create_shard_group(self, db, rp, t).await
+    }
+    async fn delete_expired_shard_groups(&self, now: i64) -> Result<(Vec<ShardGroupInfo>, i64)> {
+        MetaStore::delete_expired_shard_groups(self, now).await
+    }
+    async fn precreate_shard_groups(
+        &self,
+        now: i64,
+        advance: i64,
+    ) -> Result<(Vec<ShardGroupInfo>, i64)> {
+        MetaStore::precreate_shard_groups(self, now, advance).await
+    }
+    async fn register_node(
+        &self,
+        id: Option<NodeId>,
+        grpc_addr: &str,
+        http_addr: &str,
+    ) -> Result<(NodeInfo, i64)> {
+        MetaStore::register_node(self, id, grpc_addr, http_addr).await
+    }
+    async fn heartbeat(&self, node_id: NodeId, ttl_secs: i64) -> Result<i64> {
+        MetaStore::heartbeat(self, node_id, ttl_secs).await
+    }
+    async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<i64> {
+        MetaStore::create_user(self, name, password, admin).await
+    }
+    async fn drop_user(&self, name: &str) -> Result<i64> {
+        MetaStore::drop_user(self, name).await
+    }
+    async fn set_password(&self, name: &str, password: &str) -> Result<i64> {
+        MetaStore::set_password(self, name, password).await
+    }
+    async fn set_admin(&self, name: &str, admin: bool) -> Result<i64> {
+        MetaStore::set_admin(self, name, admin).await
+    }
+    async fn grant_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64> {
+        MetaStore::grant_privilege(self, user, db, p).await
+    }
+    async fn revoke_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64> {
+        MetaStore::revoke_privilege(self, user, db, p).await
+    }
+}
+
+/// Client tuning.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Bound on every call to the transport (fail fast when meta is down).
+    pub request_timeout: Duration,
+    /// First pause before re-establishing a broken watch (doubles up to `max_backoff`).
+    pub min_backoff: Duration,
+    /// Longest pause between reconnection attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            request_timeout: Duration::from_secs(3),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    transport: Arc<dyn MetaTransport>,
+    opts: ClientOptions,
+    snap: RwLock<Arc<MetaSnapshot>>,
+    rev_tx: tokio::sync::watch::Sender<i64>,
+    connected: AtomicBool,
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The metadata client: cached reads, bounded mutations, self-healing watch.
+/// Cheap to clone; the watch task stops when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct MetaClient {
+    shared: Arc<Shared>,
+    _task: Arc<AbortOnDrop>,
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Shared {
+    fn revision(&self) -> i64 {
+        self.snap.read().revision
+    }
+
+    /// Installs a freshly loaded snapshot unless the cache is already newer.
+    fn replace(&self, s: MetaSnapshot) {
+        let rev = {
+            let mut guard = self.snap.write();
+            if s.revision < guard.revision {
+                return;
+            }
+            *guard = Arc::new(s);
+            guard.revision
+        };
+        self.rev_tx.send_replace(rev);
+    }
+
+    /// Applies watch events; events at or below the cache's revision (already
+    /// contained in a snapshot loaded meanwhile) are skipped.
+    fn apply(&self, rev: i64, evs: &[RawEvent]) {
+        let new_rev = {
+            let mut guard = self.snap.write();
+            let base = guard.revision;
+            if rev <= base && evs.iter().all(|e| e.revision <= base) {
+                return;
+            }
+            let s = Arc::make_mut(&mut guard);
+            for e in evs.iter().filter(|e| e.revision > base) {
+                s.apply(&e.key, e.value.as_deref());
+            }
+            s.revision = evs.iter().map(|e| e.revision).fold(base.max(rev), i64::max);
+            s.revision
+        };
+        self.rev_tx.send_replace(new_rev);
+    }
+
+    async fn bounded<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let t = self.opts.request_timeout;
+        match tokio::time::timeout(t, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Unavailable(format!(
+                "{what}: no answer from the meta store ({}) within {t:?}",
+                self.transport.name()
+            ))),
+        }
+    }
+
+    async fn resync(&self) -> Result<()> {
+        let (rev, kvs) = self.bounded("snapshot", self.transport.snapshot()).await?;
+        let s = MetaSnapshot::from_kvs(rev, kvs.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+        self.replace(s);
+        Ok(())
+    }
+
+    fn set_connected(&self, up: bool) {
+        let was = self.connected.swap(up, Ordering::SeqCst);
+        if was != up {
+            if up {
+                tracing::info!(transport = self.transport.name(), "meta watch connected");
+            } else {
+                tracing::warn!(
+                    transport = self.transport.name(),
+                    "meta watch lost; serving cached metadata, reconnecting"
+                );
+            }
+        }
+    }
+
+    async fn run_watch(self: Arc<Self>) {
+        let mut backoff = self.opts.min_backoff;
+        let mut need_resync = false;
+        loop {
+            if need_resync {
+                match self.resync().await {
+                    Ok(()) => need_resync = false,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "meta resync failed");
+                        self.set_connected(false);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.opts.max_backoff);
+                        continue;
+                    }
+                }
+            }
+            let start = self.revision() + 1;
+            let stream = self.bounded("watch", self.transport.watch(start)).await;
+            let mut stream = match stream {
+                Ok(s) => s,
+                Err(Error::Compacted { .. }) => {
+                    need_resync = true;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "meta watch failed");
+                    self.set_connected(false);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.opts.max_backoff);
+                    continue;
+                }
+            };
+            self.set_connected(true);
+            backoff = self.opts.min_backoff;
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok((rev, evs)) => self.apply(rev, &evs),
+                    Err(Error::Compacted { .. }) => {
+                        need_resync = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "meta watch stream ended");
+                        break;
+                    }
+                }
+            }
+            self.set_connected(false);
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}
+
+impl MetaClient {
+    /// A client over the local transport (a [`MetaStore`] over `kv`).
+    pub async fn local(kv: Arc<dyn KvBackend>, opts: ClientOptions) -> Result<Self> {
+        Self::connect(Arc::new(MetaStore::new(kv)), opts).await
+    }
+
+    /// A local client over an [`EmbeddedBackend`](crate::EmbeddedBackend) in `dir`
+    /// (what the all-in-one `sundial` uses).
+    pub async fn embedded(dir: impl AsRef<std::path::Path>, opts: ClientOptions) -> Result<Self> {
+        let kv = crate::kv::embedded::EmbeddedBackend::open(dir)?;
+        Self::local(Arc::new(kv), opts).await
+    }
+
+    /// A client of `sundial-meta` (`http://host:port`, or several comma-separated:
+    /// requests are balanced over the ones that are up).
+    pub async fn remote(endpoint: &str, opts: ClientOptions) -> Result<Self> {
+        let t = crate::remote::RemoteTransport::connect(endpoint)?;
+        Self::connect(Arc::new(t), opts).await
+    }
+
+    /// Loads the snapshot (bounded by the request timeout) and starts the watch.
+    #[tracing::instrument(name = "meta_client_open", skip_all, fields(transport = transport.name()))]
+    pub async fn connect(transport: Arc<dyn MetaTransport>, opts: ClientOptions) -> Result<Self> {
+        let (rev_tx, _) = tokio::sync::watch::channel(0);
+        let shared = Arc::new(Shared {
+            transport,
+            opts,
+            snap: RwLock::new(Arc::new(MetaSnapshot::default())),
+            rev_tx,
+            connected: AtomicBool::new(false),
+        });
+        shared.resync().await?;
+        let task = tokio::spawn(shared.clone().run_watch());
+        let client = MetaClient {
+            shared,
+            _task: Arc::new(AbortOnDrop(task)),
+        };
+        // Wait briefly for the watch so changes right after connect are not missed
+        // (they would be anyway: the watch starts at snapshot revision + 1).
+        Ok(client)
+    }
+
+    /// Stops the watch task (also happens when the last clone is dropped).
+    #[tracing::instrument(name = "meta_client_close", skip_all)]
+    pub fn close(&self) {
+        self._task.0.abort();
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> &Arc<dyn MetaTransport> {
+        &self.shared.transport
+    }
+
+    // ------------------------------------------------------------------ cached reads
+
+    /// The current snapshot (cheap: shared).
+    pub fn snapshot(&self) -> Arc<MetaSnapshot> {
+        self.shared.snap.read().clone()
+    }
+
+    /// Revision of the cached snapshot.
+    pub fn revision(&self) -> i64 {
+        self.shared.revision()
+    }
+
+    /// Whether the watch stream is currently established (cache is live).
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the cache has reached `rev`; false on timeout.
+    pub async fn wait_for_revision(&self, rev: i64, timeout: Duration) -> bool {
+        let mut rx = self.shared.rev_tx.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= rev))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// A database.
+    pub fn database(&self, name: &str) -> Option<DatabaseInfo> {
+        self.snapshot().database(name).cloned()
+    }
+
+    /// All databases, by name.
+    pub fn databases(&self) -> Vec<DatabaseInfo> {
+        self.snapshot().databases.values().cloned().collect()
+    }
+
+    /// A retention policy (`""` = default) with InfluxDB's not-found errors.
+    pub fn retention_policy(&self, db: &str, rp: &str) -> Result<RetentionPolicyInfo> {
+        self.snapshot().retention_policy(db, rp).cloned()
+    }
+
+    /// Shard groups of a policy (`""` = default), by start time.
+    pub fn shard_groups(&self, db: &str, rp: &str) -> Vec<ShardGroupInfo> {
+        self.snapshot()
+            .shard_groups(db, rp)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Every shard group.
+    pub fn all_shard_groups(&self) -> Vec<ShardGroupInfo> {
+        self.snapshot()
+            .all_shard_groups()
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The cached group holding `t`, if any (never touches the network).
+    pub fn cached_shard_group(&self, db: &str, rp: &str, t: i64) -> Option<ShardGroupInfo> {
+        self.snapshot().shard_group_at(db, rp, t).cloned()
+    }
+
+    /// Registered nodes.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        self.snapshot().nodes.values().cloned().collect()
+    }
+
+    /// Nodes with a current liveness lease.
+    pub fn live_nodes(&self) -> Vec<NodeInfo> {
+        self.snapshot().live_nodes().into_iter().cloned().collect()
+    }
+
+    /// A node.
+    pub fn node(&self, id: NodeId) -> Option<NodeInfo> {
+        self.snapshot().nodes.get(&id).cloned()
+    }
+
+    /// Users, by name.
+    pub fn users(&self) -> Vec<UserInfo> {
+        self.snapshot().users.values().cloned().collect()
+    }
+
+    /// A user.
+    pub fn user(&self, name: &str) -> Option<UserInfo> {
+        self.snapshot().user(name).cloned()
+    }
+
+    /// Checks credentials against the cached hash (works while meta is down).
+    /// Unknown user or wrong password: `authentication failed`.
+    pub fn authenticate(&self, name: &str, password: &str) -> Result<UserInfo> {
+        let u = self.user(name).ok_or(Error::AuthenticationFailed)?;
+        if u.verify_password(password) {
+            Ok(u)
+        } else {
+            Err(Error::AuthenticationFailed)
+        }
+    }
+
+    /// A user's privilege on `db` (admins: ALL).
+    pub fn user_privilege(&self, user: &str, db: &str) -> Result<Privilege> {
+        let u = self.user(user).ok_or(Error::UserNotFound)?;
+        Ok(u.privilege(db))
+    }
+
+    /// Whether any user is defined (InfluxDB allows the first admin without auth).
+    pub fn has_users(&self) -> bool {
+        !self.snapshot().users.is_empty()
+    }
+
+    // ----------------------------------------------------------------- write path
+
+    /// The shard group for a point at `t` (ns) in `db`/`rp` (`""` = default): from the
+    /// cache when it exists (no network), else created through the meta store.
+    /// `Ok(None)` when `t` is older than the policy keeps (the point is dropped).
+    pub async fn shard_group_for(
+        &self,
+        db: &str,
+        rp: &str,
+        t: i64,
+    ) -> Result<Option<ShardGroupInfo>> {
+        let snap = self.snapshot();
+        if let Ok(rpi) = snap.retention_policy(db, rp) {
+            if t < rpi.min_time(now_ns()) {
+                return Ok(None);
+            }
+            if let Some(g) = snap.shard_group_at(db, rp, t) {
+                return Ok(Some(g.clone()));
+            }
+        }
+        drop(snap);
+        // Not cached (or the database/policy is unknown to the cache): ask the store,
+        // which answers with the authoritative group or error.
+        let g = self.create_shard_group(db, rp, t).await?;
+        Ok(Some(g))
+    }
+
+    // ------------------------------------------------------------------ mutations
+
+    /// Read-your-writes: waits until the cache holds revision `rev`. With the watch
+    /// down (or too slow) the snapshot is reloaded instead (bounded); failing that the
+    /// cache catches up when the watch is back.
+    async fn settle(&self, rev: i64) {
+        if rev <= 0 || self.revision() >= rev {
+            return;
+        }
+        let t = self.shared.opts.request_timeout;
+        if self.is_connected() && self.wait_for_revision(rev, t).await {
+            return;
+        }
+        if let Err(e) = self.shared.resync().await {
+            tracing::warn!(rev, error = %e, "meta cache could not catch up with own write");
+        }
+    }
+
+    async fn mutate(&self, what: &str, fut: impl Future<Output = Result<i64>>) -> Result<()> {
+        let rev = self.shared.bounded(what, fut).await?;
+        self.settle(rev).await;
+        Ok(())
+    }
+
+    /// Creates a database with `autogen` (existing: no-op).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn create_database(&self, name: &str) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate("create database", t.create_database(name, None))
+            .await
+    }
+
+    /// `CREATE DATABASE .. WITH ..`: creates a database whose default policy is `spec`.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn create_database_with_policy(
+        &self,
+        name: &str,
+        spec: RetentionPolicySpec,
+    ) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate("create database", t.create_database(name, Some(spec)))
+            .await
+    }
+
+    /// Drops a database (missing: no-op).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn drop_database(&self, name: &str) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate("drop database", t.drop_database(name)).await
+    }
+
+    /// Creates a retention policy.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn create_retention_policy(
+        &self,
+        db: &str,
+        spec: RetentionPolicySpec,
+        make_default: bool,
+    ) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate(
+            "create retention policy",
+            t.create_retention_policy(db, spec, make_default),
+        )
+        .await
+    }
+
+    /// Alters a retention policy.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn alter_retention_policy(
+        &self,
+        db: &str,
+        name: &str,
+        update: RetentionPolicyUpdate,
+    ) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate(
+            "alter retention policy",
+            t.alter_retention_policy(db, name, update),
+        )
+        .await
+    }
+
+    /// Makes `name` the default policy of `db`.
+    pub async fn set_default_retention_policy(&self, db: &str, name: &str) -> Result<()> {
+        self.alter_retention_policy(
+            db,
+            name,
+            RetentionPolicyUpdate {
+                make_default: true,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Drops a retention policy and its shard groups.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn drop_retention_policy(&self, db: &str, name: &str) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate("drop retention policy", t.drop_retention_policy(db, name))
+            .await
+    }
+
+    /// Creates (or returns the existing) shard group holding `t`.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn create_shard_group(&self, db: &str, rp: &str, t: i64) -> Result<ShardGroupInfo> {
+        let tr = self.shared.transport.clone();
+        let (g, rev) = self
+            .shared
+            .bounded("create shard group", tr.create_shard_group(db, rp, t))
+            .await?;
+        self.settle(rev).await;
+        Ok(g)
+    }
+
+    /// Retention: deletes expired shard groups; returns them (drop their shards).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn delete_expired_shard_groups(&self, now: i64) -> Result<Vec<ShardGroupInfo>> {
+        let tr = self.shared.transport.clone();
+        let (gs, rev) = self
+            .shared
+            .bounded(
+                "delete expired shard groups",
+                tr.delete_expired_shard_groups(now),
+            )
+            .await?;
+        self.settle(rev).await;
+        Ok(gs)
+    }
+
+    /// Precreation: creates the next group of every policy whose newest group ends
+    /// within `advance` of `now`. Returns the groups created.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn precreate_shard_groups(
+        &self,
+        now: i64,
+        advance: Duration,
+    ) -> Result<Vec<ShardGroupInfo>> {
+        let tr = self.shared.transport.clone();
+        let adv = i64::try_from(advance.as_nanos()).unwrap_or(i64::MAX);
+        let (gs, rev) = self
+            .shared
+            .bounded(
+                "precreate shard groups",
+                tr.precreate_shard_groups(now, adv),
+            )
+            .await?;
+        self.settle(rev).await;
+        Ok(gs)
+    }
+
+    /// Registers this store node (or updates its addresses).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn register_node(
+        &self,
+        id: Option<NodeId>,
+        grpc_addr: &str,
+        http_addr: &str,
+    ) -> Result<NodeInfo> {
+        let tr = self.shared.transport.clone();
+        let (n, rev) = self
+            .shared
+            .bounded("register node", tr.register_node(id, grpc_addr, http_addr))
+            .await?;
+        self.settle(rev).await;
+        Ok(n)
+    }
+
+    /// One liveness heartbeat (see [`MetaStore::heartbeat`]).
+    pub async fn heartbeat(&self, node_id: NodeId, ttl: Duration) -> Result<()> {
+        let tr = self.shared.transport.clone();
+        let ttl = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        self.mutate("heartbeat", tr.heartbeat(node_id, ttl)).await
+    }
+
+    /// Heartbeats every `ttl / 3` in the background until the handle is dropped.
+    pub fn start_heartbeat(&self, node_id: NodeId, ttl: Duration) -> HeartbeatHandle {
+        let client = self.clone();
+        let every = (ttl / 3).max(Duration::from_millis(100));
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = client.heartbeat(node_id, ttl).await {
+                    tracing::warn!(node_id, error = %e, "meta heartbeat failed");
+                }
+            }
+        });
+        HeartbeatHandle(AbortOnDrop(task))
+    }
+
+    /// Creates a user.
+    #[tracing::instrument(skip(self, password), err(level = "debug"))]
+    pub async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate("create user", t.create_user(name, password, admin))
+            .await
+    }
+
+    /// Drops a user.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn drop_user(&self, name: &str) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate("drop user", t.drop_user(name)).await
+    }
+
+    /// Sets a user's password.
+    #[tracing::instrument(skip(self, password), err(level = "debug"))]
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate("set password", t.set_password(name, password))
+            .await
+    }
+
+    /// Grants or removes admin.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn set_admin(&self, name: &str, admin: bool) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate("set admin", t.set_admin(name, admin)).await
+    }
+
+    /// `GRANT p ON db TO user`.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn grant_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate("grant", t.grant_privilege(user, db, p)).await
+    }
+
+    /// `REVOKE p ON db FROM user`.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn revoke_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<()> {
+        let t = self.shared.transport.clone();
+        self.mutate("revoke", t.revoke_privilege(user, db, p)).await
+    }
+}
+
+/// Background heartbeat; stops when dropped.
+#[derive(Debug)]
+pub struct HeartbeatHandle(AbortOnDrop);
+
+impl HeartbeatHandle {
+    /// Stops heartbeating (the node leaves the live set when its lease expires).
+    pub fn stop(self) {
+        self.0 .0.abort();
+    }
+}

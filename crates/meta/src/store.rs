@@ -1,0 +1,814 @@
+//! [`MetaStore`]: every metadata operation, as compare-and-swap transactions over a
+//! [`KvBackend`]. Stateless — any number of `MetaStore`s (in any number of processes)
+//! may run against one backend; races are settled by the backend's transactions.
+//!
+//! Every mutation returns the store revision at which its effect is visible (0 when
+//! it changed nothing and there is nothing to wait for).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::auth;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::kv::{Compare, KeyValue, KvBackend, Txn, TxnOp, TxnOpResponse};
+use crate::model::{
+    truncate_time, valid_name, validate_policy_values, DatabaseInfo, NodeId, NodeInfo, Privilege,
+    RetentionPolicyInfo, RetentionPolicySpec, RetentionPolicyUpdate, ShardGroupInfo, ShardInfo,
+    UserInfo,
+};
+
+/// Attempts of one compare-and-swap loop before giving up with `Contention`.
+const MAX_ATTEMPTS: usize = 200;
+
+/// Metadata operations over a [`KvBackend`].
+#[derive(Debug, Clone)]
+pub struct MetaStore {
+    kv: Arc<dyn KvBackend>,
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::Internal(format!("encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T> {
+    serde_json::from_slice(&kv.value)
+        .map_err(|e| Error::corrupt(&String::from_utf8_lossy(&kv.key), e))
+}
+
+fn validate_db_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::DatabaseNameRequired);
+    }
+    if !valid_name(name) {
+        return Err(Error::InvalidName);
+    }
+    Ok(())
+}
+
+fn validate_user_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::UsernameRequired);
+    }
+    if !valid_name(name) {
+        return Err(Error::InvalidName);
+    }
+    Ok(())
+}
+
+/// Small randomised pause between CAS attempts, so racers spread out.
+async fn backoff(attempt: usize) {
+    let base = 1u64 << attempt.min(5);
+    let jitter = rand::random::<u64>() % (base + 1);
+    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+}
+
+enum Change<T> {
+    Keep,
+    Put(T),
+    Delete,
+}
+
+impl MetaStore {
+    /// Operations over `kv`.
+    pub fn new(kv: Arc<dyn KvBackend>) -> Self {
+        MetaStore { kv }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn KvBackend> {
+        &self.kv
+    }
+
+    async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(T, i64)>> {
+        match self.kv.get(key.as_bytes()).await? {
+            Some(kv) => Ok(Some((decode(&kv)?, kv.mod_revision))),
+            None => Ok(None),
+        }
+    }
+
+    /// Read-modify-write of one key with a compare on its mod revision, retried on
+    /// conflict. `extra` ops are added to the successful transaction.
+    async fn update<T, F>(&self, key: &str, mut f: F) -> Result<i64>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> Result<(Change<T>, Vec<TxnOp>)>,
+    {
+        for attempt in 0..MAX_ATTEMPTS {
+            let cur = self.read::<T>(key).await?;
+            let rev = cur.as_ref().map_or(0, |(_, r)| *r);
+            let (change, extra) = f(cur.map(|(v, _)| v))?;
+            let mut ops = match change {
+                Change::Keep => return Ok(rev),
+                Change::Put(v) => vec![TxnOp::put(key, encode(&v)?)],
+                Change::Delete => vec![TxnOp::delete(key)],
+            };
+            ops.extend(extra);
+            let resp = self
+                .kv
+                .txn(
+                    Txn::new()
+                        .when(vec![Compare::mod_revision(key, rev)])
+                        .and_then(ops),
+                )
+                .await?;
+            if resp.succeeded {
+                return Ok(resp.revision);
+            }
+            backoff(attempt).await;
+        }
+        Err(Error::Contention(key.to_string()))
+    }
+
+    /// Reads everything under the meta prefix: `(revision, [(key, value)])`.
+    pub async fn load_all(&self) -> Result<(i64, Vec<(String, Vec<u8>)>)> {
+        let r = self.kv.range(b"").await?;
+        let kvs = r
+            .kvs
+            .into_iter()
+            .filter_map(|kv| String::from_utf8(kv.key).ok().map(|k| (k, kv.value)))
+            .collect();
+        Ok((r.revision, kvs))
+    }
+
+    // ---------------------------------------------------------------- databases
+
+    /// Creates a database with `autogen` (or with `policy` as its default policy).
+    /// Creating an existing database is a no-op (with a policy: the same policy must
+    /// exist, else `retention policy conflicts with an existing policy`).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn create_database(
+        &self,
+        name: &str,
+        policy: Option<RetentionPolicySpec>,
+    ) -> Result<i64> {
+        validate_db_name(name)?;
+        let rp = match &policy {
+            Some(spec) => spec.validate()?,
+            None => RetentionPolicyInfo::autogen(),
+        };
+        let key = keys::database(name);
+        self.update::<DatabaseInfo, _>(&key, |cur| match cur {
+            Some(db) => {
+                if policy.is_some() {
+                    match db.retention_policies.get(&rp.name) {
+                        Some(existing)
+                            if *existing == rp && db.default_retention_policy == rp.name => {}
+                        _ => return Err(Error::RetentionPolicyConflict),
+                    }
+                }
+                Ok((Change::Keep, vec![]))
+            }
+            None => {
+                let mut rps = BTreeMap::new();
+                rps.insert(rp.name.clone(), rp.clone());
+                Ok((
+                    Change::Put(DatabaseInfo {
+                        name: name.to_string(),
+                        default_retention_policy: rp.name.clone(),
+                        retention_policies: rps,
+                    }),
+                    vec![],
+                ))
+            }
+        })
+        .await
+    }
+
+    /// Drops a database, its shard groups and users' privileges on it. Dropping a
+    /// missing database is a no-op.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn drop_database(&self, name: &str) -> Result<i64> {
+        validate_db_name(name)?;
+        let key = keys::database(name);
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(db) = self.kv.get(key.as_bytes()).await? else {
+                return Ok(0);
+            };
+            let users = self.kv.range(keys::USERS.as_bytes()).await?;
+            let mut compares = vec![Compare::mod_revision(key.as_bytes(), db.mod_revision)];
+            let mut ops = vec![
+                TxnOp::delete(key.as_bytes()),
+                TxnOp::delete_prefix(keys::shard_groups_of_db(name)),
+            ];
+            for kv in &users.kvs {
+                let mut u: UserInfo = decode(kv)?;
+                if u.privileges.remove(name).is_some() {
+                    compares.push(Compare::mod_revision(kv.key.clone(), kv.mod_revision));
+                    ops.push(TxnOp::put(kv.key.clone(), encode(&u)?));
+                }
+            }
+            let r = self.kv.txn(Txn::new().when(compares).and_then(ops)).await?;
+            if r.succeeded {
+                return Ok(r.revision);
+            }
+            backoff(attempt).await;
+        }
+        Err(Error::Contention(key))
+    }
+
+    // ---------------------------------------------------------- retention policies
+
+    /// Creates a retention policy. Same name and spec: no-op; different spec:
+    /// `retention policy already exists`.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn create_retention_policy(
+        &self,
+        db: &str,
+        spec: RetentionPolicySpec,
+        make_default: bool,
+    ) -> Result<i64> {
+        validate_db_name(db)?;
+        let rp = spec.validate()?;
+        self.update::<DatabaseInfo, _>(&keys::database(db), |cur| {
+            let mut d = cur.ok_or_else(|| Error::DatabaseNotFound(db.to_string()))?;
+            if let Some(existing) = d.retention_policies.get(&rp.name) {
+                if existing.duration != rp.duration
+                    || existing.shard_group_duration != rp.shard_group_duration
+                    || existing.replication_factor != rp.replication_factor
+                {
+                    return Err(Error::RetentionPolicyExists);
+                }
+                if make_default && d.default_retention_policy != rp.name {
+                    return Err(Error::RetentionPolicyConflict);
+                }
+                return Ok((Change::Keep, vec![]));
+            }
+            d.retention_policies.insert(rp.name.clone(), rp.clone());
+            if make_default
+                || d.default_retention_policy.is_empty() && d.retention_policies.len() == 1
+            {
+                d.default_retention_policy = rp.name.clone();
+            }
+            Ok((Change::Put(d), vec![]))
+        })
+        .await
+    }
+
+    /// Alters a retention policy (`ALTER RETENTION POLICY`), optionally making it the
+    /// default.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn alter_retention_policy(
+        &self,
+        db: &str,
+        name: &str,
+        update: RetentionPolicyUpdate,
+    ) -> Result<i64> {
+        validate_db_name(db)?;
+        if name.is_empty() {
+            return Err(Error::RetentionPolicyNameRequired);
+        }
+        self.update::<DatabaseInfo, _>(&keys::database(db), |cur| {
+            let mut d = cur.ok_or_else(|| Error::DatabaseNotFound(db.to_string()))?;
+            let old = d
+                .retention_policies
+                .get(name)
+                .ok_or_else(|| Error::RetentionPolicyNotFound(name.to_string()))?;
+            let duration = update.duration.unwrap_or(old.duration);
+            let sgd = update
+                .shard_group_duration
+                .unwrap_or(old.shard_group_duration);
+            let rf = update.replication_factor.unwrap_or(old.replication_factor);
+            let new = validate_policy_values(name, duration, sgd, rf)?;
+            let changed =
+                new != *old || (update.make_default && d.default_retention_policy != name);
+            if !changed {
+                return Ok((Change::Keep, vec![]));
+            }
+            d.retention_policies.insert(name.to_string(), new);
+            if update.make_default {
+                d.default_retention_policy = name.to_string();
+            }
+            Ok((Change::Put(d), vec![]))
+        })
+        .await
+    }
+
+    /// Makes `name` the default retention policy of `db`.
+    pub async fn set_default_retention_policy(&self, db: &str, name: &str) -> Result<i64> {
+        self.alter_retention_policy(
+            db,
+            name,
+            RetentionPolicyUpdate {
+                make_default: true,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Drops a retention policy and its shard groups (missing policy: no-op).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn drop_retention_policy(&self, db: &str, name: &str) -> Result<i64> {
+        validate_db_name(db)?;
+        if name.is_empty() {
+            return Err(Error::RetentionPolicyNameRequired);
+        }
+        self.update::<DatabaseInfo, _>(&keys::database(db), |cur| {
+            let mut d = cur.ok_or_else(|| Error::DatabaseNotFound(db.to_string()))?;
+            if d.retention_policies.remove(name).is_none() {
+                return Ok((Change::Keep, vec![]));
+            }
+            if d.default_retention_policy == name {
+                d.default_retention_policy.clear();
+            }
+            Ok((
+                Change::Put(d),
+                vec![TxnOp::delete_prefix(keys::shard_groups_of_rp(db, name))],
+            ))
+        })
+        .await
+    }
+
+    // ---------------------------------------------------------------- shard groups
+
+    async fn live_nodes(&self) -> Result<Vec<NodeId>> {
+        let alive = self.kv.range(keys::ALIVE.as_bytes()).await?;
+        let nodes = self.kv.range(keys::NODES.as_bytes()).await?;
+        let mut registered = std::collections::BTreeSet::new();
+        for kv in &nodes.kvs {
+            let n: NodeInfo = decode(kv)?;
+            registered.insert(n.id);
+        }
+        let mut live: Vec<NodeId> = alive
+            .kvs
+            .iter()
+            .filter_map(|kv| match keys::parse(&String::from_utf8_lossy(&kv.key)) {
+                Some(keys::Key::Alive(id)) if registered.contains(&id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        Ok(live)
+    }
+
+    /// Returns the shard group of `db`/`rp` (`""` = default) holding time `t`,
+    /// creating it if needed. Idempotent and race-free across processes: the group key
+    /// is created with a compare-absent transaction (together with the id counter and
+    /// the database record), so concurrent callers all get the one group that won.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn create_shard_group(
+        &self,
+        db: &str,
+        rp: &str,
+        t: i64,
+    ) -> Result<(ShardGroupInfo, i64)> {
+        let db_key = keys::database(db);
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(dbkv) = self.kv.get(db_key.as_bytes()).await? else {
+                return Err(Error::DatabaseNotFound(db.to_string()));
+            };
+            let dbi: DatabaseInfo = decode(&dbkv)?;
+            let rpi = dbi.policy(rp).cloned().ok_or_else(|| {
+                Error::RetentionPolicyNotFound(if rp.is_empty() {
+                    dbi.default_retention_policy.clone()
+                } else {
+                    rp.to_string()
+                })
+            })?;
+            let existing = self
+                .kv
+                .range(keys::shard_groups_of_rp(db, &rpi.name).as_bytes())
+                .await?;
+            for kv in &existing.kvs {
+                let g: ShardGroupInfo = decode(kv)?;
+                if g.contains(t) {
+                    return Ok((g, kv.mod_revision));
+                }
+            }
+            let live = self.live_nodes().await?;
+            if live.is_empty() {
+                return Err(Error::NoDataNodes);
+            }
+            let counter = self.kv.get(keys::SHARD_ID_COUNTER.as_bytes()).await?;
+            let (next, counter_rev) = match &counter {
+                Some(kv) => (
+                    std::str::from_utf8(&kv.value)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or_else(|| Error::corrupt(keys::SHARD_ID_COUNTER, "not a number"))?,
+                    kv.mod_revision,
+                ),
+                None => (1, 0),
+            };
+            let start = truncate_time(t, rpi.shard_group_duration);
+            let end = start.saturating_add(rpi.shard_group_duration);
+            let group = build_group(next, db, &rpi, start, end, &live);
+            let new_next = next + 1 + group.shards.len() as u64;
+            let key = keys::shard_group(db, &rpi.name, start);
+            let txn = Txn::new()
+                .when(vec![
+                    Compare::absent(key.as_bytes()),
+                    Compare::mod_revision(keys::SHARD_ID_COUNTER, counter_rev),
+                    Compare::mod_revision(db_key.as_bytes(), dbkv.mod_revision),
+                ])
+                .and_then(vec![
+                    TxnOp::put(key.as_bytes(), encode(&group)?),
+                    TxnOp::put(keys::SHARD_ID_COUNTER, new_next.to_string()),
+                ])
+                .or_else(vec![TxnOp::get(key.as_bytes())]);
+            let r = self.kv.txn(txn).await?;
+            if r.succeeded {
+                tracing::info!(
+                    db,
+                    rp = %rpi.name,
+                    id = group.id,
+                    start = group.start,
+                    shards = group.shards.len(),
+                    "created shard group"
+                );
+                return Ok((group, r.revision));
+            }
+            if let Some(TxnOpResponse::Get(Some(kv))) = r.responses.first() {
+                let g: ShardGroupInfo = decode(kv)?;
+                if g.contains(t) {
+                    return Ok((g, kv.mod_revision));
+                }
+            }
+            backoff(attempt).await;
+        }
+        Err(Error::Contention(format!("shard group {db}/{rp}@{t}")))
+    }
+
+    /// Deletes shard groups whose data is entirely past their policy's retention at
+    /// `now` (InfluxDB: `end + duration < now`). Returns the groups deleted by this
+    /// call (so stores can drop those shards).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn delete_expired_shard_groups(
+        &self,
+        now: i64,
+    ) -> Result<(Vec<ShardGroupInfo>, i64)> {
+        let dbs = self.kv.range(keys::DATABASES.as_bytes()).await?;
+        let mut durations = BTreeMap::new();
+        for kv in &dbs.kvs {
+            let d: DatabaseInfo = decode(kv)?;
+            for rp in d.retention_policies.values() {
+                durations.insert((d.name.clone(), rp.name.clone()), rp.duration);
+            }
+        }
+        let groups = self.kv.range(keys::SHARD_GROUPS.as_bytes()).await?;
+        let mut deleted = Vec::new();
+        let mut rev = 0;
+        for kv in &groups.kvs {
+            let g: ShardGroupInfo = decode(kv)?;
+            let Some(&dur) = durations.get(&(g.database.clone(), g.retention_policy.clone()))
+            else {
+                continue;
+            };
+            if dur <= 0 || g.end.saturating_add(dur) >= now {
+                continue;
+            }
+            let r = self
+                .kv
+                .txn(
+                    Txn::new()
+                        .when(vec![Compare::mod_revision(kv.key.clone(), kv.mod_revision)])
+                        .and_then(vec![TxnOp::delete(kv.key.clone())]),
+                )
+                .await?;
+            if r.succeeded {
+                tracing::info!(db = %g.database, rp = %g.retention_policy, id = g.id, "deleted expired shard group");
+                rev = r.revision;
+                deleted.push(g);
+            }
+        }
+        Ok((deleted, rev))
+    }
+
+    /// Shard precreation (InfluxDB's `PrecreateShardGroups(now, now+advance)`): for
+    /// each policy whose newest group ends within `(now, now + advance)`, creates the
+    /// following group. Returns the groups created.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn precreate_shard_groups(
+        &self,
+        now: i64,
+        advance: i64,
+    ) -> Result<(Vec<ShardGroupInfo>, i64)> {
+        let groups = self.kv.range(keys::SHARD_GROUPS.as_bytes()).await?;
+        let mut latest: BTreeMap<(String, String), ShardGroupInfo> = BTreeMap::new();
+        for kv in &groups.kvs {
+            let g: ShardGroupInfo = decode(kv)?;
+            let k = (g.database.clone(), g.retention_policy.clone());
+            match latest.get(&k) {
+                Some(cur) if cur.end >= g.end => {}
+                _ => {
+                    latest.insert(k, g);
+                }
+            }
+        }
+        let to = now.saturating_add(advance);
+        let mut created = Vec::new();
+        let mut rev = 0;
+        for ((db, rp), g) in latest {
+            if g.end < to && g.end > now {
+                match self.create_shard_group(&db, &rp, g.end).await {
+                    Ok((ng, r)) => {
+                        if ng.id != g.id && ng.start >= g.end {
+                            rev = rev.max(r);
+                            created.push(ng);
+                        }
+                    }
+                    // The policy may have been dropped meanwhile.
+                    Err(Error::DatabaseNotFound(_) | Error::RetentionPolicyNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok((created, rev))
+    }
+
+    // ---------------------------------------------------------------------- nodes
+
+    /// Registers a store node (or updates its addresses). Without an id, a node with
+    /// the same gRPC address keeps its id, otherwise a new id is allocated.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn register_node(
+        &self,
+        id: Option<NodeId>,
+        grpc_addr: &str,
+        http_addr: &str,
+    ) -> Result<(NodeInfo, i64)> {
+        if grpc_addr.is_empty() {
+            return Err(Error::InvalidArgument("node gRPC address required".into()));
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            let nodes = self.kv.range(keys::NODES.as_bytes()).await?;
+            let mut existing = None;
+            for kv in &nodes.kvs {
+                let n: NodeInfo = decode(kv)?;
+                let same = match id {
+                    Some(id) => n.id == id,
+                    None => n.grpc_addr == grpc_addr,
+                };
+                if same {
+                    existing = Some((n, kv.mod_revision));
+                }
+            }
+            if let Some((n, rev)) = &existing {
+                if n.grpc_addr == grpc_addr && n.http_addr == http_addr {
+                    return Ok((n.clone(), *rev));
+                }
+            }
+            let counter = self.kv.get(keys::NODE_ID_COUNTER.as_bytes()).await?;
+            let (next, counter_rev) = match &counter {
+                Some(kv) => (
+                    std::str::from_utf8(&kv.value)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or_else(|| Error::corrupt(keys::NODE_ID_COUNTER, "not a number"))?,
+                    kv.mod_revision,
+                ),
+                None => (1, 0),
+            };
+            let node_id = match (&existing, id) {
+                (Some((n, _)), _) => n.id,
+                (None, Some(id)) => id,
+                (None, None) => next,
+            };
+            let node = NodeInfo {
+                id: node_id,
+                grpc_addr: grpc_addr.to_string(),
+                http_addr: http_addr.to_string(),
+            };
+            let key = keys::node(node_id);
+            let mut compares = vec![Compare::mod_revision(
+                key.as_bytes(),
+                existing.as_ref().map_or(0, |(_, r)| *r),
+            )];
+            let mut ops = vec![TxnOp::put(key.as_bytes(), encode(&node)?)];
+            if node_id >= next {
+                compares.push(Compare::mod_revision(keys::NODE_ID_COUNTER, counter_rev));
+                ops.push(TxnOp::put(keys::NODE_ID_COUNTER, (node_id + 1).to_string()));
+            }
+            let r = self.kv.txn(Txn::new().when(compares).and_then(ops)).await?;
+            if r.succeeded {
+                tracing::info!(id = node_id, grpc_addr, http_addr, "registered node");
+                return Ok((node, r.revision));
+            }
+            backoff(attempt).await;
+        }
+        Err(Error::Contention("node registration".into()))
+    }
+
+    /// Renews a node's liveness: keeps its lease alive, or (first call, or after it
+    /// expired) grants a new lease of `ttl_secs` and puts `alive/<id>` with it. A node
+    /// that stops calling this drops out of the live set when the lease expires.
+    #[tracing::instrument(skip(self), level = "debug", err(level = "debug"))]
+    pub async fn heartbeat(&self, node_id: NodeId, ttl_secs: i64) -> Result<i64> {
+        if ttl_secs <= 0 {
+            return Err(Error::InvalidArgument(format!(
+                "heartbeat TTL must be positive, got {ttl_secs}"
+            )));
+        }
+        if self.kv.get(keys::node(node_id).as_bytes()).await?.is_none() {
+            return Err(Error::NodeNotFound(node_id));
+        }
+        let key = keys::alive(node_id);
+        if let Some(kv) = self.kv.get(key.as_bytes()).await? {
+            if kv.lease != 0 {
+                match self.kv.keep_alive(kv.lease).await {
+                    Ok(()) => return Ok(kv.mod_revision),
+                    Err(Error::LeaseNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let lease = self.kv.grant_lease(ttl_secs).await?;
+        let rev = self.kv.put(key.as_bytes(), b"{}", Some(lease)).await?;
+        tracing::info!(node_id, lease, "node is live");
+        Ok(rev)
+    }
+
+    // ---------------------------------------------------------------------- users
+
+    /// Creates a user. An existing user with the same password and admin flag is a
+    /// no-op; otherwise `user already exists`.
+    #[tracing::instrument(skip(self, password), err(level = "debug"))]
+    pub async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<i64> {
+        validate_user_name(name)?;
+        if password.is_empty() {
+            return Err(Error::PasswordRequired);
+        }
+        let hash = auth::hash_password(password)?;
+        self.update::<UserInfo, _>(&keys::user(name), |cur| match cur {
+            Some(u) => {
+                if u.admin == admin && u.verify_password(password) {
+                    Ok((Change::Keep, vec![]))
+                } else {
+                    Err(Error::UserExists)
+                }
+            }
+            None => Ok((
+                Change::Put(UserInfo {
+                    name: name.to_string(),
+                    hash: hash.clone(),
+                    admin,
+                    privileges: BTreeMap::new(),
+                }),
+                vec![],
+            )),
+        })
+        .await
+    }
+
+    /// Drops a user (`user not found` if missing).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn drop_user(&self, name: &str) -> Result<i64> {
+        validate_user_name(name)?;
+        self.update::<UserInfo, _>(&keys::user(name), |cur| match cur {
+            Some(_) => Ok((Change::Delete, vec![])),
+            None => Err(Error::UserNotFound),
+        })
+        .await
+    }
+
+    /// Sets a user's password.
+    #[tracing::instrument(skip(self, password), err(level = "debug"))]
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<i64> {
+        validate_user_name(name)?;
+        if password.is_empty() {
+            return Err(Error::PasswordRequired);
+        }
+        let hash = auth::hash_password(password)?;
+        self.update::<UserInfo, _>(&keys::user(name), |cur| {
+            let mut u = cur.ok_or(Error::UserNotFound)?;
+            u.hash = hash.clone();
+            Ok((Change::Put(u), vec![]))
+        })
+        .await
+    }
+
+    /// Grants or removes cluster admin.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn set_admin(&self, name: &str, admin: bool) -> Result<i64> {
+        validate_user_name(name)?;
+        self.update::<UserInfo, _>(&keys::user(name), |cur| {
+            let mut u = cur.ok_or(Error::UserNotFound)?;
+            if u.admin == admin {
+                return Ok((Change::Keep, vec![]));
+            }
+            u.admin = admin;
+            Ok((Change::Put(u), vec![]))
+        })
+        .await
+    }
+
+    /// `GRANT <p> ON <db> TO <user>`: sets the user's privilege on `db` to `p`
+    /// (InfluxDB replaces the previous one).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn grant_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64> {
+        validate_user_name(user)?;
+        validate_db_name(db)?;
+        if self.kv.get(keys::database(db).as_bytes()).await?.is_none() {
+            return Err(Error::DatabaseNotFound(db.to_string()));
+        }
+        self.update::<UserInfo, _>(&keys::user(user), |cur| {
+            let mut u = cur.ok_or(Error::UserNotFound)?;
+            if u.privileges.get(db) == Some(&p) {
+                return Ok((Change::Keep, vec![]));
+            }
+            u.privileges.insert(db.to_string(), p);
+            Ok((Change::Put(u), vec![]))
+        })
+        .await
+    }
+
+    /// `REVOKE <p> ON <db> FROM <user>`: clears `p`'s bits from the user's privilege
+    /// (REVOKE ALL leaves no privileges).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn revoke_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64> {
+        validate_user_name(user)?;
+        validate_db_name(db)?;
+        if self.kv.get(keys::database(db).as_bytes()).await?.is_none() {
+            return Err(Error::DatabaseNotFound(db.to_string()));
+        }
+        self.update::<UserInfo, _>(&keys::user(user), |cur| {
+            let mut u = cur.ok_or(Error::UserNotFound)?;
+            let old = u.privileges.get(db).copied().unwrap_or(Privilege::None);
+            let new = Privilege::from_bits(old.bits() & !p.bits());
+            if new == old && u.privileges.contains_key(db) {
+                return Ok((Change::Keep, vec![]));
+            }
+            u.privileges.insert(db.to_string(), new);
+            Ok((Change::Put(u), vec![]))
+        })
+        .await
+    }
+}
+
+/// Lays out a new group: `live / rf` shards (at least 1), each with `min(rf, live)`
+/// owners, assigned round-robin starting at `id % live` (InfluxDB's algorithm).
+fn build_group(
+    id: u64,
+    db: &str,
+    rpi: &RetentionPolicyInfo,
+    start: i64,
+    end: i64,
+    live: &[NodeId],
+) -> ShardGroupInfo {
+    let rf = rpi.replication_factor.max(1) as usize;
+    let n = live.len().max(1);
+    let shard_n = (live.len() / rf).max(1);
+    let replica_n = rf.min(live.len());
+    let mut idx = (id % n as u64) as usize;
+    let shards = (0..shard_n)
+        .map(|i| {
+            let owners = (0..replica_n)
+                .map(|_| {
+                    let o = live[idx % n];
+                    idx += 1;
+                    o
+                })
+                .collect();
+            ShardInfo {
+                id: id + 1 + i as u64,
+                owners,
+            }
+        })
+        .collect();
+    ShardGroupInfo {
+        id,
+        database: db.to_string(),
+        retention_policy: rpi.name.clone(),
+        start,
+        end,
+        shards,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_spreads_owners() {
+        let rp = RetentionPolicyInfo {
+            replication_factor: 2,
+            ..RetentionPolicyInfo::autogen()
+        };
+        let g = build_group(10, "db", &rp, 0, 1, &[1, 2, 3, 4]);
+        assert_eq!(g.shards.len(), 2);
+        assert_eq!(g.shard_ids(), vec![11, 12]);
+        let mut owners: Vec<u64> = g.shards.iter().flat_map(|s| s.owners.clone()).collect();
+        owners.sort_unstable();
+        assert_eq!(owners, vec![1, 2, 3, 4]);
+        let g = build_group(
+            1,
+            "db",
+            &RetentionPolicyInfo {
+                replication_factor: 3,
+                ..rp
+            },
+            0,
+            1,
+            &[7],
+        );
+        assert_eq!(g.shards.len(), 1);
+        assert_eq!(g.shards[0].owners, vec![7]);
+    }
+}

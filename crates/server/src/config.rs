@@ -1,0 +1,317 @@
+//! Configuration: defaults < TOML file < environment (`SUNDIAL_<SECTION>_<KEY>`)
+//! < command-line flags. `sundial config` prints the defaults as TOML.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Config {
+    pub data: DataConfig,
+    pub http: HttpConfig,
+    pub retention: RetentionConfig,
+    pub shard_precreation: PrecreationConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DataConfig {
+    /// Holds `meta/` (embedded metadata) and `store/` (shards: WAL and files).
+    pub dir: PathBuf,
+    /// `always` (fsync before acknowledging; default), `never`, or an interval like `100ms`.
+    pub wal_fsync: String,
+    /// Bytes a memtable may hold before it is frozen and flushed.
+    pub memtable_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct HttpConfig {
+    pub bind_address: String,
+    pub auth_enabled: bool,
+    pub max_body_size: usize,
+    pub max_concurrent_write_limit: usize,
+    pub max_enqueued_write_limit: usize,
+    pub enqueued_write_timeout: String,
+    pub write_timeout: String,
+    /// HS256 secret for `Authorization: Bearer` JWTs; empty disables them.
+    pub shared_secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RetentionConfig {
+    pub enabled: bool,
+    pub check_interval: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct PrecreationConfig {
+    pub enabled: bool,
+    pub check_interval: String,
+    /// Create the next shard group this long before it is needed.
+    pub advance_period: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct LoggingConfig {
+    /// A `tracing` filter: `info`, `sundial=debug,warn`, …
+    pub level: String,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dir: PathBuf::from("./data"),
+            wal_fsync: "always".into(),
+            memtable_size: 64 << 20,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind_address: "127.0.0.1:8086".into(),
+            auth_enabled: false,
+            max_body_size: 25_000_000,
+            max_concurrent_write_limit: 16,
+            max_enqueued_write_limit: 64,
+            enqueued_write_timeout: "5s".into(),
+            write_timeout: "10s".into(),
+            shared_secret: String::new(),
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            enabled: true,
+            check_interval: "30m".into(),
+        }
+    }
+}
+
+impl Default for PrecreationConfig {
+    fn default() -> Self {
+        PrecreationConfig {
+            enabled: true,
+            check_interval: "10m".into(),
+            advance_period: "30m".into(),
+        }
+    }
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+/// Parses `500ms`, `10s`, `30m`, `1h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .with_context(|| format!("duration {s:?} needs a unit (ms, s, m, h, d)"))?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().with_context(|| format!("bad duration {s:?}"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("bad duration unit in {s:?} (use ms, s, m, h, d)"),
+    };
+    Ok(Duration::from_millis(n.saturating_mul(ms)))
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if any), then `SUNDIAL_…` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let mut table = toml::Value::try_from(Config::default()).context("default config")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config {}", path.display()))?;
+            let file_table: toml::Value = toml::from_str(&text)
+                .with_context(|| format!("parsing config {}", path.display()))?;
+            merge(&mut table, file_table);
+        }
+        apply_env(&mut table, env)?;
+        let cfg: Config = table.try_into().context("invalid configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            (
+                "http.enqueued-write-timeout",
+                &self.http.enqueued_write_timeout,
+            ),
+            ("http.write-timeout", &self.http.write_timeout),
+            ("retention.check-interval", &self.retention.check_interval),
+            (
+                "shard-precreation.check-interval",
+                &self.shard_precreation.check_interval,
+            ),
+            (
+                "shard-precreation.advance-period",
+                &self.shard_precreation.advance_period,
+            ),
+        ] {
+            parse_duration(v).with_context(|| format!("in {name}"))?;
+        }
+        if self.data.wal_fsync != "always" && self.data.wal_fsync != "never" {
+            parse_duration(&self.data.wal_fsync)
+                .context("in data.wal-fsync (always, never or an interval)")?;
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// `SUNDIAL_HTTP_BIND_ADDRESS=…` sets `[http] bind-address`; the value is read
+/// as the type the default has (bool, integer or string).
+fn apply_env(
+    table: &mut toml::Value,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<()> {
+    let toml::Value::Table(sections) = table else {
+        return Ok(());
+    };
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("SUNDIAL_") else {
+            continue;
+        };
+        let mut hit = false;
+        for (section, keys) in sections.iter_mut() {
+            let toml::Value::Table(keys) = keys else {
+                continue;
+            };
+            let prefix = format!("{}_", section.to_uppercase().replace('-', "_"));
+            let Some(key) = rest.strip_prefix(&prefix) else {
+                continue;
+            };
+            for (k, slot) in keys.iter_mut() {
+                if k.to_uppercase().replace('-', "_") == key {
+                    *slot = match slot {
+                        toml::Value::Boolean(_) => toml::Value::Boolean(
+                            value
+                                .parse()
+                                .with_context(|| format!("{name}: expected true or false"))?,
+                        ),
+                        toml::Value::Integer(_) => toml::Value::Integer(
+                            value
+                                .parse()
+                                .with_context(|| format!("{name}: expected an integer"))?,
+                        ),
+                        _ => toml::Value::String(value.clone()),
+                    };
+                    hit = true;
+                }
+            }
+        }
+        if !hit && name != "SUNDIAL_LOG" {
+            tracing::warn!(variable = %name, "unknown SUNDIAL_ variable ignored");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let text = Config::default().to_toml();
+        let path = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(path.path(), &text).unwrap();
+        assert_eq!(
+            Config::load(Some(path.path()), vec![]).unwrap(),
+            Config::default()
+        );
+        assert!(text.contains("bind-address = \"127.0.0.1:8086\""), "{text}");
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            f.path(),
+            "[http]\nbind-address = \"127.0.0.1:9999\"\nauth-enabled = true\n",
+        )
+        .unwrap();
+        let env = vec![
+            (
+                "SUNDIAL_HTTP_BIND_ADDRESS".to_string(),
+                "127.0.0.1:7777".to_string(),
+            ),
+            ("SUNDIAL_HTTP_MAX_BODY_SIZE".to_string(), "1000".to_string()),
+            ("SUNDIAL_DATA_DIR".to_string(), "/tmp/x".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let c = Config::load(Some(f.path()), env).unwrap();
+        assert_eq!(c.http.bind_address, "127.0.0.1:7777");
+        assert!(c.http.auth_enabled);
+        assert_eq!(c.http.max_body_size, 1000);
+        assert_eq!(c.data.dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let env = vec![("SUNDIAL_HTTP_AUTH_ENABLED".to_string(), "maybe".to_string())];
+        assert!(Config::load(None, env)
+            .unwrap_err()
+            .to_string()
+            .contains("expected true or false"));
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "[http]\nbogus = 1\n").unwrap();
+        assert!(Config::load(Some(f.path()), vec![]).is_err());
+        let env = vec![(
+            "SUNDIAL_HTTP_WRITE_TIMEOUT".to_string(),
+            "10 parsecs".to_string(),
+        )];
+        assert!(Config::load(None, env).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("1y").is_err());
+    }
+}

@@ -1,0 +1,253 @@
+//! `sundial`: the all-in-one server (gateway + embedded meta + one store), the
+//! default for a new user. `sundial config` prints the default configuration;
+//! `sundial export` dumps a database as line protocol.
+
+mod config;
+mod export;
+mod metrics;
+mod services;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use config::{parse_duration, Config};
+use std::path::PathBuf;
+use std::sync::Arc;
+use sundial_engine::{EngineOptions, FsyncPolicy, Store};
+use sundial_gateway::http::{router, ExtraMetrics, Gateway, HttpOptions};
+use sundial_gateway::points_writer::{LocalShardWriter, PointsWriter};
+use sundial_meta::{ClientOptions, EmbeddedBackend, MetaClient};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sundial",
+    version,
+    about = "Sundial: an InfluxDB 1.x-compatible time-series database"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Start the server (the default).
+    Run(RunArgs),
+    /// Print the default configuration as TOML.
+    Config,
+    /// Print a database's points as line protocol, read from a data directory.
+    Export(ExportCmd),
+}
+
+#[derive(Debug, Args, Default)]
+struct RunArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "SUNDIAL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides [data] dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address, e.g. 127.0.0.1:8086 or 127.0.0.1:0 (overrides [http] bind-address).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Require authentication (overrides [http] auth-enabled).
+    #[arg(long)]
+    auth_enabled: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+struct ExportCmd {
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    #[arg(long)]
+    database: String,
+    #[arg(long)]
+    rp: Option<String>,
+    /// Earliest timestamp (ns) to export.
+    #[arg(long, default_value_t = i64::MIN)]
+    start: i64,
+    /// Latest timestamp (ns) to export.
+    #[arg(long, default_value_t = i64::MAX)]
+    end: i64,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Some(Cmd::Config) => {
+            print!("{}", Config::default().to_toml());
+            Ok(())
+        }
+        Some(Cmd::Export(e)) => {
+            init_logging("warn");
+            let rt = tokio::runtime::Runtime::new()?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let n = rt.block_on(export::export(
+                export::ExportArgs {
+                    data_dir: &e.data_dir,
+                    database: &e.database,
+                    retention_policy: e.rp.as_deref(),
+                    start: e.start,
+                    end: e.end,
+                },
+                &mut out,
+            ))?;
+            std::io::Write::flush(&mut out)?;
+            eprintln!("exported {n} points");
+            Ok(())
+        }
+        Some(Cmd::Run(args)) => run(args),
+        None => run(cli.run),
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = std::env::var("SUNDIAL_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let mut cfg = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(d) = args.data_dir {
+        cfg.data.dir = d;
+    }
+    if let Some(b) = args.bind {
+        cfg.http.bind_address = b;
+    }
+    if let Some(a) = args.auth_enabled {
+        cfg.http.auth_enabled = a;
+    }
+    init_logging(&cfg.logging.level);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(cfg))
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    let open = tracing::info_span!("sundial.open", data_dir = %cfg.data.dir.display());
+    let (meta, store, listener) = {
+        let _g = open.enter();
+        std::fs::create_dir_all(&cfg.data.dir)
+            .with_context(|| format!("creating data dir {}", cfg.data.dir.display()))?;
+        // 1. meta (embedded backend)
+        let kv = EmbeddedBackend::open(cfg.data.dir.join("meta")).context("opening meta")?;
+        let meta = MetaClient::local(Arc::new(kv), ClientOptions::default())
+            .await
+            .context("starting meta client")?;
+        // 2. store
+        let fsync = match cfg.data.wal_fsync.as_str() {
+            "always" => FsyncPolicy::Always,
+            "never" => FsyncPolicy::Never,
+            every => FsyncPolicy::Every(parse_duration(every)?),
+        };
+        let opts = EngineOptions::builder()
+            .fsync(fsync)
+            .memtable_size(cfg.data.memtable_size)
+            .build();
+        let store =
+            Arc::new(Store::open(cfg.data.dir.join("store"), opts).context("opening store")?);
+        // 3. gateway listener
+        let listener = tokio::net::TcpListener::bind(&cfg.http.bind_address)
+            .await
+            .with_context(|| format!("binding {}", cfg.http.bind_address))?;
+        (meta, store, listener)
+    };
+    let addr = listener.local_addr()?;
+    // This node owns every shard: register it and keep it alive. Its store is
+    // in-process, so it has no gRPC address of its own.
+    let node = meta
+        .register_node(Some(1), "in-process", &addr.to_string())
+        .await
+        .context("registering node")?;
+    let heartbeat = meta.start_heartbeat(node.id, std::time::Duration::from_secs(10));
+    meta.heartbeat(node.id, std::time::Duration::from_secs(10))
+        .await?;
+
+    let writer = PointsWriter::new(meta.clone(), Arc::new(LocalShardWriter::new(store.clone())));
+    let http = HttpOptions {
+        auth_enabled: cfg.http.auth_enabled,
+        max_body_size: cfg.http.max_body_size,
+        max_concurrent_writes: cfg.http.max_concurrent_write_limit,
+        max_enqueued_writes: cfg.http.max_enqueued_write_limit,
+        enqueued_write_timeout: parse_duration(&cfg.http.enqueued_write_timeout)?,
+        write_timeout: parse_duration(&cfg.http.write_timeout)?,
+        shared_secret: cfg.http.shared_secret.clone(),
+    };
+    let metrics_store = store.clone();
+    let engine_metrics = ExtraMetrics(Arc::new(move |out: &mut String| {
+        metrics::render_engine(&metrics_store.stats(), out)
+    }));
+    let gw = Gateway::new(meta.clone(), writer, http, Some(engine_metrics));
+    let mut tasks = vec![services::spawn_reconciler(
+        meta.clone(),
+        store.clone(),
+        std::time::Duration::from_secs(2),
+    )];
+    if cfg.retention.enabled {
+        tasks.push(services::spawn_retention(
+            meta.clone(),
+            store.clone(),
+            parse_duration(&cfg.retention.check_interval)?,
+        ));
+    }
+    if cfg.shard_precreation.enabled {
+        tasks.push(services::spawn_precreator(
+            meta.clone(),
+            parse_duration(&cfg.shard_precreation.check_interval)?,
+            parse_duration(&cfg.shard_precreation.advance_period)?,
+        ));
+    }
+
+    tracing::info!(%addr, data_dir = %cfg.data.dir.display(), "sundial ready");
+    // Tests and scripts read the bound address (port 0 picks a free one).
+    println!("listening on {addr}");
+    axum::serve(listener, router(gw))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("http server")?;
+
+    // In-flight requests have drained; stop services, then sync and close the store.
+    let close = tracing::info_span!("sundial.close");
+    let _g = close.enter();
+    for t in tasks {
+        t.abort();
+    }
+    drop(heartbeat);
+    let store_result = tokio::task::spawn_blocking(move || store.close()).await;
+    meta.close();
+    match store_result {
+        Ok(Ok(())) => {
+            tracing::info!("sundial stopped cleanly");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e).context("closing store"),
+        Err(e) => Err(e).context("closing store"),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: draining in-flight requests");
+}

@@ -1,0 +1,156 @@
+//! Runs the real `sundial` binary on a free loopback port with a fresh data
+//! directory, and kills it on drop.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub data: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub fn start(args: &[&str]) -> Server {
+        Self::start_env(args, &[])
+    }
+
+    /// Starts with extra `SUNDIAL_…` environment settings.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let mut s = Server {
+            child: None,
+            addr: String::new(),
+            data,
+            _tmp: Some(tmp),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts (again) on the same data directory.
+    pub fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sundial"));
+        cmd.arg("run")
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .args(&self.args)
+            .env("SUNDIAL_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start sundial");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut addr = None;
+        while Instant::now() < deadline {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    if let Some(a) = l.strip_prefix("listening on ") {
+                        addr = Some(a.to_string());
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.addr = addr.expect("sundial did not report its address");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("sundial did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// Runs InfluxQL through `/query` (POST form) and returns the JSON.
+pub fn query(s: &Server, q: &str) -> serde_json::Value {
+    let r = client()
+        .post(s.url("/query"))
+        .form(&[("q", q)])
+        .send()
+        .expect("query");
+    r.json().expect("json")
+}
+
+/// `sundial export` of a data directory.
+pub fn export(data: &Path, db: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sundial"))
+        .arg("export")
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--database")
+        .arg(db)
+        .env("SUNDIAL_LOG", "warn")
+        .output()
+        .expect("run export");
+    assert!(
+        out.status.success(),
+        "export failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}

@@ -1,0 +1,423 @@
+//! The HTTP API end to end: the real `sundial` binary, a real HTTP client, and
+//! InfluxDB 1.x's status codes and bodies.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use common::{client, export, query, Server};
+use flate2::write::GzEncoder;
+use reqwest::blocking::Response;
+use serde_json::{json, Value};
+use std::io::Write;
+
+fn write(s: &Server, params: &str, body: impl Into<reqwest::blocking::Body>) -> Response {
+    client()
+        .post(s.url(&format!("/write?{params}")))
+        .body(body)
+        .send()
+        .expect("write")
+}
+
+fn error_of(r: Response) -> (u16, String, Option<String>) {
+    let status = r.status().as_u16();
+    let header = r
+        .headers()
+        .get("X-Influxdb-Error")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body: Value = r.json().expect("json error body");
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_string(),
+        header,
+    )
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn ping_health_metrics_and_common_headers() {
+    let s = Server::start(&[]);
+    let r = client().get(s.url("/ping")).send().unwrap();
+    assert_eq!(r.status(), 204);
+    for h in ["X-Influxdb-Version", "X-Influxdb-Build", "Request-Id"] {
+        assert!(r.headers().contains_key(h), "missing {h}");
+    }
+    let r = client().head(s.url("/ping")).send().unwrap();
+    assert_eq!(r.status(), 204);
+    let r = client().get(s.url("/ping?verbose=true")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().unwrap()["version"].is_string());
+    let h: Value = client()
+        .get(s.url("/health"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(h["status"], "pass");
+    let r = client()
+        .request(reqwest::Method::OPTIONS, s.url("/write"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(r.headers().contains_key("Access-Control-Allow-Methods"));
+    // Two requests get two ids.
+    let a = client().get(s.url("/ping")).send().unwrap();
+    let b = client().get(s.url("/ping")).send().unwrap();
+    assert_ne!(a.headers()["Request-Id"], b.headers()["Request-Id"]);
+
+    query(&s, "CREATE DATABASE m");
+    assert_eq!(write(&s, "db=m", "cpu v=1").status(), 204);
+    let text = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        text.contains("sundial_http_write_requests_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sundial_http_points_written_ok_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sundial_engine_values_written_total 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ddl_through_query() {
+    let s = Server::start(&[]);
+    let v = query(
+        &s,
+        "CREATE DATABASE db1; CREATE DATABASE \"db 2\"; SHOW DATABASES",
+    );
+    assert_eq!(v["results"][0], json!({"statement_id": 0}));
+    assert_eq!(
+        v["results"][2]["series"][0]["values"],
+        json!([["db 2"], ["db1"]])
+    );
+    let v = query(
+        &s,
+        "CREATE RETENTION POLICY week ON db1 DURATION 7d REPLICATION 1 DEFAULT; SHOW RETENTION POLICIES ON db1",
+    );
+    assert_eq!(
+        v["results"][1]["series"][0]["columns"],
+        json!([
+            "name",
+            "duration",
+            "shardGroupDuration",
+            "replicaN",
+            "default"
+        ])
+    );
+    assert_eq!(
+        v["results"][1]["series"][0]["values"],
+        json!([
+            ["autogen", "0s", "168h0m0s", 1, false],
+            ["week", "168h0m0s", "24h0m0s", 1, true]
+        ])
+    );
+    let v = query(
+        &s,
+        "CREATE RETENTION POLICY short ON db1 DURATION 30m REPLICATION 1",
+    );
+    assert_eq!(
+        v["results"][0]["error"],
+        "retention policy duration must be at least 1h0m0s"
+    );
+    let v = query(&s, "DROP DATABASE db1; SHOW DATABASES");
+    assert_eq!(v["results"][1]["series"][0]["values"], json!([["db 2"]]));
+    // Parse errors are a 400 with InfluxDB's text.
+    let r = client()
+        .get(s.url("/query?q=CREATE%20DATABSE%20x"))
+        .send()
+        .unwrap();
+    let (st, e, _) = error_of(r);
+    assert_eq!(st, 400);
+    assert!(e.starts_with("error parsing query: found DATABSE"), "{e}");
+    let (st, e, _) = error_of(client().get(s.url("/query")).send().unwrap());
+    assert_eq!((st, e.as_str()), (400, "missing required parameter \"q\""));
+    // SELECT is recognised and refused clearly, for now.
+    let v = query(&s, "SELECT * FROM cpu");
+    assert!(v["results"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not supported yet"));
+}
+
+#[test]
+fn write_status_codes_and_bodies() {
+    let s = Server::start(&[]);
+    query(&s, "CREATE DATABASE db");
+    let (st, e, h) = error_of(write(&s, "", "cpu v=1"));
+    assert_eq!((st, e.as_str()), (400, "database is required"));
+    assert_eq!(h.as_deref(), Some("database is required"));
+    let (st, e, _) = error_of(write(&s, "db=nope", "cpu v=1"));
+    assert_eq!((st, e.as_str()), (404, "database not found: \"nope\""));
+    let (st, e, _) = error_of(write(&s, "db=db&precision=x", "cpu v=1"));
+    assert_eq!(
+        (st, e.as_str()),
+        (400, "invalid precision \"x\" (use n, u, ms, s, m or h)")
+    );
+    let (st, e, _) = error_of(write(&s, "db=db&consistency=most", "cpu v=1"));
+    assert_eq!((st, e.as_str()), (400, "invalid consistency level"));
+    // Every line bad: the parse errors, nothing written.
+    let (st, e, _) = error_of(write(&s, "db=db", "cpu v=oops\ncpu\n"));
+    assert_eq!(st, 400);
+    assert_eq!(
+        e,
+        "unable to parse 'cpu v=oops': invalid boolean\nunable to parse 'cpu': missing fields"
+    );
+    // Some lines bad: the good ones are written, the count of the rest reported.
+    let t = now_s();
+    let body = format!("cpu,h=a v=1 {t}\ncpu v=bad {t}\ncpu,h=b v=2 {t}\nbad\n");
+    let (st, e, _) = error_of(write(&s, "db=db&precision=s", body));
+    assert_eq!(st, 400);
+    assert!(
+        e.starts_with("partial write: unable to parse 'cpu v=bad"),
+        "{e}"
+    );
+    assert!(e.ends_with(" dropped=2"), "{e}");
+    // Field type conflict: the rest of the batch is written.
+    let body = format!("cpu,h=c v=\"str\" {t}\ncpu,h=d v=4 {t}");
+    let (st, e, _) = error_of(write(&s, "db=db&precision=s", body));
+    assert_eq!(st, 400);
+    assert!(
+        e.contains("field type conflict: input field \"v\" on measurement \"cpu\" is type string, already exists as type float"),
+        "{e}"
+    );
+    assert!(e.ends_with("dropped=1"), "{e}");
+    // Points older than the retention policy keeps are dropped and counted.
+    query(
+        &s,
+        "CREATE RETENTION POLICY hour ON db DURATION 1h REPLICATION 1",
+    );
+    let old = t - 3 * 3600;
+    let body = format!("cpu v=1 {old}\ncpu v=2 {t}");
+    let (st, e, _) = error_of(write(&s, "db=db&rp=hour&precision=s", body));
+    assert_eq!(
+        (st, e.as_str()),
+        (
+            400,
+            "partial write: points beyond retention policy dropped=1"
+        )
+    );
+    // Success, an empty body, and comments only: 204.
+    assert_eq!(write(&s, "db=db", "cpu v=1").status(), 204);
+    assert_eq!(write(&s, "db=db", "").status(), 204);
+    assert_eq!(write(&s, "db=db", "# nothing\n\n").status(), 204);
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzip_body_size_and_bombs() {
+    // A small body limit, set through the environment.
+    let s = Server::start_env(&[], &[("SUNDIAL_HTTP_MAX_BODY_SIZE", "100000")]);
+    query(&s, "CREATE DATABASE db");
+    let gzpost = |body: Vec<u8>| {
+        client()
+            .post(s.url("/write?db=db"))
+            .header("Content-Encoding", "gzip")
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(gzpost(gz(b"cpu v=1\ncpu v=2\n")).status(), 204);
+    // Plain body over the limit.
+    let big = "cpu v=1\n".repeat(20_000);
+    let (st, e, _) = error_of(write(&s, "db=db", big.clone()));
+    assert_eq!((st, e.as_str()), (413, "Request Entity Too Large"));
+    // A small gzip body that inflates past the limit: also 413.
+    let bomb = gz(&vec![b'#'; 50 << 20]);
+    assert!(bomb.len() < 100_000);
+    let (st, e, _) = error_of(gzpost(bomb));
+    assert_eq!((st, e.as_str()), (413, "Request Entity Too Large"));
+    // Not gzip at all.
+    let (st, _, _) = error_of(gzpost(b"this is not gzip".to_vec()));
+    assert_eq!(st, 400);
+}
+
+#[test]
+fn api_v2_write_with_bucket_and_precision() {
+    let s = Server::start(&[]);
+    query(
+        &s,
+        "CREATE DATABASE db; CREATE RETENTION POLICY rp2 ON db DURATION INF REPLICATION 1",
+    );
+    let t = now_s();
+    let r = client()
+        .post(s.url("/api/v2/write?org=ignored&bucket=db/rp2&precision=s"))
+        .body(format!("m v=7i {t}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = client()
+        .post(s.url("/api/v2/write?bucket=db&precision=h"))
+        .body("m v=1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (st, e, _) = error_of(
+        client()
+            .post(s.url("/api/v2/write?bucket=missing"))
+            .body("m v=1")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!((st, e.as_str()), (404, "database not found: \"missing\""));
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let mut s = Server::start(&[]);
+    query(&s, "CREATE DATABASE dur");
+    let t0 = now_s() - 100;
+    let mut expected = Vec::new();
+    for batch in 0..20 {
+        let mut body = String::new();
+        for i in 0..50 {
+            let n = batch * 50 + i;
+            let line = format!(
+                "m,host=h{} f={n}.5,i={n}i,s=\"v{n}\",b=true {}",
+                n % 7,
+                t0 + n
+            );
+            body.push_str(&line);
+            body.push('\n');
+            expected.push(line);
+        }
+        assert_eq!(write(&s, "db=dur&precision=s", body).status(), 204);
+    }
+    s.kill9();
+    let dump = export(s.data_dir(), "dur");
+    let got: Vec<String> = dump
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.to_string())
+        .collect();
+    // Exported times are in ns; compare on canonical lines.
+    let canon = |l: &str| {
+        let b = sundial_lineproto::parse_lines(
+            l.as_bytes(),
+            &sundial_lineproto::ParseOptions::new(sundial_lineproto::Precision::Second, 0),
+        );
+        b.get(0).to_owned_point()
+    };
+    let mut want: Vec<_> = expected.iter().map(|l| canon(l)).collect();
+    let mut have: Vec<_> = got
+        .iter()
+        .map(|l| {
+            let b = sundial_lineproto::parse_lines(
+                l.as_bytes(),
+                &sundial_lineproto::ParseOptions::new(sundial_lineproto::Precision::Nanosecond, 0),
+            );
+            let mut p = b.get(0).to_owned_point();
+            p.timestamp /= 1_000_000_000;
+            p.fields.sort_by(|a, b| a.0.cmp(&b.0));
+            p
+        })
+        .collect();
+    for w in &mut want {
+        w.timestamp /= 1_000_000_000;
+        w.fields.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    want.sort_by_key(|p| (p.timestamp, p.series_key()));
+    have.sort_by_key(|p| (p.timestamp, p.series_key()));
+    assert_eq!(have.len(), want.len());
+    assert_eq!(have, want);
+    // And the restarted server has them too.
+    s.spawn();
+    let v = query(&s, "SHOW DATABASES");
+    assert_eq!(v["results"][0]["series"][0]["values"], json!([["dur"]]));
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let mut s = Server::start(&[]);
+    query(&s, "CREATE DATABASE g");
+    assert_eq!(write(&s, "db=g", "m v=1 1").status(), 204);
+    let st = s.terminate();
+    assert!(st.success(), "{st:?}");
+    let dump = export(s.data_dir(), "g");
+    assert!(dump.contains("m v=1 1\n"), "{dump}");
+}
+
+#[test]
+fn overload_gets_503_with_retry_after_on_both_write_endpoints() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    let s = Server::start_env(
+        &[],
+        &[
+            ("SUNDIAL_HTTP_MAX_CONCURRENT_WRITE_LIMIT", "1"),
+            ("SUNDIAL_HTTP_MAX_ENQUEUED_WRITE_LIMIT", "0"),
+        ],
+    );
+    query(&s, "CREATE DATABASE db");
+    // A client that sends headers and half its body, then stalls, holds the one slot.
+    let mut slow = TcpStream::connect(&s.addr).unwrap();
+    write!(
+        slow,
+        "POST /write?db=db HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ncpu v=1"
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    // Until the server has taken the slow request's slot, other writes still pass.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while write(&s, "db=db", "cpu v=0").status() == 204 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stalled write never held the slot"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for path in ["/write?db=db", "/api/v2/write?bucket=db"] {
+        let r = client().post(s.url(path)).body("cpu v=2").send().unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        assert_eq!(r.headers()["Retry-After"], "1");
+        let e: Value = r.json().unwrap();
+        assert_eq!(
+            e["error"],
+            "server is overloaded: too many writes in flight"
+        );
+    }
+    // Finish the slow request; the slot frees and writes go through again.
+    write!(slow, "{}", " ".repeat(93)).unwrap();
+    let mut resp = [0u8; 12];
+    slow.read_exact(&mut resp).unwrap();
+    assert_eq!(&resp, b"HTTP/1.1 204");
+    assert_eq!(write(&s, "db=db", "cpu v=3").status(), 204);
+    let m = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    // The probe that saw the first 503, and the two checks above.
+    assert!(
+        m.contains("sundial_http_write_rejected_overload_total 3"),
+        "{m}"
+    );
+}
+
+#[test]
+fn write_timeout_is_a_500_timeout() {
+    let s = Server::start_env(&[], &[("SUNDIAL_HTTP_WRITE_TIMEOUT", "0ms")]);
+    query(&s, "CREATE DATABASE db");
+    let (st, e, _) = error_of(write(&s, "db=db", "cpu v=1"));
+    assert_eq!((st, e.as_str()), (500, "timeout"));
+}

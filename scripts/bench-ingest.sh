@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# HTTP ingest of TSBS cpu-only data (5,000-line batches, 4 connections, WAL
+# fsync on every write) into Sundial and into InfluxDB 1.6 (Debian's
+# `influxdb`), one after the other on this machine. Prints values/s for both.
+#
+#   scripts/bench-ingest.sh [BATCHES]      (default 200 batches = 10 M values)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BATCHES=${1:-200}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ping() { for _ in $(seq 100); do curl -fs "http://127.0.0.1:$1/ping" >/dev/null && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; return 1; }
+
+cargo build --release -q --bin sundial --bin sundial-load
+LOAD="target/release/sundial-load --batches $BATCHES --batch 5000 --connections 4 --hosts 1000"
+
+# Sundial: fsync always (the default).
+P=$(free_port)
+target/release/sundial run --data-dir "$WORK/sundial" --bind "127.0.0.1:$P" >/dev/null 2>"$WORK/sundial.log" &
+PIDS+=($!)
+wait_ping "$P"
+$LOAD --url "http://127.0.0.1:$P" --label sundial
+kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+echo "sundial disk: $(du -sh "$WORK/sundial" | cut -f1)"
+
+# InfluxDB 1.6: wal-fsync-delay 0s = fsync every write; no self-monitoring.
+if command -v influxd >/dev/null; then
+  P=$(free_port)
+  cat > "$WORK/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:$(free_port)"
+[meta]
+  dir = "$WORK/influx/meta"
+[data]
+  dir = "$WORK/influx/data"
+  wal-dir = "$WORK/influx/wal"
+  wal-fsync-delay = "0s"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:$P"
+  log-enabled = false
+[continuous_queries]
+  enabled = false
+CONF
+  influxd -config "$WORK/influxdb.conf" >/dev/null 2>"$WORK/influx.log" &
+  PIDS+=($!)
+  wait_ping "$P"
+  $LOAD --url "http://127.0.0.1:$P" --label influxdb-1.6
+  echo "influxdb disk: $(du -sh "$WORK/influx" | cut -f1)"
+else
+  echo "influxd not installed (apt-get install influxdb) — skipped"
+fi

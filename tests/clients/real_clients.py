@@ -1,0 +1,68 @@
+"""Real InfluxDB clients against a running Sundial.
+
+Usage: real_clients.py v1 HOST PORT      (Python `influxdb` 1.x client)
+       real_clients.py v2 URL USER PASS  (Python `influxdb-client` 2.x, token auth)
+Exits non-zero with a message on the first failed check.
+"""
+import sys
+
+
+def v1(host, port):
+    from influxdb import InfluxDBClient
+
+    c = InfluxDBClient(host=host, port=int(port), database="pyv1")
+    c.create_database("pyv1")
+    names = [d["name"] for d in c.get_list_database()]
+    assert "pyv1" in names, names
+    points = [
+        {
+            "measurement": "cpu",
+            "tags": {"host": "server%02d" % i, "region": "us-west"},
+            "time": 1_600_000_000_000_000_000 + i * 1_000_000_000,
+            "fields": {"usage": i + 0.5, "count": i, "ok": True, "note": 'say "hi"'},
+        }
+        for i in range(10)
+    ]
+    assert c.write_points(points, time_precision="n"), "write_points failed"
+    # Precision and batching paths of the client.
+    assert c.write_points(
+        [{"measurement": "mem", "fields": {"free": 1}, "time": 1_600_000_000}],
+        time_precision="s",
+    )
+    assert c.write_points(points, batch_size=3)
+    c.create_retention_policy("week", "7d", 1, database="pyv1")
+    rps = [r["name"] for r in c.get_list_retention_policies("pyv1")]
+    assert rps == ["autogen", "week"], rps
+    print("v1 ok")
+
+
+def v2(url, user, password):
+    from influxdb_client import InfluxDBClient, Point
+    from influxdb_client.client.write_api import SYNCHRONOUS
+
+    with InfluxDBClient(url=url, token=f"{user}:{password}", org="-") as c:
+        w = c.write_api(write_options=SYNCHRONOUS)
+        w.write(
+            bucket="pyv2/rp1",
+            record=[
+                Point("temp").tag("room", "a").field("celsius", 21.5).time(1_600_000_000, "s"),
+                "temp,room=b celsius=19.25 1600000001000000000",
+            ],
+        )
+        try:
+            w.write(bucket="missing/autogen", record="temp v=1")
+        except Exception as e:  # the client raises ApiException on 404
+            assert "database not found" in str(e), e
+        else:
+            raise AssertionError("write to a missing database succeeded")
+    print("v2 ok")
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "v1":
+        v1(sys.argv[2], sys.argv[3])
+    elif mode == "v2":
+        v2(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit("unknown mode " + mode)
