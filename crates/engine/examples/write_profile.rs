@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use sundial_engine::{EngineOptions, FsyncPolicy, Store};
 use sundial_lineproto::{parse_lines, ParseOptions, ParsedBatch, Point};
 
@@ -13,40 +11,15 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let mut rng = StdRng::seed_from_u64(1);
     let hosts: usize = std::env::var("HOSTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let fields = [
-        "usage_user",
-        "usage_system",
-        "usage_idle",
-        "usage_nice",
-        "usage_iowait",
-        "usage_irq",
-        "usage_softirq",
-        "usage_steal",
-        "usage_guest",
-        "usage_guest_nice",
-    ];
-    let mut state = vec![50.0f64; hosts * 10];
+    let mut gen = sundial_tsbs::CpuOnly::new(hosts, 1_451_606_400_000_000_000, 1);
     let bodies: Vec<String> = (0..40)
-        .map(|b| {
-            let mut s = String::new();
-            for i in 0..5000 {
-                let h = i % hosts;
-                s.push_str(&format!("cpu,hostname=host_{h},region=eu-west-1,datacenter=eu-west-1a,rack={},os=Ubuntu16.04LTS,arch=x64,team=SF,service={},service_version=1,service_environment=production ", h % 100, h % 20));
-                for (f, name) in fields.iter().enumerate() {
-                    let v = &mut state[h * 10 + f];
-                    *v = (*v + rng.random_range(-1.0..1.0)).clamp(0.0, 100.0);
-                    if f > 0 {
-                        s.push(',');
-                    }
-                    s.push_str(&format!("{name}={v}"));
-                }
-                s.push_str(&format!(" {}\n", 1_451_606_400_000_000_000i64 + (b * 5 + i / hosts) as i64 * 10_000_000_000));
-            }
+        .map(|_| {
+            let mut s = String::with_capacity(5000 * 500);
+            gen.write_lines(5000, &mut s);
             s
         })
         .collect();

@@ -10,6 +10,10 @@ use std::hint::black_box;
 
 use sundial_tsbs::cpu_only_body;
 
+// The allocator the `sundial` server runs with; both parsers below share it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const LINES: usize = 5_000;
 
 fn bench(c: &mut Criterion) {

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)

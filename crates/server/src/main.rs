@@ -17,6 +17,12 @@ use sundial_gateway::http::{router, ExtraMetrics, Gateway, HttpOptions};
 use sundial_gateway::points_writer::{LocalShardWriter, PointsWriter};
 use sundial_meta::{ClientOptions, EmbeddedBackend, MetaClient};
 
+// Big per-request arenas (parsed batches) are freed and reallocated all the
+// time; mimalloc reuses that memory instead of returning it to the OS and
+// faulting it back in (measured: a third of parse time with glibc's defaults).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sundial",
