@@ -27,7 +27,8 @@ pub async fn export(args: ExportArgs<'_>, out: &mut impl Write) -> Result<usize>
             args.data_dir.display()
         );
     }
-    let kv = EmbeddedBackend::open(&meta_dir).context("opening meta")?;
+    let kv = EmbeddedBackend::open(&meta_dir)
+        .context("opening meta (export reads the data directory offline: stop the server first)")?;
     let meta = MetaClient::local(std::sync::Arc::new(kv), ClientOptions::default())
         .await
         .context("reading meta")?;
