@@ -14,10 +14,11 @@ build:
 test-deps:
 	@scripts/test-deps.sh
 
-# One build shared by every test binary; nextest runs them in parallel.
+# One build shared by every test binary; nextest runs them in parallel and its
+# summary is the last thing printed (doc tests run first).
 test: test-deps
-	$(CARGO) nextest run --workspace --no-fail-fast
 	$(CARGO) test --workspace --doc
+	$(CARGO) nextest run --workspace --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check
