@@ -254,7 +254,8 @@ impl Gateway {
     }
 
     fn admin_exists(&self) -> bool {
-        self.meta.users().iter().any(|u| u.admin)
+        // Reads the shared snapshot: no copy of the users per request.
+        self.meta.snapshot().users.values().any(|u| u.admin)
     }
 
     /// InfluxDB's bootstrap rule: with auth on and no admin yet, nothing but
@@ -402,7 +403,7 @@ async fn serve_write(
         return Err(Error::DatabaseRequired);
     }
     gw.require_admin_exists()?;
-    if gw.meta.database(db).is_none() {
+    if !gw.meta.snapshot().databases.contains_key(db) {
         return Err(Error::DatabaseNotFound(db.to_string()));
     }
     if let Some(u) = user {

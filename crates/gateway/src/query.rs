@@ -3,8 +3,10 @@
 
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
-use sundial_influxql::{format_duration, Privilege as QlPrivilege, Statement};
-use sundial_meta::{MetaClient, Privilege, RetentionPolicySpec, RetentionPolicyUpdate, UserInfo};
+use sundial_influxql::{Privilege as QlPrivilege, Statement};
+use sundial_meta::{
+    format_duration, MetaClient, Privilege, RetentionPolicySpec, RetentionPolicyUpdate, UserInfo,
+};
 
 /// The user a statement runs as; `None` when authentication is off.
 pub type Caller<'a> = Option<&'a UserInfo>;

@@ -87,16 +87,3 @@ pub enum Statement {
         text: String,
     },
 }
-
-impl Statement {
-    /// Whether running it needs admin rights (InfluxDB's rule for these statements).
-    pub fn requires_admin(&self) -> bool {
-        !matches!(
-            self,
-            Statement::ShowDatabases
-                | Statement::ShowRetentionPolicies { .. }
-                | Statement::Unsupported { .. }
-                | Statement::SetPassword { .. }
-        )
-    }
-}

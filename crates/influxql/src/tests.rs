@@ -222,18 +222,3 @@ fn errors_read_like_influxdb() {
         .to_string()
         .contains("line 2"));
 }
-
-#[test]
-fn admin_requirements() {
-    assert!(one("CREATE DATABASE a").requires_admin());
-    assert!(one("GRANT READ ON d TO u").requires_admin());
-    assert!(!one("SHOW DATABASES").requires_admin());
-}
-
-#[test]
-fn durations_format_like_influxdb() {
-    assert_eq!(format_duration(0), "0s");
-    assert_eq!(format_duration(7 * D), "168h0m0s");
-    assert_eq!(format_duration(H + 90_000_000_000), "1h1m30s");
-    assert_eq!(format_duration(1_500_000_000), "0h0m1.5s");
-}
