@@ -1,5 +1,6 @@
 //! The line-protocol parser on arbitrary bytes: never panics, every good point
-//! serializes to a line that parses back to the same point.
+//! serializes to a line that parses back to the same point, and a body parses
+//! as its lines do one by one (the context carried between lines changes nothing).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,5 +26,23 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again.len(), 1, "{line:?} {:?}", again.errors());
             assert_eq!(again.get(0).to_owned_point(), p.to_owned_point(), "{line:?}");
         }
+    }
+
+    // Without quotes no line spans a newline, so lines can be cut by hand.
+    if !data.contains(&b'"') {
+        let mut points = Vec::new();
+        let mut errors = Vec::new();
+        for (n, l) in data.split(|&c| c == b'\n').enumerate() {
+            let one = parse_lines(l, &opts);
+            points.extend(one.iter().map(|p| (p.series_key.to_string(), p.to_owned_point())));
+            errors.extend(one.errors().iter().map(|e| (n + 1, e.kind.to_string())));
+        }
+        let got: Vec<_> = batch
+            .iter()
+            .map(|p| (p.series_key.to_string(), p.to_owned_point()))
+            .collect();
+        assert_eq!(got, points);
+        let got: Vec<_> = batch.errors().iter().map(|e| (e.line, e.kind.to_string())).collect();
+        assert_eq!(got, errors);
     }
 });

@@ -1,6 +1,7 @@
 //! Parses a generated TSBS cpu-only body many times; for profilers
 //! (`valgrind --tool=callgrind`, `perf`). `parse_profile N oracle` runs the
-//! `influxdb-line-protocol` crate instead.
+//! `influxdb-line-protocol` crate instead; `parse_profile N ours unique` a
+//! body where every line is a new series.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +13,12 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let body = sundial_tsbs::cpu_only_body(5_000, 100);
+    let hosts = if std::env::args().nth(3).as_deref() == Some("unique") {
+        5_000
+    } else {
+        100
+    };
+    let body = sundial_tsbs::cpu_only_body(5_000, hosts);
     let opts = sundial_lineproto::ParseOptions::default();
     let oracle = std::env::args().nth(2).as_deref() == Some("oracle");
     let mut values = 0;

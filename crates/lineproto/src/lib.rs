@@ -29,6 +29,7 @@ mod number;
 mod parser;
 mod point;
 mod precision;
+mod scan;
 
 pub use error::{InvalidPrecision, LineError, ParseErrorKind, MAX_ERROR_LINE_LEN};
 pub use hash::fnv64a;

@@ -1,9 +1,11 @@
 //! Number parsing for field values and timestamps.
 //!
-//! Floats take an exact fast path (Clinger's): a decimal with at most 15
-//! significant digits and a small power of ten is `mantissa / 10^k`, where both
-//! operands are exact in f64 and one IEEE division rounds correctly. Anything
-//! else falls back to the standard library's correctly rounded parser.
+//! Plain decimals (at most 19 digits, no exponent) are read while scanning, the
+//! fraction eight digits at a time (SWAR). A mantissa up to 2^53 takes Clinger's
+//! exact path (`mantissa / 10^k`, both operands exact in f64, one IEEE division
+//! rounds correctly); a longer one a 128-bit reciprocal of 10^k, or an exact
+//! division when that could round wrongly. Anything else falls back to the
+//! standard library's correctly rounded parser.
 
 use crate::error::ParseErrorKind as E;
 
@@ -38,68 +40,86 @@ pub(crate) fn plain_decimal(tok: &[u8]) -> Option<f64> {
 pub(crate) fn scan_decimal(buf: &[u8], mut i: usize) -> Option<(f64, usize)> {
     let neg = buf.get(i) == Some(&b'-');
     i += usize::from(neg);
+    let n = buf.len();
+    // Integer digits one by one: there are few of them in most values.
     let mut mantissa: u64 = 0;
-    let mut ndigits = 0u32;
-    let mut frac = 0u32;
-    let mut seen_dot = false;
+    let mut ndigits = 0usize;
     while let Some(&c) = buf.get(i) {
         let d = c.wrapping_sub(b'0');
-        if d < 10 {
-            if ndigits == 19 {
-                return None;
-            }
-            mantissa = mantissa * 10 + u64::from(d);
-            ndigits += 1;
-            frac += u32::from(seen_dot);
-            i += 1;
-        } else if c == b'.' && !seen_dot {
-            seen_dot = true;
-            i += 1;
-            // Fractions are long (full-precision floats): take 8 digits at a time.
-            while ndigits <= 11 {
-                match buf.get(i..i + 8).and_then(eight_digits) {
-                    Some(v) => {
-                        mantissa = mantissa * 100_000_000 + v;
-                        ndigits += 8;
-                        frac += 8;
-                        i += 8;
-                    }
-                    None => break,
-                }
-            }
-        } else if matches!(c, b',' | b' ' | b'\t' | b'\n' | b'\r') {
+        if d >= 10 {
             break;
-        } else {
+        }
+        if ndigits == 19 {
             return None;
         }
+        mantissa = mantissa * 10 + u64::from(d);
+        ndigits += 1;
+        i += 1;
     }
-    if ndigits == 0 {
+    // Fraction digits, up to 8 at a time.
+    let mut frac = 0;
+    if buf.get(i) == Some(&b'.') {
+        i += 1;
+        loop {
+            let (v, c) = digit_run(buf, i, n);
+            ndigits += c;
+            if ndigits > 19 {
+                return None;
+            }
+            mantissa = mantissa * POW10_U64[c] + v;
+            frac += c;
+            i += c;
+            if c < 8 {
+                break;
+            }
+        }
+    }
+    if ndigits == 0 || buf.get(i).is_some_and(|&c| !crate::scan::VALUE.contains(c)) {
         return None;
     }
-    let v = decimal_to_f64(mantissa, frac);
+    let v = decimal_to_f64(mantissa, frac as u32);
     Some((if neg { -v } else { v }, i))
 }
 
-/// The value of 8 ASCII digits, or `None` if any byte is not a digit (SWAR:
-/// one 64-bit word, three multiplications).
-#[inline]
-fn eight_digits(chunk: &[u8]) -> Option<u64> {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(chunk);
-    let v = u64::from_le_bytes(a);
-    // Every byte in 0x30..=0x39: high nibble 3, and adding 6 keeps it 3.
+/// The leading ASCII digits of `buf[i..end]`, at most 8: their value and
+/// count. SWAR: one 64-bit load, a few shifts and three multiplications.
+#[inline(always)]
+fn digit_run(buf: &[u8], i: usize, end: usize) -> (u64, usize) {
+    let v = match buf.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(c) => u64::from_le_bytes(*c),
+        None => {
+            // The last bytes of the body: pad with NULs (not digits).
+            let rest = buf.get(i..).unwrap_or_default();
+            let mut a = [0u8; 8];
+            a[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(a)
+        }
+    };
     let hi = 0xF0F0_F0F0_F0F0_F0F0;
     let threes = 0x3030_3030_3030_3030;
-    if v & hi != threes || v.wrapping_add(0x0606_0606_0606_0606) & hi != threes {
-        return None;
+    // A byte is a digit iff its high nibble is 3 and stays 3 after adding 6.
+    // (A carry out of a byte >= 0xFA only reaches bytes after that non-digit.)
+    let bad = ((v & hi) ^ threes) | ((v.wrapping_add(0x0606_0606_0606_0606) & hi) ^ threes);
+    let count = ((bad.trailing_zeros() / 8) as usize).min(end.saturating_sub(i));
+    if count == 0 {
+        return (0, 0);
     }
-    let v = v - threes;
+    // Digit values, shifted so the run ends at the top byte: the bytes after it
+    // fall off, and zeros (leading zero digits) come in at the bottom.
+    let d = v.wrapping_sub(threes) << (8 * (8 - count));
+    (swar_value(d), count)
+}
+
+/// The number whose 8 decimal digits (most significant first) are the bytes
+/// of `d`, little-endian.
+#[inline(always)]
+fn swar_value(d: u64) -> u64 {
     // Pairwise combine: bytes -> 2-digit, then 4-digit groups, then the whole.
-    let v = v * 10 + (v >> 8);
+    let v = d * 10 + (d >> 8);
     let mask = 0x0000_00FF_0000_00FF;
     let v1 = (v & mask).wrapping_mul(100 + (1_000_000 << 32));
     let v2 = ((v >> 16) & mask).wrapping_mul(1 + (10_000 << 32));
-    Some(u64::from((v1.wrapping_add(v2) >> 32) as u32))
+    u64::from((v1.wrapping_add(v2) >> 32) as u32)
 }
 
 /// `m / 10^k`, correctly rounded (ties to even), for `k <= 19`.
@@ -166,20 +186,19 @@ fn reciprocal(m: u64, k: u32) -> Option<f64> {
     let lo = mn * (recip & u128::from(u64::MAX));
     let hi = mn * (recip >> 64);
     let top = hi + (lo >> 64);
-    // `recip` is rounded up, so `top` may exceed the truth by one unit at most.
-    let bits = 128 - top.leading_zeros();
-    let cut = bits - 53;
-    let low = top & ((1u128 << cut) - 1);
-    let half = 1u128 << (cut - 1);
-    if low <= 1 || low == half || low == half + 1 {
+    // top is in [2^126, 2^128): the 53-bit mantissa and the rounding bits
+    // below it sit in its high word; the low word only breaks near-ties.
+    let (th, tl) = ((top >> 64) as u64, top as u64);
+    let cut = 11 - th.leading_zeros();
+    let rem = th & ((1u64 << cut) - 1);
+    let half = 1u64 << (cut - 1);
+    // `top` may exceed the truth by one unit: too close to exact or to a tie.
+    if (rem == 0 || rem == half) && tl <= 1 {
         return None;
     }
-    let mut mant = (top >> cut) as u64;
-    if low > half {
-        mant += 1;
-    }
+    let mut mant = (th >> cut) + u64::from(rem >= half);
     // value = top * 2^(64 - lz - shift)
-    let mut e = cut as i32 + 64 - lz as i32 - shift as i32;
+    let mut e = cut as i32 + 128 - lz as i32 - shift as i32;
     if mant == 1 << 53 {
         mant >>= 1;
         e += 1;
@@ -250,49 +269,56 @@ fn slow_float(tok: &[u8]) -> Result<f64, E> {
 /// `Some(None)` on overflow.
 #[inline]
 pub(crate) fn parse_i64(tok: &[u8]) -> Option<Option<i64>> {
-    let (neg, digits) = match tok.first()? {
-        b'-' => (true, &tok[1..]),
-        _ => (false, tok),
+    parse_i64_in(tok, 0, tok.len())
+}
+
+/// [`parse_i64`] of `buf[i..end]`; reading `buf` past `end` lets the digit
+/// loads stay whole words.
+#[inline]
+pub(crate) fn parse_i64_in(buf: &[u8], i: usize, end: usize) -> Option<Option<i64>> {
+    let neg = buf.get(i) == Some(&b'-') && i < end;
+    let m = match parse_digits(buf, i + usize::from(neg), end)? {
+        Some(m) => m,
+        None => return Some(None),
     };
-    if digits.is_empty() {
-        return None;
-    }
-    // Accumulate negatively so i64::MIN parses.
-    let mut v: i64 = 0;
-    let mut overflow = false;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        if !overflow {
-            match v
-                .checked_mul(10)
-                .and_then(|x| x.checked_sub(i64::from(c - b'0')))
-            {
-                Some(x) => v = x,
-                None => overflow = true,
-            }
-        }
-    }
-    if overflow {
-        return Some(None);
-    }
-    if neg {
-        Some(Some(v))
+    Some(if neg {
+        // -2^63 is the one magnitude that fits only negated.
+        (m <= 1 << 63).then(|| (m as i64).wrapping_neg())
     } else {
-        Some(v.checked_neg())
-    }
+        i64::try_from(m).ok()
+    })
 }
 
 /// Parses `digits` as u64. `None` on syntax errors, `Some(None)` on overflow.
 #[inline]
 pub(crate) fn parse_u64(tok: &[u8]) -> Option<Option<u64>> {
-    if tok.is_empty() {
+    parse_digits(tok, 0, tok.len())
+}
+
+/// `buf[i..end]` as a decimal magnitude: `None` if it is empty or not all
+/// digits, `Some(None)` if it exceeds u64.
+#[inline]
+fn parse_digits(buf: &[u8], i: usize, end: usize) -> Option<Option<u64>> {
+    if i >= end {
         return None;
+    }
+    if end - i <= 19 {
+        // At most 19 digits: cannot overflow u64.
+        let mut v = 0u64;
+        let mut j = i;
+        while j < end {
+            let (x, c) = digit_run(buf, j, end);
+            if c == 0 {
+                return None;
+            }
+            v = v * POW10_U64[c] + x;
+            j += c;
+        }
+        return Some(Some(v));
     }
     let mut v: u64 = 0;
     let mut overflow = false;
-    for &c in tok {
+    for &c in &buf[i..end] {
         if !c.is_ascii_digit() {
             return None;
         }
@@ -370,12 +396,35 @@ mod tests {
     }
 
     #[test]
-    fn eight_digits_swar() {
-        for s in ["00000000", "12345678", "99999999", "10000001", "90817263"] {
-            assert_eq!(eight_digits(s.as_bytes()), Some(s.parse().unwrap()), "{s}");
+    fn digit_runs_swar() {
+        for (s, end, want) in [
+            ("00000000", 8, (0, 8)),
+            ("12345678", 8, (12_345_678, 8)),
+            ("99999999x", 9, (99_999_999, 8)),
+            ("1234567a", 8, (1_234_567, 7)),
+            ("12345.78", 8, (12_345, 5)),
+            ("/2345678", 8, (0, 0)),
+            (":2345678", 8, (0, 0)),
+            ("1234 678", 8, (1234, 4)),
+            ("12", 2, (12, 2)),
+            ("123456", 3, (123, 3)),
+            ("9\u{ff}\u{ff}1", 4, (9, 1)),
+        ] {
+            assert_eq!(digit_run(s.as_bytes(), 0, end), want, "{s}");
         }
-        for s in ["1234567a", "/2345678", ":2345678", "1234 678", "12345.78"] {
-            assert_eq!(eight_digits(s.as_bytes()), None, "{s}");
+        // Every length and offset against a plain loop.
+        let text = b"0123456789876543210.5,42i 7\xfa\xff12\xfa3";
+        for i in 0..text.len() {
+            for end in i..=text.len() {
+                let run = text[i..end]
+                    .iter()
+                    .take(8)
+                    .take_while(|c| c.is_ascii_digit());
+                let want = run.fold((0u64, 0usize), |(v, c), &d| {
+                    (v * 10 + u64::from(d - b'0'), c + 1)
+                });
+                assert_eq!(digit_run(text, i, end), want, "{i}..{end}");
+            }
         }
     }
 

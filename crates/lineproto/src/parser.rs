@@ -7,11 +7,14 @@
 
 use crate::error::{LineError, ParseErrorKind as E};
 use crate::escape::{unescape, Ctx};
-use crate::number::{parse_float, parse_i64, parse_u64, scan_decimal};
+use crate::number::{parse_float, parse_i64, parse_i64_in, parse_u64, scan_decimal};
 use crate::point::{Field, FieldValue, Point, Tag};
 use crate::precision::Precision;
+use crate::scan::{self, Stops};
 use crate::{MAX_KEY_LENGTH, MAX_NANO_TIME, MAX_STRING_FIELD_LENGTH, MIN_NANO_TIME};
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How to read a body: the timestamp unit, and the time of lines that have none.
@@ -49,6 +52,15 @@ enum KeyLoc<'a> {
     Body(&'a str),
     /// Rebuilt in sorted order into `ParsedBatch::keys[start..end]`.
     Built(usize, usize),
+}
+
+/// A parsed series key: shared by every point of the body with the same key.
+#[derive(Debug)]
+struct Series<'a> {
+    measurement: Cow<'a, str>,
+    key: KeyLoc<'a>,
+    /// Range in `ParsedBatch::tags`.
+    tags: (u32, u32),
 }
 
 #[derive(Debug)]
@@ -128,27 +140,17 @@ pub fn parse_lines<'a>(body: &'a [u8], opts: &ParseOptions) -> ParsedBatch<'a> {
         precision: opts.precision,
         default_time: opts.precision.truncate(opts.default_time),
         fingerprints: Vec::new(),
-        order: Vec::new(),
-        scratch: Vec::new(),
+        tags: Vec::new(),
+        tag_meta: Vec::new(),
+        perm: Vec::new(),
+        last_tags: Vec::new(),
+        last_fields: Vec::new(),
+        fields_match: false,
+        series: HashMap::default(),
     };
     p.run();
     batch
 }
-
-const fn table(chars: &[u8]) -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < chars.len() {
-        t[chars[i] as usize] = true;
-        i += 1;
-    }
-    t
-}
-
-/// Bytes that end or escape a measurement.
-static MEASUREMENT_STOP: [bool; 256] = table(b"\\, \n");
-/// Bytes that end or escape a tag key, tag value or field key.
-static KEY_STOP: [bool; 256] = table(b"\\,= \n");
 
 #[derive(Clone, Copy)]
 enum Escape {
@@ -162,11 +164,26 @@ struct Parser<'a, 'b> {
     out: &'b mut ParsedBatch<'a>,
     precision: Precision,
     default_time: i64,
-    /// One byte of hash per field of the current point, to find duplicate keys cheaply.
+    /// One byte of hash per field of the current point, to find duplicate keys
+    /// cheaply when the point's field keys differ from the previous point's.
     fingerprints: Vec<u8>,
-    /// Scratch space for sorting a point's tags.
-    order: Vec<(u64, u32)>,
-    scratch: Vec<Tag<'a>>,
+    /// The current point's tags in body order, and per tag its key's sort
+    /// prefix and the body span of `,key=value`.
+    tags: Vec<Tag<'a>>,
+    tag_meta: Vec<(u64, usize, usize)>,
+    /// The sorting permutation of the last unsorted tag set. Lines of one body
+    /// mostly share their tag order, so it is tried first and checked.
+    perm: Vec<u32>,
+    /// Tag keys (in body order, with their sort prefixes) of the last point:
+    /// the next point's keys are first checked against them, byte for byte.
+    last_tags: Vec<(&'a str, u64)>,
+    /// Field keys of the last good point (duplicate-free), and whether the
+    /// current point's keys so far are the same, in the same order.
+    last_fields: Vec<&'a str>,
+    fields_match: bool,
+    /// Series keys parsed so far, by [`series_hash`]: the first point with the
+    /// key and the key's span in the body.
+    series: HashMap<u64, (usize, usize, usize), BuildHasherDefault<PreHashed>>,
 }
 
 impl<'a> Parser<'a, '_> {
@@ -245,10 +262,7 @@ impl<'a> Parser<'a, '_> {
 
     #[inline]
     fn str(&self, a: usize, b: usize) -> Result<&'a str, E> {
-        match self.text {
-            Some(t) => t.get(a..b).ok_or(E::InvalidUtf8),
-            None => std::str::from_utf8(&self.buf[a..b]).map_err(|_| E::InvalidUtf8),
-        }
+        body_str(self.text, self.buf, a, b)
     }
 
     #[inline]
@@ -265,14 +279,12 @@ impl<'a> Parser<'a, '_> {
     /// backslash, even if that backslash follows another (`a\\,b` is one token);
     /// in field keys (`Escape::Pairs`) a backslash escapes the next byte.
     #[inline]
-    fn scan_token(&self, i: &mut usize, stop: &[bool; 256], rule: Escape) -> bool {
+    fn scan_token(&self, i: &mut usize, stop: &Stops, rule: Escape) -> bool {
         let b = self.buf;
         let n = b.len();
         let mut esc = false;
         loop {
-            while *i < n && !stop[b[*i] as usize] {
-                *i += 1;
-            }
+            *i = scan::find(b, *i, stop);
             if *i < n && b[*i] == b'\\' {
                 esc = true;
                 let next = b.get(*i + 1).copied();
@@ -280,7 +292,7 @@ impl<'a> Parser<'a, '_> {
                 let skip = match (rule, next) {
                     (_, None | Some(b'\n')) => false,
                     (Escape::Pairs, _) => true,
-                    (Escape::Preceded, Some(c)) => c != b'\\' && stop[c as usize],
+                    (Escape::Preceded, Some(c)) => c != b'\\' && stop.contains(c),
                 };
                 *i += if skip { 2 } else { 1 };
                 continue;
@@ -294,65 +306,29 @@ impl<'a> Parser<'a, '_> {
     fn point(&mut self, start: usize) -> Result<(usize, usize), E> {
         let buf = self.buf;
         let n = buf.len();
-        let mut i = start;
 
-        // Measurement.
-        let esc = self.scan_token(&mut i, &MEASUREMENT_STOP, Escape::Preceded);
-        if i == start {
-            return Err(E::MissingMeasurement);
-        }
-        if i >= n || buf[i] == b'\n' {
-            return Err(E::MissingFields);
-        }
-        let measurement = unescape(self.str(start, i)?, Ctx::Measurement, esc);
-
-        // Tag set.
-        let tag_lo = self.out.tags.len();
-        let mut sorted = true;
-        let mut prev_prefix = 0u64;
-        while buf[i] == b',' {
-            i += 1;
-            let ks = i;
-            let kesc = self.scan_token(&mut i, &KEY_STOP, Escape::Preceded);
-            if i == ks {
-                return Err(E::MissingTagKey);
+        // A series key seen earlier in this body is not parsed again: the same
+        // bytes up to the first space (with no backslash before it, so the
+        // space ends the key) give the same measurement, tags and key.
+        let key_end = scan::find(buf, start, &scan::SERIES);
+        let hash = (key_end < n && buf[key_end] == b' ').then(|| series_hash(&buf[start..key_end]));
+        let seen = hash.and_then(|h| match self.series.get(&h) {
+            Some(&(p, a, b)) if buf[a..b] == buf[start..key_end] => Some(p),
+            _ => None,
+        });
+        let (series, mut i) = match seen {
+            Some(p) => {
+                let rp = &self.out.points[p];
+                let series = Series {
+                    measurement: rp.measurement.clone(),
+                    key: rp.key,
+                    tags: rp.tags,
+                };
+                (series, key_end)
             }
-            if i >= n || buf[i] != b'=' {
-                return Err(E::MissingTagValue);
-            }
-            let key = unescape(self.str(ks, i)?, Ctx::Key, kesc);
-            i += 1;
-            let vs = i;
-            let vesc = self.scan_token(&mut i, &KEY_STOP, Escape::Preceded);
-            if i < n && buf[i] == b'=' {
-                return Err(E::InvalidTagFormat);
-            }
-            if i == vs {
-                return Err(E::MissingTagValue);
-            }
-            let value = unescape(self.str(vs, i)?, Ctx::Key, vesc);
-            let pre = key_prefix(key.as_bytes());
-            if sorted {
-                if let Some(prev) = self.out.tags[tag_lo..].last() {
-                    sorted = prev_prefix < pre || (prev_prefix == pre && prev.key < key);
-                }
-            }
-            prev_prefix = pre;
-            self.out.tags.push(Tag { key, value });
-            if i >= n || buf[i] == b'\n' {
-                return Err(E::MissingFields);
-            }
-        }
-        let key_end = i;
-        let key_len = key_end - start;
-        if key_len > MAX_KEY_LENGTH {
-            return Err(E::MaxKeyLength(key_len));
-        }
-        let series_key = if sorted {
-            KeyLoc::Body(self.str(start, key_end)?)
-        } else {
-            self.build_key(&measurement, tag_lo)?
+            None => self.series(start)?,
         };
+        let key_len = i - start;
 
         // Field set.
         while i < n && (buf[i] == b' ' || buf[i] == b'\t') {
@@ -362,18 +338,150 @@ impl<'a> Parser<'a, '_> {
             return Err(E::MissingFields);
         }
         let field_lo = self.out.fields.len();
-        self.fingerprints.clear();
+        let (i, newlines) = self.fields(i, key_len)?;
+
+        // Optional timestamp, then only whitespace.
+        let (i, timestamp) = self.timestamp(i)?;
+
+        let field_hi = self.out.fields.len();
+        if !self.fields_match || self.last_fields.len() != field_hi - field_lo {
+            self.remember_fields(field_lo);
+        }
+        if let (Some(h), None) = (hash, seen) {
+            self.series
+                .insert(h, (self.out.points.len(), start, key_end));
+        }
+        self.out.points.push(RawPoint {
+            measurement: series.measurement,
+            key: series.key,
+            tags: series.tags,
+            fields: (idx(field_lo)?, idx(field_hi)?),
+            timestamp,
+        });
+        Ok((i, newlines))
+    }
+
+    /// Parses a series key: measurement and tags. Returns it and where it ends.
+    fn series(&mut self, start: usize) -> Result<(Series<'a>, usize), E> {
+        let buf = self.buf;
+        let n = buf.len();
+        let mut i = start;
+
+        // Measurement.
+        let esc = self.scan_token(&mut i, &scan::MEASUREMENT, Escape::Preceded);
+        if i == start {
+            return Err(E::MissingMeasurement);
+        }
+        if i >= n || buf[i] == b'\n' {
+            return Err(E::MissingFields);
+        }
+        let measurement = unescape(self.str(start, i)?, Ctx::Measurement, esc);
+
+        // Tag set, gathered in body order.
+        self.tags.clear();
+        self.tag_meta.clear();
+        let mut sorted = true;
+        let mut tags_match = true;
+        let mut prev_prefix = 0u64;
+        while buf[i] == b',' {
+            let comma = i;
+            i += 1;
+            let (key, pre) = match self.last_tags.get(self.tags.len()) {
+                Some(&(k, pre)) if predicted(buf, i, k) => {
+                    i += k.len();
+                    (Cow::Borrowed(k), pre)
+                }
+                _ => {
+                    tags_match = false;
+                    let ks = i;
+                    let kesc = self.scan_token(&mut i, &scan::KEY, Escape::Preceded);
+                    if i == ks {
+                        return Err(E::MissingTagKey);
+                    }
+                    if i >= n || buf[i] != b'=' {
+                        return Err(E::MissingTagValue);
+                    }
+                    let key = unescape(self.str(ks, i)?, Ctx::Key, kesc);
+                    let pre = key_prefix(key.as_bytes());
+                    (key, pre)
+                }
+            };
+            i += 1;
+            let vs = i;
+            let vesc = self.scan_token(&mut i, &scan::KEY, Escape::Preceded);
+            if i < n && buf[i] == b'=' {
+                return Err(E::InvalidTagFormat);
+            }
+            if i == vs {
+                return Err(E::MissingTagValue);
+            }
+            let value = unescape(self.str(vs, i)?, Ctx::Key, vesc);
+            if sorted {
+                if let Some(prev) = self.tags.last() {
+                    sorted = prev_prefix < pre || (prev_prefix == pre && prev.key < key);
+                }
+            }
+            prev_prefix = pre;
+            self.tags.push(Tag { key, value });
+            self.tag_meta.push((pre, comma, i));
+            if i >= n || buf[i] == b'\n' {
+                return Err(E::MissingFields);
+            }
+        }
+        let key_end = i;
+        if !tags_match || self.last_tags.len() != self.tags.len() {
+            self.remember_tags();
+        }
+        let key_len = key_end - start;
+        if key_len > MAX_KEY_LENGTH {
+            return Err(E::MaxKeyLength(key_len));
+        }
+        let tag_lo = self.out.tags.len();
+        let key = if sorted {
+            self.out.tags.append(&mut self.tags);
+            KeyLoc::Body(self.str(start, key_end)?)
+        } else {
+            self.build_key(&measurement)?
+        };
+        let tags = (idx(tag_lo)?, idx(self.out.tags.len())?);
+        let series = Series {
+            measurement,
+            key,
+            tags,
+        };
+        Ok((series, key_end))
+    }
+
+    /// Parses the field set starting at `i`. Returns where it ends and the
+    /// newlines inside string values.
+    fn fields(&mut self, mut i: usize, key_len: usize) -> Result<(usize, usize), E> {
+        let buf = self.buf;
+        let n = buf.len();
+        let field_lo = self.out.fields.len();
+        self.fields_match = true;
         let mut newlines = 0;
         loop {
-            let ks = i;
-            let kesc = self.scan_token(&mut i, &KEY_STOP, Escape::Pairs);
-            if i == ks {
-                return Err(E::MissingFieldKey);
-            }
-            if i >= n || buf[i] != b'=' {
-                return Err(E::InvalidFieldFormat);
-            }
-            let key = unescape(self.str(ks, i)?, Ctx::Key, kesc);
+            let j = self.out.fields.len() - field_lo;
+            let key = match self.last_fields.get(j) {
+                Some(&k) if self.fields_match && predicted(buf, i, k) => {
+                    i += k.len();
+                    Cow::Borrowed(k)
+                }
+                _ => {
+                    if self.fields_match {
+                        self.stop_matching_fields(field_lo);
+                    }
+                    let ks = i;
+                    let kesc = self.scan_token(&mut i, &scan::KEY, Escape::Pairs);
+                    if i == ks {
+                        return Err(E::MissingFieldKey);
+                    }
+                    if i >= n || buf[i] != b'=' {
+                        return Err(E::InvalidFieldFormat);
+                    }
+                    unescape(self.str(ks, i)?, Ctx::Key, kesc)
+                }
+            };
             if key_len + 4 + key.len() > MAX_KEY_LENGTH {
                 // InfluxDB also bounds the per-field key `series#!~#field`.
                 return Err(E::MaxKeyLength(key_len + 4 + key.len()));
@@ -411,18 +519,23 @@ impl<'a> Parser<'a, '_> {
             }
             return Err(E::InvalidFieldFormat);
         }
+        Ok((i, newlines))
+    }
 
-        // Optional timestamp, then only whitespace.
+    /// Reads the optional timestamp at `i` and the whitespace after it.
+    /// Returns the line end and the time in nanoseconds.
+    #[inline]
+    fn timestamp(&self, mut i: usize) -> Result<(usize, i64), E> {
+        let buf = self.buf;
+        let n = buf.len();
         let mut timestamp = self.default_time;
         while i < n && (buf[i] == b' ' || buf[i] == b'\t') {
             i += 1;
         }
         if !self.at_eol(i) {
             let ts = i;
-            while i < n && !matches!(buf[i], b' ' | b'\t' | b'\n' | b'\r') {
-                i += 1;
-            }
-            let raw = match parse_i64(&buf[ts..i]) {
+            i = scan::find(buf, i, &scan::TIMESTAMP);
+            let raw = match parse_i64_in(buf, ts, i) {
                 None => return Err(E::BadTimestamp),
                 Some(None) => return Err(E::TimeOutsideRange),
                 Some(Some(v)) => v,
@@ -439,73 +552,70 @@ impl<'a> Parser<'a, '_> {
             }
         }
 
-        let (tag_hi, field_hi) = (self.out.tags.len(), self.out.fields.len());
-        self.out.points.push(RawPoint {
-            measurement,
-            key: series_key,
-            tags: (idx(tag_lo)?, idx(tag_hi)?),
-            fields: (idx(field_lo)?, idx(field_hi)?),
-            timestamp,
-        });
-        Ok((i, newlines))
+        Ok((i, timestamp))
     }
 
-    /// Sorts the point's tags and writes the canonical series key into `keys`.
-    #[cold]
-    fn build_key(&mut self, measurement: &Cow<'a, str>, tag_lo: usize) -> Result<KeyLoc<'a>, E> {
-        // Sort (prefix, index) pairs: integer compares, full compares only on
-        // equal 8-byte prefixes; then move the tags once into that order.
-        let tags = &self.out.tags[tag_lo..];
-        self.order.clear();
-        self.order.extend(
-            tags.iter()
-                .enumerate()
-                .map(|(j, t)| (key_prefix(t.key.as_bytes()), j as u32)),
-        );
-        let full =
-            |a: &(u64, u32), b: &(u64, u32)| tags[a.1 as usize].key.cmp(&tags[b.1 as usize].key);
-        self.order
-            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| full(a, b)));
-        if self
-            .order
-            .windows(2)
-            .any(|w| w[0].0 == w[1].0 && full(&w[0], &w[1]).is_eq())
-        {
-            return Err(E::DuplicateTags);
+    /// Sorts the point's tags into `out.tags` and writes the canonical series
+    /// key into `out.keys`.
+    #[inline(never)]
+    fn build_key(&mut self, measurement: &Cow<'a, str>) -> Result<KeyLoc<'a>, E> {
+        let (tags, meta) = (&self.tags, &self.tag_meta);
+        // Strictly increasing keys: compare 8-byte prefixes, whole keys on ties.
+        let less = |a: u32, b: u32| {
+            let (a, b) = (a as usize, b as usize);
+            meta[a].0 < meta[b].0 || (meta[a].0 == meta[b].0 && tags[a].key < tags[b].key)
+        };
+        // The previous permutation is right iff it sorts these keys strictly
+        // (which also rules out duplicates); that check is a handful of
+        // integer compares, a sort is a hundred.
+        let reuse = self.perm.len() == tags.len() && self.perm.windows(2).all(|w| less(w[0], w[1]));
+        if !reuse {
+            self.perm.clear();
+            self.perm.extend(0..tags.len() as u32);
+            self.perm.sort_unstable_by(|&a, &b| {
+                let (x, y) = (a as usize, b as usize);
+                meta[x]
+                    .0
+                    .cmp(&meta[y].0)
+                    .then_with(|| tags[x].key.cmp(&tags[y].key))
+            });
+            if !self.perm.windows(2).all(|w| less(w[0], w[1])) {
+                return Err(E::DuplicateTags);
+            }
         }
-        self.scratch.clear();
-        self.scratch.extend(self.out.tags.drain(tag_lo..));
-        for &(_, j) in &self.order {
-            let t = std::mem::take(&mut self.scratch[j as usize]);
+        let keys = &mut self.out.keys;
+        let key_start = keys.len();
+        match measurement {
+            // Borrowed tokens had no backslash, hence nothing to escape (a
+            // measurement's '=' is never escaped): copy the body's bytes.
+            Cow::Borrowed(m) => keys.push_str(m),
+            Cow::Owned(o) => crate::escape::escape_into(keys, o, Ctx::Measurement),
+        }
+        for &j in &self.perm {
+            let j = j as usize;
+            let t = std::mem::take(&mut self.tags[j]);
+            match (&t.key, &t.value) {
+                // `,key=value` straight from the body.
+                (Cow::Borrowed(_), Cow::Borrowed(_)) => {
+                    let (_, a, b) = self.tag_meta[j];
+                    keys.push_str(body_str(self.text, self.buf, a, b)?);
+                }
+                (k, v) => {
+                    keys.push(',');
+                    crate::escape::escape_into(keys, k, Ctx::Key);
+                    keys.push('=');
+                    crate::escape::escape_into(keys, v, Ctx::Key);
+                }
+            }
             self.out.tags.push(t);
         }
-        let tags = &self.out.tags[tag_lo..];
-        let keys = &mut self.out.keys;
-        let start = keys.len();
-        // Tokens borrowed from the body had no backslash, hence nothing to
-        // escape (a measurement's '=' is never escaped).
-        let put = |keys: &mut String, s: &Cow<'_, str>, ctx| match s {
-            Cow::Borrowed(b) => keys.push_str(b),
-            Cow::Owned(o) => crate::escape::escape_into(keys, o, ctx),
-        };
-        put(keys, measurement, Ctx::Measurement);
-        for t in tags.iter() {
-            keys.push(',');
-            put(keys, &t.key, Ctx::Key);
-            keys.push('=');
-            put(keys, &t.value, Ctx::Key);
-        }
-        Ok(KeyLoc::Built(start, keys.len()))
+        Ok(KeyLoc::Built(key_start, keys.len()))
     }
 
     /// End of an unquoted field value.
     #[inline]
-    fn value_end(&self, mut i: usize) -> usize {
-        let b = self.buf;
-        while i < b.len() && !matches!(b[i], b',' | b' ' | b'\t' | b'\n' | b'\r') {
-            i += 1;
-        }
-        i
+    fn value_end(&self, i: usize) -> usize {
+        scan::find(self.buf, i, &scan::VALUE)
     }
 
     #[inline]
@@ -588,8 +698,14 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// Appends a field; a repeated key overwrites the earlier value (last wins).
-    #[inline]
+    #[inline(always)]
     fn push_field(&mut self, field_lo: usize, key: Cow<'a, str>, value: FieldValue<'a>) {
+        if self.fields_match {
+            // Same keys in the same order as the last point, which had no
+            // duplicates: this one cannot be a duplicate either.
+            self.out.fields.push(Field { key, value });
+            return;
+        }
         let fp = fingerprint(key.as_bytes());
         for (j, &f) in self.fingerprints.iter().enumerate() {
             if f == fp && self.out.fields[field_lo + j].key == key {
@@ -599,6 +715,125 @@ impl<'a> Parser<'a, '_> {
         }
         self.fingerprints.push(fp);
         self.out.fields.push(Field { key, value });
+    }
+
+    /// The point's field keys stopped following the last point's: from here
+    /// on, duplicates are looked for by fingerprint.
+    #[cold]
+    fn stop_matching_fields(&mut self, field_lo: usize) {
+        self.fields_match = false;
+        self.fingerprints.clear();
+        let keys = self.out.fields[field_lo..].iter();
+        self.fingerprints
+            .extend(keys.map(|f| fingerprint(f.key.as_bytes())));
+    }
+
+    /// Makes this point's tag keys (body order) the next point's prediction.
+    #[cold]
+    fn remember_tags(&mut self) {
+        self.last_tags.clear();
+        for (t, m) in self.tags.iter().zip(&self.tag_meta) {
+            match t.key {
+                Cow::Borrowed(k) => self.last_tags.push((k, m.0)),
+                // Unescaped keys do not live in the body: predict no further.
+                Cow::Owned(_) => return,
+            }
+        }
+    }
+
+    /// Makes this point's field keys the ones the next point is compared with.
+    #[cold]
+    fn remember_fields(&mut self, field_lo: usize) {
+        self.last_fields.clear();
+        for f in &self.out.fields[field_lo..] {
+            match f.key {
+                Cow::Borrowed(k) => self.last_fields.push(k),
+                // Unescaped keys do not live in the body; compare nothing.
+                Cow::Owned(_) => {
+                    self.last_fields.clear();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `buf[i..]` starts with `key=`. For a remembered key (no
+/// delimiter, no backslash) that is exactly when scanning a key token at `i`
+/// would yield `key`, so the scan can be skipped.
+#[inline(always)]
+fn predicted(buf: &[u8], i: usize, key: &str) -> bool {
+    let k = key.as_bytes();
+    buf.get(i..i + k.len() + 1)
+        .is_some_and(|s| s[k.len()] == b'=' && short_eq(&s[..k.len()], k))
+}
+
+/// `a == b` for slices of equal length, without a `memcmp` call for the
+/// short keys line protocol is made of: two overlapping word compares.
+#[inline(always)]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w8 = |s: &[u8]| s.first_chunk::<8>().map(|c| u64::from_le_bytes(*c));
+    let l8 = |s: &[u8]| s.last_chunk::<8>().map(|c| u64::from_le_bytes(*c));
+    let w4 = |s: &[u8]| s.first_chunk::<4>().map(|c| u32::from_le_bytes(*c));
+    let l4 = |s: &[u8]| s.last_chunk::<4>().map(|c| u32::from_le_bytes(*c));
+    match n {
+        8..=16 => w8(a) == w8(b) && l8(a) == l8(b),
+        4..=7 => w4(a) == w4(b) && l4(a) == l4(b),
+        _ => a == b,
+    }
+}
+
+/// `buf[a..b]` as text, through the body's one UTF-8 check when it passed.
+#[inline(always)]
+fn body_str<'a>(text: Option<&'a str>, buf: &'a [u8], a: usize, b: usize) -> Result<&'a str, E> {
+    match text {
+        Some(t) => t.get(a..b).ok_or(E::InvalidUtf8),
+        None => std::str::from_utf8(&buf[a..b]).map_err(|_| E::InvalidUtf8),
+    }
+}
+
+/// A 64-bit hash of a series key's bytes, 16 bytes a step in two lanes (a
+/// key is a few hundred bytes; a byte-wise hash would cost more than the
+/// parse it saves). Equal hashes are confirmed by comparing the bytes.
+#[inline]
+fn series_hash(b: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let chunks = b.chunks_exact(16);
+    let rest = chunks.remainder();
+    let (mut x, mut y) = (b.len() as u64, K);
+    let mut mix = |v: u128| {
+        x = (x ^ v as u64).wrapping_mul(K).rotate_left(31);
+        y = (y ^ (v >> 64) as u64).wrapping_mul(K).rotate_left(27);
+    };
+    for c in chunks.filter_map(<[u8]>::first_chunk::<16>) {
+        mix(u128::from_le_bytes(*c));
+    }
+    let mut tail = [0u8; 16];
+    tail[..rest.len()].copy_from_slice(rest);
+    mix(u128::from_le_bytes(tail));
+    let h = (x ^ y.rotate_left(17)).wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+/// Hasher for keys that already are hashes.
+#[derive(Debug, Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
@@ -677,4 +912,39 @@ fn scan_line(buf: &[u8], start: usize) -> usize {
         return memchr::memchr(b'\n', &buf[start..]).map_or(n, |o| start + o);
     }
     n
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn short_eq_is_slice_equality() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            assert!(short_eq(a, a), "{n}");
+            for k in 0..n {
+                let mut b = a.to_vec();
+                b[k] ^= 0x20;
+                assert!(!short_eq(a, &b), "{n} differs at {k}");
+            }
+            if n > 0 {
+                assert!(!short_eq(a, &base[..n - 1]));
+            }
+        }
+    }
+
+    #[test]
+    fn series_hash_depends_on_every_byte_and_the_length() {
+        let key = b"cpu,hostname=host_0,region=us-east-1,datacenter=us-east-1a,rack=4";
+        let h = series_hash(key);
+        for k in 0..key.len() {
+            let mut other = key.to_vec();
+            other[k] ^= 1;
+            assert_ne!(series_hash(&other), h, "byte {k}");
+        }
+        assert_ne!(series_hash(&key[..key.len() - 1]), h);
+        assert_ne!(series_hash(b""), series_hash(b"\0"));
+    }
 }
