@@ -14,7 +14,6 @@ use crate::scan::{self, Stops};
 use crate::{MAX_KEY_LENGTH, MAX_NANO_TIME, MAX_STRING_FIELD_LENGTH, MIN_NANO_TIME};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How to read a body: the timestamp unit, and the time of lines that have none.
@@ -44,6 +43,9 @@ impl Default for ParseOptions {
         ParseOptions::new(Precision::Nanosecond, now)
     }
 }
+
+/// Series keys shorter than this are parsed every time, not looked up.
+const MIN_REUSED_KEY: usize = 32;
 
 /// Where a point's series key lives.
 #[derive(Debug, Clone, Copy)]
@@ -146,7 +148,10 @@ pub fn parse_lines<'a>(body: &'a [u8], opts: &ParseOptions) -> ParsedBatch<'a> {
         last_tags: Vec::new(),
         last_fields: Vec::new(),
         fields_match: false,
-        series: HashMap::default(),
+        series: HashMap::new(),
+        series_hits: 0,
+        series_misses: 0,
+        reuse_series: true,
     };
     p.run();
     batch
@@ -174,16 +179,26 @@ struct Parser<'a, 'b> {
     /// The sorting permutation of the last unsorted tag set. Lines of one body
     /// mostly share their tag order, so it is tried first and checked.
     perm: Vec<u32>,
-    /// Tag keys (in body order, with their sort prefixes) of the last point:
-    /// the next point's keys are first checked against them, byte for byte.
+    /// Tag keys (in body order, with their sort prefixes) of the last tag set
+    /// parsed in full: the next tag set's keys are first checked against them,
+    /// byte for byte. Only a hint: a line that fails later may have set them.
     last_tags: Vec<(&'a str, u64)>,
     /// Field keys of the last good point (duplicate-free), and whether the
     /// current point's keys so far are the same, in the same order.
     last_fields: Vec<&'a str>,
     fields_match: bool,
-    /// Series keys parsed so far, by [`series_hash`]: the first point with the
-    /// key and the key's span in the body.
-    series: HashMap<u64, (usize, usize, usize), BuildHasherDefault<PreHashed>>,
+    /// Series keys parsed so far, by [`series_hash`]: a point with the key and
+    /// the key's span in the body. The map hashes that hash again with a random
+    /// key (std's SipHash), so crafted keys cannot pile up in one part of the
+    /// table; keys whose `series_hash` collide exactly share one entry, and the
+    /// bytes are compared anyway.
+    series: HashMap<u64, (usize, usize, usize)>,
+    /// Lookups that found an earlier point, and those that did not. A body of
+    /// distinct series gains nothing from the map, so it is dropped when
+    /// misses outnumber hits by far.
+    series_hits: usize,
+    series_misses: usize,
+    reuse_series: bool,
 }
 
 impl<'a> Parser<'a, '_> {
@@ -217,14 +232,7 @@ impl<'a> Parser<'a, '_> {
             );
             match self.point(start) {
                 Ok((end, newlines)) if self.out.points.len() == 1 => {
-                    // Size the arenas from the first point and the line count,
-                    // so big bodies do not regrow (and copy) them repeatedly.
-                    let lines = memchr::memchr_iter(b'\n', &buf[end..]).count() + 1;
-                    let (t, f) = (self.out.tags.len(), self.out.fields.len());
-                    self.out.points.reserve(lines);
-                    self.out.tags.reserve(lines * t);
-                    self.out.fields.reserve(lines * f);
-                    self.out.keys.reserve(lines * self.out.keys.len());
+                    self.reserve_for_rest(start, end);
                     i = end;
                     line += newlines;
                 }
@@ -258,6 +266,29 @@ impl<'a> Parser<'a, '_> {
         } else {
             line - usize::from(buf[n - 1] == b'\n')
         };
+    }
+
+    /// Sizes the arenas for the rest of the body from its first point (which
+    /// spans `start..end`), so a big body does not regrow and copy them over
+    /// and over. The guess scales the first point by bytes and is capped by the
+    /// line count: a first point unlike the rest can make it too small (the
+    /// arenas then grow as usual) but never larger than the body could fill.
+    #[cold]
+    fn reserve_for_rest(&mut self, start: usize, end: usize) {
+        let rest = &self.buf[end..];
+        let lines = memchr::memchr_iter(b'\n', rest).count();
+        let first = (end - start).max(1) as u128;
+        // `x` items in `first` bytes: each takes at least a byte, so the
+        // result is at most `rest.len()`.
+        let guess = |x: usize| {
+            let by_bytes = (x as u128 * rest.len() as u128 / first) as usize;
+            by_bytes.min(lines.saturating_mul(x))
+        };
+        let out = &mut *self.out;
+        out.points.reserve(guess(1));
+        out.tags.reserve(guess(out.tags.len()));
+        out.fields.reserve(guess(out.fields.len()));
+        out.keys.reserve(guess(out.keys.len()));
     }
 
     #[inline]
@@ -310,12 +341,23 @@ impl<'a> Parser<'a, '_> {
         // A series key seen earlier in this body is not parsed again: the same
         // bytes up to the first space (with no backslash before it, so the
         // space ends the key) give the same measurement, tags and key.
-        let key_end = scan::find(buf, start, &scan::SERIES);
-        let hash = (key_end < n && buf[key_end] == b' ').then(|| series_hash(&buf[start..key_end]));
-        let seen = hash.and_then(|h| match self.series.get(&h) {
-            Some(&(p, a, b)) if buf[a..b] == buf[start..key_end] => Some(p),
-            _ => None,
-        });
+        let mut hash = None;
+        let mut seen = None;
+        let mut key_end = start;
+        if self.reuse_series {
+            key_end = scan::find(buf, start, &scan::SERIES);
+            // A short key (a measurement and a tag or two) parses about as fast
+            // as it hashes and looks up; reuse pays from a few tags on.
+            if key_end < n && buf[key_end] == b' ' && key_end - start >= MIN_REUSED_KEY {
+                let h = series_hash(&buf[start..key_end]);
+                hash = Some(h);
+                seen = match self.series.get(&h) {
+                    Some(&(p, a, b)) if buf[a..b] == buf[start..key_end] => Some(p),
+                    _ => None,
+                };
+                self.count_series_lookup(seen.is_some());
+            }
+        }
         let (series, mut i) = match seen {
             Some(p) => {
                 let rp = &self.out.points[p];
@@ -347,7 +389,7 @@ impl<'a> Parser<'a, '_> {
         if !self.fields_match || self.last_fields.len() != field_hi - field_lo {
             self.remember_fields(field_lo);
         }
-        if let (Some(h), None) = (hash, seen) {
+        if let (Some(h), None, true) = (hash, seen, self.reuse_series) {
             self.series
                 .insert(h, (self.out.points.len(), start, key_end));
         }
@@ -359,6 +401,21 @@ impl<'a> Parser<'a, '_> {
             timestamp,
         });
         Ok((i, newlines))
+    }
+
+    /// Keeps the series map only while it pays: after 1,024 misses with fewer
+    /// than one hit for every eight, the rest of the body is parsed without it.
+    #[inline]
+    fn count_series_lookup(&mut self, hit: bool) {
+        if hit {
+            self.series_hits += 1;
+            return;
+        }
+        self.series_misses += 1;
+        if self.series_misses > 1024 && self.series_misses > 8 * self.series_hits {
+            self.reuse_series = false;
+            self.series = HashMap::new();
+        }
     }
 
     /// Parses a series key: measurement and tags. Returns it and where it ends.
@@ -798,7 +855,8 @@ fn body_str<'a>(text: Option<&'a str>, buf: &'a [u8], a: usize, b: usize) -> Res
 
 /// A 64-bit hash of a series key's bytes, 16 bytes a step in two lanes (a
 /// key is a few hundred bytes; a byte-wise hash would cost more than the
-/// parse it saves). Equal hashes are confirmed by comparing the bytes.
+/// parse it saves). It is not keyed: the map hashes it again with a random
+/// key, and equal hashes are confirmed by comparing the bytes.
 #[inline]
 fn series_hash(b: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -817,24 +875,6 @@ fn series_hash(b: &[u8]) -> u64 {
     mix(u128::from_le_bytes(tail));
     let h = (x ^ y.rotate_left(17)).wrapping_mul(K);
     h ^ (h >> 29)
-}
-
-/// Hasher for keys that already are hashes.
-#[derive(Debug, Default)]
-struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
 }
 
 fn idx(i: usize) -> Result<u32, E> {

@@ -481,3 +481,40 @@ fn value_count_and_empty_body() {
     assert!(e.is_empty() && e.errors().is_empty());
     assert_eq!(e.lines(), 0);
 }
+
+/// The arenas are sized from the first point, scaled by bytes: a first line with
+/// many fields followed by a million blank lines must not ask for terabytes
+/// (with the line count alone it asked for 10^10 fields and aborted).
+#[test]
+fn a_fat_first_line_does_not_blow_up_the_arena_reservation() {
+    let mut body: String = (0..10_000)
+        .map(|i| format!("f{i}=1"))
+        .collect::<Vec<_>>()
+        .join(",");
+    body.insert_str(0, "m ");
+    body.push_str(&"\n".repeat(1_000_000));
+    body.push_str("m g=2");
+    let b = parse(&body);
+    assert!(b.errors().is_empty());
+    assert_eq!(b.len(), 2);
+    assert_eq!(b.value_count(), 10_001);
+    assert_eq!(b.lines(), 1_000_001);
+}
+
+/// Many distinct series keys: the series map stays linear whatever the keys
+/// hash to, and gives up (without changing results) when nothing repeats.
+#[test]
+fn many_distinct_series_parse_like_single_lines() {
+    let body: String = (0..5_000)
+        .map(|i| format!("measurement_{i:08},host=h{i},region=r{} v={i}i\n", i % 7))
+        .collect();
+    let b = parse(&body);
+    assert_eq!(b.len(), 5_000);
+    for (i, p) in b.iter().enumerate() {
+        assert_eq!(
+            p.series_key,
+            format!("measurement_{i:08},host=h{i},region=r{}", i % 7)
+        );
+        assert_eq!(p.fields[0].value, FieldValue::Integer(i as i64));
+    }
+}

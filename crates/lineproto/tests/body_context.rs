@@ -11,7 +11,15 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use sundial_lineproto::{parse_lines, ParseOptions, Precision};
 
-const MEASUREMENTS: &[&str] = &["cpu", "cpu", "disk", "m\\ x", "m\\,y", "c=pu"];
+// Long names too: short series keys are parsed every time, not looked up.
+const MEASUREMENTS: &[&str] = &[
+    "cpu",
+    "disk",
+    "m\\ x",
+    "m\\,y",
+    "c=pu",
+    "a_measurement_with_a_rather_long_name",
+];
 const TAG_KEYS: &[&str] = &[
     "host",
     "region",
@@ -23,7 +31,16 @@ const TAG_KEYS: &[&str] = &[
     "a\\=b",
     "zone",
 ];
-const TAG_VALUES: &[&str] = &["h1", "h2", "us-west", "x\\ y", "", "v=w", "é"];
+const TAG_VALUES: &[&str] = &[
+    "h1",
+    "h2",
+    "us-west",
+    "x\\ y",
+    "",
+    "v=w",
+    "é",
+    "host-0123456789abcdef.example.com",
+];
 const FIELD_KEYS: &[&str] = &["usage_user", "usage_system", "x", "f\\ g", "f\\=g", ""];
 const VALUES: &[&str] = &[
     "58.13171323049762",
