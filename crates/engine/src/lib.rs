@@ -94,7 +94,7 @@
 //!
 //! ```text
 //! "SDTSF\0\0\x01"
-//! block*     uvarint ts_len | timestamps | values   (≤ max_points_per_block points)
+//! block*     uvarint ts_len | timestamps | values   (≤ max_points_per_block points, ≤ 8 MiB of strings)
 //! index      per series (sorted by key): uvarint key_len, key, uvarint nfields,
 //!            per field: uvarint name_len, name, u8 type, uvarint nblocks,
 //!              per block: uvarint offset, uvarint size, uvarint count,

@@ -399,3 +399,40 @@ fn interrupted_compaction_states() {
     assert_eq!(store.recovery_report(1).unwrap().orphans_removed, 1);
     assert_eq!(store.shard_files(1).unwrap().len(), saved.len());
 }
+
+/// 280 strings of almost 1 MiB in one series: one 1000-point block would hold
+/// 280 MiB of raw text, past what the reader will inflate, and compaction used
+/// to write exactly that and lose the whole merged file to quarantine.
+#[test]
+fn huge_strings_survive_flush_and_compaction() {
+    const N: usize = 280;
+    const LEN: usize = (1 << 20) - 16;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    store.create_shard(1).unwrap();
+    let text = |i: usize| char::from(b'a' + (i % 26) as u8).to_string().repeat(LEN);
+    for chunk in (0..N).collect::<Vec<_>>().chunks(40) {
+        let mut lp = String::new();
+        for &i in chunk {
+            lp.push_str(&format!("log,host=a msg=\"{}\" {}\n", text(i), i + 1));
+        }
+        write(&store, 1, &lp);
+        store.flush_shard(1).unwrap();
+    }
+    store.compact_shard(1, true).unwrap();
+    store.close().unwrap();
+
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let files = store.shard_files(1).unwrap();
+    assert_eq!(files.len(), 1, "full compaction leaves one file: {files:?}");
+    let got = dump(&store, 1, "log");
+    let col = &got[&("log,host=a".into(), "msg".into())];
+    assert_eq!(col.len(), N);
+    for (i, (t, v)) in col.iter().enumerate() {
+        assert_eq!(*t, i as i64 + 1);
+        let Value::String(s) = v else {
+            panic!("not a string: {v:?}")
+        };
+        assert!(s.len() == LEN && s.bytes().all(|b| b == b'a' + (i % 26) as u8));
+    }
+}

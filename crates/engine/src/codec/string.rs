@@ -6,7 +6,7 @@ use crate::error::Result;
 const PLAIN: u8 = 0;
 const ZSTD: u8 = 1;
 /// Refuse to inflate beyond this (a corrupt size must not trigger a huge allocation).
-const MAX_RAW: u64 = 256 << 20;
+pub(crate) const MAX_RAW: u64 = 256 << 20;
 
 pub fn encode(v: &[String], out: &mut Vec<u8>) {
     let mut raw = Vec::with_capacity(v.iter().map(|s| s.len() + 2).sum());

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! header   "SDTSF\0\0\x01"                                   8 bytes
-//! blocks   per (series, field), up to max_points_per_block points each:
+//! blocks   per (series, field), up to max_points_per_block points (and 8 MiB of string
+//!          bytes) each:
 //!          uvarint ts_len | timestamps (integer codec) | values (typed codec)
 //! index    per series, sorted by series key:
 //!          uvarint key_len | key | uvarint nfields |

@@ -7,7 +7,43 @@ use std::path::{Path, PathBuf};
 use super::{END_MAGIC, MAGIC};
 use crate::codec::{encode_timestamps, encode_values, put_uvarint, zigzag};
 use crate::error::{Error, Result};
-use crate::types::Column;
+use crate::types::{Column, Values};
+
+/// Raw string bytes per block. Strings may be 1 MiB each, so a count-only cut
+/// could make blocks the reader refuses (codec::string's inflate cap) or whose
+/// size does not fit the index's u32.
+pub(crate) const MAX_BLOCK_STRING_BYTES: usize = 8 << 20;
+// A block never exceeds the budget by more than one value, and values come from the
+// line-protocol parser, which caps strings at 1 MiB.
+const _: () = assert!(
+    ((MAX_BLOCK_STRING_BYTES + 2 * sundial_lineproto::MAX_STRING_FIELD_LENGTH) as u64)
+        < crate::codec::string::MAX_RAW
+);
+
+/// Where each block of `col` ends: at most `max_points` values, and for strings at
+/// most `MAX_BLOCK_STRING_BYTES` (but never fewer than one value).
+fn block_ends(col: &Column, max_points: usize) -> Vec<usize> {
+    let n = col.len();
+    let Values::String(v) = &col.values else {
+        return (1..=n.div_ceil(max_points))
+            .map(|b| (b * max_points).min(n))
+            .collect();
+    };
+    let mut ends = Vec::new();
+    let (mut count, mut bytes) = (0, 0);
+    for (i, s) in v.iter().enumerate() {
+        if count > 0 && (count == max_points || bytes + s.len() > MAX_BLOCK_STRING_BYTES) {
+            ends.push(i);
+            (count, bytes) = (0, 0);
+        }
+        count += 1;
+        bytes += s.len();
+    }
+    if count > 0 {
+        ends.push(n);
+    }
+    ends
+}
 
 #[derive(Debug)]
 pub struct TsFileWriter {
@@ -77,11 +113,10 @@ impl TsFileWriter {
             entry.extend_from_slice(name.as_bytes());
             entry.push(col.field_type() as u8);
             let n = col.len();
-            let nblocks = n.div_ceil(self.max_per_block);
-            put_uvarint(&mut entry, nblocks as u64);
+            let ends = block_ends(col, self.max_per_block);
+            put_uvarint(&mut entry, ends.len() as u64);
             let mut start = 0;
-            while start < n {
-                let end = (start + self.max_per_block).min(n);
+            for end in ends {
                 let owned;
                 let part: &Column = if start == 0 && end == n {
                     col
