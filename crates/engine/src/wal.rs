@@ -77,7 +77,7 @@ struct WalState {
     last_seq: u64,
     /// Sealed segments, oldest first.
     sealed: Vec<u64>,
-    /// A sticky fsync failure: after one, durability is unknown, so refuse writes.
+    /// A sticky fsync/write failure: after one, durability is unknown, so refuse writes.
     failed: Option<String>,
 }
 
@@ -85,6 +85,14 @@ struct WalState {
 struct SyncState {
     synced_seq: u64,
     leader: bool,
+    /// Set with `WalState::failed`. Linux reports a writeback error to one fsync and
+    /// then forgets it, so a later fsync "succeeding" proves nothing: waiters that were
+    /// not covered before the failure must fail too, never be acknowledged.
+    failed: Option<String>,
+}
+
+fn unusable(reason: &str) -> Error {
+    Error::Internal(format!("WAL unusable after a failed fsync: {reason}"))
 }
 
 /// State shared with the background sync thread.
@@ -95,6 +103,9 @@ struct Shared {
     sync: Mutex<SyncState>,
     synced: Condvar,
     metrics: Arc<Metrics>,
+    /// Tests: how many of the next fsyncs fail.
+    #[cfg(test)]
+    inject_fsync_errors: std::sync::atomic::AtomicU32,
 }
 
 impl Shared {
@@ -103,6 +114,9 @@ impl Shared {
         loop {
             if s.synced_seq >= seq {
                 return Ok(());
+            }
+            if let Some(f) = &s.failed {
+                return Err(unusable(f));
             }
             if !s.leader {
                 s.leader = true;
@@ -116,8 +130,12 @@ impl Shared {
             let st = self.state.lock();
             (st.cur.file.clone(), st.cur.id, st.last_seq)
         };
-        let res = file.sync_data();
+        let res = self.fsync(&file);
         self.metrics.add(&self.metrics.wal_fsyncs, 1);
+        if let Err(e) = &res {
+            // Lock order is state then sync, as in `append`'s callers.
+            self.fail(e.to_string());
+        }
         let mut s = self.sync.lock();
         s.leader = false;
         if res.is_ok() {
@@ -125,10 +143,30 @@ impl Shared {
         }
         self.synced.notify_all();
         drop(s);
-        res.map_err(|e| {
-            self.state.lock().failed = Some(e.to_string());
-            Error::io(seg_path(&self.dir, id), e)
-        })
+        res.map_err(|e| Error::io(seg_path(&self.dir, id), e))
+    }
+
+    /// Make the WAL refuse appends and un-synced commits from now on.
+    fn fail(&self, reason: String) {
+        let mut st = self.state.lock();
+        st.failed.get_or_insert_with(|| reason.clone());
+        self.sync.lock().failed.get_or_insert(reason);
+    }
+
+    fn fsync(&self, file: &File) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self
+            .inject_fsync_errors
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+        {
+            return Err(std::io::Error::other("injected fsync error"));
+        }
+        file.sync_data()
     }
 }
 
@@ -322,10 +360,12 @@ impl Wal {
             }),
             sync: Mutex::new(SyncState {
                 synced_seq: last_seq,
-                leader: false,
+                ..Default::default()
             }),
             synced: Condvar::new(),
             metrics,
+            #[cfg(test)]
+            inject_fsync_errors: Default::default(),
         });
         let early = if policy == FsyncPolicy::Always {
             let (tx, rx) = mpsc::channel();
@@ -364,9 +404,7 @@ impl Wal {
     pub fn append(&self, frame: &mut [u8]) -> Result<u64> {
         let mut st = self.sh.state.lock();
         if let Some(f) = &st.failed {
-            return Err(Error::Internal(format!(
-                "WAL unusable after a failed fsync: {f}"
-            )));
+            return Err(unusable(f));
         }
         if st.cur.size >= self.segment_size {
             self.roll_locked(&mut st)?;
@@ -378,11 +416,13 @@ impl Wal {
         frame[0..4].copy_from_slice(&(len as u32).to_le_bytes());
         frame[4..8].copy_from_slice(&crc.to_le_bytes());
         let path = seg_path(&self.sh.dir, st.cur.id);
-        (&*st.cur.file).write_all(frame).map_err(|e| {
-            // A partial write leaves garbage: seal the segment so recovery sees a clean end.
+        if let Err(e) = (&*st.cur.file).write_all(frame) {
+            // A partial write leaves garbage mid-segment: stop here so recovery sees it
+            // as the torn tail.
             st.failed = Some(e.to_string());
-            Error::io(&path, e)
-        })?;
+            self.sh.sync.lock().failed.get_or_insert(e.to_string());
+            return Err(Error::io(&path, e));
+        }
         st.cur.size += frame.len() as u64;
         st.last_seq = seq;
         self.sh
@@ -395,10 +435,11 @@ impl Wal {
         let old = st.cur.id;
         // The sealed segment must be durable before anything depends on the new one.
         if self.policy != FsyncPolicy::Never {
-            st.cur
-                .file
-                .sync_data()
-                .map_err(|e| Error::io(seg_path(&self.sh.dir, old), e))?;
+            if let Err(e) = self.sh.fsync(&st.cur.file) {
+                st.failed.get_or_insert_with(|| e.to_string());
+                self.sh.sync.lock().failed.get_or_insert(e.to_string());
+                return Err(Error::io(seg_path(&self.sh.dir, old), e));
+            }
         }
         st.cur = create_segment(&self.sh.dir, old + 1)?;
         st.sealed.push(old);
@@ -455,5 +496,62 @@ impl Wal {
         if let Some(tx) = &*self.early.lock() {
             let _ = tx.send(seq);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn open(dir: &Path) -> Wal {
+        let metrics = Arc::new(Metrics::new(false));
+        let (wal, _) = Wal::open(
+            dir,
+            FsyncPolicy::Always,
+            1 << 20,
+            false,
+            metrics,
+            &mut |_, _, _| Ok(()),
+        )
+        .expect("open");
+        wal
+    }
+
+    fn append(wal: &Wal) -> Result<u64> {
+        let mut frame = new_frame(KIND_WRITE, 4);
+        frame.extend_from_slice(b"body");
+        wal.append(&mut frame)
+    }
+
+    #[test]
+    fn fsync_failure_is_sticky() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wal = open(dir.path());
+        let first = append(&wal).expect("append");
+        wal.commit(first).expect("first commit");
+        let second = append(&wal).expect("append");
+        wal.sh.inject_fsync_errors.store(1, Ordering::SeqCst);
+        assert!(wal.commit(second).is_err());
+        // The next fsync would succeed, but the page cache may have dropped the data:
+        // a retry (or a writer that was waiting on the failed leader) must not be
+        // acknowledged, and no new write may be accepted.
+        assert!(wal.commit(second).is_err());
+        assert!(wal.sync_all().is_err());
+        assert!(append(&wal).is_err());
+        // What was durable before the failure stays acknowledged.
+        wal.commit(first).expect("already synced");
+    }
+
+    #[test]
+    fn failed_roll_fsync_is_sticky() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wal = open(dir.path());
+        let seq = append(&wal).expect("append");
+        wal.sh.inject_fsync_errors.store(1, Ordering::SeqCst);
+        assert!(wal.roll().is_err());
+        assert!(wal.commit(seq).is_err());
+        assert!(append(&wal).is_err());
     }
 }
