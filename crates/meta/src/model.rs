@@ -104,11 +104,13 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// Floor-truncates `t` to a multiple of `d` (Go's `Time.Truncate` on the epoch).
+/// Near `i64::MIN` the multiple is not representable; the group then starts at
+/// `i64::MIN`, which still contains `t`.
 pub fn truncate_time(t: i64, d: i64) -> i64 {
     if d <= 0 {
         return t;
     }
-    t - t.rem_euclid(d)
+    t.checked_sub(t.rem_euclid(d)).unwrap_or(i64::MIN)
 }
 
 /// A retention policy.
@@ -413,6 +415,9 @@ mod tests {
         assert_eq!(shard_group_duration_for(180 * DAY), 7 * DAY);
         assert_eq!(truncate_time(-1, HOUR), -HOUR);
         assert_eq!(truncate_time(HOUR + 5, HOUR), HOUR);
+        // The earliest line-protocol time (i64::MIN + 2) with 7-day groups.
+        assert_eq!(truncate_time(i64::MIN + 2, 7 * DAY), i64::MIN);
+        assert_eq!(truncate_time(i64::MAX - 1, 7 * DAY) % (7 * DAY), 0);
     }
 
     #[test]

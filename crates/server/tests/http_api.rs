@@ -345,6 +345,25 @@ fn acknowledged_writes_survive_kill_9() {
     assert_eq!(v["results"][0]["series"][0]["values"], json!([["dur"]]));
 }
 
+/// The first and last times line protocol allows. The group of the first used to be
+/// computed with an overflowing subtraction and landed in 2262, so its points were
+/// refused forever.
+#[test]
+fn extreme_timestamps_are_stored() {
+    let mut s = Server::start(&[]);
+    query(&s, "CREATE DATABASE x");
+    let body = "m v=1 -9223372036854775806
+m v=2 9223372036854775806
+m v=3 0
+";
+    assert_eq!(write(&s, "db=x", body).status(), 204);
+    assert!(s.terminate().success());
+    let dump = export(s.data_dir(), "x");
+    for line in body.lines() {
+        assert!(dump.contains(line), "{line:?} missing from {dump}");
+    }
+}
+
 #[test]
 fn sigterm_drains_and_exits_cleanly() {
     let mut s = Server::start(&[]);
