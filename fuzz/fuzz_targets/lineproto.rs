@@ -42,6 +42,8 @@ fuzz_target!(|data: &[u8]| {
             .map(|p| (p.series_key.to_string(), p.to_owned_point()))
             .collect();
         assert_eq!(got, points);
+        assert_eq!(batch.error_count(), errors.len());
+        errors.truncate(sundial_lineproto::MAX_LINE_ERRORS);
         let got: Vec<_> = batch.errors().iter().map(|e| (e.line, e.kind.to_string())).collect();
         assert_eq!(got, errors);
     }

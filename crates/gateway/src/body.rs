@@ -12,6 +12,9 @@ pub enum BodyError {
     TooLarge,
     #[error("{0}")]
     BadGzip(String),
+    /// The client did not send the whole body within `body-read-timeout`.
+    #[error("timed out reading the request body")]
+    ReadTimeout,
 }
 
 /// Inflates `compressed` (one or more gzip members), failing as soon as the

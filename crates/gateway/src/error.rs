@@ -58,6 +58,7 @@ impl Error {
             Error::DatabaseNotFound(_) => 404,
             Error::Body(BodyError::TooLarge) => 413,
             Error::Body(BodyError::BadGzip(_)) => 400,
+            Error::Body(BodyError::ReadTimeout) => 408,
             Error::Auth(_) => 401,
             Error::Forbidden(_) => 403,
             Error::Overloaded => 503,
@@ -103,6 +104,11 @@ mod tests {
                 Error::Body(BodyError::TooLarge),
                 413,
                 "Request Entity Too Large",
+            ),
+            (
+                Error::Body(BodyError::ReadTimeout),
+                408,
+                "timed out reading the request body",
             ),
             (Error::Auth(AuthError::Failed), 401, "authorization failed"),
             (

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sundial_lineproto::{ParseOptions, Precision};
 use sundial_meta::{MetaClient, UserInfo};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -38,6 +38,8 @@ pub struct HttpOptions {
     pub enqueued_write_timeout: Duration,
     /// Time to write the points of one request before `{"error":"timeout"}`.
     pub write_timeout: Duration,
+    /// Time a client may take to send a write body before 408.
+    pub body_read_timeout: Duration,
     /// HS256 secret for Bearer tokens; empty disables bearer auth.
     pub shared_secret: String,
 }
@@ -51,6 +53,7 @@ impl Default for HttpOptions {
             max_enqueued_writes: 64,
             enqueued_write_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             shared_secret: String::new(),
         }
     }
@@ -63,8 +66,12 @@ pub struct Gateway {
     pub writer: PointsWriter,
     pub stats: HttpStats,
     pub opts: HttpOptions,
-    write_slots: Semaphore,
-    queued: std::sync::atomic::AtomicUsize,
+    /// Writes past the door: reading, parsing, queued or writing. Bounds the bodies
+    /// held in memory to `max_concurrent_writes + max_enqueued_writes`.
+    admitted: Arc<Semaphore>,
+    /// Writes in the engine. A permit lives as long as the write's work, which may
+    /// outlast a request that timed out.
+    write_slots: Arc<Semaphore>,
     extra_metrics: Option<ExtraMetrics>,
 }
 
@@ -89,8 +96,10 @@ impl Gateway {
             meta,
             writer,
             stats: HttpStats::default(),
-            write_slots: Semaphore::new(opts.max_concurrent_writes.max(1)),
-            queued: Default::default(),
+            admitted: Arc::new(Semaphore::new(
+                opts.max_concurrent_writes.max(1) + opts.max_enqueued_writes,
+            )),
+            write_slots: Arc::new(Semaphore::new(opts.max_concurrent_writes.max(1))),
             opts,
             extra_metrics,
         })
@@ -330,28 +339,22 @@ async fn write_v2(
     serve_write(&gw, db, rp, precision, user.as_ref(), &headers, body).await
 }
 
-/// A place in the bounded write queue; released on drop.
-struct WriteSlot<'a> {
-    _permit: tokio::sync::SemaphorePermit<'a>,
-}
-
 impl Gateway {
-    /// Waits for a write slot, or refuses when too many writes already wait.
-    async fn write_slot(&self) -> Result<WriteSlot<'_>> {
-        if let Ok(p) = self.write_slots.try_acquire() {
-            return Ok(WriteSlot { _permit: p });
-        }
-        if self.queued.fetch_add(1, Relaxed) >= self.opts.max_enqueued_writes {
-            self.queued.fetch_sub(1, Relaxed);
+    /// Lets a write in, or refuses it at once when the queue is full. The permit
+    /// is taken before the body is read, so slow senders count against the queue
+    /// instead of piling up bodies in memory.
+    fn admit(&self) -> Result<OwnedSemaphorePermit> {
+        self.admitted.clone().try_acquire_owned().map_err(|_| {
             self.stats.write_rejected_overload.fetch_add(1, Relaxed);
-            return Err(Error::Overloaded);
-        }
-        let waited =
-            tokio::time::timeout(self.opts.enqueued_write_timeout, self.write_slots.acquire())
-                .await;
-        self.queued.fetch_sub(1, Relaxed);
-        match waited {
-            Ok(Ok(p)) => Ok(WriteSlot { _permit: p }),
+            Error::Overloaded
+        })
+    }
+
+    /// Waits (bounded) for one of the engine's write slots.
+    async fn write_slot(&self) -> Result<OwnedSemaphorePermit> {
+        let wait = self.write_slots.clone().acquire_owned();
+        match tokio::time::timeout(self.opts.enqueued_write_timeout, wait).await {
+            Ok(Ok(p)) => Ok(p),
             _ => {
                 self.stats.write_rejected_overload.fetch_add(1, Relaxed);
                 Err(Error::Overloaded)
@@ -360,7 +363,9 @@ impl Gateway {
     }
 }
 
-async fn read_body(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Vec<u8>> {
+/// Reads the body as sent (at most `max_body_size` bytes); returns it and whether
+/// it is gzip-encoded.
+async fn read_body(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<(Bytes, bool)> {
     let limit = gw.opts.max_body_size;
     let declared = headers
         .get("Content-Length")
@@ -369,23 +374,23 @@ async fn read_body(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Vec<
     if declared.is_some_and(|n| n > limit) {
         return Err(Error::Body(BodyError::TooLarge));
     }
-    let raw: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        // The only error past the limit is "length limit exceeded".
-        let text = e.to_string();
-        if text.contains("length limit") {
-            Error::Body(BodyError::TooLarge)
-        } else {
-            Error::BadRequest(text)
-        }
-    })?;
+    let raw = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(body_error)?;
     let gzip = headers
         .get("Content-Encoding")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    if gzip {
-        Ok(gunzip_bounded(&raw, limit)?)
+    Ok((raw, gzip))
+}
+
+fn body_error(e: axum::Error) -> Error {
+    // The only error past the limit is "length limit exceeded".
+    let text = e.to_string();
+    if text.contains("length limit") {
+        Error::Body(BodyError::TooLarge)
     } else {
-        Ok(raw.to_vec())
+        Error::BadRequest(text)
     }
 }
 
@@ -414,26 +419,45 @@ async fn serve_write(
             )));
         }
     }
-    let _slot = gw.write_slot().await?;
-    let bytes = read_body(gw, headers, body).await?;
+    let admitted = gw.admit()?;
+    let (raw, gzip) = tokio::time::timeout(gw.opts.body_read_timeout, read_body(gw, headers, body))
+        .await
+        .map_err(|_| Error::Body(BodyError::ReadTimeout))??;
     gw.stats
         .write_request_bytes_received
-        .fetch_add(bytes.len() as u64, Relaxed);
+        .fetch_add(raw.len() as u64, Relaxed);
 
-    let now = sundial_meta::now_ns();
-    let owned = Batch::parse(bytes, &ParseOptions::new(precision, now));
+    // Inflating and parsing a large body take tens of milliseconds: keep them off
+    // the async workers.
+    let opts = ParseOptions::new(precision, sundial_meta::now_ns());
+    let limit = gw.opts.max_body_size;
+    let owned = tokio::task::spawn_blocking(move || -> Result<Arc<Batch>> {
+        let bytes = if gzip {
+            gunzip_bounded(&raw, limit)?
+        } else {
+            Vec::from(raw)
+        };
+        Ok(Batch::parse(bytes, &opts))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("parse task failed: {e}")))??;
     let batch = owned.parsed();
-    let bad_lines = batch.errors().len();
+    let bad_lines = batch.error_count();
     gw.stats
         .points_written_fail
         .fetch_add(bad_lines as u64, Relaxed);
     let parse_text = || {
-        batch
+        let mut text = batch
             .errors()
             .iter()
             .map(|e| e.to_string())
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n");
+        let untold = bad_lines - batch.errors().len();
+        if untold > 0 {
+            text.push_str(&format!("\n({untold} more lines could not be parsed)"));
+        }
+        text
     };
     if batch.is_empty() {
         if bad_lines > 0 {
@@ -441,14 +465,24 @@ async fn serve_write(
         }
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    let slot = gw.write_slot().await?;
     let started = Instant::now();
-    let summary = match tokio::time::timeout(
-        gw.opts.write_timeout,
-        gw.writer.write_points(db, rp, &owned),
-    )
-    .await
-    {
-        Ok(r) => r?,
+    // The write runs in its own task holding both permits: when the request times
+    // out the work goes on, and it keeps counting against the limits until it ends.
+    let task = {
+        let (writer, db, rp, owned) = (
+            gw.writer.clone(),
+            db.to_owned(),
+            rp.to_owned(),
+            owned.clone(),
+        );
+        tokio::spawn(async move {
+            let _permits = (admitted, slot);
+            writer.write_points(&db, &rp, &owned).await
+        })
+    };
+    let summary = match tokio::time::timeout(gw.opts.write_timeout, task).await {
+        Ok(joined) => joined.map_err(|e| Error::Internal(format!("write task failed: {e}")))??,
         Err(_) => {
             // Like InfluxDB: the shard writes may still complete in the background.
             gw.stats
@@ -505,7 +539,7 @@ async fn query_handler(
         // Form fields in the body add to (and override) the URL's.
         let bytes = axum::body::to_bytes(body, gw.opts.max_body_size)
             .await
-            .map_err(|e| Error::BadRequest(e.to_string()))?;
+            .map_err(body_error)?;
         let form: QueryParams = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
         params.q = form.q.or(params.q);
         params.db = form.db.or(params.db);
@@ -515,8 +549,9 @@ async fn query_handler(
     let Some(q) = params.q.filter(|q| !q.trim().is_empty()) else {
         return Err(Error::BadRequest("missing required parameter \"q\"".into()));
     };
-    let stmts = sundial_influxql::parse_query(&q).map_err(|e| Error::BadRequest(e.to_string()))?;
+    // Authenticate first: a stranger must not make the server parse 25 MB of query.
     let user = gw.authenticate(params.u.as_deref(), params.p.as_deref(), &headers)?;
+    let stmts = sundial_influxql::parse_query(&q).map_err(|e| Error::BadRequest(e.to_string()))?;
     if gw.opts.auth_enabled && !gw.admin_exists() {
         // Bootstrap: only `CREATE USER … WITH ALL PRIVILEGES` until an admin exists.
         let creates_admin = stmts.len() == 1

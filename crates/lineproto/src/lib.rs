@@ -41,6 +41,9 @@ pub use precision::Precision;
 pub const MAX_KEY_LENGTH: usize = 65535;
 /// Longest string field value we accept (bytes, unescaped).
 pub const MAX_STRING_FIELD_LENGTH: usize = 1 << 20;
+/// Rejected lines kept with their text per body; later ones are only counted, so a
+/// body of garbage costs a bounded amount of memory (InfluxDB keeps them all).
+pub const MAX_LINE_ERRORS: usize = 1000;
 /// Smallest timestamp InfluxDB can store (ns).
 pub const MIN_NANO_TIME: i64 = i64::MIN + 2;
 /// Largest timestamp InfluxDB can store (ns).

@@ -11,7 +11,9 @@ use crate::number::{parse_float, parse_i64, parse_i64_in, parse_u64, scan_decima
 use crate::point::{Field, FieldValue, Point, Tag};
 use crate::precision::Precision;
 use crate::scan::{self, Stops};
-use crate::{MAX_KEY_LENGTH, MAX_NANO_TIME, MAX_STRING_FIELD_LENGTH, MIN_NANO_TIME};
+use crate::{
+    MAX_KEY_LENGTH, MAX_LINE_ERRORS, MAX_NANO_TIME, MAX_STRING_FIELD_LENGTH, MIN_NANO_TIME,
+};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -82,6 +84,7 @@ pub struct ParsedBatch<'a> {
     fields: Vec<Field<'a>>,
     keys: String,
     errors: Vec<LineError>,
+    error_count: usize,
     lines: usize,
 }
 
@@ -114,9 +117,14 @@ impl<'a> ParsedBatch<'a> {
         (0..self.points.len()).map(move |i| self.get(i))
     }
 
-    /// The rejected lines, in body order.
+    /// The first [`MAX_LINE_ERRORS`] rejected lines, in body order.
     pub fn errors(&self) -> &[LineError] {
         &self.errors
+    }
+
+    /// Number of rejected lines, including those past [`MAX_LINE_ERRORS`].
+    pub fn error_count(&self) -> usize {
+        self.error_count
     }
 
     /// Physical lines seen (including blank and comment lines).
@@ -255,7 +263,10 @@ impl<'a> Parser<'a, '_> {
                     if let Some(t) = text.strip_suffix(b"\r") {
                         text = t;
                     }
-                    self.out.errors.push(LineError::new(line, text, kind));
+                    self.out.error_count += 1;
+                    if self.out.errors.len() < MAX_LINE_ERRORS {
+                        self.out.errors.push(LineError::new(line, text, kind));
+                    }
                     line += memchr::memchr_iter(b'\n', text).count();
                     i = end;
                 }

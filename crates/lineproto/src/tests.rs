@@ -518,3 +518,17 @@ fn many_distinct_series_parse_like_single_lines() {
         assert_eq!(p.fields[0].value, FieldValue::Integer(i as i64));
     }
 }
+
+#[test]
+fn rejected_lines_past_the_cap_are_counted_not_kept() {
+    let n = MAX_LINE_ERRORS * 3;
+    let mut body = "x\n".repeat(n);
+    body.push_str("cpu v=1 1\n");
+    let b = parse(&body);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b.error_count(), n);
+    assert_eq!(b.errors().len(), MAX_LINE_ERRORS);
+    assert_eq!(b.errors()[MAX_LINE_ERRORS - 1].line, MAX_LINE_ERRORS);
+    let small = parse("x\ncpu v=1 1\ny\n");
+    assert_eq!((small.error_count(), small.errors().len()), (2, 2));
+}

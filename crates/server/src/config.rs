@@ -37,6 +37,8 @@ pub struct HttpConfig {
     pub max_enqueued_write_limit: usize,
     pub enqueued_write_timeout: String,
     pub write_timeout: String,
+    /// How long a client may take to send a write body (then 408).
+    pub body_read_timeout: String,
     /// HS256 secret for `Authorization: Bearer` JWTs; empty disables them.
     pub shared_secret: String,
 }
@@ -84,6 +86,7 @@ impl Default for HttpConfig {
             max_enqueued_write_limit: 64,
             enqueued_write_timeout: "5s".into(),
             write_timeout: "10s".into(),
+            body_read_timeout: "30s".into(),
             shared_secret: String::new(),
         }
     }
@@ -162,6 +165,7 @@ impl Config {
                 &self.http.enqueued_write_timeout,
             ),
             ("http.write-timeout", &self.http.write_timeout),
+            ("http.body-read-timeout", &self.http.body_read_timeout),
             ("retention.check-interval", &self.retention.check_interval),
             (
                 "shard-precreation.check-interval",

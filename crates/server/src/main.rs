@@ -185,6 +185,7 @@ async fn serve(cfg: Config) -> Result<()> {
         max_enqueued_writes: cfg.http.max_enqueued_write_limit,
         enqueued_write_timeout: parse_duration(&cfg.http.enqueued_write_timeout)?,
         write_timeout: parse_duration(&cfg.http.write_timeout)?,
+        body_read_timeout: parse_duration(&cfg.http.body_read_timeout)?,
         shared_secret: cfg.http.shared_secret.clone(),
     };
     let metrics_store = store.clone();

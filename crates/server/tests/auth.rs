@@ -213,6 +213,13 @@ fn authentication_failures() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 401);
+    // A stranger's query is refused before it is parsed.
+    let r = client()
+        .post(s.url("/query"))
+        .form(&[("q", "CREATE DATABASE (((")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
 
 #[test]

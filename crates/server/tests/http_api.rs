@@ -440,3 +440,112 @@ fn write_timeout_is_a_500_timeout() {
     let (st, e, _) = error_of(write(&s, "db=db", "cpu v=1"));
     assert_eq!((st, e.as_str()), (500, "timeout"));
 }
+
+/// A write that times out keeps its slot until the engine is done with it: the
+/// limits bound the work in the engine, not just the requests still waiting.
+#[test]
+fn a_timed_out_write_holds_its_slot_until_it_ends() {
+    let mut s = Server::start_env(
+        &[],
+        &[
+            ("SUNDIAL_HTTP_MAX_CONCURRENT_WRITE_LIMIT", "1"),
+            ("SUNDIAL_HTTP_MAX_ENQUEUED_WRITE_LIMIT", "0"),
+            ("SUNDIAL_HTTP_WRITE_TIMEOUT", "0ms"),
+        ],
+    );
+    query(&s, "CREATE DATABASE db");
+    // 200k new series: the engine needs far longer than the next request's trip.
+    let n = 200_000;
+    let body: String = (0..n).map(|i| format!("m,host=h{i} v={i} 1\n")).collect();
+    let (st, e, _) = error_of(write(&s, "db=db", body));
+    assert_eq!((st, e.as_str()), (500, "timeout"));
+    let next = write(&s, "db=db", "m,host=other v=1 2");
+    assert_eq!(
+        next.status(),
+        503,
+        "the timed-out write no longer held its slot"
+    );
+    // Once the background write ends the slot is free again (the next write also
+    // times out at 0 ms, but it is let in: 500, not 503).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while write(&s, "db=db", "m,host=other v=1 2").status() == 503 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(s.terminate().success());
+    let dump = export(s.data_dir(), "db");
+    assert_eq!(
+        dump.matches("m,host=h").count(),
+        n,
+        "the timed-out write was lost"
+    );
+}
+
+/// A client that stops sending its body gets 408 after `body-read-timeout`, and its
+/// place is given back.
+#[test]
+fn a_stalled_body_gets_408_and_frees_its_place() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    let s = Server::start_env(
+        &[],
+        &[
+            ("SUNDIAL_HTTP_MAX_CONCURRENT_WRITE_LIMIT", "1"),
+            ("SUNDIAL_HTTP_MAX_ENQUEUED_WRITE_LIMIT", "0"),
+            ("SUNDIAL_HTTP_BODY_READ_TIMEOUT", "300ms"),
+        ],
+    );
+    query(&s, "CREATE DATABASE db");
+    let mut slow = TcpStream::connect(&s.addr).unwrap();
+    write!(
+        slow,
+        "POST /write?db=db HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ncpu v=1"
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&resp).contains("timed out reading") {
+        let n = slow.read(&mut buf).expect("a response before 10 s");
+        assert!(
+            n > 0,
+            "closed without a response: {:?}",
+            String::from_utf8_lossy(&resp)
+        );
+        resp.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        resp.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    assert_eq!(write(&s, "db=db", "cpu v=2").status(), 204);
+}
+
+/// A body of garbage: the count is exact, the text keeps the first 1,000 lines.
+#[test]
+fn many_bad_lines_are_counted_but_not_all_echoed() {
+    let s = Server::start(&[]);
+    query(&s, "CREATE DATABASE db");
+    let mut body = "bad line\n".repeat(50_000);
+    body.push_str("cpu v=1 1\n");
+    let (st, e, _) = error_of(write(&s, "db=db", body));
+    assert_eq!(st, 400);
+    assert!(
+        e.starts_with("partial write: unable to parse 'bad line': "),
+        "{}",
+        &e[..100]
+    );
+    assert!(
+        e.ends_with("(49000 more lines could not be parsed) dropped=50000"),
+        "{}",
+        &e[e.len() - 100..]
+    );
+    assert_eq!(e.matches("unable to parse").count(), 1000);
+    assert!(e.len() < 100_000, "{} bytes of error", e.len());
+}
