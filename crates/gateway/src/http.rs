@@ -228,7 +228,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
 
 impl Gateway {
     /// Who is calling; `None` when authentication is off.
-    fn authenticate(
+    async fn authenticate(
         &self,
         u: Option<&str>,
         p: Option<&str>,
@@ -250,6 +250,7 @@ impl Gateway {
             Credentials::UserPassword { user, password } => self
                 .meta
                 .authenticate(&user, &password)
+                .await
                 .map_err(|_| fail(AuthError::Failed))?,
             Credentials::Bearer(token) => {
                 let now = sundial_meta::now_ns() / 1_000_000_000;
@@ -310,7 +311,9 @@ async fn write_v1(
         "" | "any" | "one" | "quorum" | "all" => {}
         _ => return Err(Error::InvalidConsistency),
     }
-    let user = gw.authenticate(q.u.as_deref(), q.p.as_deref(), &headers)?;
+    let user = gw
+        .authenticate(q.u.as_deref(), q.p.as_deref(), &headers)
+        .await?;
     let db = q.db.unwrap_or_default();
     let rp = q.rp.unwrap_or_default();
     serve_write(&gw, &db, &rp, precision, user.as_ref(), &headers, body).await
@@ -333,7 +336,9 @@ async fn write_v2(
             )))
         }
     };
-    let user = gw.authenticate(q.u.as_deref(), q.p.as_deref(), &headers)?;
+    let user = gw
+        .authenticate(q.u.as_deref(), q.p.as_deref(), &headers)
+        .await?;
     let bucket = q.bucket.unwrap_or_default();
     let (db, rp) = bucket.split_once('/').unwrap_or((&bucket, ""));
     serve_write(&gw, db, rp, precision, user.as_ref(), &headers, body).await
@@ -550,7 +555,9 @@ async fn query_handler(
         return Err(Error::BadRequest("missing required parameter \"q\"".into()));
     };
     // Authenticate first: a stranger must not make the server parse 25 MB of query.
-    let user = gw.authenticate(params.u.as_deref(), params.p.as_deref(), &headers)?;
+    let user = gw
+        .authenticate(params.u.as_deref(), params.p.as_deref(), &headers)
+        .await?;
     let stmts = sundial_influxql::parse_query(&q).map_err(|e| Error::BadRequest(e.to_string()))?;
     if gw.opts.auth_enabled && !gw.admin_exists() {
         // Bootstrap: only `CREATE USER … WITH ALL PRIVILEGES` until an admin exists.

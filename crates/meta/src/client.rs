@@ -256,6 +256,7 @@ struct Shared {
     snap: RwLock<Arc<MetaSnapshot>>,
     rev_tx: tokio::sync::watch::Sender<i64>,
     connected: AtomicBool,
+    passwords: crate::auth::PasswordChecker,
 }
 
 #[derive(Debug)]
@@ -435,6 +436,7 @@ impl MetaClient {
             snap: RwLock::new(Arc::new(MetaSnapshot::default())),
             rev_tx,
             connected: AtomicBool::new(false),
+            passwords: crate::auth::PasswordChecker::new(),
         });
         shared.resync().await?;
         let task = tokio::spawn(shared.clone().run_watch());
@@ -548,9 +550,10 @@ impl MetaClient {
 
     /// Checks credentials against the cached hash (works while meta is down).
     /// Unknown user or wrong password: `authentication failed`.
-    pub fn authenticate(&self, name: &str, password: &str) -> Result<UserInfo> {
+    /// A password that passed is remembered, so repeated requests skip argon2.
+    pub async fn authenticate(&self, name: &str, password: &str) -> Result<UserInfo> {
         let u = self.user(name).ok_or(Error::AuthenticationFailed)?;
-        if u.verify_password(password) {
+        if self.shared.passwords.check(name, &u.hash, password).await {
             Ok(u)
         } else {
             Err(Error::AuthenticationFailed)

@@ -194,7 +194,7 @@ async fn two_meta_services_share_one_etcd() {
         "watch through m2 saw the change"
     );
     assert!(c2.database("shared").is_some());
-    assert!(c2.authenticate("u", "pw").is_ok());
+    assert!(c2.authenticate("u", "pw").await.is_ok());
     // And the other way round, errors included.
     c2.drop_database("shared").await.unwrap();
     assert!(
@@ -264,7 +264,7 @@ async fn outage(c: MetaClient, etcd: &mut EtcdProcess) {
         c.shard_group_for("out", "", t).await.unwrap(),
         Some(g.clone())
     );
-    assert!(c.authenticate("admin", "pw").is_ok());
+    assert!(c.authenticate("admin", "pw").await.is_ok());
     assert!(c.database("out").is_some());
     // A change fails within the bound, with a clear error.
     let started = Instant::now();

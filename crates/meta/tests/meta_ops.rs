@@ -198,17 +198,17 @@ async fn users(c: &MetaClient) {
             .to_string(),
         "user already exists"
     );
-    assert!(c.authenticate("alice", "pw").is_ok());
+    assert!(c.authenticate("alice", "pw").await.is_ok());
     assert_eq!(
-        c.authenticate("alice", "bad").unwrap_err(),
+        c.authenticate("alice", "bad").await.unwrap_err(),
         Error::AuthenticationFailed
     );
     assert_eq!(
-        c.authenticate("nobody", "pw").unwrap_err(),
+        c.authenticate("nobody", "pw").await.unwrap_err(),
         Error::AuthenticationFailed
     );
     c.set_password("alice", "new").await.unwrap();
-    assert!(c.authenticate("alice", "new").is_ok());
+    assert!(c.authenticate("alice", "new").await.is_ok());
     assert_eq!(
         c.set_password("bob", "x").await.unwrap_err().to_string(),
         "user not found"
