@@ -19,7 +19,7 @@ use crate::codec::{corrupt, get_uvarint, put_uvarint, take, unzigzag, zigzag};
 use crate::error::Result;
 use crate::memtable::ValRef;
 use crate::types::FieldType;
-use crate::util::FxHashMap;
+use crate::util::FastMap;
 
 /// What happened to a write: how much was stored and what was dropped, and why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,10 +78,10 @@ pub(crate) fn value_type(v: &FieldValue<'_>) -> FieldType {
 #[derive(Debug)]
 pub(crate) struct BodyEncoder<'p> {
     names: Vec<&'p str>,
-    lookup: FxHashMap<&'p str, u32>,
+    lookup: FastMap<&'p str, u32>,
     last_keys: Vec<(&'p str, u32)>,
     keys: Vec<&'p str>,
-    key_lookup: FxHashMap<&'p str, u32>,
+    key_lookup: FastMap<&'p str, u32>,
     start: usize,
     npoints: u64,
 }
@@ -96,10 +96,10 @@ impl<'p> BodyEncoder<'p> {
         frame.extend_from_slice(&[0u8; BODY_HEADER]);
         BodyEncoder {
             names: Vec::new(),
-            lookup: FxHashMap::default(),
+            lookup: FastMap::default(),
             last_keys: Vec::new(),
             keys: Vec::new(),
-            key_lookup: FxHashMap::default(),
+            key_lookup: FastMap::default(),
             start,
             npoints: 0,
         }

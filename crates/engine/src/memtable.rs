@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::types::{Column, FieldType, Values};
-use crate::util::FxHashMap;
+use crate::util::FastMap;
 
 /// One field's buffer. In dense mode `col.times` is empty and the values line up with
 /// the series' shared time column.
@@ -196,7 +196,7 @@ impl SeriesBuf {
 
 #[derive(Debug, Default)]
 pub(crate) struct MemTable {
-    pub series: FxHashMap<u32, SeriesBuf>,
+    pub series: FastMap<u32, SeriesBuf>,
     pub bytes: usize,
     pub points: usize,
 }

@@ -23,7 +23,7 @@ use crate::options::EngineOptions;
 use crate::stats::Metrics;
 use crate::tsfile::{TsFile, TsFileWriter};
 use crate::types::{Column, FieldType};
-use crate::util::{seal, unseal, write_atomic, FxHashMap};
+use crate::util::{seal, unseal, write_atomic, FastMap};
 use crate::wal::{self, Wal, WalRecovery, FRAME_HEADER, KIND_DELETE, KIND_WRITE};
 
 /// Asks the store's background threads for work.
@@ -60,7 +60,7 @@ pub(crate) struct ReadState {
 #[derive(Debug)]
 struct WriteState {
     /// Shard-wide field-name ids used by memtables.
-    fields: FxHashMap<Box<str>, (u32, Arc<str>)>,
+    fields: FastMap<Box<str>, (u32, Arc<str>)>,
     /// Per series id: newest persisted (flushed or frozen) time. Newer points are
     /// sequence data, the rest unsequence.
     watermarks: Vec<i64>,
@@ -254,7 +254,7 @@ impl Shard {
 
         let active = Arc::new(RwLock::new(MemPair::default()));
         let mut ws = WriteState {
-            fields: FxHashMap::default(),
+            fields: FastMap::default(),
             watermarks,
         };
         let state = ReadState {

@@ -18,7 +18,7 @@ use roaring::RoaringBitmap;
 use crate::codec::{corrupt, get_uvarint, put_uvarint, take};
 use crate::error::Result;
 use crate::types::FieldType;
-use crate::util::FxHashMap;
+use crate::util::FastMap;
 
 const SNAP_MAGIC: &[u8; 8] = b"SDIDX001";
 
@@ -37,13 +37,13 @@ pub(crate) struct Measurement {
 }
 
 /// Field name → type of one measurement.
-pub(crate) type FieldTypes = FxHashMap<Box<str>, FieldType>;
+pub(crate) type FieldTypes = FastMap<Box<str>, FieldType>;
 
 #[derive(Debug, Default)]
 pub(crate) struct SeriesIndex {
-    by_key: FxHashMap<Arc<str>, u32>,
+    by_key: FastMap<Arc<str>, u32>,
     series: Vec<SeriesEntry>,
-    measurements: FxHashMap<Arc<str>, Measurement>,
+    measurements: FastMap<Arc<str>, Measurement>,
     /// Changed since the last snapshot.
     pub dirty: bool,
 }
