@@ -24,7 +24,7 @@ use crate::manifest::{FileKind, Tombstone};
 use crate::options::EngineOptions;
 use crate::shard::DataFile;
 use crate::tsfile::TsFileWriter;
-use crate::types::Column;
+use crate::types::{Column, FieldMerge};
 
 fn overlaps(a: &DataFile, min: i64, max: i64) -> bool {
     a.file.min_time <= max && a.file.max_time >= min
@@ -134,7 +134,7 @@ pub(crate) fn merge(
         .collect();
     let mut w = TsFileWriter::create(path, max_per_block)?;
     for key in keys {
-        let mut acc: Vec<(String, Column)> = Vec::new();
+        let mut acc = FieldMerge::<String>::new();
         for f in inputs {
             let Some(si) = f.file.series_index(key)? else {
                 continue;
@@ -146,16 +146,11 @@ pub(crate) fn merge(
                         c.delete_range(t.min, t.max);
                     }
                 }
-                match acc.iter_mut().find(|(n, _)| *n == fi.name) {
-                    Some((_, prev)) => {
-                        let p = std::mem::replace(prev, Column::new(c.field_type()));
-                        *prev = Column::merge(p, c);
-                    }
-                    None => acc.push((fi.name.clone(), c)),
-                }
+                acc.add(fi.name.clone(), c);
             }
         }
-        let refs: Vec<(&str, &Column)> = acc.iter().map(|(n, c)| (n.as_str(), c)).collect();
+        let refs: Vec<(&str, &Column)> =
+            acc.columns().iter().map(|(n, c)| (n.as_str(), c)).collect();
         w.add_series(key, &refs)?;
     }
     if w.series_count() == 0 {

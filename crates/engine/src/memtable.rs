@@ -30,7 +30,14 @@ pub(crate) struct SeriesBuf {
     dense: bool,
     times: Vec<i64>,
     pub fields: Vec<FieldBuf>,
+    /// Field id → position in `fields`, for wide series whose points come in other
+    /// orders (a scan per field would make a point quadratic). Filled lazily; fields
+    /// are only ever appended, so it covers a prefix of `fields`.
+    by_fid: FastMap<u32, usize>,
 }
+
+/// Series with at most this many fields look a field up by scanning.
+const SCAN_FIELDS: usize = 16;
 
 impl Default for SeriesBuf {
     fn default() -> Self {
@@ -38,6 +45,7 @@ impl Default for SeriesBuf {
             dense: true,
             times: Vec::new(),
             fields: Vec::new(),
+            by_fid: FastMap::default(),
         }
     }
 }
@@ -74,6 +82,7 @@ impl SeriesBuf {
     /// bytes added.
     #[inline]
     pub fn append_point(&mut self, t: i64, vals: &[(u32, &Arc<str>, ValRef<'_>)]) -> usize {
+        let mut bytes_moved = 0;
         if self.dense {
             if self.fields.is_empty() {
                 for (fid, name, v) in vals {
@@ -97,21 +106,34 @@ impl SeriesBuf {
                 self.times.push(t);
                 return bytes;
             }
-            self.make_sparse();
+            bytes_moved = self.make_sparse();
         }
-        let mut bytes = 0;
+        let mut bytes = bytes_moved;
         for (i, (fid, name, v)) in vals.iter().enumerate() {
             bytes += self.append_sparse(i, *fid, name, t, *v);
         }
         bytes
     }
 
-    fn make_sparse(&mut self) {
+    /// Gives every field its own copy of the time column; returns the bytes added.
+    fn make_sparse(&mut self) -> usize {
         for f in &mut self.fields {
             f.col.times = self.times.clone();
         }
+        let added = 8 * self.times.len() * self.fields.len().saturating_sub(1);
         self.times = Vec::new();
         self.dense = false;
+        added
+    }
+
+    fn position(&mut self, fid: u32) -> Option<usize> {
+        if self.fields.len() <= SCAN_FIELDS {
+            return self.fields.iter().position(|f| f.fid == fid);
+        }
+        let known = self.by_fid.len();
+        let newer = self.fields[known..].iter().enumerate();
+        self.by_fid.extend(newer.map(|(i, f)| (f.fid, known + i)));
+        self.by_fid.get(&fid).copied()
     }
 
     /// Append one value in sparse mode; `hint` is where the field usually sits. Returns
@@ -127,7 +149,7 @@ impl SeriesBuf {
         let pos = if self.fields.get(hint).is_some_and(|f| f.fid == fid) {
             hint
         } else {
-            match self.fields.iter().position(|f| f.fid == fid) {
+            match self.position(fid) {
                 Some(p) => p,
                 None => {
                     self.fields.push(FieldBuf {

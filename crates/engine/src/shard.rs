@@ -22,7 +22,7 @@ use crate::memtable::MemPair;
 use crate::options::EngineOptions;
 use crate::stats::Metrics;
 use crate::tsfile::{TsFile, TsFileWriter};
-use crate::types::{Column, FieldType};
+use crate::types::{Column, FieldMerge, FieldType};
 use crate::util::{seal, unseal, write_atomic, FastMap};
 use crate::wal::{self, Wal, WalRecovery, FRAME_HEADER, KIND_DELETE, KIND_WRITE};
 
@@ -689,19 +689,14 @@ impl Shard {
                 let mut w = TsFileWriter::create(&path, self.opts.max_points_per_block)?;
                 for group in series.chunk_by(|a, b| a.0 == b.0) {
                     let key = &group[0].0;
-                    let mut cols: Vec<(Arc<str>, Column)> = Vec::new();
+                    let mut cols = FieldMerge::<Arc<str>>::new();
                     for &(_, sid) in group {
                         for (name, c) in table.read_series(sid, &|_| true, i64::MIN, i64::MAX) {
-                            match cols.iter_mut().find(|(n, _)| *n == name) {
-                                Some((_, prev)) => {
-                                    let p = std::mem::replace(prev, Column::new(c.field_type()));
-                                    *prev = Column::merge(p, c);
-                                }
-                                None => cols.push((name, c)),
-                            }
+                            cols.add(name, c);
                         }
                     }
-                    let refs: Vec<(&str, &Column)> = cols.iter().map(|(n, c)| (&**n, c)).collect();
+                    let refs: Vec<(&str, &Column)> =
+                        cols.columns().iter().map(|(n, c)| (&**n, c)).collect();
                     w.add_series(key, &refs)?;
                 }
                 if w.series_count() == 0 {

@@ -326,3 +326,39 @@ fn append_values(dst: &mut Values, src: Values) {
         _ => {}
     }
 }
+
+/// Columns of one series gathered from sources in age order and merged by field
+/// name (the newer value wins on equal times), kept in order of first appearance.
+/// A map finds the field, so a series with many fields stays linear.
+#[derive(Debug)]
+pub(crate) struct FieldMerge<N> {
+    cols: Vec<(N, Column)>,
+    at: crate::util::FastMap<N, usize>,
+}
+
+impl<N: std::hash::Hash + Eq + Clone> FieldMerge<N> {
+    pub fn new() -> Self {
+        FieldMerge {
+            cols: Vec::new(),
+            at: Default::default(),
+        }
+    }
+
+    pub fn add(&mut self, name: N, c: Column) {
+        match self.at.get(&name) {
+            Some(&i) => {
+                let prev = &mut self.cols[i].1;
+                let p = std::mem::replace(prev, Column::new(c.field_type()));
+                *prev = Column::merge(p, c);
+            }
+            None => {
+                self.at.insert(name.clone(), self.cols.len());
+                self.cols.push((name, c));
+            }
+        }
+    }
+
+    pub fn columns(&self) -> &[(N, Column)] {
+        &self.cols
+    }
+}

@@ -436,3 +436,49 @@ fn huge_strings_survive_flush_and_compaction() {
         assert!(s.len() == LEN && s.bytes().all(|b| b == b'a' + (i % 26) as u8));
     }
 }
+
+/// A series with thousands of fields whose points list them in other orders: the
+/// lookups by field id and name (memtable, flush, compaction) keep every value.
+#[test]
+fn wide_series_in_shuffled_field_orders() {
+    const F: usize = 5000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    store.create_shard(1).unwrap();
+    let line = |t: usize, order: &mut dyn Iterator<Item = usize>| {
+        let fields: Vec<String> = order
+            .map(|i| format!("f{i}={}i", t * 100_000 + i))
+            .collect();
+        format!("w,h=a {} {t}\n", fields.join(","))
+    };
+    write(&store, 1, &line(1, &mut (0..F)));
+    write(&store, 1, &line(2, &mut (0..F).rev()));
+    // Every other field, from the middle outwards.
+    write(
+        &store,
+        1,
+        &line(3, &mut (0..F).step_by(2).map(|i| (i + F / 2) % F)),
+    );
+    store.flush_shard(1).unwrap();
+    write(&store, 1, &line(4, &mut (0..F).rev().step_by(3)));
+    write(&store, 1, &line(2, &mut (0..F).step_by(5))); // overwrites t=2 for some
+    store.flush_shard(1).unwrap();
+    store.compact_shard(1, true).unwrap();
+    let got = dump(&store, 1, "w");
+    assert_eq!(got.len(), F);
+    for i in 0..F {
+        let col = &got[&("w,h=a".into(), format!("f{i}"))];
+        let mut want = vec![1, 2];
+        if i % 2 == 0 {
+            want.push(3);
+        }
+        if (F - 1 - i) % 3 == 0 {
+            want.push(4);
+        }
+        let times: Vec<i64> = col.keys().copied().collect();
+        assert_eq!(times, want, "f{i}");
+        for (t, v) in col {
+            assert_eq!(v, &Value::Integer(*t * 100_000 + i as i64), "f{i}@{t}");
+        }
+    }
+}

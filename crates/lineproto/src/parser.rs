@@ -15,6 +15,7 @@ use crate::{
     MAX_KEY_LENGTH, MAX_LINE_ERRORS, MAX_NANO_TIME, MAX_STRING_FIELD_LENGTH, MIN_NANO_TIME,
 };
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -48,6 +49,9 @@ impl Default for ParseOptions {
 
 /// Series keys shorter than this are parsed every time, not looked up.
 const MIN_REUSED_KEY: usize = 32;
+/// Fields of one point checked for duplicates by a scan of one-byte fingerprints;
+/// past this a map takes over.
+const FIELD_SET_FROM: usize = 32;
 
 /// Where a point's series key lives.
 #[derive(Debug, Clone, Copy)]
@@ -150,6 +154,7 @@ pub fn parse_lines<'a>(body: &'a [u8], opts: &ParseOptions) -> ParsedBatch<'a> {
         precision: opts.precision,
         default_time: opts.precision.truncate(opts.default_time),
         fingerprints: Vec::new(),
+        field_set: HashMap::new(),
         tags: Vec::new(),
         tag_meta: Vec::new(),
         perm: Vec::new(),
@@ -180,6 +185,9 @@ struct Parser<'a, 'b> {
     /// One byte of hash per field of the current point, to find duplicate keys
     /// cheaply when the point's field keys differ from the previous point's.
     fingerprints: Vec<u8>,
+    /// Past [`FIELD_SET_FROM`] fields a point's keys go in a map instead (key →
+    /// position in the point), so a line of a million fields is not quadratic.
+    field_set: HashMap<Cow<'a, str>, usize>,
     /// The current point's tags in body order, and per tag its key's sort
     /// prefix and the body span of `,key=value`.
     tags: Vec<Tag<'a>>,
@@ -774,6 +782,10 @@ impl<'a> Parser<'a, '_> {
             self.out.fields.push(Field { key, value });
             return;
         }
+        let count = self.out.fields.len() - field_lo;
+        if count >= FIELD_SET_FROM {
+            return self.push_field_by_set(field_lo, key, value);
+        }
         let fp = fingerprint(key.as_bytes());
         for (j, &f) in self.fingerprints.iter().enumerate() {
             if f == fp && self.out.fields[field_lo + j].key == key {
@@ -785,12 +797,31 @@ impl<'a> Parser<'a, '_> {
         self.out.fields.push(Field { key, value });
     }
 
+    #[cold]
+    fn push_field_by_set(&mut self, field_lo: usize, key: Cow<'a, str>, value: FieldValue<'a>) {
+        let count = self.out.fields.len() - field_lo;
+        if self.field_set.is_empty() {
+            let fields = self.out.fields[field_lo..].iter().enumerate();
+            self.field_set
+                .extend(fields.map(|(j, f)| (f.key.clone(), j)));
+        }
+        match self.field_set.entry(key) {
+            Entry::Occupied(e) => self.out.fields[field_lo + *e.get()].value = value,
+            Entry::Vacant(e) => {
+                let key = e.key().clone();
+                e.insert(count);
+                self.out.fields.push(Field { key, value });
+            }
+        }
+    }
+
     /// The point's field keys stopped following the last point's: from here
     /// on, duplicates are looked for by fingerprint.
     #[cold]
     fn stop_matching_fields(&mut self, field_lo: usize) {
         self.fields_match = false;
         self.fingerprints.clear();
+        self.field_set.clear();
         let keys = self.out.fields[field_lo..].iter();
         self.fingerprints
             .extend(keys.map(|f| fingerprint(f.key.as_bytes())));

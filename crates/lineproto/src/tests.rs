@@ -532,3 +532,43 @@ fn rejected_lines_past_the_cap_are_counted_not_kept() {
     let small = parse("x\ncpu v=1 1\ny\n");
     assert_eq!((small.error_count(), small.errors().len()), (2, 2));
 }
+
+#[test]
+fn duplicate_fields_in_wide_points_last_wins() {
+    // Past 32 fields duplicates are found through a map, not the fingerprint scan.
+    let mut line = String::from("m ");
+    for i in 0..100 {
+        line.push_str(&format!("f{i}={i}i,"));
+    }
+    line.push_str("f5=500i,f70=\"late\",f99=t 1\n");
+    // Twice: the second line follows the first's keys up to the duplicates.
+    let body = format!("{line}{line}");
+    let b = parse(&body);
+    assert!(b.errors().is_empty(), "{:?}", b.errors());
+    for p in b.iter() {
+        assert_eq!(p.fields.len(), 100);
+        let get = |k: &str| &p.fields.iter().find(|f| f.key == k).expect(k).value;
+        assert_eq!(get("f5"), &FieldValue::Integer(500));
+        assert_eq!(get("f70"), &FieldValue::String("late".into()));
+        assert_eq!(get("f99"), &FieldValue::Boolean(true));
+        assert_eq!(get("f98"), &FieldValue::Integer(98));
+        // Body order of first appearance is kept.
+        assert_eq!(p.fields[70].key, "f70");
+    }
+}
+
+#[test]
+fn a_line_of_300k_fields_parses() {
+    let n = 300_000;
+    let mut line = String::from("m ");
+    for i in 0..n {
+        line.push_str(&format!("f{i}={i},"));
+    }
+    line.push_str("f0=-1 1");
+    let b = parse(&line);
+    assert_eq!(b.len(), 1, "{:?}", b.errors());
+    let p = b.get(0);
+    assert_eq!(p.fields.len(), n);
+    assert_eq!(p.fields[0].value, FieldValue::Float(-1.0));
+    assert_eq!(p.fields[n - 1].value, FieldValue::Float((n - 1) as f64));
+}
