@@ -11,7 +11,7 @@
 //!   │           field type fixed per measurement at first write → conflicts dropped)
 //!   │ encode once into a compact binary WAL body                       (batch.rs)
 //!   ▼
-//! WAL append (shard write lock) ──► wake sync thread (fsync starts)
+//! WAL append (shard write lock) ──► wake a sync-pool thread (fsync starts)
 //!   │ ──► decode body ──► apply to active memtables
 //!   │                                               seq table: t > series watermark
 //!   │                                               unseq table: t <= watermark

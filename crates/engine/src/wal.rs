@@ -10,15 +10,16 @@
 //! then wait for durability outside it. The first waiter becomes the sync leader and
 //! fsyncs everything written so far; writers that appended meanwhile are covered by
 //! that fsync or the next one, so N concurrent writers cost far fewer than N fsyncs.
-//! With policy `always` a per-WAL sync thread is woken right after the append and takes
-//! the leader role, so the fsync overlaps the writer's memtable apply; the writer is
-//! acknowledged only once an fsync covering its entry has completed.
+//! With policy `always` a thread of a process-wide sync pool is woken right after the
+//! append and takes the leader role, so the fsync overlaps the writer's memtable
+//! apply; the writer is acknowledged only once an fsync covering its entry has
+//! completed.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -109,7 +110,10 @@ struct Shared {
 }
 
 impl Shared {
-    fn sync_to(&self, seq: u64) -> Result<()> {
+    /// Returns once an fsync covering `seq` has completed. With `wait` false (the
+    /// sync pool) it returns at once when another thread is already leading: that
+    /// fsync or the writer's own will cover `seq`.
+    fn sync_to(&self, seq: u64, wait: bool) -> Result<()> {
         let mut s = self.sync.lock();
         loop {
             if s.synced_seq >= seq {
@@ -121,6 +125,9 @@ impl Shared {
             if !s.leader {
                 s.leader = true;
                 break;
+            }
+            if !wait {
+                return Ok(());
             }
             self.synced.wait(&mut s);
         }
@@ -175,19 +182,43 @@ pub(crate) struct Wal {
     policy: FsyncPolicy,
     segment_size: u64,
     sh: Arc<Shared>,
-    /// Wakes the sync thread (policy `always`); dropping it stops the thread.
-    early: Mutex<Option<Sender<u64>>>,
 }
 
-/// Background fsync: takes the group-commit leader role for requested sequences.
-fn sync_thread(sh: Arc<Shared>, rx: Receiver<u64>) {
-    while let Ok(mut seq) = rx.recv() {
-        // Coalesce queued requests: one fsync covers them all.
-        while let Ok(more) = rx.try_recv() {
-            seq = seq.max(more);
+type SyncRequest = (Weak<Shared>, u64);
+
+/// Early fsyncs for policy `always`, shared by every WAL of the process (a thread
+/// per shard would make ten thousand shards ten thousand threads). The pool only
+/// starts fsyncs sooner: a writer whose entry no fsync has covered yet leads one
+/// itself, so a busy pool slows nobody down.
+fn sync_pool() -> &'static Mutex<Sender<SyncRequest>> {
+    static POOL: OnceLock<Mutex<Sender<SyncRequest>>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SyncRequest>();
+        let rx = Arc::new(Mutex::new(rx));
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+        for _ in 0..n {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("sundial-wal-sync".into())
+                .spawn(move || sync_worker(&rx));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start a WAL sync thread");
+            }
         }
-        if let Err(e) = sh.sync_to(seq) {
-            tracing::error!(error = %e, "WAL fsync failed");
+        Mutex::new(tx)
+    })
+}
+
+fn sync_worker(rx: &Mutex<Receiver<SyncRequest>>) {
+    loop {
+        let Ok((wal, seq)) = rx.lock().recv() else {
+            return;
+        };
+        // A WAL dropped meanwhile needs nothing.
+        if let Some(sh) = wal.upgrade() {
+            if let Err(e) = sh.sync_to(seq, false) {
+                tracing::error!(error = %e, "WAL fsync failed");
+            }
         }
     }
 }
@@ -367,22 +398,10 @@ impl Wal {
             #[cfg(test)]
             inject_fsync_errors: Default::default(),
         });
-        let early = if policy == FsyncPolicy::Always {
-            let (tx, rx) = mpsc::channel();
-            let shc = sh.clone();
-            std::thread::Builder::new()
-                .name("sundial-wal-sync".into())
-                .spawn(move || sync_thread(shc, rx))
-                .ok()
-                .map(|_| tx)
-        } else {
-            None
-        };
         let wal = Wal {
             policy,
             segment_size,
             sh,
-            early: Mutex::new(early),
         };
         Ok((wal, rec))
     }
@@ -487,14 +506,14 @@ impl Wal {
     }
 
     fn sync_to(&self, seq: u64) -> Result<()> {
-        self.sh.sync_to(seq)
+        self.sh.sync_to(seq, true)
     }
 
     /// Start the fsync covering `seq` in the background, so the caller can apply its
     /// batch to the memtable while the disk works; [`Wal::commit`] then waits for it.
     pub fn start_sync(&self, seq: u64) {
-        if let Some(tx) = &*self.early.lock() {
-            let _ = tx.send(seq);
+        if self.policy == FsyncPolicy::Always {
+            let _ = sync_pool().lock().send((Arc::downgrade(&self.sh), seq));
         }
     }
 }

@@ -482,3 +482,35 @@ fn wide_series_in_shuffled_field_orders() {
         }
     }
 }
+
+/// Shards cost no thread each: a write that spreads over hundreds of shard groups
+/// (backfill) must not leave hundreds of threads behind.
+#[test]
+fn many_shards_share_the_fsync_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        opts().fsync(sundial_engine::FsyncPolicy::Always).build(),
+    )
+    .unwrap();
+    let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+    let before = threads();
+    for id in 1..=300 {
+        store.create_shard(id).unwrap();
+        write(&store, id, &format!("m v={id} {id}\n"));
+    }
+    let after = threads();
+    assert!(
+        after < before + 20,
+        "{before} threads before, {after} after 300 shards"
+    );
+    store.close().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    for id in [1, 150, 300] {
+        let got = dump(&store, id, "m");
+        assert_eq!(
+            got[&("m".into(), "v".into())][&(id as i64)],
+            Value::Float(id as f64)
+        );
+    }
+}
