@@ -124,25 +124,40 @@ impl PointsWriter {
         batch: &Arc<Batch>,
     ) -> Result<WriteSummary> {
         let parsed = batch.parsed();
+        // By start time; groups of one policy never overlap. A backfill can touch
+        // thousands, so they are found by binary search after the last one used.
         let mut groups: Vec<ShardGroupInfo> = Vec::new();
+        let mut last = 0;
         let mut by_shard: HashMap<u64, (ShardInfo, Vec<u32>)> = HashMap::new();
         let mut summary = WriteSummary::default();
         let mut beyond_retention = 0;
         for (i, p) in parsed.iter().enumerate() {
-            // Points of one request nearly always share a group or two.
-            let group = match groups.iter().position(|g| g.contains(p.timestamp)) {
-                Some(i) => &groups[i],
-                None => match self.meta.shard_group_for(db, rp, p.timestamp).await? {
-                    Some(g) => {
-                        groups.push(g);
-                        &groups[groups.len() - 1]
+            let t = p.timestamp;
+            if !groups.get(last).is_some_and(|g| g.contains(t)) {
+                let at = groups.partition_point(|g| g.end <= t);
+                if groups.get(at).is_some_and(|g| g.contains(t)) {
+                    last = at;
+                } else {
+                    match self.meta.shard_group_for(db, rp, t).await? {
+                        Some(g) if g.contains(t) => {
+                            let at = groups.partition_point(|h| h.start < g.start);
+                            groups.insert(at, g);
+                            last = at;
+                        }
+                        Some(g) => {
+                            return Err(Error::Internal(format!(
+                                "meta returned shard group {} [{}, {}) for time {t}",
+                                g.id, g.start, g.end
+                            )))
+                        }
+                        None => {
+                            beyond_retention += 1;
+                            continue;
+                        }
                     }
-                    None => {
-                        beyond_retention += 1;
-                        continue;
-                    }
-                },
-            };
+                }
+            }
+            let group = &groups[last];
             let shard = group.shard_for(p.hash_id()).ok_or_else(|| {
                 Error::Internal(format!("shard group {} has no shards", group.id))
             })?;

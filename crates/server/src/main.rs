@@ -131,10 +131,31 @@ fn run(args: RunArgs) -> Result<()> {
         cfg.http.auth_enabled = a;
     }
     init_logging(&cfg.logging.level);
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(serve(cfg))
+}
+
+/// Every shard holds open files (WAL segment, data files). Like Go programs such as
+/// InfluxDB, take the hard limit on open files rather than the often small soft one.
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let lim = getrlimit(Resource::Nofile);
+        if lim.current < lim.maximum {
+            let raised = Rlimit {
+                current: lim.maximum,
+                maximum: lim.maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => tracing::debug!(limit = ?lim.maximum, "raised the open-file limit"),
+                Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+            }
+        }
+    }
 }
 
 async fn serve(cfg: Config) -> Result<()> {

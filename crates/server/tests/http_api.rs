@@ -549,3 +549,73 @@ fn many_bad_lines_are_counted_but_not_all_echoed() {
     assert_eq!(e.matches("unable to parse").count(), 1000);
     assert!(e.len() < 100_000, "{} bytes of error", e.len());
 }
+
+/// One request backfilling 400 weeks, out of order: 400 shard groups made on the
+/// way, every point stored.
+#[test]
+fn one_backfill_request_over_hundreds_of_shard_groups() {
+    let mut s = Server::start(&[]);
+    query(&s, "CREATE DATABASE bf");
+    let week = 7 * 24 * 3600;
+    let mut weeks: Vec<i64> = (0..400).collect();
+    // A fixed shuffle: odd weeks backwards, then even weeks forwards.
+    weeks.sort_by_key(|w| if w % 2 == 1 { -w } else { 1000 + w });
+    let body: String = weeks
+        .iter()
+        .map(|w| format!("m,w={w} v={w} {}\n", 1_000_000_000 + w * week))
+        .collect();
+    assert_eq!(write(&s, "db=bf&precision=s", body).status(), 204);
+    assert!(s.terminate().success());
+    let dump = export(s.data_dir(), "bf");
+    for w in weeks {
+        let line = format!(
+            "m,w={w} v={w} {}\n",
+            (1_000_000_000 + w * week) * 1_000_000_000
+        );
+        assert!(dump.contains(&line), "{line:?} missing");
+    }
+}
+
+/// Started with a small soft limit on open files, the server takes the hard one.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 256 && exec "$0" run --data-dir "$1" --bind 127.0.0.1:0"#)
+        .arg(env!("CARGO_BIN_EXE_sundial"))
+        .arg(tmp.path())
+        .env("SUNDIAL_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let listening = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("listening on "));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "the server did not start");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    // Soft = hard, and the hard limit is the one the shell inherited from us.
+    let ours = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let our_hard = ours
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        (nums[0], nums[1]),
+        (our_hard.as_str(), our_hard.as_str()),
+        "{line}"
+    );
+}
