@@ -600,6 +600,12 @@ impl MetaClient {
 
     // ------------------------------------------------------------------ mutations
 
+    /// Reloads the whole snapshot from the store now (bounded), for decisions that
+    /// must not rest on a cache that may lag, like deleting data.
+    pub async fn refresh(&self) -> Result<()> {
+        self.shared.resync().await
+    }
+
     /// Read-your-writes: waits until the cache holds revision `rev`. With the watch
     /// down (or too slow) the snapshot is reloaded instead (bounded); failing that the
     /// cache catches up when the watch is back.

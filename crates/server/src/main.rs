@@ -16,6 +16,7 @@ use sundial_engine::{EngineOptions, FsyncPolicy, Store};
 use sundial_gateway::http::{router, ExtraMetrics, Gateway, HttpOptions};
 use sundial_gateway::points_writer::{LocalShardWriter, PointsWriter};
 use sundial_meta::{ClientOptions, EmbeddedBackend, MetaClient};
+use tracing::Instrument;
 
 // Big per-request arenas (parsed batches) are freed and reallocated all the
 // time; mimalloc reuses that memory instead of returning it to the OS and
@@ -160,8 +161,7 @@ fn raise_fd_limit() {
 
 async fn serve(cfg: Config) -> Result<()> {
     let open = tracing::info_span!("sundial.open", data_dir = %cfg.data.dir.display());
-    let (meta, store, listener) = {
-        let _g = open.enter();
+    let (meta, store, listener) = async {
         std::fs::create_dir_all(&cfg.data.dir)
             .with_context(|| format!("creating data dir {}", cfg.data.dir.display()))?;
         // 1. meta (embedded backend)
@@ -185,8 +185,10 @@ async fn serve(cfg: Config) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&cfg.http.bind_address)
             .await
             .with_context(|| format!("binding {}", cfg.http.bind_address))?;
-        (meta, store, listener)
-    };
+        anyhow::Ok((meta, store, listener))
+    }
+    .instrument(open)
+    .await?;
     let addr = listener.local_addr()?;
     // This node owns every shard: register it and keep it alive. Its store is
     // in-process, so it has no gRPC address of its own.
@@ -249,7 +251,9 @@ async fn serve(cfg: Config) -> Result<()> {
         t.abort();
     }
     drop(heartbeat);
-    let store_result = tokio::task::spawn_blocking(move || store.close()).await;
+    drop(_g);
+    let closing = tokio::task::spawn_blocking(move || close.in_scope(|| store.close()));
+    let store_result = closing.await;
     meta.close();
     match store_result {
         Ok(Ok(())) => {

@@ -8,28 +8,54 @@ use std::time::Duration;
 use sundial_engine::Store;
 use sundial_meta::{now_ns, MetaClient};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
-/// Drops every local shard that no shard group in meta refers to.
-pub fn drop_orphan_shards(meta: &MetaClient, store: &Store) -> usize {
-    // Local ids first: a shard created after this read belongs to a group that
-    // was already in meta's snapshot, read next.
-    let local = store.shard_ids();
+/// Local shards that no shard group in the cached meta snapshot refers to.
+fn orphan_candidates(meta: &MetaClient, local: &[u64]) -> Vec<u64> {
     let known: HashSet<u64> = meta
         .all_shard_groups()
         .iter()
         .flat_map(|g| g.shard_ids())
         .collect();
-    let mut dropped = 0;
-    for id in local.into_iter().filter(|id| !known.contains(id)) {
-        match store.drop_shard(id) {
-            Ok(()) => {
-                tracing::info!(shard = id, "dropped shard no longer in meta");
-                dropped += 1;
-            }
-            Err(e) => tracing::warn!(shard = id, error = %e, "dropping orphan shard failed"),
-        }
+    local
+        .iter()
+        .copied()
+        .filter(|id| !known.contains(id))
+        .collect()
+}
+
+/// Drops every local shard that no shard group in meta refers to.
+///
+/// The cache may lag behind meta (a group created a moment ago whose shard a write
+/// has just made), so a shard is dropped only if a fresh read of meta, made after
+/// the local shards were listed, does not know it either: a shard that exists
+/// locally belongs to a group committed before that read.
+pub async fn drop_orphan_shards(meta: &MetaClient, store: &Arc<Store>) -> usize {
+    let local = store.shard_ids();
+    if orphan_candidates(meta, &local).is_empty() {
+        return 0;
     }
-    dropped
+    if let Err(e) = meta.refresh().await {
+        tracing::warn!(error = %e, "meta unreachable; orphan shards are kept for now");
+        return 0;
+    }
+    let orphans = orphan_candidates(meta, &local);
+    let store = store.clone();
+    let dropped = tokio::task::spawn_blocking(move || {
+        let mut dropped = 0;
+        for id in orphans {
+            match store.drop_shard(id) {
+                Ok(()) => {
+                    tracing::info!(shard = id, "dropped shard no longer in meta");
+                    dropped += 1;
+                }
+                Err(e) => tracing::warn!(shard = id, error = %e, "dropping orphan shard failed"),
+            }
+        }
+        dropped
+    })
+    .await;
+    dropped.unwrap_or(0)
 }
 
 /// Deletes expired shard groups every `every`, and their shards.
@@ -38,17 +64,21 @@ pub fn spawn_retention(meta: MetaClient, store: Arc<Store>, every: Duration) -> 
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            let span = tracing::info_span!("retention.check");
-            let _g = span.enter();
-            match meta.delete_expired_shard_groups(now_ns()).await {
-                Ok(groups) => {
-                    for g in groups {
-                        tracing::info!(group = g.id, db = %g.database, rp = %g.retention_policy, "shard group expired");
+            // A span entered with a guard must not be held across an await.
+            let check = async {
+                match meta.delete_expired_shard_groups(now_ns()).await {
+                    Ok(groups) => {
+                        for g in groups {
+                            tracing::info!(group = g.id, db = %g.database, rp = %g.retention_policy, "shard group expired");
+                        }
                     }
+                    Err(e) => tracing::warn!(error = %e, "retention check failed"),
                 }
-                Err(e) => tracing::warn!(error = %e, "retention check failed"),
-            }
-            drop_orphan_shards(&meta, &store);
+                drop_orphan_shards(&meta, &store).await;
+            };
+            check
+                .instrument(tracing::info_span!("retention.check"))
+                .await;
         }
     })
 }
@@ -80,10 +110,7 @@ pub fn spawn_reconciler(meta: MetaClient, store: Arc<Store>, every: Duration) ->
             let rev = meta.revision();
             if rev != seen_rev {
                 seen_rev = rev;
-                let store = store.clone();
-                let meta = meta.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || drop_orphan_shards(&meta, &store)).await;
+                drop_orphan_shards(&meta, &store).await;
             }
         }
     })

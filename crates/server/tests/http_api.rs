@@ -619,3 +619,41 @@ fn the_open_file_limit_is_raised_to_the_hard_limit() {
         "{line}"
     );
 }
+
+/// DROP DATABASE removes its shards from disk (the reconciler, within seconds);
+/// the shards of other databases, including one made a moment ago, stay.
+#[test]
+fn dropped_databases_lose_their_shards_and_no_other() {
+    let mut s = Server::start(&[]);
+    query(&s, "CREATE DATABASE gone; CREATE DATABASE kept");
+    assert_eq!(write(&s, "db=gone", "m v=1 1").status(), 204);
+    assert_eq!(write(&s, "db=kept", "m v=1 1").status(), 204);
+    let store = s.data_dir().join("store");
+    let shards = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&store)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.parse::<u64>().is_ok())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(shards().len(), 2, "{:?}", shards());
+    query(&s, "DROP DATABASE gone");
+    // Keep creating shards for `kept` meanwhile (a new week each time).
+    let week = 7 * 24 * 3600;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut w = 1;
+    while shards().len() != w {
+        assert!(std::time::Instant::now() < deadline, "{:?}", shards());
+        let body = format!("m v={w} {}", 1_000_000_000 + w as i64 * week);
+        assert_eq!(write(&s, "db=kept&precision=s", body).status(), 204);
+        w += 1;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(s.terminate().success());
+    let dump = export(s.data_dir(), "kept");
+    assert_eq!(dump.matches("m v=").count(), w, "{dump}");
+}
