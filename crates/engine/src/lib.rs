@@ -155,6 +155,7 @@
 //! `examples/write_profile.rs` is a standalone write loop for profiling.
 
 mod batch;
+mod budget;
 pub mod codec;
 mod compaction;
 pub mod error;

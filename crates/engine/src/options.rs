@@ -21,6 +21,8 @@ pub struct EngineOptions {
     /// Approximate bytes of a shard's active memtables (sequence + unsequence) before
     /// they are frozen and flushed.
     pub memtable_size: usize,
+    /// Bytes all memtables of the store may hold together (see `budget.rs`).
+    pub memtable_budget: usize,
     /// Frozen memtables allowed to wait for flushing before writers stall.
     pub max_frozen_memtables: usize,
     /// How long a stalled writer waits before failing with `Overloaded`.
@@ -51,6 +53,7 @@ impl Default for EngineOptions {
         EngineOptions {
             fsync: FsyncPolicy::Always,
             memtable_size: 64 << 20,
+            memtable_budget: 1 << 30,
             max_frozen_memtables: 2,
             write_stall_timeout: Duration::from_secs(10),
             wal_segment_size: 64 << 20,
@@ -85,6 +88,11 @@ impl EngineOptionsBuilder {
         self.o.fsync = p;
         self
     }
+    pub fn memtable_budget(mut self, bytes: usize) -> Self {
+        self.o.memtable_budget = bytes.max(1);
+        self
+    }
+
     pub fn memtable_size(mut self, bytes: usize) -> Self {
         self.o.memtable_size = bytes.max(1);
         self

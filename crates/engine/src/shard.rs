@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -15,6 +15,7 @@ use roaring::RoaringBitmap;
 use sundial_lineproto::Point;
 
 use crate::batch::{self, BodyEncoder, WriteOutcome};
+use crate::budget::MemoryBudget;
 use crate::error::{Error, Result};
 use crate::index::{SeriesIndex, TagPredicate};
 use crate::manifest::{FileKind, FileMeta, Manifest, Tombstone};
@@ -107,6 +108,9 @@ pub(crate) struct Shard {
     opts: EngineOptions,
     metrics: Arc<Metrics>,
     sched: Arc<dyn Scheduler>,
+    budget: Arc<MemoryBudget>,
+    /// Memtable bytes (active and frozen) last reported to `budget`.
+    mem_reported: AtomicUsize,
     wal: Wal,
     write: Mutex<WriteState>,
     stall: Condvar,
@@ -141,6 +145,7 @@ impl Shard {
         opts: EngineOptions,
         metrics: Arc<Metrics>,
         sched: Arc<dyn Scheduler>,
+        budget: Arc<MemoryBudget>,
     ) -> Result<Arc<Shard>> {
         let span = tracing::info_span!("shard.open", shard_id = id);
         let _e = span.enter();
@@ -317,6 +322,8 @@ impl Shard {
             opts,
             metrics,
             sched,
+            budget,
+            mem_reported: AtomicUsize::new(0),
             wal,
             write: Mutex::new(ws),
             stall: Condvar::new(),
@@ -354,6 +361,8 @@ impl Shard {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "shard opened"
         );
+        // Replayed WAL entries sit in the memtables now.
+        shard.report_mem();
         Ok(shard)
     }
 
@@ -408,6 +417,16 @@ impl Shard {
         outcome.points_written = accepted.len();
         enc.finish(&mut frame);
 
+        let started = Instant::now();
+        if !self
+            .budget
+            .wait_for_room(started + self.opts.write_stall_timeout)
+        {
+            self.metrics.add(&self.metrics.writes_overloaded, 1);
+            return Err(Error::Overloaded {
+                waited_ms: started.elapsed().as_millis() as u64,
+            });
+        }
         let seq = {
             let mut ws = self.write.lock();
             self.make_room(&mut ws)?;
@@ -424,6 +443,8 @@ impl Shard {
                 &frame[FRAME_HEADER..],
                 false,
             )?;
+            drop(mem);
+            self.report_mem();
             seq
         };
         self.give_frame(frame);
@@ -740,7 +761,52 @@ impl Shard {
                 st.frozen.pop_front();
             }
         }
+        self.report_mem();
         self.wal.remove_upto(fz.wal_upto)
+    }
+
+    /// Bytes in this shard's memtables, active and frozen.
+    fn mem_bytes(&self) -> usize {
+        let st = self.state.read();
+        let frozen: usize = st.frozen.iter().map(|f| f.mem.read().bytes()).sum();
+        let active = st.active.read().bytes();
+        active + frozen
+    }
+
+    /// Bytes in the active memtable (the governor frees the largest first).
+    pub fn active_bytes(&self) -> usize {
+        self.state.read().active.read().bytes()
+    }
+
+    /// Tells the store-wide budget how much memtable memory this shard holds.
+    fn report_mem(&self) {
+        let now = if self.closed.load(Ordering::Acquire) {
+            0
+        } else {
+            self.mem_bytes()
+        };
+        let before = self.mem_reported.swap(now, Ordering::AcqRel);
+        self.budget.adjust(before, now);
+    }
+
+    /// The budget is exceeded: freeze the active memtable and queue its flush, unless
+    /// this shard already has as many frozen memtables as it may. Returns the bytes
+    /// frozen.
+    pub fn freeze_for_budget(self: &Arc<Self>) -> Result<usize> {
+        self.check_open()?;
+        let mut ws = self.write.lock();
+        let (bytes, nfrozen) = {
+            let st = self.state.read();
+            let b = st.active.read().bytes();
+            (b, st.frozen.len())
+        };
+        if nfrozen >= self.opts.max_frozen_memtables || !self.freeze_locked(&mut ws)? {
+            return Ok(0);
+        }
+        drop(ws);
+        self.metrics.add(&self.metrics.budget_freezes, 1);
+        self.sched.flush(Arc::downgrade(self));
+        Ok(bytes)
     }
 
     pub fn persist_index(&self) -> Result<()> {
@@ -1071,6 +1137,7 @@ impl Shard {
         if let Err(e) = self.persist_index() {
             errs.push(e);
         }
+        self.report_mem();
         Error::from_many(errs)
     }
 

@@ -20,6 +20,7 @@ pub(crate) struct Metrics {
     pub write_stalls: AtomicU64,
     pub writes_overloaded: AtomicU64,
     pub files_quarantined: AtomicU64,
+    pub budget_freezes: AtomicU64,
 }
 
 impl Metrics {
@@ -59,6 +60,9 @@ impl Metrics {
             write_stalls: g(&self.write_stalls),
             writes_overloaded: g(&self.writes_overloaded),
             files_quarantined: g(&self.files_quarantined),
+            budget_freezes: g(&self.budget_freezes),
+            memtable_bytes: 0,
+            memtable_budget: 0,
         }
     }
 }
@@ -83,4 +87,9 @@ pub struct EngineStats {
     /// Writes rejected with `Overloaded`.
     pub writes_overloaded: u64,
     pub files_quarantined: u64,
+    /// Memtables frozen early because the store's memory budget was exceeded.
+    pub budget_freezes: u64,
+    /// Bytes in every shard's memtables now (a gauge), and the budget for them.
+    pub memtable_bytes: u64,
+    pub memtable_budget: u64,
 }

@@ -13,6 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use sundial_lineproto::Point;
 
 use crate::batch::WriteOutcome;
+use crate::budget::MemoryBudget;
 use crate::error::{Error, Result};
 use crate::index::TagPredicate;
 use crate::options::{EngineOptions, FsyncPolicy};
@@ -174,7 +175,9 @@ struct Inner {
     closed: AtomicBool,
     metrics: Arc<Metrics>,
     bg: Arc<Background>,
+    budget: Arc<MemoryBudget>,
     syncer: Mutex<Option<JoinHandle<()>>>,
+    governor: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// All shards of one node. Cheap to clone (shared handle).
@@ -241,6 +244,7 @@ impl Store {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let metrics = Arc::new(Metrics::new(opts.metrics_enabled));
         let bg = Background::start(&opts);
+        let budget = Arc::new(MemoryBudget::new(opts.memtable_budget));
         let mut ids = Vec::new();
         for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
             let e = e.map_err(|e| Error::io(&dir, e))?;
@@ -260,7 +264,7 @@ impl Store {
                 let hs: Vec<_> = chunk
                     .iter()
                     .map(|&id| {
-                        let (dir, opts, m, bg) = (&dir, &opts, &metrics, &bg);
+                        let (dir, opts, m, bg, budget) = (&dir, &opts, &metrics, &bg, &budget);
                         let span = span.clone();
                         s.spawn(move || {
                             let _e = span.enter();
@@ -273,6 +277,7 @@ impl Store {
                                     opts.clone(),
                                     m.clone(),
                                     sched,
+                                    budget.clone(),
                                 ),
                             )
                         })
@@ -315,8 +320,16 @@ impl Store {
             closed: AtomicBool::new(false),
             metrics,
             bg,
+            budget,
             syncer: Mutex::new(None),
+            governor: Mutex::new(None),
         });
+        let weak = Arc::downgrade(&inner);
+        let budget = inner.budget.clone();
+        *inner.governor.lock() = std::thread::Builder::new()
+            .name("sundial-mem-governor".into())
+            .spawn(move || governor(&weak, &budget))
+            .ok();
         if let FsyncPolicy::Every(interval) = inner.opts.fsync {
             let weak = Arc::downgrade(&inner);
             let h = std::thread::Builder::new()
@@ -394,6 +407,10 @@ impl Store {
         if let Some(h) = self.inner.syncer.lock().take() {
             let _ = h.join();
         }
+        self.inner.budget.wake_all();
+        if let Some(h) = self.inner.governor.lock().take() {
+            let _ = h.join();
+        }
         Error::from_many(errs)
     }
 
@@ -425,6 +442,7 @@ impl Store {
             self.inner.opts.clone(),
             self.inner.metrics.clone(),
             sched,
+            self.inner.budget.clone(),
         )?;
         shards.insert(id, s);
         Ok(())
@@ -574,7 +592,10 @@ impl Store {
 
     /// A snapshot of the engine's counters.
     pub fn stats(&self) -> EngineStats {
-        self.inner.metrics.snapshot()
+        let mut s = self.inner.metrics.snapshot();
+        s.memtable_bytes = self.inner.budget.used() as u64;
+        s.memtable_budget = self.inner.budget.limit() as u64;
+        s
     }
 }
 
@@ -588,6 +609,44 @@ impl Drop for Inner {
                 }
             }
             self.bg.shutdown();
+        }
+        self.budget.wake_all();
+    }
+}
+
+/// Frees memtable memory when the store is over its budget: freezes the largest
+/// active memtables (flushes are queued) until what stays active is well below it.
+fn governor(inner: &Weak<Inner>, budget: &MemoryBudget) {
+    loop {
+        let over = budget.wait_for_pressure(std::time::Instant::now() + Duration::from_secs(1));
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if !over {
+            continue;
+        }
+        let mut shards: Vec<(usize, Arc<Shard>)> = inner
+            .shards
+            .read()
+            .values()
+            .map(|s| (s.active_bytes(), s.clone()))
+            .collect();
+        drop(inner);
+        shards.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
+        // Frozen memtables are already on their way out; what stays active should
+        // come down to half the budget.
+        let target = budget.limit() / 2;
+        let mut pending: usize = shards.iter().map(|(b, _)| b).sum();
+        for (bytes, s) in shards {
+            if pending <= target || bytes == 0 {
+                break;
+            }
+            match s.freeze_for_budget() {
+                Ok(frozen) => pending = pending.saturating_sub(frozen),
+                Err(Error::Closed) => {}
+                Err(e) => tracing::warn!(shard_id = s.id, error = %e, "freezing a memtable failed"),
+            }
         }
     }
 }

@@ -514,3 +514,46 @@ fn many_shards_share_the_fsync_threads() {
         );
     }
 }
+
+/// Forty shards each well under their own memtable size, together far over the
+/// store's budget: the largest memtables are flushed early, memory comes back
+/// under the budget, and nothing is lost.
+#[test]
+fn the_memtable_budget_bounds_memory_across_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 1 << 20;
+    let store = Store::open(
+        dir.path(),
+        opts()
+            .memtable_size(64 << 20)
+            .memtable_budget(budget)
+            .build(),
+    )
+    .unwrap();
+    let lines_per_shard = 4000;
+    for id in 1..=40u64 {
+        store.create_shard(id).unwrap();
+        let body: String = (0..lines_per_shard)
+            .map(|i| format!("m,s={id},h=h{} a={i},b={id}i {}\n", i % 50, i + 1))
+            .collect();
+        write(&store, id, &body);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let st = store.stats();
+        assert_eq!(st.memtable_budget, budget as u64);
+        if st.memtable_bytes <= budget as u64 {
+            assert!(st.budget_freezes > 0, "{st:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{st:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for id in [1u64, 17, 40] {
+        let got = dump(&store, id, "m");
+        let n: usize = got.values().map(|c| c.len()).sum();
+        assert_eq!(n, 2 * lines_per_shard, "shard {id}");
+    }
+    store.close().unwrap();
+    assert_eq!(store.stats().memtable_bytes, 0);
+}

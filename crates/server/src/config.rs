@@ -25,6 +25,9 @@ pub struct DataConfig {
     pub wal_fsync: String,
     /// Bytes a memtable may hold before it is frozen and flushed.
     pub memtable_size: usize,
+    /// Bytes all memtables of the node may hold together before the largest are
+    /// flushed early.
+    pub memtable_budget: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -72,6 +75,7 @@ impl Default for DataConfig {
             dir: PathBuf::from("./data"),
             wal_fsync: "always".into(),
             memtable_size: 64 << 20,
+            memtable_budget: 1 << 30,
         }
     }
 }

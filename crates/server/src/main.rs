@@ -178,6 +178,7 @@ async fn serve(cfg: Config) -> Result<()> {
         let opts = EngineOptions::builder()
             .fsync(fsync)
             .memtable_size(cfg.data.memtable_size)
+            .memtable_budget(cfg.data.memtable_budget)
             .build();
         let store =
             Arc::new(Store::open(cfg.data.dir.join("store"), opts).context("opening store")?);

@@ -80,4 +80,19 @@ pub fn render_engine(s: &EngineStats, out: &mut String) {
         "Corrupt files moved aside.",
         s.files_quarantined.to_string(),
     );
+    put(
+        "budget_freezes_total",
+        "Memtables flushed early because all memtables together passed the budget.",
+        s.budget_freezes.to_string(),
+    );
+    put(
+        "memtable_bytes",
+        "Bytes held by every shard's memtables.",
+        s.memtable_bytes.to_string(),
+    );
+    put(
+        "memtable_budget_bytes",
+        "The budget for all memtables together.",
+        s.memtable_budget.to_string(),
+    );
 }

@@ -1,0 +1,135 @@
+//! The store-wide memtable memory budget.
+//!
+//! Each shard's memtables are bounded (`memtable_size`, `max_frozen_memtables`), but a
+//! node with many active shards (many databases, a backfill over many shard groups)
+//! would hold all of them at once. Shards report their memtable bytes here. Past the
+//! budget the store's governor freezes the largest active memtables for flushing
+//! (like RocksDB's write-buffer manager); past 1.5 x the budget, writers wait for
+//! flushes (bounded by the stall timeout, then `Overloaded`).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+#[derive(Debug)]
+pub(crate) struct MemoryBudget {
+    limit: usize,
+    used: AtomicUsize,
+    lock: Mutex<()>,
+    /// Signalled when bytes are released (writers wait on it).
+    freed: Condvar,
+    /// Signalled when the governor should look for memtables to freeze.
+    pressure: Condvar,
+    pressed: AtomicBool,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: usize) -> Self {
+        MemoryBudget {
+            limit: limit.max(1),
+            used: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            freed: Condvar::new(),
+            pressure: Condvar::new(),
+            pressed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    fn hard_limit(&self) -> usize {
+        self.limit.saturating_add(self.limit / 2)
+    }
+
+    /// A shard's memtables went from `old` to `new` bytes.
+    pub fn adjust(&self, old: usize, new: usize) {
+        if new >= old {
+            let used = self.used.fetch_add(new - old, Ordering::AcqRel) + (new - old);
+            if used > self.limit {
+                self.press();
+            }
+        } else {
+            self.used.fetch_sub(old - new, Ordering::AcqRel);
+            let _g = self.lock.lock();
+            self.freed.notify_all();
+        }
+    }
+
+    /// Wakes the governor.
+    pub fn press(&self) {
+        if !self.pressed.swap(true, Ordering::AcqRel) {
+            let _g = self.lock.lock();
+            self.pressure.notify_all();
+        }
+    }
+
+    /// The governor: waits until pressed or `until`; true when over the budget.
+    pub fn wait_for_pressure(&self, until: Instant) -> bool {
+        let mut g = self.lock.lock();
+        if !self.pressed.load(Ordering::Acquire) {
+            self.pressure.wait_until(&mut g, until);
+        }
+        self.pressed.store(false, Ordering::Release);
+        self.used() > self.limit
+    }
+
+    /// Before a write: waits while memtables hold more than the hard limit. False
+    /// when `deadline` passed first.
+    pub fn wait_for_room(&self, deadline: Instant) -> bool {
+        if self.used() <= self.hard_limit() {
+            return true;
+        }
+        self.press();
+        let mut g = self.lock.lock();
+        while self.used() > self.hard_limit() {
+            if self.freed.wait_until(&mut g, deadline).timed_out() {
+                return self.used() <= self.hard_limit();
+            }
+        }
+        true
+    }
+
+    /// Wakes everyone (shutdown).
+    pub fn wake_all(&self) {
+        self.pressed.store(true, Ordering::Release);
+        let _g = self.lock.lock();
+        self.pressure.notify_all();
+        self.freed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn accounting_pressure_and_room() {
+        let b = Arc::new(MemoryBudget::new(100));
+        b.adjust(0, 60);
+        assert!(!b.wait_for_pressure(Instant::now()));
+        b.adjust(60, 120);
+        assert_eq!(b.used(), 120);
+        assert!(b.wait_for_pressure(Instant::now() + Duration::from_secs(5)));
+        // Below the hard limit (150) a writer goes on at once.
+        assert!(b.wait_for_room(Instant::now()));
+        b.adjust(0, 40);
+        assert!(!b.wait_for_room(Instant::now() + Duration::from_millis(20)));
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            b2.adjust(120, 10);
+        });
+        assert!(b.wait_for_room(Instant::now() + Duration::from_secs(10)));
+        t.join().unwrap();
+        assert_eq!(b.used(), 50);
+    }
+}
