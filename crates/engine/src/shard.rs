@@ -150,7 +150,7 @@ impl Shard {
         let span = tracing::info_span!("shard.open", shard_id = id);
         let _e = span.enter();
         let started = Instant::now();
-        std::fs::create_dir_all(data_dir(dir)).map_err(|e| Error::io(dir, e))?;
+        crate::util::create_dir_durable(&data_dir(dir))?;
         let mut report = RecoveryReport::default();
         let manifest = Manifest::load(dir)?.unwrap_or(Manifest {
             version: 1,

@@ -241,7 +241,7 @@ impl Store {
         let dir = dir.as_ref().to_path_buf();
         let span = tracing::info_span!("store.open", dir = %dir.display());
         let _e = span.enter();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        crate::util::create_dir_durable(&dir)?;
         let metrics = Arc::new(Metrics::new(opts.metrics_enabled));
         let bg = Background::start(&opts);
         let budget = Arc::new(MemoryBudget::new(opts.memtable_budget));

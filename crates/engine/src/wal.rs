@@ -332,7 +332,7 @@ impl Wal {
         metrics: Arc<Metrics>,
         apply: &mut ApplyFn<'_>,
     ) -> Result<(Wal, WalRecovery)> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::util::create_dir_durable(dir)?;
         let ids = list_segments(dir)?;
         let mut rec = WalRecovery {
             segments: ids.len(),
