@@ -8,7 +8,7 @@ use crate::points_writer::{Batch, PointsWriter};
 use crate::query;
 use crate::stats::HttpStats;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +23,34 @@ use sundial_meta::{MetaClient, UserInfo};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Query-string parameters the way InfluxDB reads them (Go's `Query().Get`): the
+/// first value of a repeated key wins, and a malformed string is a JSON 400 like
+/// every other error, not axum's plain-text rejection.
+struct Query<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self> {
+        let raw = parts.uri.query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+            .map_err(|e| Error::BadRequest(format!("invalid query string: {e}")))?;
+        let mut seen = std::collections::HashSet::new();
+        let first: Vec<(String, String)> = pairs
+            .into_iter()
+            .filter(|(k, _)| seen.insert(k.clone()))
+            .collect();
+        let again = serde_urlencoded::to_string(&first)
+            .map_err(|e| Error::BadRequest(format!("invalid query string: {e}")))?;
+        serde_urlencoded::from_str(&again)
+            .map(Query)
+            .map_err(|e| Error::BadRequest(format!("invalid query string: {e}")))
+    }
+}
 
 /// The `[http]` settings.
 #[derive(Debug, Clone)]

@@ -211,6 +211,10 @@ fn write_status_codes_and_bodies() {
             "partial write: points beyond retention policy dropped=1"
         )
     );
+    // A repeated parameter: the first wins, as in InfluxDB (Go's Query().Get).
+    assert_eq!(write(&s, "db=db&db=nope", "cpu v=1").status(), 204);
+    let (st, e, _) = error_of(write(&s, "db=nope&db=db", "cpu v=1"));
+    assert_eq!((st, e.as_str()), (404, "database not found: \"nope\""));
     // Success, an empty body, and comments only: 204.
     assert_eq!(write(&s, "db=db", "cpu v=1").status(), 204);
     assert_eq!(write(&s, "db=db", "").status(), 204);
@@ -249,6 +253,16 @@ fn gzip_body_size_and_bombs() {
     // Not gzip at all.
     let (st, _, _) = error_of(gzpost(b"this is not gzip".to_vec()));
     assert_eq!(st, 400);
+    // A query body over the limit is 413 as well.
+    let q = format!("q=SHOW DATABASES{}", " ".repeat(200_000));
+    let r = client()
+        .post(s.url("/query"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(q)
+        .send()
+        .unwrap();
+    let (st, e, _) = error_of(r);
+    assert_eq!((st, e.as_str()), (413, "Request Entity Too Large"));
 }
 
 #[test]
