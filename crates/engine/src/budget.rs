@@ -22,17 +22,21 @@ pub(crate) struct MemoryBudget {
     /// Signalled when the governor should look for memtables to freeze.
     pressure: Condvar,
     pressed: AtomicBool,
+    /// The store is closing: nobody waits any more.
+    closed: AtomicBool,
 }
 
 impl MemoryBudget {
+    /// `limit` 0 means no budget (like InfluxDB's `cache-max-memory-size = 0`).
     pub fn new(limit: usize) -> Self {
         MemoryBudget {
-            limit: limit.max(1),
+            limit: if limit == 0 { usize::MAX } else { limit },
             used: AtomicUsize::new(0),
             lock: Mutex::new(()),
             freed: Condvar::new(),
             pressure: Condvar::new(),
             pressed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -88,7 +92,7 @@ impl MemoryBudget {
         }
         self.press();
         let mut g = self.lock.lock();
-        while self.used() > self.hard_limit() {
+        while self.used() > self.hard_limit() && !self.closed.load(Ordering::Acquire) {
             if self.freed.wait_until(&mut g, deadline).timed_out() {
                 return self.used() <= self.hard_limit();
             }
@@ -96,8 +100,9 @@ impl MemoryBudget {
         true
     }
 
-    /// Wakes everyone (shutdown).
+    /// Wakes everyone for good (shutdown).
     pub fn wake_all(&self) {
+        self.closed.store(true, Ordering::Release);
         self.pressed.store(true, Ordering::Release);
         let _g = self.lock.lock();
         self.pressure.notify_all();
@@ -131,5 +136,20 @@ mod tests {
         assert!(b.wait_for_room(Instant::now() + Duration::from_secs(10)));
         t.join().unwrap();
         assert_eq!(b.used(), 50);
+        // Closing releases a waiting writer at once.
+        b.adjust(0, 200);
+        let b3 = b.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            b3.wake_all();
+        });
+        let started = Instant::now();
+        b.wait_for_room(Instant::now() + Duration::from_secs(30));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        t.join().unwrap();
+        // 0 is no budget at all.
+        let none = MemoryBudget::new(0);
+        none.adjust(0, usize::MAX / 2);
+        assert!(none.wait_for_room(Instant::now()));
     }
 }

@@ -21,7 +21,8 @@ pub struct EngineOptions {
     /// Approximate bytes of a shard's active memtables (sequence + unsequence) before
     /// they are frozen and flushed.
     pub memtable_size: usize,
-    /// Bytes all memtables of the store may hold together (see `budget.rs`).
+    /// Bytes all memtables of the store may hold together (see `budget.rs`); 0: no
+    /// limit.
     pub memtable_budget: usize,
     /// Frozen memtables allowed to wait for flushing before writers stall.
     pub max_frozen_memtables: usize,
@@ -88,8 +89,9 @@ impl EngineOptionsBuilder {
         self.o.fsync = p;
         self
     }
+    /// 0: no store-wide budget.
     pub fn memtable_budget(mut self, bytes: usize) -> Self {
-        self.o.memtable_budget = bytes.max(1);
+        self.o.memtable_budget = bytes;
         self
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -110,7 +110,9 @@ pub(crate) struct Shard {
     sched: Arc<dyn Scheduler>,
     budget: Arc<MemoryBudget>,
     /// Memtable bytes (active and frozen) last reported to `budget`.
-    mem_reported: AtomicUsize,
+    /// A mutex, not an atomic: measuring and reporting must be one step, or a stale
+    /// measurement reported last would leave bytes in the budget that no longer exist.
+    mem_reported: Mutex<usize>,
     wal: Wal,
     write: Mutex<WriteState>,
     stall: Condvar,
@@ -323,7 +325,7 @@ impl Shard {
             metrics,
             sched,
             budget,
-            mem_reported: AtomicUsize::new(0),
+            mem_reported: Mutex::new(0),
             wal,
             write: Mutex::new(ws),
             stall: Condvar::new(),
@@ -429,6 +431,8 @@ impl Shard {
         }
         let seq = {
             let mut ws = self.write.lock();
+            // The wait above may have spanned a close (drop_shard, shutdown).
+            self.check_open()?;
             self.make_room(&mut ws)?;
             let seq = self.wal.append(&mut frame)?;
             // The fsync runs while this batch is applied to the memtable.
@@ -779,14 +783,15 @@ impl Shard {
     }
 
     /// Tells the store-wide budget how much memtable memory this shard holds.
-    fn report_mem(&self) {
+    pub fn report_mem(&self) {
+        let mut reported = self.mem_reported.lock();
         let now = if self.closed.load(Ordering::Acquire) {
             0
         } else {
             self.mem_bytes()
         };
-        let before = self.mem_reported.swap(now, Ordering::AcqRel);
-        self.budget.adjust(before, now);
+        self.budget.adjust(*reported, now);
+        *reported = now;
     }
 
     /// The budget is exceeded: freeze the active memtable and queue its flush, unless

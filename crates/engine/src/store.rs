@@ -594,7 +594,8 @@ impl Store {
     pub fn stats(&self) -> EngineStats {
         let mut s = self.inner.metrics.snapshot();
         s.memtable_bytes = self.inner.budget.used() as u64;
-        s.memtable_budget = self.inner.budget.limit() as u64;
+        let limit = self.inner.budget.limit();
+        s.memtable_budget = if limit == usize::MAX { 0 } else { limit as u64 };
         s
     }
 }
@@ -623,16 +624,20 @@ fn governor(inner: &Weak<Inner>, budget: &MemoryBudget) {
         if inner.closed.load(Ordering::Acquire) {
             return;
         }
+        let shards: Vec<Arc<Shard>> = inner.shards.read().values().cloned().collect();
+        drop(inner);
         if !over {
             continue;
         }
-        let mut shards: Vec<(usize, Arc<Shard>)> = inner
-            .shards
-            .read()
-            .values()
-            .map(|s| (s.active_bytes(), s.clone()))
-            .collect();
-        drop(inner);
+        // Measure afresh: the budget must never act on (or keep) a stale count.
+        for s in &shards {
+            s.report_mem();
+        }
+        if budget.used() <= budget.limit() {
+            continue;
+        }
+        let mut shards: Vec<(usize, Arc<Shard>)> =
+            shards.into_iter().map(|s| (s.active_bytes(), s)).collect();
         shards.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
         // Frozen memtables are already on their way out; what stays active should
         // come down to half the budget.

@@ -145,12 +145,20 @@ impl Shared {
         }
         let mut s = self.sync.lock();
         s.leader = false;
-        if res.is_ok() {
+        // Another fsync of the same file (a segment roll) may have taken the error
+        // meanwhile; the kernel reports it only once, so this one "succeeding" does
+        // not make the entries durable.
+        let failed_meanwhile = s.failed.clone();
+        if res.is_ok() && failed_meanwhile.is_none() {
             s.synced_seq = s.synced_seq.max(upto);
         }
         self.synced.notify_all();
         drop(s);
-        res.map_err(|e| Error::io(seg_path(&self.dir, id), e))
+        match (res, failed_meanwhile) {
+            (Err(e), _) => Err(Error::io(seg_path(&self.dir, id), e)),
+            (Ok(()), Some(f)) => Err(unusable(&f)),
+            (Ok(()), None) => Ok(()),
+        }
     }
 
     /// Make the WAL refuse appends and un-synced commits from now on.

@@ -464,13 +464,15 @@ async fn serve_write(
     // the async workers.
     let opts = ParseOptions::new(precision, sundial_meta::now_ns());
     let limit = gw.opts.max_body_size;
-    let owned = tokio::task::spawn_blocking(move || -> Result<Arc<Batch>> {
+    // The admission permit travels with the work, so a client that hangs up does
+    // not free its place while its body is still being inflated and parsed.
+    let (owned, admitted) = tokio::task::spawn_blocking(move || {
         let bytes = if gzip {
             gunzip_bounded(&raw, limit)?
         } else {
             Vec::from(raw)
         };
-        Ok(Batch::parse(bytes, &opts))
+        Ok::<_, Error>((Batch::parse(bytes, &opts), admitted))
     })
     .await
     .map_err(|e| Error::Internal(format!("parse task failed: {e}")))??;

@@ -124,8 +124,8 @@ impl PointsWriter {
         batch: &Arc<Batch>,
     ) -> Result<WriteSummary> {
         let parsed = batch.parsed();
-        // By start time; groups of one policy never overlap. A backfill can touch
-        // thousands, so they are found by binary search after the last one used.
+        // By start time. A backfill can touch thousands, so they are found by binary
+        // search after the last one used.
         let mut groups: Vec<ShardGroupInfo> = Vec::new();
         let mut last = 0;
         let mut by_shard: HashMap<u64, (ShardInfo, Vec<u32>)> = HashMap::new();
@@ -134,15 +134,25 @@ impl PointsWriter {
         for (i, p) in parsed.iter().enumerate() {
             let t = p.timestamp;
             if !groups.get(last).is_some_and(|g| g.contains(t)) {
-                let at = groups.partition_point(|g| g.end <= t);
-                if groups.get(at).is_some_and(|g| g.contains(t)) {
-                    last = at;
+                // Like meta's `shard_group_at`: the last group starting at or before
+                // `t`, scanning back a little (windows differ after an ALTER).
+                let upto = groups.partition_point(|g| g.start <= t);
+                let cached = (upto.saturating_sub(4)..upto)
+                    .rev()
+                    .find(|&i| groups[i].contains(t));
+                if let Some(i) = cached {
+                    last = i;
                 } else {
                     match self.meta.shard_group_for(db, rp, t).await? {
                         Some(g) if g.contains(t) => {
-                            let at = groups.partition_point(|h| h.start < g.start);
-                            groups.insert(at, g);
-                            last = at;
+                            last = match groups.iter().position(|h| h.id == g.id) {
+                                Some(i) => i,
+                                None => {
+                                    let at = groups.partition_point(|h| h.start <= g.start);
+                                    groups.insert(at, g);
+                                    at
+                                }
+                            };
                         }
                         Some(g) => {
                             return Err(Error::Internal(format!(

@@ -41,7 +41,7 @@ pub(crate) struct PasswordChecker {
     /// password changes the stored hash, so old entries never match again.
     passed: parking_lot::Mutex<HashMap<(String, String), [u8; 32]>>,
     /// At most this many argon2 checks at once (each holds its memory).
-    slots: tokio::sync::Semaphore,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 const MAX_REMEMBERED: usize = 4096;
@@ -51,9 +51,9 @@ impl PasswordChecker {
         PasswordChecker {
             secret: rand::random(),
             passed: Default::default(),
-            slots: tokio::sync::Semaphore::new(
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
+            )),
         }
     }
 
@@ -79,13 +79,18 @@ impl PasswordChecker {
                 return true;
             }
         }
-        let Ok(_slot) = self.slots.acquire().await else {
+        let Ok(slot) = self.slots.clone().acquire_owned().await else {
             return false;
         };
         let (h, p) = (hash.to_owned(), password.to_owned());
-        let ok = tokio::task::spawn_blocking(move || verify_password(&h, &p))
-            .await
-            .unwrap_or(false);
+        // The slot goes with the work: a client that hangs up does not free it
+        // while argon2 still runs.
+        let ok = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            verify_password(&h, &p)
+        })
+        .await
+        .unwrap_or(false);
         if ok {
             let mut passed = self.passed.lock();
             if passed.len() >= MAX_REMEMBERED {

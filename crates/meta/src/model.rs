@@ -113,6 +113,17 @@ pub fn truncate_time(t: i64, d: i64) -> i64 {
     t.checked_sub(t.rem_euclid(d)).unwrap_or(i64::MIN)
 }
 
+/// `[start, end)` of the shard group of duration `d` holding `t`: aligned to `d`,
+/// clamped to the i64 range at both ends. The end is computed from `t`, so a group
+/// clamped at `i64::MIN` still ends on the aligned boundary and never overlaps the
+/// next one.
+pub fn group_bounds(t: i64, d: i64) -> (i64, i64) {
+    if d <= 0 {
+        return (t, t.saturating_add(1));
+    }
+    (truncate_time(t, d), t.saturating_add(d - t.rem_euclid(d)))
+}
+
 /// A retention policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionPolicyInfo {
@@ -418,6 +429,14 @@ mod tests {
         // The earliest line-protocol time (i64::MIN + 2) with 7-day groups.
         assert_eq!(truncate_time(i64::MIN + 2, 7 * DAY), i64::MIN);
         assert_eq!(truncate_time(i64::MAX - 1, 7 * DAY) % (7 * DAY), 0);
+        assert_eq!(group_bounds(HOUR + 5, HOUR), (HOUR, 2 * HOUR));
+        assert_eq!(group_bounds(-1, HOUR), (-HOUR, 0));
+        let (s0, e0) = group_bounds(i64::MIN + 2, 7 * DAY);
+        assert_eq!(s0, i64::MIN);
+        // The clamped group ends where the next aligned group starts.
+        assert_eq!(group_bounds(e0, 7 * DAY).0, e0);
+        assert_eq!(e0.rem_euclid(7 * DAY), 0);
+        assert_eq!(group_bounds(i64::MAX - 1, 7 * DAY).1, i64::MAX);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::kv::{Compare, KeyValue, KvBackend, Txn, TxnOp, TxnOpResponse};
 use crate::model::{
-    truncate_time, valid_name, validate_policy_values, DatabaseInfo, NodeId, NodeInfo, Privilege,
+    group_bounds, valid_name, validate_policy_values, DatabaseInfo, NodeId, NodeInfo, Privilege,
     RetentionPolicyInfo, RetentionPolicySpec, RetentionPolicyUpdate, ShardGroupInfo, ShardInfo,
     UserInfo,
 };
@@ -396,8 +396,7 @@ impl MetaStore {
                 ),
                 None => (1, 0),
             };
-            let start = truncate_time(t, rpi.shard_group_duration);
-            let end = start.saturating_add(rpi.shard_group_duration);
+            let (start, end) = group_bounds(t, rpi.shard_group_duration);
             let group = build_group(next, db, &rpi, start, end, &live);
             let new_next = next + 1 + group.shards.len() as u64;
             let key = keys::shard_group(db, &rpi.name, start);

@@ -30,14 +30,15 @@ fn orphan_candidates(meta: &MetaClient, local: &[u64]) -> Vec<u64> {
 /// has just made), so a shard is dropped only if a fresh read of meta, made after
 /// the local shards were listed, does not know it either: a shard that exists
 /// locally belongs to a group committed before that read.
-pub async fn drop_orphan_shards(meta: &MetaClient, store: &Arc<Store>) -> usize {
+/// `None` when meta could not be asked (nothing was dropped; try again later).
+pub async fn drop_orphan_shards(meta: &MetaClient, store: &Arc<Store>) -> Option<usize> {
     let local = store.shard_ids();
     if orphan_candidates(meta, &local).is_empty() {
-        return 0;
+        return Some(0);
     }
     if let Err(e) = meta.refresh().await {
         tracing::warn!(error = %e, "meta unreachable; orphan shards are kept for now");
-        return 0;
+        return None;
     }
     let orphans = orphan_candidates(meta, &local);
     let store = store.clone();
@@ -55,7 +56,7 @@ pub async fn drop_orphan_shards(meta: &MetaClient, store: &Arc<Store>) -> usize 
         dropped
     })
     .await;
-    dropped.unwrap_or(0)
+    Some(dropped.unwrap_or(0))
 }
 
 /// Deletes expired shard groups every `every`, and their shards.
@@ -108,9 +109,8 @@ pub fn spawn_reconciler(meta: MetaClient, store: Arc<Store>, every: Duration) ->
         loop {
             tick.tick().await;
             let rev = meta.revision();
-            if rev != seen_rev {
+            if rev != seen_rev && drop_orphan_shards(&meta, &store).await.is_some() {
                 seen_rev = rev;
-                drop_orphan_shards(&meta, &store).await;
             }
         }
     })
