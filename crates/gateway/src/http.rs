@@ -4,7 +4,7 @@
 use crate::auth::{parse_credentials, verify_jwt, AuthError, Credentials};
 use crate::body::{gunzip_bounded, BodyError};
 use crate::error::{Error, Result};
-use crate::points_writer::{Batch, PointsWriter};
+use crate::points_writer::{Batch, PointsWriter, WriteSummary};
 use crate::query;
 use crate::stats::HttpStats;
 use axum::body::{Body, Bytes};
@@ -18,7 +18,7 @@ use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use sundial_lineproto::{ParseOptions, Precision};
+use sundial_lineproto::{Cursor, ParseOptions, ParsedBatch, Precision, MAX_LINE_ERRORS};
 use sundial_meta::{MetaClient, UserInfo};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -461,42 +461,30 @@ async fn serve_write(
         .fetch_add(raw.len() as u64, Relaxed);
 
     // Inflating and parsing a large body take tens of milliseconds: keep them off
-    // the async workers.
-    let opts = ParseOptions::new(precision, sundial_meta::now_ns());
+    // the async workers. The admission permit travels with the work, so a client
+    // that hangs up does not free its place while its body is still in use.
     let limit = gw.opts.max_body_size;
-    // The admission permit travels with the work, so a client that hangs up does
-    // not free its place while its body is still being inflated and parsed.
-    let (owned, admitted) = tokio::task::spawn_blocking(move || {
-        let bytes = if gzip {
-            gunzip_bounded(&raw, limit)?
+    let (body, admitted) = tokio::task::spawn_blocking(move || {
+        let body = if gzip {
+            Bytes::from(gunzip_bounded(&raw, limit)?)
         } else {
-            Vec::from(raw)
+            raw
         };
-        Ok::<_, Error>((Batch::parse(bytes, &opts), admitted))
+        Ok::<_, Error>((body, admitted))
     })
     .await
-    .map_err(|e| Error::Internal(format!("parse task failed: {e}")))??;
-    let batch = owned.parsed();
-    let bad_lines = batch.error_count();
-    gw.stats
-        .points_written_fail
-        .fetch_add(bad_lines as u64, Relaxed);
-    let parse_text = || {
-        let mut text = batch
-            .errors()
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join("\n");
-        let untold = bad_lines - batch.errors().len();
-        if untold > 0 {
-            text.push_str(&format!("\n({untold} more lines could not be parsed)"));
-        }
-        text
-    };
-    if batch.is_empty() {
-        if bad_lines > 0 {
-            return Err(Error::Unparseable(parse_text()));
+    .map_err(|e| Error::Internal(format!("inflate task failed: {e}")))??;
+    let opts = ParseOptions::new(precision, sundial_meta::now_ns());
+    let first = parse_chunk(body.clone(), Cursor::START, opts).await?;
+    let mut bad = BadLines::default();
+    bad.add(first.parsed());
+    if first.parsed().is_empty() {
+        // A chunk ends only after CHUNK_POINTS good points: this was the whole body.
+        gw.stats
+            .points_written_fail
+            .fetch_add(bad.count as u64, Relaxed);
+        if bad.count > 0 {
+            return Err(Error::Unparseable(bad.text()));
         }
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -504,29 +492,41 @@ async fn serve_write(
     let started = Instant::now();
     // The write runs in its own task holding both permits: when the request times
     // out the work goes on, and it keeps counting against the limits until it ends.
+    let in_first = first.parsed().len() + bad.count;
     let task = {
-        let (writer, db, rp, owned) = (
-            gw.writer.clone(),
-            db.to_owned(),
-            rp.to_owned(),
-            owned.clone(),
-        );
+        let (writer, db, rp) = (gw.writer.clone(), db.to_owned(), rp.to_owned());
         tokio::spawn(async move {
             let _permits = (admitted, slot);
-            writer.write_points(&db, &rp, &owned).await
+            let mut summary = WriteSummary::default();
+            let mut chunk = first;
+            loop {
+                summary.merge(writer.write_points(&db, &rp, &chunk).await?);
+                let Some(next) = chunk.parsed().next() else {
+                    break;
+                };
+                chunk = parse_chunk(body.clone(), next, opts).await?;
+                bad.add(chunk.parsed());
+                if chunk.parsed().is_empty() {
+                    break;
+                }
+            }
+            Ok::<_, Error>((summary, bad))
         })
     };
-    let summary = match tokio::time::timeout(gw.opts.write_timeout, task).await {
+    let (summary, bad) = match tokio::time::timeout(gw.opts.write_timeout, task).await {
         Ok(joined) => joined.map_err(|e| Error::Internal(format!("write task failed: {e}")))??,
         Err(_) => {
             // Like InfluxDB: the shard writes may still complete in the background.
             gw.stats
                 .points_written_fail
-                .fetch_add(batch.len() as u64, Relaxed);
+                .fetch_add(in_first as u64, Relaxed);
             tracing::warn!(db, elapsed = ?started.elapsed(), "write timed out");
             return Err(Error::Timeout);
         }
     };
+    gw.stats
+        .points_written_fail
+        .fetch_add(bad.count as u64, Relaxed);
     gw.stats
         .points_written_ok
         .fetch_add(summary.points_written as u64, Relaxed);
@@ -536,18 +536,55 @@ async fn serve_write(
     gw.stats
         .points_written_dropped
         .fetch_add(summary.points_dropped as u64, Relaxed);
-    if bad_lines > 0 || summary.points_dropped > 0 {
+    if bad.count > 0 || summary.points_dropped > 0 {
         let mut reasons = Vec::new();
-        if bad_lines > 0 {
-            reasons.push(parse_text());
+        if bad.count > 0 {
+            reasons.push(bad.text());
         }
         reasons.extend(summary.drop_reasons);
         return Err(Error::PartialWrite {
             reason: reasons.join("\n"),
-            dropped: bad_lines + summary.points_dropped,
+            dropped: bad.count + summary.points_dropped,
         });
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Good points parsed (and then written) per chunk of a body. A TSBS batch of
+/// 5,000 lines is one chunk; a 25 MB body of tiny lines is about 80, so its
+/// parsed form (some 140 bytes a point) is never in memory whole.
+const CHUNK_POINTS: usize = 50_000;
+
+async fn parse_chunk(body: Bytes, from: Cursor, opts: ParseOptions) -> Result<Arc<Batch>> {
+    tokio::task::spawn_blocking(move || Batch::parse_chunk(body, from, CHUNK_POINTS, &opts))
+        .await
+        .map_err(|e| Error::Internal(format!("parse task failed: {e}")))
+}
+
+/// The rejected lines of a body, over all its chunks: every one counted, the
+/// text of the first `MAX_LINE_ERRORS` kept.
+#[derive(Debug, Default)]
+struct BadLines {
+    count: usize,
+    texts: Vec<String>,
+}
+
+impl BadLines {
+    fn add(&mut self, batch: &ParsedBatch<'_>) {
+        self.count += batch.error_count();
+        let room = MAX_LINE_ERRORS.saturating_sub(self.texts.len());
+        self.texts
+            .extend(batch.errors().iter().take(room).map(|e| e.to_string()));
+    }
+
+    fn text(&self) -> String {
+        let mut text = self.texts.join("\n");
+        let untold = self.count - self.texts.len();
+        if untold > 0 {
+            text.push_str(&format!("\n({untold} more lines could not be parsed)"));
+        }
+        text
+    }
 }
 
 // ------------------------------------------------------------------ queries

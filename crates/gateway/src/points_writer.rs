@@ -7,17 +7,18 @@
 
 use crate::error::{Error, Result};
 use async_trait::async_trait;
+use axum::body::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
 use sundial_engine::{Store, WriteOutcome};
-use sundial_lineproto::{parse_lines, ParseOptions, ParsedBatch, Point};
+use sundial_lineproto::{parse_chunk, Cursor, ParseOptions, ParsedBatch, Point};
 use sundial_meta::{MetaClient, ShardGroupInfo, ShardInfo};
 
 self_cell::self_cell!(
-    /// A request body and the points parsed from it, kept together so shard
-    /// writes can run on other threads without copying the points.
+    /// A request body and the points parsed from (a chunk of) it, kept together
+    /// so shard writes can run on other threads without copying the points.
     pub struct Batch {
-        owner: Vec<u8>,
+        owner: Bytes,
         #[covariant]
         dependent: ParsedBatch,
     }
@@ -25,8 +26,15 @@ self_cell::self_cell!(
 );
 
 impl Batch {
-    pub fn parse(body: Vec<u8>, opts: &ParseOptions) -> Arc<Batch> {
-        Arc::new(Batch::new(body, |b| parse_lines(b, opts)))
+    /// Parses up to `max_points` good points of `body` from `from` (see
+    /// [`sundial_lineproto::parse_chunk`]).
+    pub fn parse_chunk(
+        body: Bytes,
+        from: Cursor,
+        max_points: usize,
+        opts: &ParseOptions,
+    ) -> Arc<Batch> {
+        Arc::new(Batch::new(body, |b| parse_chunk(b, from, max_points, opts)))
     }
 
     pub fn parsed(&self) -> &ParsedBatch<'_> {
@@ -92,6 +100,18 @@ pub struct WriteSummary {
 }
 
 impl WriteSummary {
+    /// Adds the summary of another chunk of the same request.
+    pub fn merge(&mut self, o: WriteSummary) {
+        self.points_written += o.points_written;
+        self.values_written += o.values_written;
+        self.points_dropped += o.points_dropped;
+        for r in o.drop_reasons {
+            if !self.drop_reasons.contains(&r) {
+                self.drop_reasons.push(r);
+            }
+        }
+    }
+
     fn absorb(&mut self, o: WriteOutcome) {
         self.points_written += o.points_written;
         self.values_written += o.values_written;

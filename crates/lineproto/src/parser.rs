@@ -90,6 +90,19 @@ pub struct ParsedBatch<'a> {
     errors: Vec<LineError>,
     error_count: usize,
     lines: usize,
+    /// Where the next chunk starts, when [`parse_chunk`] stopped early.
+    next: Option<Cursor>,
+}
+
+/// A place in a body between lines: byte offset and 1-based line number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub offset: usize,
+    pub line: usize,
+}
+
+impl Cursor {
+    pub const START: Cursor = Cursor { offset: 0, line: 1 };
 }
 
 impl<'a> ParsedBatch<'a> {
@@ -140,34 +153,82 @@ impl<'a> ParsedBatch<'a> {
     pub fn value_count(&self) -> usize {
         self.fields.len()
     }
+
+    /// Where to resume when [`parse_chunk`] stopped before the end of the body.
+    pub fn next(&self) -> Option<Cursor> {
+        self.next
+    }
+}
+
+/// Bytes validated as UTF-8 up front for one chunk; tokens past them are checked
+/// one by one.
+const CHUNK_TEXT_WINDOW: usize = 8 << 20;
+
+/// Parses from `from` until `max_points` good points are read (stopping between
+/// lines) or the body ends; [`ParsedBatch::next`] tells where to go on. Line
+/// numbers stay those of the whole body. A huge body is parsed (and written) a
+/// chunk at a time, so its parsed form never has to be in memory at once.
+pub fn parse_chunk<'a>(
+    body: &'a [u8],
+    from: Cursor,
+    max_points: usize,
+    opts: &ParseOptions,
+) -> ParsedBatch<'a> {
+    let start = from.offset.min(body.len());
+    let window = &body[start..body.len().min(start.saturating_add(CHUNK_TEXT_WINDOW))];
+    let text = match std::str::from_utf8(window) {
+        Ok(t) => t,
+        // The window may cut a character (or the body is bad further on): keep
+        // the valid prefix.
+        Err(e) => std::str::from_utf8(&window[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    let mut batch = ParsedBatch::default();
+    let mut p = Parser::new(body, Some(text), start, &mut batch, opts);
+    p.max_points = max_points.max(1);
+    p.run_from(from);
+    batch
 }
 
 /// Parses a whole body. Good lines become points; bad lines become errors and
 /// never stop the rest of the body from being read.
 pub fn parse_lines<'a>(body: &'a [u8], opts: &ParseOptions) -> ParsedBatch<'a> {
     let mut batch = ParsedBatch::default();
-    let mut p = Parser {
-        buf: body,
-        // One validation pass for the whole body; tokens are then sliced, not re-checked.
-        text: std::str::from_utf8(body).ok(),
-        out: &mut batch,
-        precision: opts.precision,
-        default_time: opts.precision.truncate(opts.default_time),
-        fingerprints: Vec::new(),
-        field_set: HashMap::new(),
-        tags: Vec::new(),
-        tag_meta: Vec::new(),
-        perm: Vec::new(),
-        last_tags: Vec::new(),
-        last_fields: Vec::new(),
-        fields_match: false,
-        series: HashMap::new(),
-        series_hits: 0,
-        series_misses: 0,
-        reuse_series: true,
-    };
-    p.run();
+    // One validation pass for the whole body; tokens are then sliced, not re-checked.
+    let text = std::str::from_utf8(body).ok();
+    Parser::new(body, text, 0, &mut batch, opts).run_from(Cursor::START);
     batch
+}
+
+impl<'a, 'b> Parser<'a, 'b> {
+    fn new(
+        body: &'a [u8],
+        text: Option<&'a str>,
+        text_at: usize,
+        out: &'b mut ParsedBatch<'a>,
+        opts: &ParseOptions,
+    ) -> Self {
+        Parser {
+            buf: body,
+            text,
+            text_at,
+            max_points: usize::MAX,
+            out,
+            precision: opts.precision,
+            default_time: opts.precision.truncate(opts.default_time),
+            fingerprints: Vec::new(),
+            field_set: HashMap::new(),
+            tags: Vec::new(),
+            tag_meta: Vec::new(),
+            perm: Vec::new(),
+            last_tags: Vec::new(),
+            last_fields: Vec::new(),
+            fields_match: false,
+            series: HashMap::new(),
+            series_hits: 0,
+            series_misses: 0,
+            reuse_series: true,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -178,7 +239,11 @@ enum Escape {
 
 struct Parser<'a, 'b> {
     buf: &'a [u8],
+    /// `buf[text_at..text_at + text.len()]`, validated as UTF-8 once.
     text: Option<&'a str>,
+    text_at: usize,
+    /// Stop (between lines) after this many good points.
+    max_points: usize,
     out: &'b mut ParsedBatch<'a>,
     precision: Precision,
     default_time: i64,
@@ -218,12 +283,17 @@ struct Parser<'a, 'b> {
 }
 
 impl<'a> Parser<'a, '_> {
-    fn run(&mut self) {
+    fn run_from(&mut self, from: Cursor) {
         let buf = self.buf;
         let n = buf.len();
-        let mut i = 0;
-        let mut line = 1;
+        let mut i = from.offset.min(n);
+        let mut line = from.line;
         while i < n {
+            if self.out.points.len() >= self.max_points {
+                self.out.next = Some(Cursor { offset: i, line });
+                self.out.lines = line - from.line;
+                return;
+            }
             match buf[i] {
                 b'\n' => {
                     line += 1;
@@ -280,10 +350,10 @@ impl<'a> Parser<'a, '_> {
                 }
             }
         }
-        self.out.lines = if n == 0 {
+        self.out.lines = if n == 0 || from.offset >= n {
             0
         } else {
-            line - usize::from(buf[n - 1] == b'\n')
+            line - usize::from(buf[n - 1] == b'\n') + 1 - from.line
         };
     }
 
@@ -294,8 +364,14 @@ impl<'a> Parser<'a, '_> {
     /// arenas then grow as usual) but never larger than the body could fill.
     #[cold]
     fn reserve_for_rest(&mut self, start: usize, end: usize) {
-        let rest = &self.buf[end..];
-        let lines = memchr::memchr_iter(b'\n', rest).count();
+        let mut rest = &self.buf[end..];
+        if self.max_points != usize::MAX {
+            // A chunk: only its share of the body.
+            rest = &rest[..rest.len().min(CHUNK_TEXT_WINDOW)];
+        }
+        let lines = memchr::memchr_iter(b'\n', rest)
+            .count()
+            .min(self.max_points);
         let first = (end - start).max(1) as u128;
         // `x` items in `first` bytes: each takes at least a byte, so the
         // result is at most `rest.len()`.
@@ -312,7 +388,7 @@ impl<'a> Parser<'a, '_> {
 
     #[inline]
     fn str(&self, a: usize, b: usize) -> Result<&'a str, E> {
-        body_str(self.text, self.buf, a, b)
+        body_str(self.text, self.text_at, self.buf, a, b)
     }
 
     #[inline]
@@ -674,7 +750,7 @@ impl<'a> Parser<'a, '_> {
                 // `,key=value` straight from the body.
                 (Cow::Borrowed(_), Cow::Borrowed(_)) => {
                     let (_, a, b) = self.tag_meta[j];
-                    keys.push_str(body_str(self.text, self.buf, a, b)?);
+                    keys.push_str(body_str(self.text, self.text_at, self.buf, a, b)?);
                 }
                 (k, v) => {
                     keys.push(',');
@@ -888,10 +964,19 @@ fn short_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `buf[a..b]` as text, through the body's one UTF-8 check when it passed.
 #[inline(always)]
-fn body_str<'a>(text: Option<&'a str>, buf: &'a [u8], a: usize, b: usize) -> Result<&'a str, E> {
+fn body_str<'a>(
+    text: Option<&'a str>,
+    text_at: usize,
+    buf: &'a [u8],
+    a: usize,
+    b: usize,
+) -> Result<&'a str, E> {
     match text {
-        Some(t) => t.get(a..b).ok_or(E::InvalidUtf8),
-        None => std::str::from_utf8(&buf[a..b]).map_err(|_| E::InvalidUtf8),
+        // Inside the validated text: a slice, unless it cuts a character.
+        Some(t) if a >= text_at && b - text_at <= t.len() => {
+            t.get(a - text_at..b - text_at).ok_or(E::InvalidUtf8)
+        }
+        _ => std::str::from_utf8(&buf[a..b]).map_err(|_| E::InvalidUtf8),
     }
 }
 

@@ -9,7 +9,7 @@
 
 use proptest::prelude::*;
 use proptest::sample::select;
-use sundial_lineproto::{parse_lines, ParseOptions, Precision};
+use sundial_lineproto::{parse_chunk, parse_lines, Cursor, ParseOptions, Precision};
 
 // Long names too: short series keys are parsed every time, not looked up.
 const MEASUREMENTS: &[&str] = &[
@@ -126,6 +126,57 @@ proptest! {
             .map(|e| (e.line, e.text.clone(), e.kind.to_string()))
             .collect();
         prop_assert_eq!(got, errors, "body {:?}", text);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    /// Parsed a chunk at a time (as the gateway does with big bodies), a body gives
+    /// the same points, errors and line numbers as parsed at once, also when a
+    /// string value spans lines.
+    #[test]
+    fn a_body_parses_the_same_in_chunks(
+        lines in body(),
+        multiline in proptest::option::of(0usize..40),
+        chunk in 1usize..6,
+        crlf in any::<bool>(),
+    ) {
+        let opts = ParseOptions::new(Precision::Nanosecond, 42);
+        let mut lines = lines;
+        if let Some(at) = multiline {
+            let at = at.min(lines.len());
+            lines.insert(at, "log msg=\"two\nlines, a=b\" 7".to_string());
+        }
+        let text = lines.join(if crlf { "\r\n" } else { "\n" });
+        let whole = parse_lines(text.as_bytes(), &opts);
+        let mut points = Vec::new();
+        let mut errors = Vec::new();
+        let mut total_lines = 0;
+        let mut at = Some(Cursor::START);
+        let mut rounds = 0;
+        while let Some(c) = at {
+            let part = parse_chunk(text.as_bytes(), c, chunk, &opts);
+            prop_assert!(part.len() <= chunk);
+            points.extend(part.iter().map(|p| (p.series_key.to_string(), p.to_owned_point())));
+            errors.extend(part.errors().iter().map(|e| (e.line, e.text.clone(), e.kind.to_string())));
+            total_lines += part.lines();
+            at = part.next();
+            rounds += 1;
+            prop_assert!(rounds <= lines.len() + 1, "no progress");
+        }
+        let got: Vec<_> = whole
+            .iter()
+            .map(|p| (p.series_key.to_string(), p.to_owned_point()))
+            .collect();
+        prop_assert_eq!(points, got, "body {:?}", text);
+        let got: Vec<_> = whole
+            .errors()
+            .iter()
+            .map(|e| (e.line, e.text.clone(), e.kind.to_string()))
+            .collect();
+        prop_assert_eq!(errors, got, "body {:?}", text);
+        prop_assert_eq!(total_lines, whole.lines(), "body {:?}", text);
     }
 }
 

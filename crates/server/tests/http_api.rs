@@ -671,3 +671,37 @@ fn dropped_databases_lose_their_shards_and_no_other() {
     let dump = export(s.data_dir(), "kept");
     assert_eq!(dump.matches("m v=").count(), w, "{dump}");
 }
+
+/// A body of more points than one parse chunk (50,000): parsed and written a
+/// chunk at a time, every good point stored, bad lines counted across chunks,
+/// line numbers those of the whole body.
+#[test]
+fn a_body_larger_than_a_chunk_is_written_whole() {
+    let mut s = Server::start(&[]);
+    query(&s, "CREATE DATABASE big");
+    let n = 120_000;
+    let bad_at = [1, 60_000, n];
+    let mut body = String::new();
+    for i in 1..=n {
+        if bad_at.contains(&i) {
+            body.push_str(&format!("bad line {i}\n"));
+        } else {
+            body.push_str(&format!("m,k={} v={i} {i}\n", i % 7));
+        }
+    }
+    let (st, e, _) = error_of(write(&s, "db=big", body));
+    assert_eq!(st, 400);
+    assert!(
+        e.starts_with("partial write: unable to parse 'bad line 1': "),
+        "{e}"
+    );
+    assert!(e.contains("unable to parse 'bad line 60000'"), "{e}");
+    assert!(e.ends_with(" dropped=3"), "{e}");
+    assert!(s.terminate().success());
+    let dump = export(s.data_dir(), "big");
+    assert_eq!(dump.matches("m,k=").count(), n - bad_at.len());
+    for i in [2, 49_999, 50_001, 59_999, 100_002, n - 1] {
+        let line = format!("m,k={} v={i} {i}\n", i % 7);
+        assert!(dump.contains(&line), "{line:?} missing");
+    }
+}
