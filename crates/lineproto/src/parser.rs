@@ -971,12 +971,11 @@ fn body_str<'a>(
     a: usize,
     b: usize,
 ) -> Result<&'a str, E> {
-    match text {
-        // Inside the validated text: a slice, unless it cuts a character.
-        Some(t) if a >= text_at && b - text_at <= t.len() => {
-            t.get(a - text_at..b - text_at).ok_or(E::InvalidUtf8)
-        }
-        _ => std::str::from_utf8(&buf[a..b]).map_err(|_| E::InvalidUtf8),
+    // Inside the validated text a token is a slice of it; outside (before
+    // `text_at` the offsets wrap and `get` refuses) it is checked on its own.
+    match text.and_then(|t| t.get(a.wrapping_sub(text_at)..b.wrapping_sub(text_at))) {
+        Some(s) => Ok(s),
+        None => std::str::from_utf8(&buf[a..b]).map_err(|_| E::InvalidUtf8),
     }
 }
 
