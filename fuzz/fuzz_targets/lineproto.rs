@@ -1,10 +1,11 @@
 //! The line-protocol parser on arbitrary bytes: never panics, every good point
 //! serializes to a line that parses back to the same point, and a body parses
-//! as its lines do one by one (the context carried between lines changes nothing).
+//! as its lines do one by one (the context carried between lines changes nothing)
+//! and as its chunks do.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sundial_lineproto::{parse_lines, ParseOptions, Precision};
+use sundial_lineproto::{parse_chunk, parse_lines, Cursor, ParseOptions, Precision};
 
 fuzz_target!(|data: &[u8]| {
     let opts = ParseOptions::new(Precision::Nanosecond, 0);
@@ -27,6 +28,21 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again.get(0).to_owned_point(), p.to_owned_point(), "{line:?}");
         }
     }
+
+    // Parsed two points at a time: the same points, error lines and line count.
+    let (mut points, mut lines, mut errors) = (Vec::new(), 0, Vec::new());
+    let mut at = Some(Cursor::START);
+    while let Some(c) = at {
+        let part = parse_chunk(data, c, 2, &opts);
+        points.extend(part.iter().map(|p| p.to_owned_point()));
+        errors.extend(part.errors().iter().map(|e| e.line));
+        lines += part.lines();
+        at = part.next();
+    }
+    assert_eq!(points, batch.iter().map(|p| p.to_owned_point()).collect::<Vec<_>>());
+    assert_eq!(lines, batch.lines());
+    let all: Vec<usize> = batch.errors().iter().map(|e| e.line).collect();
+    assert_eq!(&errors[..all.len().min(errors.len())], &all[..all.len().min(errors.len())]);
 
     // Without quotes no line spans a newline, so lines can be cut by hand.
     if !data.contains(&b'"') {
