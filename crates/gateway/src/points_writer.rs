@@ -113,14 +113,12 @@ impl WriteSummary {
     }
 
     fn absorb(&mut self, o: WriteOutcome) {
-        self.points_written += o.points_written;
-        self.values_written += o.values_written;
-        self.points_dropped += o.points_dropped;
-        for r in o.drop_reasons {
-            if !self.drop_reasons.contains(&r) {
-                self.drop_reasons.push(r);
-            }
-        }
+        self.merge(WriteSummary {
+            points_written: o.points_written,
+            values_written: o.values_written,
+            points_dropped: o.points_dropped,
+            drop_reasons: o.drop_reasons,
+        });
     }
 }
 

@@ -33,6 +33,18 @@ fn error_of(r: Response) -> (u16, String, Option<String>) {
     )
 }
 
+/// A write to `db` that sends its headers and 7 of its 100 body bytes, then stalls.
+fn stalled_write(s: &Server) -> std::net::TcpStream {
+    let mut slow = std::net::TcpStream::connect(&s.addr).unwrap();
+    write!(
+        slow,
+        "POST /write?db=db HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ncpu v=1"
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    slow
+}
+
 fn now_s() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -392,7 +404,6 @@ fn sigterm_drains_and_exits_cleanly() {
 #[test]
 fn overload_gets_503_with_retry_after_on_both_write_endpoints() {
     use std::io::Read;
-    use std::net::TcpStream;
     let s = Server::start_env(
         &[],
         &[
@@ -402,13 +413,7 @@ fn overload_gets_503_with_retry_after_on_both_write_endpoints() {
     );
     query(&s, "CREATE DATABASE db");
     // A client that sends headers and half its body, then stalls, holds the one slot.
-    let mut slow = TcpStream::connect(&s.addr).unwrap();
-    write!(
-        slow,
-        "POST /write?db=db HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ncpu v=1"
-    )
-    .unwrap();
-    slow.flush().unwrap();
+    let mut slow = stalled_write(&s);
     // Until the server has taken the slow request's slot, other writes still pass.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while write(&s, "db=db", "cpu v=0").status() == 204 {
@@ -503,7 +508,6 @@ fn a_timed_out_write_holds_its_slot_until_it_ends() {
 #[test]
 fn a_stalled_body_gets_408_and_frees_its_place() {
     use std::io::Read;
-    use std::net::TcpStream;
     let s = Server::start_env(
         &[],
         &[
@@ -513,13 +517,7 @@ fn a_stalled_body_gets_408_and_frees_its_place() {
         ],
     );
     query(&s, "CREATE DATABASE db");
-    let mut slow = TcpStream::connect(&s.addr).unwrap();
-    write!(
-        slow,
-        "POST /write?db=db HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ncpu v=1"
-    )
-    .unwrap();
-    slow.flush().unwrap();
+    let mut slow = stalled_write(&s);
     slow.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let mut resp = Vec::new();
