@@ -8,7 +8,7 @@
 //! flushes (bounded by the stall timeout, then `Overloaded`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -85,11 +85,12 @@ impl MemoryBudget {
     }
 
     /// Before a write: waits while memtables hold more than the hard limit. False
-    /// when `deadline` passed first.
-    pub fn wait_for_room(&self, deadline: Instant) -> bool {
+    /// when `timeout` passed first. The common case is one atomic load.
+    pub fn wait_for_room(&self, timeout: Duration) -> bool {
         if self.used() <= self.hard_limit() {
             return true;
         }
+        let deadline = Instant::now() + timeout;
         self.press();
         let mut g = self.lock.lock();
         while self.used() > self.hard_limit() && !self.closed.load(Ordering::Acquire) {
@@ -114,7 +115,6 @@ impl MemoryBudget {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::time::Duration;
 
     #[test]
     fn accounting_pressure_and_room() {
@@ -125,15 +125,15 @@ mod tests {
         assert_eq!(b.used(), 120);
         assert!(b.wait_for_pressure(Instant::now() + Duration::from_secs(5)));
         // Below the hard limit (150) a writer goes on at once.
-        assert!(b.wait_for_room(Instant::now()));
+        assert!(b.wait_for_room(Duration::ZERO));
         b.adjust(0, 40);
-        assert!(!b.wait_for_room(Instant::now() + Duration::from_millis(20)));
+        assert!(!b.wait_for_room(Duration::from_millis(20)));
         let b2 = b.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             b2.adjust(120, 10);
         });
-        assert!(b.wait_for_room(Instant::now() + Duration::from_secs(10)));
+        assert!(b.wait_for_room(Duration::from_secs(10)));
         t.join().unwrap();
         assert_eq!(b.used(), 50);
         // Closing releases a waiting writer at once.
@@ -144,12 +144,12 @@ mod tests {
             b3.wake_all();
         });
         let started = Instant::now();
-        b.wait_for_room(Instant::now() + Duration::from_secs(30));
+        b.wait_for_room(Duration::from_secs(30));
         assert!(started.elapsed() < Duration::from_secs(10));
         t.join().unwrap();
         // 0 is no budget at all.
         let none = MemoryBudget::new(0);
         none.adjust(0, usize::MAX / 2);
-        assert!(none.wait_for_room(Instant::now()));
+        assert!(none.wait_for_room(Duration::ZERO));
     }
 }

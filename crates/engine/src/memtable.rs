@@ -82,7 +82,7 @@ impl SeriesBuf {
     /// bytes added.
     #[inline]
     pub fn append_point(&mut self, t: i64, vals: &[(u32, &Arc<str>, ValRef<'_>)]) -> usize {
-        let mut bytes_moved = 0;
+        let mut bytes = 0;
         if self.dense {
             if self.fields.is_empty() {
                 for (fid, name, v) in vals {
@@ -106,9 +106,8 @@ impl SeriesBuf {
                 self.times.push(t);
                 return bytes;
             }
-            bytes_moved = self.make_sparse();
+            bytes = self.make_sparse();
         }
-        let mut bytes = bytes_moved;
         for (i, (fid, name, v)) in vals.iter().enumerate() {
             bytes += self.append_sparse(i, *fid, name, t, *v);
         }

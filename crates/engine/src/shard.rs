@@ -419,14 +419,11 @@ impl Shard {
         outcome.points_written = accepted.len();
         enc.finish(&mut frame);
 
-        let started = Instant::now();
-        if !self
-            .budget
-            .wait_for_room(started + self.opts.write_stall_timeout)
-        {
+        let stall = self.opts.write_stall_timeout;
+        if !self.budget.wait_for_room(stall) {
             self.metrics.add(&self.metrics.writes_overloaded, 1);
             return Err(Error::Overloaded {
-                waited_ms: started.elapsed().as_millis() as u64,
+                waited_ms: stall.as_millis() as u64,
             });
         }
         let seq = {
@@ -582,11 +579,7 @@ impl Shard {
         let deadline = started + self.opts.write_stall_timeout;
         let mut stalled = false;
         loop {
-            let (bytes, nfrozen) = {
-                let st = self.state.read();
-                let b = st.active.read().bytes();
-                (b, st.frozen.len())
-            };
+            let (bytes, nfrozen) = self.memtable_load();
             if bytes < self.opts.memtable_size {
                 return Ok(());
             }
@@ -779,7 +772,14 @@ impl Shard {
 
     /// Bytes in the active memtable (the governor frees the largest first).
     pub fn active_bytes(&self) -> usize {
-        self.state.read().active.read().bytes()
+        self.memtable_load().0
+    }
+
+    /// Bytes in the active memtable, and how many frozen ones wait for a flush.
+    fn memtable_load(&self) -> (usize, usize) {
+        let st = self.state.read();
+        let active = st.active.read().bytes();
+        (active, st.frozen.len())
     }
 
     /// Tells the store-wide budget how much memtable memory this shard holds.
@@ -800,11 +800,7 @@ impl Shard {
     pub fn freeze_for_budget(self: &Arc<Self>) -> Result<usize> {
         self.check_open()?;
         let mut ws = self.write.lock();
-        let (bytes, nfrozen) = {
-            let st = self.state.read();
-            let b = st.active.read().bytes();
-            (b, st.frozen.len())
-        };
+        let (bytes, nfrozen) = self.memtable_load();
         if nfrozen >= self.opts.max_frozen_memtables || !self.freeze_locked(&mut ws)? {
             return Ok(0);
         }

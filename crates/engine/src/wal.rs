@@ -163,7 +163,11 @@ impl Shared {
 
     /// Make the WAL refuse appends and un-synced commits from now on.
     fn fail(&self, reason: String) {
-        let mut st = self.state.lock();
+        self.fail_locked(&mut self.state.lock(), reason);
+    }
+
+    /// [`Shared::fail`] with the state lock already held (lock order: state, sync).
+    fn fail_locked(&self, st: &mut WalState, reason: String) {
         st.failed.get_or_insert_with(|| reason.clone());
         self.sync.lock().failed.get_or_insert(reason);
     }
@@ -446,8 +450,7 @@ impl Wal {
         if let Err(e) = (&*st.cur.file).write_all(frame) {
             // A partial write leaves garbage mid-segment: stop here so recovery sees it
             // as the torn tail.
-            st.failed = Some(e.to_string());
-            self.sh.sync.lock().failed.get_or_insert(e.to_string());
+            self.sh.fail_locked(&mut st, e.to_string());
             return Err(Error::io(&path, e));
         }
         st.cur.size += frame.len() as u64;
@@ -463,8 +466,7 @@ impl Wal {
         // The sealed segment must be durable before anything depends on the new one.
         if self.policy != FsyncPolicy::Never {
             if let Err(e) = self.sh.fsync(&st.cur.file) {
-                st.failed.get_or_insert_with(|| e.to_string());
-                self.sh.sync.lock().failed.get_or_insert(e.to_string());
+                self.sh.fail_locked(st, e.to_string());
                 return Err(Error::io(seg_path(&self.sh.dir, old), e));
             }
         }

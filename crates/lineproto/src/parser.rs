@@ -183,9 +183,7 @@ pub fn parse_chunk<'a>(
         Err(e) => std::str::from_utf8(&window[..e.valid_up_to()]).unwrap_or_default(),
     };
     let mut batch = ParsedBatch::default();
-    let mut p = Parser::new(body, Some(text), start, &mut batch, opts);
-    p.max_points = max_points.max(1);
-    p.run_from(from);
+    Parser::new(body, Some(text), start, max_points.max(1), &mut batch, opts).run_from(from);
     batch
 }
 
@@ -195,7 +193,7 @@ pub fn parse_lines<'a>(body: &'a [u8], opts: &ParseOptions) -> ParsedBatch<'a> {
     let mut batch = ParsedBatch::default();
     // One validation pass for the whole body; tokens are then sliced, not re-checked.
     let text = std::str::from_utf8(body).ok();
-    Parser::new(body, text, 0, &mut batch, opts).run_from(Cursor::START);
+    Parser::new(body, text, 0, usize::MAX, &mut batch, opts).run_from(Cursor::START);
     batch
 }
 
@@ -204,6 +202,7 @@ impl<'a, 'b> Parser<'a, 'b> {
         body: &'a [u8],
         text: Option<&'a str>,
         text_at: usize,
+        max_points: usize,
         out: &'b mut ParsedBatch<'a>,
         opts: &ParseOptions,
     ) -> Self {
@@ -211,7 +210,7 @@ impl<'a, 'b> Parser<'a, 'b> {
             buf: body,
             text,
             text_at,
-            max_points: usize::MAX,
+            max_points,
             out,
             precision: opts.precision,
             default_time: opts.precision.truncate(opts.default_time),
@@ -860,7 +859,7 @@ impl<'a> Parser<'a, '_> {
         }
         let count = self.out.fields.len() - field_lo;
         if count >= FIELD_SET_FROM {
-            return self.push_field_by_set(field_lo, key, value);
+            return self.push_field_by_set(field_lo, count, key, value);
         }
         let fp = fingerprint(key.as_bytes());
         for (j, &f) in self.fingerprints.iter().enumerate() {
@@ -874,8 +873,13 @@ impl<'a> Parser<'a, '_> {
     }
 
     #[cold]
-    fn push_field_by_set(&mut self, field_lo: usize, key: Cow<'a, str>, value: FieldValue<'a>) {
-        let count = self.out.fields.len() - field_lo;
+    fn push_field_by_set(
+        &mut self,
+        field_lo: usize,
+        count: usize,
+        key: Cow<'a, str>,
+        value: FieldValue<'a>,
+    ) {
         if self.field_set.is_empty() {
             let fields = self.out.fields[field_lo..].iter().enumerate();
             self.field_set
