@@ -41,7 +41,7 @@ fn bench_write(c: &mut Criterion) {
         EngineOptions::builder().fsync(FsyncPolicy::Always).build(),
     )
     .expect("open");
-    store.create_shard(1).expect("shard");
+    store.create_shard(1, "db").expect("shard");
     let mut g = c.benchmark_group("write");
     g.throughput(Throughput::Elements(values as u64));
     let mut i = 0;
@@ -111,7 +111,7 @@ fn bytes_per_value(decimals: Option<i32>) -> f64 {
             .build(),
     )
     .expect("open");
-    store.create_shard(1).expect("shard");
+    store.create_shard(1, "db").expect("shard");
     let (series, points) = (20, 8640); // one day at 10 s
     let mut total = 0usize;
     for s in 0..series {
@@ -194,7 +194,7 @@ fn bench_scan(c: &mut Criterion) {
             .build(),
     )
     .expect("open");
-    store.create_shard(1).expect("shard");
+    store.create_shard(1, "db").expect("shard");
     let series = 10_000;
     let hour = 3_600_000_000_000i64;
     // Four files, one hour each, one point a minute per series.

@@ -47,7 +47,7 @@ fn main() {
             .build(),
     )
     .expect("open");
-    store.create_shard(1).expect("shard");
+    store.create_shard(1, "db").expect("shard");
     let start = Instant::now();
     let mut values = 0;
     let mut i = 0;

@@ -167,6 +167,11 @@ impl<'p> BodyEncoder<'p> {
         nf
     }
 
+    /// The series keys of the body so far, in the order of its key table.
+    pub fn keys(&self) -> &[&'p str] {
+        &self.keys
+    }
+
     /// Append the key and field-name tables and fill in the header.
     pub fn finish(self, frame: &mut Vec<u8>) {
         let keys_off = (frame.len() - self.start) as u64;

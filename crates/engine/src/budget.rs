@@ -111,6 +111,47 @@ impl MemoryBudget {
     }
 }
 
+/// Memory of the per-series structures that outlive memtables: series catalogs,
+/// shards' series lists and data files' per-series summaries. Past the limit no new
+/// series is created (writes to known series go on); the store first closes idle
+/// shards to make room.
+#[derive(Debug)]
+pub(crate) struct IndexMemory {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl IndexMemory {
+    /// `limit` 0: no limit.
+    pub fn new(limit: usize) -> Self {
+        IndexMemory {
+            limit: if limit == 0 { usize::MAX } else { limit },
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// Whether the structures use more than `percent` of the limit.
+    pub fn above(&self, percent: usize) -> bool {
+        self.limit != usize::MAX && self.used() > self.limit / 100 * percent
+    }
+
+    pub fn adjust(&self, old: usize, new: usize) {
+        if new >= old {
+            self.used.fetch_add(new - old, Ordering::AcqRel);
+        } else {
+            self.used.fetch_sub(old - new, Ordering::AcqRel);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::manifest::{FileKind, Tombstone};
 use crate::options::EngineOptions;
 use crate::shard::DataFile;
-use crate::tsfile::TsFileWriter;
+use crate::tsfile::{SeriesRef, TsFileWriter};
 use crate::types::{Column, FieldMerge};
 
 fn overlaps(a: &DataFile, min: i64, max: i64) -> bool {
@@ -128,17 +128,25 @@ pub(crate) fn merge(
     path: &Path,
     max_per_block: usize,
 ) -> Result<Option<()>> {
-    let keys: BTreeSet<&str> = inputs
+    // Each input's series in key order, from its resource section (memory keeps
+    // only hashes); walked side by side.
+    let refs: Vec<Vec<SeriesRef>> = inputs
         .iter()
-        .flat_map(|f| f.file.resource().iter().map(|r| &*r.key))
-        .collect();
+        .map(|f| f.file.series_refs())
+        .collect::<Result<_>>()?;
+    let mut keys: Vec<&str> = refs.iter().flatten().map(|r| &*r.key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut at = vec![0usize; inputs.len()];
     let mut w = TsFileWriter::create(path, max_per_block)?;
     for key in keys {
         let mut acc = FieldMerge::<String>::new();
-        for f in inputs {
-            let Some(si) = f.file.series_index(key)? else {
+        for (i, f) in inputs.iter().enumerate() {
+            let Some(r) = refs[i].get(at[i]).filter(|r| &*r.key == key) else {
                 continue;
             };
+            at[i] += 1;
+            let si = f.file.series_index_of(r)?;
             for fi in &si.fields {
                 let mut c = f.file.read_field(fi, i64::MIN, i64::MAX)?;
                 for t in tombs {

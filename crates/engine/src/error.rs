@@ -47,6 +47,28 @@ pub enum Error {
     #[error("engine overloaded: memtable flush is behind (waited {waited_ms} ms); retry later")]
     Overloaded { waited_ms: u64 },
 
+    /// The shard's WAL failed (a write or fsync error, e.g. a full disk); the store
+    /// reopens the shard from disk, after which writes go on.
+    #[error("shard {shard} is recovering from a failed WAL write ({reason}); retry later")]
+    ShardDegraded { shard: u64, reason: String },
+
+    /// The per-series structures reached `index-memory-limit`: no new series for now.
+    #[error("series memory limit reached: series indexes use {used} of {limit} bytes; new series are refused (writes to existing series go on)")]
+    IndexMemoryFull { used: usize, limit: usize },
+
+    /// Free space fell below `disk-free-reserve`: writes are refused before the WAL
+    /// could fail.
+    #[error("not enough disk space on {}: {free} bytes free, below the reserve of {reserve} bytes; writes are refused until space is freed", .path.display())]
+    DiskFull {
+        path: PathBuf,
+        free: u64,
+        reserve: u64,
+    },
+
+    /// Every shard holding descriptors is busy and the open-file budget is used up.
+    #[error("too many open shards: the budget of {budget} open files is used by shards in use; retry later")]
+    TooManyOpenFiles { budget: usize },
+
     #[error("invalid regular expression {pattern:?}: {reason}")]
     InvalidRegex { pattern: String, reason: String },
 
@@ -100,6 +122,19 @@ impl Error {
         matches!(
             self,
             Error::Corrupt { .. } | Error::CorruptBlock(_) | Error::WalCorrupt { .. }
+        )
+    }
+
+    /// True when the node is short of a resource for now (memory, disk, descriptors,
+    /// a shard being reopened): clients should retry later (HTTP 503).
+    pub fn is_overload(&self) -> bool {
+        matches!(
+            self,
+            Error::Overloaded { .. }
+                | Error::ShardDegraded { .. }
+                | Error::IndexMemoryFull { .. }
+                | Error::DiskFull { .. }
+                | Error::TooManyOpenFiles { .. }
         )
     }
 

@@ -156,6 +156,7 @@
 
 mod batch;
 mod budget;
+mod catalog;
 pub mod codec;
 mod compaction;
 pub mod error;
@@ -172,11 +173,12 @@ mod util;
 mod wal;
 
 pub use batch::WriteOutcome;
+pub use catalog::SeriesLimits;
 pub use error::{Error, Result};
 pub use index::TagPredicate;
 pub use options::{EngineOptions, EngineOptionsBuilder, FsyncPolicy};
 pub use shard::{FieldData, RecoveryReport, SeriesData};
-pub use stats::EngineStats;
-pub use store::{SeriesIter, Store};
+pub use stats::{DatabaseStats, EngineStats};
+pub use store::{SeriesIter, Store, StoreHealth};
 pub use types::{Column, FieldType, Value, Values};
 pub use wal::WalRecovery;

@@ -4,6 +4,11 @@
 //! series' watermark (its last persisted time), the *unsequence* table the older ones,
 //! as in IoTDB. Appends are plain pushes; sorting and last-write-wins deduplication
 //! happen when a column is read or flushed.
+//!
+//! `bytes` counts what the buffers really take: per-series and per-field structures
+//! and the vectors' capacity (a vector that doubles is charged for the doubling), so
+//! the memtable size and the store-wide budget hold with a million sparse series, not
+//! only with dense ones.
 
 use std::sync::Arc;
 
@@ -32,9 +37,24 @@ pub(crate) struct SeriesBuf {
     pub fields: Vec<FieldBuf>,
     /// Field id → position in `fields`, for wide series whose points come in other
     /// orders (a scan per field would make a point quadratic). Filled lazily; fields
-    /// are only ever appended, so it covers a prefix of `fields`.
-    by_fid: FastMap<u32, usize>,
+    /// are only ever appended, so it covers a prefix of `fields`. Boxed: most series
+    /// never need it, and every series pays for the slot.
+    by_fid: Option<Box<FastMap<u32, usize>>>,
 }
+
+/// Heap bytes added by pushing one more element onto `v` (its growth, if it must grow).
+#[inline]
+fn growth<T>(v: &Vec<T>) -> usize {
+    if v.len() < v.capacity() {
+        return 0;
+    }
+    let min = if std::mem::size_of::<T>() == 1 { 8 } else { 4 };
+    let cap = v.capacity();
+    (cap * 2).max(min).saturating_sub(cap) * std::mem::size_of::<T>()
+}
+
+/// Memory a series entry costs its memtable's map (slot, control byte, load slack).
+pub(crate) const SERIES_ENTRY_BYTES: usize = (std::mem::size_of::<(u32, SeriesBuf)>() + 1) * 8 / 7;
 
 /// Series with at most this many fields look a field up by scanning.
 const SCAN_FIELDS: usize = 16;
@@ -45,33 +65,39 @@ impl Default for SeriesBuf {
             dense: true,
             times: Vec::new(),
             fields: Vec::new(),
-            by_fid: FastMap::default(),
+            by_fid: None,
         }
     }
 }
 
+/// Pushes a value; returns the heap bytes it added.
 #[inline]
 fn push_value(values: &mut Values, v: ValRef<'_>) -> usize {
     match (values, v) {
         (Values::Float(c), ValRef::Float(x)) => {
+            let g = growth(c);
             c.push(x);
-            8
+            g
         }
         (Values::Integer(c), ValRef::Integer(x)) => {
+            let g = growth(c);
             c.push(x);
-            8
+            g
         }
         (Values::Unsigned(c), ValRef::Unsigned(x)) => {
+            let g = growth(c);
             c.push(x);
-            8
+            g
         }
         (Values::Boolean(c), ValRef::Boolean(x)) => {
+            let g = growth(c);
             c.push(x);
-            1
+            g
         }
         (Values::String(c), ValRef::String(x)) => {
+            let g = growth(c);
             c.push(x.to_owned());
-            24 + x.len()
+            g + x.len()
         }
         _ => 0,
     }
@@ -85,6 +111,8 @@ impl SeriesBuf {
         let mut bytes = 0;
         if self.dense {
             if self.fields.is_empty() {
+                self.fields.reserve_exact(vals.len());
+                bytes += self.fields.capacity() * std::mem::size_of::<FieldBuf>();
                 for (fid, name, v) in vals {
                     self.fields.push(FieldBuf {
                         fid: *fid,
@@ -99,14 +127,14 @@ impl SeriesBuf {
                     .zip(&self.fields)
                     .all(|((fid, _, v), f)| *fid == f.fid && v.field_type() == f.col.field_type());
             if same_layout {
-                let mut bytes = 8;
+                bytes += growth(&self.times);
                 for ((_, _, v), f) in vals.iter().zip(self.fields.iter_mut()) {
                     bytes += push_value(&mut f.col.values, *v);
                 }
                 self.times.push(t);
                 return bytes;
             }
-            bytes = self.make_sparse();
+            bytes += self.make_sparse();
         }
         for (i, (fid, name, v)) in vals.iter().enumerate() {
             bytes += self.append_sparse(i, *fid, name, t, *v);
@@ -116,10 +144,12 @@ impl SeriesBuf {
 
     /// Gives every field its own copy of the time column; returns the bytes added.
     fn make_sparse(&mut self) -> usize {
+        let mut added = 0;
         for f in &mut self.fields {
             f.col.times = self.times.clone();
+            added += f.col.times.capacity() * 8;
         }
-        let added = 8 * self.times.len() * self.fields.len().saturating_sub(1);
+        added = added.saturating_sub(self.times.capacity() * 8);
         self.times = Vec::new();
         self.dense = false;
         added
@@ -129,10 +159,11 @@ impl SeriesBuf {
         if self.fields.len() <= SCAN_FIELDS {
             return self.fields.iter().position(|f| f.fid == fid);
         }
-        let known = self.by_fid.len();
+        let map = self.by_fid.get_or_insert_with(Default::default);
+        let known = map.len();
         let newer = self.fields[known..].iter().enumerate();
-        self.by_fid.extend(newer.map(|(i, f)| (f.fid, known + i)));
-        self.by_fid.get(&fid).copied()
+        map.extend(newer.map(|(i, f)| (f.fid, known + i)));
+        map.get(&fid).copied()
     }
 
     /// Append one value in sparse mode; `hint` is where the field usually sits. Returns
@@ -145,12 +176,15 @@ impl SeriesBuf {
         t: i64,
         v: ValRef<'_>,
     ) -> usize {
+        let mut extra = 0;
         let pos = if self.fields.get(hint).is_some_and(|f| f.fid == fid) {
             hint
         } else {
             match self.position(fid) {
                 Some(p) => p,
                 None => {
+                    // A new field; wide series also index it (~16 bytes an entry).
+                    extra += growth(&self.fields) + if self.by_fid.is_some() { 16 } else { 0 };
                     self.fields.push(FieldBuf {
                         fid,
                         name: name.clone(),
@@ -169,9 +203,9 @@ impl SeriesBuf {
             }
             *col = Column::new(v.field_type());
         }
-        let extra = push_value(&mut col.values, v);
+        extra += push_value(&mut col.values, v) + growth(&col.times);
         col.times.push(t);
-        8 + extra
+        extra
     }
 
     /// The (unsorted) column of one field.
@@ -287,6 +321,25 @@ impl MemTable {
     /// Per-series maximum time (for the sequence watermark at freeze).
     pub fn max_times(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
         self.series.iter().map(|(sid, s)| (*sid, s.max_time()))
+    }
+
+    /// The newest time of one series, if it has points here.
+    pub fn max_time_of(&self, sid: u32) -> Option<i64> {
+        self.series
+            .get(&sid)
+            .map(SeriesBuf::max_time)
+            .filter(|&t| t != i64::MIN)
+    }
+
+    /// The buffer of a series, created when missing; also returns the bytes creating
+    /// it cost (its map entry, with the table's growth spread over its entries).
+    #[inline]
+    pub fn series_buf(&mut self, sid: u32) -> (&mut SeriesBuf, usize) {
+        use std::collections::hash_map::Entry;
+        match self.series.entry(sid) {
+            Entry::Occupied(o) => (o.into_mut(), 0),
+            Entry::Vacant(v) => (v.insert(SeriesBuf::default()), SERIES_ENTRY_BYTES),
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::catalog::SeriesLimits;
+
 /// When WAL writes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
@@ -47,6 +49,20 @@ pub struct EngineOptions {
     pub flush_threads: usize,
     /// Keep the engine's counters (`Store::stats`).
     pub metrics_enabled: bool,
+    /// InfluxDB's `max-series-per-database` and `max-values-per-tag`, per database on
+    /// this store.
+    pub series_limits: SeriesLimits,
+    /// Bytes the per-series structures (series catalogs, shards' series lists, files'
+    /// summaries) may take before new series are refused; 0: no limit.
+    pub index_memory_limit: usize,
+    /// Descriptors the store's shards may hold open together (idle shards are closed
+    /// to stay under it); 0: no budget.
+    pub max_open_files: usize,
+    /// A shard without reads or writes for this long is flushed and closed (its
+    /// memory and descriptors released); it reopens on use. Zero: never.
+    pub shard_idle_timeout: Duration,
+    /// Writes are refused (503) while the store's file system has less free space.
+    pub disk_free_reserve: u64,
 }
 
 impl Default for EngineOptions {
@@ -66,6 +82,14 @@ impl Default for EngineOptions {
             auto_compaction: true,
             flush_threads: 1,
             metrics_enabled: true,
+            series_limits: SeriesLimits {
+                max_series_per_database: 1_000_000,
+                max_values_per_tag: 100_000,
+            },
+            index_memory_limit: 2 << 30,
+            max_open_files: 0,
+            shard_idle_timeout: Duration::from_secs(600),
+            disk_free_reserve: 64 << 20,
         }
     }
 }
@@ -141,6 +165,37 @@ impl EngineOptionsBuilder {
     }
     pub fn metrics_enabled(mut self, on: bool) -> Self {
         self.o.metrics_enabled = on;
+        self
+    }
+    /// 0 disables a limit.
+    pub fn series_limits(
+        mut self,
+        max_series_per_database: usize,
+        max_values_per_tag: usize,
+    ) -> Self {
+        self.o.series_limits = SeriesLimits {
+            max_series_per_database,
+            max_values_per_tag,
+        };
+        self
+    }
+    /// 0: no limit.
+    pub fn index_memory_limit(mut self, bytes: usize) -> Self {
+        self.o.index_memory_limit = bytes;
+        self
+    }
+    /// 0: no budget.
+    pub fn max_open_files(mut self, n: usize) -> Self {
+        self.o.max_open_files = n;
+        self
+    }
+    /// Zero: shards stay open until the store closes.
+    pub fn shard_idle_timeout(mut self, d: Duration) -> Self {
+        self.o.shard_idle_timeout = d;
+        self
+    }
+    pub fn disk_free_reserve(mut self, bytes: u64) -> Self {
+        self.o.disk_free_reserve = bytes;
         self
     }
     pub fn build(self) -> EngineOptions {

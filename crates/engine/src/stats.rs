@@ -21,6 +21,11 @@ pub(crate) struct Metrics {
     pub writes_overloaded: AtomicU64,
     pub files_quarantined: AtomicU64,
     pub budget_freezes: AtomicU64,
+    pub series_refused: AtomicU64,
+    pub shards_opened: AtomicU64,
+    pub shards_closed_idle: AtomicU64,
+    pub shards_reopened: AtomicU64,
+    pub writes_refused_disk: AtomicU64,
 }
 
 impl Metrics {
@@ -61,8 +66,12 @@ impl Metrics {
             writes_overloaded: g(&self.writes_overloaded),
             files_quarantined: g(&self.files_quarantined),
             budget_freezes: g(&self.budget_freezes),
-            memtable_bytes: 0,
-            memtable_budget: 0,
+            series_refused: g(&self.series_refused),
+            shards_opened: g(&self.shards_opened),
+            shards_closed_idle: g(&self.shards_closed_idle),
+            shards_reopened: g(&self.shards_reopened),
+            writes_refused_disk: g(&self.writes_refused_disk),
+            ..Default::default()
         }
     }
 }
@@ -92,4 +101,37 @@ pub struct EngineStats {
     /// Bytes in every shard's memtables now (a gauge), and the budget for them.
     pub memtable_bytes: u64,
     pub memtable_budget: u64,
+    /// New series refused by a series limit.
+    pub series_refused: u64,
+    /// Shards opened (on demand), closed because they went idle or for room, and
+    /// reopened after their WAL failed.
+    pub shards_opened: u64,
+    pub shards_closed_idle: u64,
+    pub shards_reopened: u64,
+    /// Writes refused because free disk space fell below the reserve.
+    pub writes_refused_disk: u64,
+    /// Gauges: shards known and open, descriptors they hold, and the budget.
+    pub shards: u64,
+    pub shards_open: u64,
+    pub open_files: u64,
+    pub open_files_budget: u64,
+    /// Bytes of per-series structures (catalogs, series lists, file summaries) and
+    /// their limit (0: none).
+    pub index_memory_bytes: u64,
+    pub index_memory_limit: u64,
+    /// Free bytes on the store's file system and the reserve below which writes stop.
+    pub disk_free_bytes: u64,
+    pub disk_free_reserve: u64,
+    /// Per database whose series catalog is loaded: live series and the largest
+    /// number of values of one tag key (what `max-series-per-database` and
+    /// `max-values-per-tag` count).
+    pub databases: Vec<DatabaseStats>,
+}
+
+/// Cardinality of one database on this store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatabaseStats {
+    pub database: String,
+    pub series: u64,
+    pub max_tag_values: u64,
 }

@@ -93,7 +93,9 @@ struct SyncState {
 }
 
 fn unusable(reason: &str) -> Error {
-    Error::Internal(format!("WAL unusable after a failed fsync: {reason}"))
+    Error::Internal(format!(
+        "WAL unusable after a failed write or fsync: {reason}"
+    ))
 }
 
 /// State shared with the background sync thread.
@@ -426,6 +428,12 @@ impl Wal {
         s.synced_seq = s.synced_seq.max(st.last_seq);
     }
 
+    /// The sticky failure, if a write or fsync failed: the WAL takes nothing more and
+    /// the shard must be reopened from disk.
+    pub fn failure(&self) -> Option<String> {
+        self.sh.state.lock().failed.clone()
+    }
+
     pub fn last_seq(&self) -> u64 {
         self.sh.state.lock().last_seq
     }
@@ -462,6 +470,10 @@ impl Wal {
     }
 
     fn roll_locked(&self, st: &mut WalState) -> Result<u64> {
+        if let Some(f) = &st.failed {
+            // The current segment may end in a torn entry: it must stay the last one.
+            return Err(unusable(f));
+        }
         let old = st.cur.id;
         // The sealed segment must be durable before anything depends on the new one.
         if self.policy != FsyncPolicy::Never {

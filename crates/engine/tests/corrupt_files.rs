@@ -14,7 +14,7 @@ use sundial_engine::{Store, TagPredicate};
 fn make_store() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts().max_points_per_block(16).build()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     let mut lp = String::new();
     for i in 0..200 {
         lp.push_str(&format!(
@@ -78,7 +78,9 @@ fn corrupt_manifest_is_a_clear_error() {
     let mut data = std::fs::read(&m).unwrap();
     data[3] ^= 1;
     std::fs::write(&m, data).unwrap();
-    let err = Store::open(dir.path(), opts().build()).unwrap_err();
+    // The store opens (shards open on demand); the shard's first use fails clearly.
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let err = store.shard_files(1).unwrap_err();
     assert!(err.to_string().contains("manifest"), "{err}");
 }
 

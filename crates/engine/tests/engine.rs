@@ -11,7 +11,7 @@ use sundial_engine::{Error, FieldType, Store, TagPredicate, Value};
 fn write_scan_flush_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     let out = write(
         &store,
         1,
@@ -66,7 +66,7 @@ fn write_scan_flush_reopen() {
 fn influx_validation_messages() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     write(&store, 1, "cpu v=1.0 1\n");
     let out = write(
         &store,
@@ -101,7 +101,7 @@ fn influx_validation_messages() {
 fn out_of_order_overwrites_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts().auto_compaction(false).build()).unwrap();
-    store.create_shard(7).unwrap();
+    store.create_shard(7, "db").unwrap();
     write(&store, 7, "t,k=1 v=1 100\nt,k=1 v=2 200\n");
     store.flush_shard(7).unwrap();
     // Older than the watermark: goes to the unsequence memtable and file.
@@ -138,7 +138,7 @@ fn out_of_order_overwrites_and_compaction() {
 fn deletes_and_drop_measurement() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts().auto_compaction(false).build()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     write(
         &store,
         1,
@@ -186,9 +186,12 @@ fn deletes_and_drop_measurement() {
 fn shard_lifecycle_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
-    store.create_shard(1).unwrap();
-    store.create_shard(2).unwrap();
-    assert!(matches!(store.create_shard(1), Err(Error::ShardExists(1))));
+    store.create_shard(1, "db").unwrap();
+    store.create_shard(2, "db").unwrap();
+    assert!(matches!(
+        store.create_shard(1, "db"),
+        Err(Error::ShardExists(1))
+    ));
     assert!(matches!(
         store.measurements(3),
         Err(Error::ShardNotFound(3))
@@ -206,7 +209,7 @@ fn shard_lifecycle_and_errors() {
 fn corrupt_file_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     write(&store, 1, "q,h=a v=1 1\nq,h=a v=2 2\n");
     store.flush_shard(1).unwrap();
     let files = store.shard_files(1).unwrap();
@@ -255,7 +258,7 @@ fn overloaded_when_flush_is_behind() {
         .write_stall_timeout(std::time::Duration::from_millis(0))
         .build();
     let store = Store::open(dir.path(), o).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     // Each write freezes; with no time to flush, some write must be refused, not buffered.
     let mut overloaded = 0;
     for i in 0..200 {
@@ -283,7 +286,7 @@ fn stats_count_writes() {
         sundial_engine::EngineOptions::builder().build(), // fsync always
     )
     .unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     write(&store, 1, "s a=1,b=2 1\ns a=1 2\n");
     let st = store.stats();
     assert_eq!((st.points_written, st.values_written), (2, 3));
@@ -294,7 +297,7 @@ fn stats_count_writes() {
 fn group_commit_shares_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), sundial_engine::EngineOptions::builder().build()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     let threads = 8;
     let per = 40;
     std::thread::scope(|s| {
@@ -329,7 +332,7 @@ fn periodic_fsync_policy() {
         ))
         .build();
     let store = Store::open(dir.path(), o.clone()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     write(&store, 1, "p v=1 1\n");
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(store.stats().wal_fsyncs >= 1);
@@ -345,7 +348,7 @@ fn interrupted_compaction_states() {
     let dir = tempfile::tempdir().unwrap();
     let o = || opts().auto_compaction(false).build();
     let store = Store::open(dir.path(), o()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     write(&store, 1, "c,h=a v=1 1\nc,h=b v=2 2\n");
     store.flush_shard(1).unwrap();
     write(&store, 1, "c,h=a v=3 1\nc,h=a v=4 4\n");
@@ -409,7 +412,7 @@ fn huge_strings_survive_flush_and_compaction() {
     const LEN: usize = (1 << 20) - 16;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     let text = |i: usize| char::from(b'a' + (i % 26) as u8).to_string().repeat(LEN);
     for chunk in (0..N).collect::<Vec<_>>().chunks(40) {
         let mut lp = String::new();
@@ -444,7 +447,7 @@ fn wide_series_in_shuffled_field_orders() {
     const F: usize = 5000;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     let line = |t: usize, order: &mut dyn Iterator<Item = usize>| {
         let fields: Vec<String> = order
             .map(|i| format!("f{i}={}i", t * 100_000 + i))
@@ -503,7 +506,7 @@ fn many_shards_share_the_fsync_threads() {
     };
     let before = threads();
     for id in 1..=300 {
-        store.create_shard(id).unwrap();
+        store.create_shard(id, "db").unwrap();
         write(&store, id, &format!("m v={id} {id}\n"));
     }
     let after = threads();
@@ -539,7 +542,7 @@ fn the_memtable_budget_bounds_memory_across_shards() {
     .unwrap();
     let lines_per_shard = 4000;
     for id in 1..=40u64 {
-        store.create_shard(id).unwrap();
+        store.create_shard(id, "db").unwrap();
         let body: String = (0..lines_per_shard)
             .map(|i| format!("m,s={id},h=h{} a={i},b={id}i {}\n", i % 50, i + 1))
             .collect();

@@ -75,7 +75,7 @@ fn apply(model: &mut Dump, op: &Op) {
 fn run(ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path(), options()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     let mut model: Dump = BTreeMap::new();
     for (step, op) in ops.iter().enumerate() {
         match op {

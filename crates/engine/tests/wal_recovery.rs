@@ -15,7 +15,7 @@ const N: i64 = 12;
 /// Write N single-point entries (value i at time i) to shard 1 and close without flush.
 fn setup(dir: &Path, seg_size: u64) {
     let store = Store::open(dir, opts().wal_segment_size(seg_size).build()).unwrap();
-    store.create_shard(1).unwrap();
+    store.create_shard(1, "db").unwrap();
     for i in 1..=N {
         write(&store, 1, &format!("w,h=a v={i}i {i}\n"));
     }
@@ -177,12 +177,16 @@ fn bit_flip_in_earlier_segment_is_reported_not_skipped() {
         "original kept aside"
     );
 
-    // Strict mode refuses to open instead.
+    // Strict mode refuses to open the shard instead (at its first use: shards open
+    // on demand).
     let dir2 = tempfile::tempdir().unwrap();
     setup(dir2.path(), 150);
     let segs = segments(dir2.path());
     let (p, e) = &segs[1];
     flip(p, e[1].0 + e[1].1 - 2);
-    let err = Store::open(dir2.path(), opts().wal_strict_recovery(true).build()).unwrap_err();
+    let store = Store::open(dir2.path(), opts().wal_strict_recovery(true).build()).unwrap();
+    let err = store.recovery_report(1).unwrap_err();
     assert!(err.to_string().contains("WAL segment"), "{err}");
+    // Nothing was opened, so nothing is half-open: the next use fails the same way.
+    assert!(store.recovery_report(1).is_err());
 }

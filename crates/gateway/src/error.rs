@@ -65,7 +65,7 @@ impl Error {
             Error::Timeout | Error::Internal(_) => 500,
             Error::Meta(e) => e.http_status(),
             Error::Engine(e) => match e {
-                sundial_engine::Error::Overloaded { .. } => 503,
+                e if e.is_overload() => 503,
                 sundial_engine::Error::InvalidArgument(_)
                 | sundial_engine::Error::InvalidRegex { .. } => 400,
                 _ => 500,

@@ -101,6 +101,27 @@ pub struct Gateway {
     /// outlast a request that timed out.
     write_slots: Arc<Semaphore>,
     extra_metrics: Option<ExtraMetrics>,
+    health: Option<HealthCheck>,
+}
+
+/// One check of `/health` (InfluxDB's format: name, status, message).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Check {
+    pub name: String,
+    /// `pass`, `warn` or `fail`.
+    pub status: &'static str,
+    pub message: String,
+}
+
+/// Checks added to `/health` (the storage's disk space and degraded shards). Any
+/// `fail` makes the answer 503; `warn` keeps 200.
+#[derive(Clone)]
+pub struct HealthCheck(pub Arc<dyn Fn() -> Vec<Check> + Send + Sync>);
+
+impl std::fmt::Debug for HealthCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HealthCheck")
+    }
 }
 
 /// Appends more Prometheus text to `/metrics` (the engine's statistics).
@@ -119,6 +140,7 @@ impl Gateway {
         writer: PointsWriter,
         opts: HttpOptions,
         extra_metrics: Option<ExtraMetrics>,
+        health: Option<HealthCheck>,
     ) -> Arc<Self> {
         Arc::new(Gateway {
             meta,
@@ -130,6 +152,7 @@ impl Gateway {
             write_slots: Arc::new(Semaphore::new(opts.max_concurrent_writes.max(1))),
             opts,
             extra_metrics,
+            health,
         })
     }
 }
@@ -143,7 +166,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             get(query_handler).post(query_handler).options(options),
         )
         .route("/ping", get(ping).head(ping))
-        .route("/health", get(health))
+        .route("/health", get(health_handler))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             gw.clone(),
@@ -232,15 +255,44 @@ async fn ping(Query(p): Query<PingParams>, method: Method) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn health() -> Response {
-    axum::Json(json!({
-        "name": "sundial",
-        "message": "ready for queries and writes",
-        "status": "pass",
-        "checks": [],
-        "version": VERSION,
-    }))
-    .into_response()
+async fn health_handler(State(gw): State<Arc<Gateway>>) -> Response {
+    let checks = gw.health.as_ref().map_or_else(Vec::new, |h| (h.0)());
+    let worst = |s: &str| checks.iter().any(|c| c.status == s);
+    let (status, code, message) = if worst("fail") {
+        let why: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.status == "fail")
+            .map(|c| c.message.as_str())
+            .collect();
+        (
+            "fail",
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready for writes: {}", why.join("; ")),
+        )
+    } else if worst("warn") {
+        (
+            "warn",
+            StatusCode::OK,
+            "ready for queries and writes, with warnings".to_string(),
+        )
+    } else {
+        (
+            "pass",
+            StatusCode::OK,
+            "ready for queries and writes".to_string(),
+        )
+    };
+    (
+        code,
+        axum::Json(json!({
+            "name": "sundial",
+            "message": message,
+            "status": status,
+            "checks": checks,
+            "version": VERSION,
+        })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {

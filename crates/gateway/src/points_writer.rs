@@ -42,11 +42,13 @@ impl Batch {
     }
 }
 
-/// Writes the points `indices` of `batch` to one shard, wherever it lives.
+/// Writes the points `indices` of `batch` to one shard of `database`, wherever it
+/// lives.
 #[async_trait]
 pub trait ShardWriter: Send + Sync + std::fmt::Debug {
     async fn write_to_shard(
         &self,
+        database: &str,
         shard: &ShardInfo,
         batch: Arc<Batch>,
         indices: Vec<u32>,
@@ -69,19 +71,21 @@ impl LocalShardWriter {
 impl ShardWriter for LocalShardWriter {
     async fn write_to_shard(
         &self,
+        database: &str,
         shard: &ShardInfo,
         batch: Arc<Batch>,
         indices: Vec<u32>,
     ) -> Result<WriteOutcome> {
         let store = self.store.clone();
         let id = shard.id;
+        let database = database.to_owned();
         // The engine blocks (WAL fsync): run it on the blocking pool so the
         // request can time out while the write finishes in the background.
         tokio::task::spawn_blocking(move || -> Result<WriteOutcome> {
             let parsed = batch.parsed();
             let points: Vec<Point<'_>> = indices.iter().map(|&i| parsed.get(i as usize)).collect();
             // A shard group created a moment ago has no local shard yet.
-            store.ensure_shard(id)?;
+            store.ensure_shard(id, &database)?;
             Ok(store.write_to_shard(id, &points)?)
         })
         .await
@@ -106,7 +110,14 @@ impl WriteSummary {
         self.values_written += o.values_written;
         self.points_dropped += o.points_dropped;
         for r in o.drop_reasons {
-            if !self.drop_reasons.contains(&r) {
+            // A limit is reported once, by its first refusal (InfluxDB's way), not
+            // once per chunk with another value in it.
+            let limit = r.split([' ', ':']).next().filter(|k| k.starts_with("max-"));
+            let known = self
+                .drop_reasons
+                .iter()
+                .any(|x| *x == r || limit.is_some_and(|k| x.split([' ', ':']).next() == Some(k)));
+            if !known {
                 self.drop_reasons.push(r);
             }
         }
@@ -126,11 +137,27 @@ impl WriteSummary {
 pub struct PointsWriter {
     meta: MetaClient,
     writer: Arc<dyn ShardWriter>,
+    max_new_groups: usize,
 }
+
+/// Shard groups one write may create unless configured otherwise: a backfill of two
+/// years of weekly groups, not the thousands a stray timestamp range can ask for.
+pub const DEFAULT_MAX_NEW_SHARD_GROUPS: usize = 100;
 
 impl PointsWriter {
     pub fn new(meta: MetaClient, writer: Arc<dyn ShardWriter>) -> Self {
-        PointsWriter { meta, writer }
+        PointsWriter {
+            meta,
+            writer,
+            max_new_groups: DEFAULT_MAX_NEW_SHARD_GROUPS,
+        }
+    }
+
+    /// Shard groups one write (one chunk of a request body) may create; 0: no limit.
+    /// InfluxDB has none: one request of points a week apart made a thousand shards.
+    pub fn with_max_new_shard_groups(mut self, n: usize) -> Self {
+        self.max_new_groups = n;
+        self
     }
 
     /// Writes the points of `batch` to `db`/`rp` (`rp` empty: the database's default policy).
@@ -149,6 +176,7 @@ impl PointsWriter {
         let mut by_shard: HashMap<u64, (ShardInfo, Vec<u32>)> = HashMap::new();
         let mut summary = WriteSummary::default();
         let mut beyond_retention = 0;
+        let (mut new_groups, mut over_group_limit) = (0, 0);
         for (i, p) in parsed.iter().enumerate() {
             let t = p.timestamp;
             if !groups.get(last).is_some_and(|g| g.contains(t)) {
@@ -161,8 +189,14 @@ impl PointsWriter {
                 if let Some(i) = cached {
                     last = i;
                 } else {
+                    let exists = self.meta.snapshot().shard_group_at(db, rp, t).is_some();
+                    if !exists && self.max_new_groups > 0 && new_groups >= self.max_new_groups {
+                        over_group_limit += 1;
+                        continue;
+                    }
                     match self.meta.shard_group_for(db, rp, t).await? {
                         Some(g) if g.contains(t) => {
+                            new_groups += usize::from(!exists);
                             last = match groups.iter().position(|h| h.id == g.id) {
                                 Some(i) => i,
                                 None => {
@@ -199,10 +233,17 @@ impl PointsWriter {
         }
         let writes = by_shard.into_values().map(|(shard, indices)| {
             let batch = batch.clone();
-            async move { self.writer.write_to_shard(&shard, batch, indices).await }
+            async move { self.writer.write_to_shard(db, &shard, batch, indices).await }
         });
         for outcome in futures::future::join_all(writes).await {
             summary.absorb(outcome?);
+        }
+        if over_group_limit > 0 {
+            summary.points_dropped += over_group_limit;
+            summary.drop_reasons.push(format!(
+                "max-shard-groups-per-write limit exceeded: ({}) new shard groups in one write; send points far apart in time in separate requests or raise [coordinator] max-shard-groups-per-write",
+                self.max_new_groups
+            ));
         }
         if beyond_retention > 0 {
             summary.points_dropped += beyond_retention;

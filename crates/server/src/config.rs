@@ -11,8 +11,10 @@ use std::time::Duration;
 pub struct Config {
     pub data: DataConfig,
     pub http: HttpConfig,
+    pub coordinator: CoordinatorConfig,
     pub retention: RetentionConfig,
     pub shard_precreation: PrecreationConfig,
+    pub runtime: RuntimeConfig,
     pub logging: LoggingConfig,
 }
 
@@ -28,6 +30,38 @@ pub struct DataConfig {
     /// Bytes all memtables of the node may hold together before the largest are
     /// flushed early.
     pub memtable_budget: usize,
+    /// InfluxDB's limit on series per database (counted on this node); 0: none.
+    pub max_series_per_database: usize,
+    /// InfluxDB's limit on values of one tag key per measurement; 0: none.
+    pub max_values_per_tag: usize,
+    /// Bytes the per-series structures (series catalogs, shards' series lists, data
+    /// files' summaries) may take before new series are refused with 503; 0: none.
+    pub index_memory_limit: usize,
+    /// Open files the shards may hold together; 0: derived from the process's
+    /// open-file limit (what is left after connections and a reserve).
+    pub max_open_files: usize,
+    /// Shards without reads or writes for this long are flushed and closed ("0s":
+    /// never); they reopen on use.
+    pub shard_idle_timeout: String,
+    /// Writes are refused with 503 while the data directory's file system has less
+    /// free space than this (bytes; 0: no reserve).
+    pub disk_free_reserve: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct CoordinatorConfig {
+    /// Shard groups one write may create; points that would create more are dropped
+    /// with a partial-write error (0: no limit).
+    pub max_shard_groups_per_write: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RuntimeConfig {
+    /// Threads for blocking work (shard writes, parsing, password checks); more work
+    /// waits in a queue instead of starting threads without bound.
+    pub max_blocking_threads: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -71,11 +105,36 @@ pub struct LoggingConfig {
 
 impl Default for DataConfig {
     fn default() -> Self {
+        // The engine's defaults, so they are written in one place.
+        let e = sundial_engine::EngineOptions::default();
         DataConfig {
             dir: PathBuf::from("./data"),
             wal_fsync: "always".into(),
-            memtable_size: 64 << 20,
-            memtable_budget: 1 << 30,
+            memtable_size: e.memtable_size,
+            memtable_budget: e.memtable_budget,
+            max_series_per_database: e.series_limits.max_series_per_database,
+            max_values_per_tag: e.series_limits.max_values_per_tag,
+            index_memory_limit: e.index_memory_limit,
+            max_open_files: 0,
+            shard_idle_timeout: format!("{}m", e.shard_idle_timeout.as_secs() / 60),
+            disk_free_reserve: e.disk_free_reserve,
+        }
+    }
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            max_shard_groups_per_write:
+                sundial_gateway::points_writer::DEFAULT_MAX_NEW_SHARD_GROUPS,
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_blocking_threads: 64,
         }
     }
 }
@@ -171,6 +230,7 @@ impl Config {
             ("http.write-timeout", &self.http.write_timeout),
             ("http.body-read-timeout", &self.http.body_read_timeout),
             ("retention.check-interval", &self.retention.check_interval),
+            ("data.shard-idle-timeout", &self.data.shard_idle_timeout),
             (
                 "shard-precreation.check-interval",
                 &self.shard_precreation.check_interval,
@@ -181,6 +241,9 @@ impl Config {
             ),
         ] {
             parse_duration(v).with_context(|| format!("in {name}"))?;
+        }
+        if self.runtime.max_blocking_threads == 0 {
+            bail!("runtime.max-blocking-threads must be at least 1");
         }
         if self.data.wal_fsync != "always" && self.data.wal_fsync != "never" {
             parse_duration(&self.data.wal_fsync)

@@ -13,7 +13,7 @@ use config::{parse_duration, Config};
 use std::path::PathBuf;
 use std::sync::Arc;
 use sundial_engine::{EngineOptions, FsyncPolicy, Store};
-use sundial_gateway::http::{router, ExtraMetrics, Gateway, HttpOptions};
+use sundial_gateway::http::{router, Check, ExtraMetrics, Gateway, HealthCheck, HttpOptions};
 use sundial_gateway::points_writer::{LocalShardWriter, PointsWriter};
 use sundial_meta::{ClientOptions, EmbeddedBackend, MetaClient};
 use tracing::Instrument;
@@ -133,10 +133,38 @@ fn run(args: RunArgs) -> Result<()> {
     }
     init_logging(&cfg.logging.level);
     raise_fd_limit();
+    // Blocking work (shard writes, parsing) is bounded: a write to a thousand shards
+    // queues on these threads instead of starting a thousand.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(cfg.runtime.max_blocking_threads)
         .build()?;
     rt.block_on(serve(cfg))
+}
+
+/// The process's open-file (soft) limit.
+fn open_file_limit() -> usize {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, Resource};
+        getrlimit(Resource::Nofile)
+            .current
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+    #[cfg(not(unix))]
+    {
+        usize::MAX
+    }
+}
+
+/// Descriptors the shards may use: what the limit leaves after the connections and
+/// a reserve (meta, logs, sockets to peers, the WAL sync and compaction files).
+fn shard_file_budget(limit: usize, connections: usize) -> usize {
+    const RESERVE: usize = 128;
+    limit
+        .saturating_sub(connections)
+        .saturating_sub(RESERVE)
+        .max(64)
 }
 
 /// Every shard holds open files (WAL segment, data files). Like Go programs such as
@@ -175,10 +203,22 @@ async fn serve(cfg: Config) -> Result<()> {
             "never" => FsyncPolicy::Never,
             every => FsyncPolicy::Every(parse_duration(every)?),
         };
+        let max_open_files = match cfg.data.max_open_files {
+            0 => shard_file_budget(open_file_limit(), max_connections(&cfg)),
+            n => n,
+        };
         let opts = EngineOptions::builder()
             .fsync(fsync)
             .memtable_size(cfg.data.memtable_size)
             .memtable_budget(cfg.data.memtable_budget)
+            .series_limits(
+                cfg.data.max_series_per_database,
+                cfg.data.max_values_per_tag,
+            )
+            .index_memory_limit(cfg.data.index_memory_limit)
+            .max_open_files(max_open_files)
+            .shard_idle_timeout(parse_duration(&cfg.data.shard_idle_timeout)?)
+            .disk_free_reserve(cfg.data.disk_free_reserve)
             .build();
         let store =
             Arc::new(Store::open(cfg.data.dir.join("store"), opts).context("opening store")?);
@@ -201,7 +241,9 @@ async fn serve(cfg: Config) -> Result<()> {
     meta.heartbeat(node.id, std::time::Duration::from_secs(10))
         .await?;
 
-    let writer = PointsWriter::new(meta.clone(), Arc::new(LocalShardWriter::new(store.clone())));
+    name_legacy_shards(&meta, &store);
+    let writer = PointsWriter::new(meta.clone(), Arc::new(LocalShardWriter::new(store.clone())))
+        .with_max_new_shard_groups(cfg.coordinator.max_shard_groups_per_write);
     let http = HttpOptions {
         auth_enabled: cfg.http.auth_enabled,
         max_body_size: cfg.http.max_body_size,
@@ -216,7 +258,15 @@ async fn serve(cfg: Config) -> Result<()> {
     let engine_metrics = ExtraMetrics(Arc::new(move |out: &mut String| {
         metrics::render_engine(&metrics_store.stats(), out)
     }));
-    let gw = Gateway::new(meta.clone(), writer, http, Some(engine_metrics));
+    let health_store = store.clone();
+    let storage_health = HealthCheck(Arc::new(move || storage_checks(&health_store.health())));
+    let gw = Gateway::new(
+        meta.clone(),
+        writer,
+        http,
+        Some(engine_metrics),
+        Some(storage_health),
+    );
     let mut tasks = vec![services::spawn_reconciler(
         meta.clone(),
         store.clone(),
@@ -266,6 +316,41 @@ async fn serve(cfg: Config) -> Result<()> {
     }
 }
 
+/// `/health` checks from the store: free disk space against the reserve (fail: writes
+/// are refused) and shards being reopened after a WAL failure (warn).
+fn storage_checks(h: &sundial_engine::StoreHealth) -> Vec<Check> {
+    let mut checks = vec![Check {
+        name: "disk".into(),
+        status: if h.disk_ok() { "pass" } else { "fail" },
+        message: format!(
+            "{} bytes free, writes stop below {} bytes",
+            h.disk_free, h.disk_reserve
+        ),
+    }];
+    for (id, why) in &h.degraded_shards {
+        checks.push(Check {
+            name: format!("shard {id}"),
+            status: "warn",
+            message: format!("WAL failed ({why}); the shard reopens from disk"),
+        });
+    }
+    checks
+}
+
+/// Shards written by versions that did not record their database learn it from meta
+/// (they cannot open before).
+fn name_legacy_shards(meta: &MetaClient, store: &Store) {
+    for g in meta.all_shard_groups() {
+        for id in g.shard_ids() {
+            if store.has_shard(id) && store.shard_database(id).is_none() {
+                if let Err(e) = store.ensure_shard(id, &g.database) {
+                    tracing::warn!(shard = id, error = %e, "could not record the database of an older shard");
+                }
+            }
+        }
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -283,4 +368,10 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown requested: draining in-flight requests");
+}
+
+/// Connections the HTTP listener admits: a quarter of the open-file limit, at most
+/// 4096; the rest of the descriptors belong to the shards.
+fn max_connections(_cfg: &Config) -> usize {
+    (open_file_limit() / 4).clamp(16, 4096)
 }

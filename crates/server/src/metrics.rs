@@ -95,4 +95,91 @@ pub fn render_engine(s: &EngineStats, out: &mut String) {
         "The budget for all memtables together.",
         s.memtable_budget.to_string(),
     );
+    put(
+        "series_refused_total",
+        "New series refused by max-series-per-database or max-values-per-tag.",
+        s.series_refused.to_string(),
+    );
+    put(
+        "shards_opened_total",
+        "Shards opened (on demand).",
+        s.shards_opened.to_string(),
+    );
+    put(
+        "shards_closed_idle_total",
+        "Shards flushed and closed because they went idle or their descriptors or memory were needed.",
+        s.shards_closed_idle.to_string(),
+    );
+    put(
+        "shards_reopened_total",
+        "Shards closed after their WAL failed, to reopen from disk.",
+        s.shards_reopened.to_string(),
+    );
+    put(
+        "writes_refused_disk_total",
+        "Writes refused because free disk space fell below the reserve.",
+        s.writes_refused_disk.to_string(),
+    );
+    put("shards", "Shards on this node.", s.shards.to_string());
+    put("shards_open", "Shards open now.", s.shards_open.to_string());
+    put(
+        "open_files",
+        "Files held open by shards and series catalogs.",
+        s.open_files.to_string(),
+    );
+    put(
+        "open_files_budget",
+        "Files shards may hold open together (0: no budget).",
+        s.open_files_budget.to_string(),
+    );
+    put(
+        "index_memory_bytes",
+        "Bytes of per-series structures (series catalogs, shards' series lists, file summaries).",
+        s.index_memory_bytes.to_string(),
+    );
+    put(
+        "index_memory_limit_bytes",
+        "Limit of the per-series structures (0: none).",
+        s.index_memory_limit.to_string(),
+    );
+    put(
+        "disk_free_bytes",
+        "Free bytes on the data directory's file system.",
+        s.disk_free_bytes.to_string(),
+    );
+    put(
+        "disk_free_reserve_bytes",
+        "Writes are refused below this much free space.",
+        s.disk_free_reserve.to_string(),
+    );
+    labelled(
+        out,
+        "series",
+        "Series of a database on this node (max-series-per-database counts these).",
+        s.databases.iter().map(|d| (d.database.as_str(), d.series)),
+    );
+    labelled(
+        out,
+        "max_tag_values",
+        "The largest number of values of one tag key of a database (max-values-per-tag counts these).",
+        s.databases.iter().map(|d| (d.database.as_str(), d.max_tag_values)),
+    );
+}
+
+/// A gauge per database (Prometheus label values escape `\`, `"` and newlines).
+fn labelled<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    rows: impl Iterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP sundial_engine_{name} {help}");
+    let _ = writeln!(out, "# TYPE sundial_engine_{name} gauge");
+    for (db, v) in rows {
+        let db = db
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let _ = writeln!(out, "sundial_engine_{name}{{database=\"{db}\"}} {v}");
+    }
 }

@@ -473,9 +473,12 @@ fn a_timed_out_write_holds_its_slot_until_it_ends() {
         ],
     );
     query(&s, "CREATE DATABASE db");
-    // 200k new series: the engine needs far longer than the next request's trip.
+    // 200k new series: the engine needs far longer than the next request's trip
+    // (two tags, so no tag passes max-values-per-tag).
     let n = 200_000;
-    let body: String = (0..n).map(|i| format!("m,host=h{i} v={i} 1\n")).collect();
+    let body: String = (0..n)
+        .map(|i| format!("m,host=h{},rack=r{} v={i} 1\n", i % 1000, i / 1000))
+        .collect();
     let (st, e, _) = error_of(write(&s, "db=db", body));
     assert_eq!((st, e.as_str()), (500, "timeout"));
     let next = write(&s, "db=db", "m,host=other v=1 2");
@@ -566,7 +569,10 @@ fn many_bad_lines_are_counted_but_not_all_echoed() {
 /// way, every point stored.
 #[test]
 fn one_backfill_request_over_hundreds_of_shard_groups() {
-    let mut s = Server::start(&[]);
+    let mut s = Server::start_env(
+        &[],
+        &[("SUNDIAL_COORDINATOR_MAX_SHARD_GROUPS_PER_WRITE", "500")],
+    );
     query(&s, "CREATE DATABASE bf");
     let week = 7 * 24 * 3600;
     let mut weeks: Vec<i64> = (0..400).collect();

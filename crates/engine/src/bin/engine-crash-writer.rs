@@ -42,7 +42,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = store.ensure_shard(1) {
+    if let Err(e) = store.ensure_shard(1, "db") {
         eprintln!("create shard failed: {e}");
         std::process::exit(1);
     }

@@ -1,17 +1,15 @@
-//! Series index: series key ↔ series id, and measurement → tag key → tag value →
-//! series ids (roaring bitmaps), plus each measurement's field types.
+//! A shard's index: which series of its database's catalog (see `catalog`) the shard
+//! holds, and each measurement's field types.
 //!
-//! Ids are dense `u32`s assigned in arrival order and only meaningful inside one
-//! process: files and the WAL store series *keys*, so nothing on disk depends on ids.
-//! The index is persisted as a checksummed snapshot (`index.snap`, see
-//! `SeriesIndex::encode`) written atomically after flushes and at close; series that
-//! arrive later are recovered from the WAL, and a lost snapshot is rebuilt from files.
+//! Series ids come from the catalog and are stable on disk for one catalog
+//! generation. Data files and the WAL store series *keys*, so a shard can always
+//! rebuild its list from them. The index is persisted as a checksummed snapshot
+//! (`index.snap`, see [`ShardIndex::encode`]) written atomically after flushes and at
+//! close; series that arrive later are recovered from the WAL, and a lost snapshot —
+//! or one naming another catalog generation — is rebuilt from the data files.
 
 mod predicate;
 pub use predicate::TagPredicate;
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
@@ -20,32 +18,36 @@ use crate::error::Result;
 use crate::types::FieldType;
 use crate::util::FastMap;
 
-const SNAP_MAGIC: &[u8; 8] = b"SDIDX001";
-
-#[derive(Debug)]
-pub(crate) struct SeriesEntry {
-    pub key: Arc<str>,
-    pub measurement: Arc<str>,
-    pub alive: bool,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Measurement {
-    pub series: RoaringBitmap,
-    pub tags: BTreeMap<Box<str>, BTreeMap<Box<str>, RoaringBitmap>>,
-    pub fields: FieldTypes,
-}
+/// Snapshots written before the series catalog: a list of keys.
+const SNAP_MAGIC_V1: &[u8; 8] = b"SDIDX001";
+const SNAP_MAGIC: &[u8; 8] = b"SDIDX002";
 
 /// Field name → type of one measurement.
 pub(crate) type FieldTypes = FastMap<Box<str>, FieldType>;
 
 #[derive(Debug, Default)]
-pub(crate) struct SeriesIndex {
-    by_key: FastMap<Arc<str>, u32>,
-    series: Vec<SeriesEntry>,
-    measurements: FastMap<Arc<str>, Measurement>,
+pub(crate) struct ShardIndex {
+    /// Catalog ids of the series this shard holds data for.
+    pub present: RoaringBitmap,
+    fields: FastMap<Box<str>, FieldTypes>,
     /// Changed since the last snapshot.
     pub dirty: bool,
+}
+
+/// A decoded snapshot.
+#[derive(Debug)]
+pub(crate) enum Snapshot {
+    /// Ids of catalog `generation`; every id is below `id_bound`.
+    Ids {
+        index: ShardIndex,
+        generation: u64,
+        id_bound: u32,
+    },
+    /// A pre-catalog snapshot: series keys (to be resolved) and field types.
+    Keys {
+        index: ShardIndex,
+        keys: Vec<String>,
+    },
 }
 
 /// Split a canonical series key (`m,k1=v1,k2=v2`, escaped) into unescaped parts.
@@ -110,199 +112,99 @@ fn unescape(s: &str, escapable: &[u8]) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-impl SeriesIndex {
-    #[inline]
-    pub fn get(&self, key: &str) -> Option<u32> {
-        self.by_key.get(key).copied()
-    }
-
-    pub fn entry(&self, sid: u32) -> Option<&SeriesEntry> {
-        self.series.get(sid as usize)
-    }
-
-    pub fn key_of(&self, sid: u32) -> Option<Arc<str>> {
-        self.series.get(sid as usize).map(|e| e.key.clone())
-    }
-
-    pub fn series_count(&self) -> usize {
-        self.by_key.len()
-    }
-
-    /// Add a series (or return its id).
-    pub fn insert(&mut self, key: &str) -> u32 {
-        if let Some(id) = self.get(key) {
-            return id;
-        }
-        let (m, tags) = parse_series_key(key);
-        let sid = self.series.len() as u32;
-        let key: Arc<str> = Arc::from(key);
-        let m: Arc<str> = match self.measurements.get_key_value(m.as_str()) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(m.as_str()),
-        };
-        let meas = self.measurements.entry(m.clone()).or_default();
-        meas.series.insert(sid);
-        for (k, v) in tags {
-            meas.tags
-                .entry(k.into_boxed_str())
-                .or_default()
-                .entry(v.into_boxed_str())
-                .or_default()
-                .insert(sid);
-        }
-        self.series.push(SeriesEntry {
-            key: key.clone(),
-            measurement: m,
-            alive: true,
-        });
-        self.by_key.insert(key, sid);
-        self.dirty = true;
-        sid
-    }
-
+impl ShardIndex {
     pub fn fields_of(&self, measurement: &str) -> Option<&FieldTypes> {
-        self.measurements.get(measurement).map(|m| &m.fields)
+        self.fields.get(measurement)
     }
 
     #[cfg(test)]
     pub fn field_type(&self, measurement: &str, field: &str) -> Option<FieldType> {
-        self.measurements
-            .get(measurement)?
-            .fields
-            .get(field)
-            .copied()
+        self.fields.get(measurement)?.get(field).copied()
     }
 
     /// Register a field type unless one exists; returns the type in force.
     pub fn register_field(&mut self, measurement: &str, field: &str, ty: FieldType) -> FieldType {
-        let m = match self.measurements.get_mut(measurement) {
+        let m = match self.fields.get_mut(measurement) {
             Some(m) => m,
-            None => self.measurements.entry(Arc::from(measurement)).or_default(),
+            None => self.fields.entry(measurement.into()).or_default(),
         };
-        if let Some(t) = m.fields.get(field) {
+        if let Some(t) = m.get(field) {
             return *t;
         }
-        m.fields.insert(field.into(), ty);
+        m.insert(field.into(), ty);
         self.dirty = true;
         ty
     }
 
-    /// Series ids of a measurement that match a predicate.
-    pub fn select(&self, measurement: &str, pred: &TagPredicate) -> RoaringBitmap {
-        match self.measurements.get(measurement) {
-            Some(m) => pred.eval(m),
-            None => RoaringBitmap::new(),
-        }
-    }
-
-    pub fn measurements(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .measurements
-            .iter()
-            .filter(|(_, m)| !m.series.is_empty())
-            .map(|(k, _)| k.to_string())
-            .collect();
-        v.sort();
-        v
-    }
-
-    pub fn tag_keys(&self, measurement: &str) -> Vec<String> {
-        self.measurements
-            .get(measurement)
-            .map_or_else(Vec::new, |m| {
-                m.tags
-                    .iter()
-                    .filter(|(_, vals)| vals.values().any(|b| !b.is_empty()))
-                    .map(|(k, _)| k.to_string())
-                    .collect()
-            })
-    }
-
-    pub fn tag_values(&self, measurement: &str, key: &str) -> Vec<String> {
-        self.measurements
-            .get(measurement)
-            .and_then(|m| m.tags.get(key))
-            .map_or_else(Vec::new, |vals| {
-                vals.iter()
-                    .filter(|(_, b)| !b.is_empty())
-                    .map(|(v, _)| v.to_string())
-                    .collect()
-            })
-    }
-
     pub fn field_keys(&self, measurement: &str) -> Vec<(String, FieldType)> {
-        let mut v: Vec<(String, FieldType)> = self
-            .measurements
-            .get(measurement)
-            .map_or_else(Vec::new, |m| {
-                m.fields.iter().map(|(k, t)| (k.to_string(), *t)).collect()
+        let mut v: Vec<(String, FieldType)> =
+            self.fields.get(measurement).map_or_else(Vec::new, |m| {
+                m.iter().map(|(k, t)| (k.to_string(), *t)).collect()
             });
         v.sort();
         v
     }
 
-    /// Remove series from the index; drops a measurement (and its field types) once it
-    /// has no series left.
-    pub fn remove_series(&mut self, sids: &RoaringBitmap) {
-        for sid in sids {
-            let Some(e) = self.series.get_mut(sid as usize) else {
-                continue;
-            };
-            if !e.alive {
-                continue;
-            }
-            e.alive = false;
-            let key = e.key.clone();
-            let mname = e.measurement.clone();
-            self.by_key.remove(&*key);
-            if let Some(m) = self.measurements.get_mut(&*mname) {
-                m.series.remove(sid);
-                let (_, tags) = parse_series_key(&key);
-                for (k, v) in tags {
-                    if let Some(vals) = m.tags.get_mut(k.as_str()) {
-                        if let Some(b) = vals.get_mut(v.as_str()) {
-                            b.remove(sid);
-                            if b.is_empty() {
-                                vals.remove(v.as_str());
-                            }
-                        }
-                        if vals.is_empty() {
-                            m.tags.remove(k.as_str());
-                        }
-                    }
-                }
-                if m.series.is_empty() {
-                    self.measurements.remove(&*mname);
-                }
-            }
-        }
+    /// Whether any of `ids` (other than `u32::MAX`) is not in the list yet.
+    pub fn misses(&self, ids: &[u32]) -> bool {
+        ids.iter()
+            .any(|&i| i != u32::MAX && !self.present.contains(i))
+    }
+
+    /// No field types known (a snapshot never saw a write).
+    pub fn is_empty_schema(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Adds series ids; true when one was new.
+    pub fn add_series(&mut self, ids: impl IntoIterator<Item = u32>) -> bool {
+        let before = self.present.len();
+        self.present
+            .extend(ids.into_iter().filter(|&i| i != u32::MAX));
+        let grew = self.present.len() != before;
+        self.dirty |= grew;
+        grew
+    }
+
+    pub fn remove_series(&mut self, ids: &RoaringBitmap) {
+        self.present -= ids;
         self.dirty = true;
     }
 
-    /// Forget a measurement entirely (its series must be removed by the caller first).
+    /// Forget a measurement's field types (its series are removed by the caller).
     pub fn drop_measurement_schema(&mut self, measurement: &str) {
-        if self.measurements.remove(measurement).is_some() {
+        if self.fields.remove(measurement).is_some() {
             self.dirty = true;
         }
     }
 
-    /// Snapshot: magic | uvarint n | keys | uvarint nm | per measurement: name,
-    /// uvarint nf, per field: name, u8 type. Sealed with a crc32c by the caller.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.by_key.len() * 64 + 64);
+    pub fn heap_bytes(&self) -> usize {
+        self.present.serialized_size()
+            + self
+                .fields
+                .iter()
+                .map(|(m, f)| m.len() + 64 + f.len() * 48)
+                .sum::<usize>()
+    }
+
+    /// Snapshot: magic | u64 generation | u32 id bound | uvarint len | roaring bitmap |
+    /// uvarint nm | per measurement: name, uvarint nf, per field: name, u8 type.
+    /// Sealed with a crc32c by the caller.
+    pub fn encode(&self, generation: u64, id_bound: u32) -> Vec<u8> {
+        let size = self.present.serialized_size();
+        let mut out = Vec::with_capacity(size + 64);
         out.extend_from_slice(SNAP_MAGIC);
-        let alive: Vec<&SeriesEntry> = self.series.iter().filter(|e| e.alive).collect();
-        put_uvarint(&mut out, alive.len() as u64);
-        for e in alive {
-            put_uvarint(&mut out, e.key.len() as u64);
-            out.extend_from_slice(e.key.as_bytes());
-        }
-        put_uvarint(&mut out, self.measurements.len() as u64);
-        for (name, m) in &self.measurements {
+        out.extend_from_slice(&generation.to_le_bytes());
+        out.extend_from_slice(&id_bound.to_le_bytes());
+        put_uvarint(&mut out, size as u64);
+        // Writing into a Vec cannot fail.
+        let _ = self.present.serialize_into(&mut out);
+        put_uvarint(&mut out, self.fields.len() as u64);
+        for (name, m) in &self.fields {
             put_uvarint(&mut out, name.len() as u64);
             out.extend_from_slice(name.as_bytes());
-            put_uvarint(&mut out, m.fields.len() as u64);
-            for (f, t) in &m.fields {
+            put_uvarint(&mut out, m.len() as u64);
+            for (f, t) in m {
                 put_uvarint(&mut out, f.len() as u64);
                 out.extend_from_slice(f.as_bytes());
                 out.push(*t as u8);
@@ -311,12 +213,9 @@ impl SeriesIndex {
         out
     }
 
-    pub fn decode(b: &[u8]) -> Result<SeriesIndex> {
+    pub fn decode(b: &[u8]) -> Result<Snapshot> {
         let mut pos = 0;
-        if take(b, &mut pos, 8)? != SNAP_MAGIC {
-            return Err(corrupt("bad index snapshot magic"));
-        }
-        let mut idx = SeriesIndex::default();
+        let magic = take(b, &mut pos, 8)?;
         let s = |b: &[u8], pos: &mut usize| -> Result<String> {
             let n = get_uvarint(b, pos)? as usize;
             let raw = take(b, pos, n)?;
@@ -324,10 +223,29 @@ impl SeriesIndex {
                 .map(str::to_owned)
                 .map_err(|_| corrupt("index snapshot string is not UTF-8"))
         };
-        let n = get_uvarint(b, &mut pos)?;
-        for _ in 0..n {
-            let k = s(b, &mut pos)?;
-            idx.insert(&k);
+        let mut index = ShardIndex::default();
+        let mut keys = Vec::new();
+        let mut ids = None;
+        if magic == SNAP_MAGIC {
+            let g = take(b, &mut pos, 8)?;
+            let generation = u64::from_le_bytes(g.try_into().map_err(|_| corrupt("generation"))?);
+            let n = take(b, &mut pos, 4)?;
+            let id_bound = u32::from_le_bytes(n.try_into().map_err(|_| corrupt("id bound"))?);
+            let len = get_uvarint(b, &mut pos)? as usize;
+            let raw = take(b, &mut pos, len)?;
+            index.present = RoaringBitmap::deserialize_from(raw)
+                .map_err(|e| corrupt(format!("index snapshot bitmap: {e}")))?;
+            if index.present.max().is_some_and(|m| m >= id_bound) {
+                return Err(corrupt("index snapshot names ids past its bound"));
+            }
+            ids = Some((generation, id_bound));
+        } else if magic == SNAP_MAGIC_V1 {
+            let n = get_uvarint(b, &mut pos)?;
+            for _ in 0..n {
+                keys.push(s(b, &mut pos)?);
+            }
+        } else {
+            return Err(corrupt("bad index snapshot magic"));
         }
         let nm = get_uvarint(b, &mut pos)?;
         for _ in 0..nm {
@@ -337,11 +255,18 @@ impl SeriesIndex {
                 let f = s(b, &mut pos)?;
                 let t = FieldType::from_u8(take(b, &mut pos, 1)?[0])
                     .ok_or_else(|| corrupt("index snapshot field type"))?;
-                idx.register_field(&m, &f, t);
+                index.register_field(&m, &f, t);
             }
         }
-        idx.dirty = false;
-        Ok(idx)
+        index.dirty = false;
+        Ok(match ids {
+            Some((generation, id_bound)) => Snapshot::Ids {
+                index,
+                generation,
+                id_bound,
+            },
+            None => Snapshot::Keys { index, keys },
+        })
     }
 }
 
@@ -361,31 +286,26 @@ mod tests {
     }
 
     #[test]
-    fn predicates_and_snapshot() {
-        let mut idx = SeriesIndex::default();
-        let a = idx.insert("cpu,host=a,region=eu");
-        let b = idx.insert("cpu,host=b,region=us");
-        let c = idx.insert("cpu,region=us");
+    fn snapshot_round_trip() {
+        let mut idx = ShardIndex::default();
+        assert!(idx.add_series([3, 7, 100_000]));
+        assert!(!idx.add_series([7]));
         idx.register_field("cpu", "v", FieldType::Float);
-        let sel = |p: &TagPredicate| idx.select("cpu", p).iter().collect::<Vec<_>>();
-        assert_eq!(sel(&TagPredicate::eq("host", "a")), vec![a]);
-        assert_eq!(sel(&TagPredicate::not_eq("host", "a")), vec![b, c]);
-        assert_eq!(sel(&TagPredicate::eq("host", "")), vec![c]);
+        let Snapshot::Ids {
+            index,
+            generation,
+            id_bound,
+        } = ShardIndex::decode(&idx.encode(42, 100_001)).unwrap()
+        else {
+            panic!("expected ids")
+        };
+        assert_eq!((generation, id_bound), (42, 100_001));
         assert_eq!(
-            sel(&TagPredicate::regex("host", "^[ab]$").unwrap()),
-            vec![a, b]
+            index.present.iter().collect::<Vec<_>>(),
+            vec![3, 7, 100_000]
         );
-        assert_eq!(
-            sel(&TagPredicate::not_regex("region", "^u").unwrap()),
-            vec![a]
-        );
-        assert_eq!(
-            sel(&TagPredicate::eq("region", "us").and(TagPredicate::eq("host", "b"))),
-            vec![b]
-        );
-        let snap = SeriesIndex::decode(&idx.encode()).unwrap();
-        assert_eq!(snap.series_count(), 3);
-        assert_eq!(snap.field_type("cpu", "v"), Some(FieldType::Float));
-        assert_eq!(snap.tag_values("cpu", "region"), vec!["eu", "us"]);
+        assert_eq!(index.field_type("cpu", "v"), Some(FieldType::Float));
+        // Ids past the recorded bound are refused.
+        assert!(ShardIndex::decode(&idx.encode(42, 50)).is_err());
     }
 }

@@ -3,7 +3,7 @@
 use regex::Regex;
 use roaring::RoaringBitmap;
 
-use super::Measurement;
+use crate::catalog::MeasurementIndex;
 use crate::error::{Error, Result};
 
 /// A filter on tags with InfluxQL semantics: a missing tag has the value `""`, so
@@ -66,16 +66,16 @@ impl TagPredicate {
 
     /// Series that carry tag `k` with a value accepted by `f`; plus, when `f("")`,
     /// series without the tag.
-    fn by_value(m: &Measurement, k: &str, f: &dyn Fn(&str) -> bool) -> RoaringBitmap {
+    fn by_value(m: &MeasurementIndex, k: &str, f: &dyn Fn(&str) -> bool) -> RoaringBitmap {
         let mut out = RoaringBitmap::new();
         let mut with_key = RoaringBitmap::new();
         if let Some(vals) = m.tags.get(k) {
-            for (v, ids) in vals {
-                with_key |= ids;
+            vals.for_each(|v, ids| {
+                ids.or_into(&mut with_key);
                 if f(v) {
-                    out |= ids;
+                    ids.or_into(&mut out);
                 }
-            }
+            });
         }
         if f("") {
             out |= &m.series - &with_key;
@@ -83,7 +83,7 @@ impl TagPredicate {
         out
     }
 
-    pub(crate) fn eval(&self, m: &Measurement) -> RoaringBitmap {
+    pub(crate) fn eval(&self, m: &MeasurementIndex) -> RoaringBitmap {
         match self {
             TagPredicate::All => m.series.clone(),
             TagPredicate::Eq(k, v) => {
@@ -92,8 +92,7 @@ impl TagPredicate {
                 } else {
                     m.tags
                         .get(k.as_str())
-                        .and_then(|vals| vals.get(v.as_str()))
-                        .cloned()
+                        .map(|vals| vals.postings(v))
                         .unwrap_or_default()
                 }
             }

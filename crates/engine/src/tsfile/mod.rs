@@ -10,7 +10,7 @@
 //!          per field: uvarint name_len | name | u8 type | uvarint nblocks |
 //!            per block: uvarint offset | uvarint size | uvarint count |
 //!                       zigzag min_time | uvarint (max_time-min_time) | u32 crc32c(block)
-//! resource per series, same order (the TsFileResource, kept in memory):
+//! resource per series, same order (the TsFileResource; in memory as key hashes):
 //!          uvarint key_len | key | zigzag min_time | zigzag max_time |
 //!          uvarint index_entry_offset | uvarint index_entry_len | u32 crc32c(index entry)
 //! footer   u64 index_off | u64 index_len | u64 res_off | u64 res_len |
@@ -24,7 +24,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{BlockMeta, FieldIndex, ResourceEntry, SeriesIndex, TsFile};
+pub use reader::{BlockMeta, FieldIndex, SeriesIndex, SeriesRef, TsFile};
 pub use writer::TsFileWriter;
 
 pub(crate) const MAGIC: &[u8; 8] = b"SDTSF\0\0\x01";

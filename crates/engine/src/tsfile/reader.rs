@@ -10,14 +10,37 @@ use crate::error::{Error, Result};
 use crate::types::{Column, FieldType};
 
 /// In-memory per-series summary (IoTDB's TsFileResource): enough to prune files.
+/// It keeps a hash of the series key, not the key: 40 bytes a series in memory,
+/// however long the key. The index entry a lookup reads names the key, so a hash
+/// collision costs one more small read, never a wrong answer.
+#[derive(Debug, Clone, Copy)]
+struct ResourceEntry {
+    hash: u64,
+    min_time: i64,
+    max_time: i64,
+    entry_off: u64,
+    entry_len: u32,
+    entry_crc: u32,
+}
+
+/// A series of a file as its resource section on disk lists it (see
+/// [`TsFile::series_refs`]).
 #[derive(Debug, Clone)]
-pub struct ResourceEntry {
+pub struct SeriesRef {
     pub key: Box<str>,
     pub min_time: i64,
     pub max_time: i64,
-    entry_off: u64,
-    entry_len: u64,
-    entry_crc: u32,
+    entry: ResourceEntry,
+}
+
+/// Hash of a series key for resource lookups: seeded once per process (clients
+/// choose keys; a fixed hash would let them line up collisions).
+fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    static STATE: std::sync::OnceLock<foldhash::fast::FixedState> = std::sync::OnceLock::new();
+    STATE
+        .get_or_init(|| foldhash::fast::FixedState::with_seed(rand::random()))
+        .hash_one(key.as_bytes())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +75,10 @@ pub struct TsFile {
     size: u64,
     index_off: u64,
     index_len: u64,
-    /// Sorted by key.
+    res_off: u64,
+    res_len: u64,
+    res_crc: u32,
+    /// Sorted by hash.
     resource: Vec<ResourceEntry>,
     pub min_time: i64,
     pub max_time: i64,
@@ -117,7 +143,16 @@ impl TsFile {
         if crc32c::crc32c(&res) != res_crc {
             return Err(Error::corrupt(path, "resource section checksum mismatch"));
         }
-        let resource = parse_resource(&res, index_len).map_err(|e| e.with_path(path))?;
+        let mut resource = Vec::new();
+        parse_resource(&res, index_len, &mut |key, e| {
+            resource.push(ResourceEntry {
+                hash: key_hash(key),
+                ..e
+            })
+        })
+        .map_err(|e| e.with_path(path))?;
+        resource.shrink_to_fit();
+        resource.sort_unstable_by_key(|r| r.hash);
         let min_time = resource
             .iter()
             .map(|r| r.min_time)
@@ -134,6 +169,9 @@ impl TsFile {
             size,
             index_off,
             index_len,
+            res_off,
+            res_len,
+            res_crc,
             resource,
             min_time,
             max_time,
@@ -148,41 +186,78 @@ impl TsFile {
         self.size
     }
 
-    /// Every series in the file, sorted by key.
-    pub fn resource(&self) -> &[ResourceEntry] {
-        &self.resource
+    /// Series in the file.
+    pub fn series_count(&self) -> usize {
+        self.resource.len()
     }
 
+    /// Bytes this open file keeps in memory for its series.
+    pub fn mem_bytes(&self) -> usize {
+        self.resource.capacity() * std::mem::size_of::<ResourceEntry>() + 256
+    }
+
+    /// Every series in the file, sorted by key, read from the file's resource section
+    /// (keys are not kept in memory).
+    pub fn series_refs(&self) -> Result<Vec<SeriesRef>> {
+        let res = read_exact_at(&self.file, &self.path, self.res_off, self.res_len as usize)?;
+        if crc32c::crc32c(&res) != self.res_crc {
+            return Err(Error::corrupt(
+                &self.path,
+                "resource section checksum mismatch",
+            ));
+        }
+        let mut out = Vec::with_capacity(self.resource.len());
+        parse_resource(&res, self.index_len, &mut |key, entry| {
+            out.push(SeriesRef {
+                key: key.into(),
+                min_time: entry.min_time,
+                max_time: entry.max_time,
+                entry,
+            })
+        })
+        .map_err(|e| e.with_path(&self.path))?;
+        Ok(out)
+    }
+
+    /// Resource entries with the hash of `key` (almost always none or one).
+    fn candidates(&self, key: &str) -> &[ResourceEntry] {
+        let h = key_hash(key);
+        let lo = self.resource.partition_point(|r| r.hash < h);
+        let hi = lo + self.resource[lo..].partition_point(|r| r.hash == h);
+        &self.resource[lo..hi]
+    }
+
+    /// Time range of `key` in this file (a hash collision can widen it; never narrow).
     pub fn series_range(&self, key: &str) -> Option<(i64, i64)> {
-        self.find(key).map(|r| (r.min_time, r.max_time))
-    }
-
-    fn find(&self, key: &str) -> Option<&ResourceEntry> {
-        self.resource
-            .binary_search_by(|r| (*r.key).cmp(key))
-            .ok()
-            .map(|i| &self.resource[i])
+        self.candidates(key).iter().fold(None, |acc, r| {
+            Some(match acc {
+                None => (r.min_time, r.max_time),
+                Some((a, b)) => (a.min(r.min_time), b.max(r.max_time)),
+            })
+        })
     }
 
     /// Could this file hold points of `key` within `[min, max]`?
     pub fn may_contain(&self, key: &str, min: i64, max: i64) -> bool {
-        self.find(key)
-            .is_some_and(|r| r.min_time <= max && r.max_time >= min)
+        self.candidates(key)
+            .iter()
+            .any(|r| r.min_time <= max && r.max_time >= min)
     }
 
     /// Read the index entry of one series (one small read, checksummed).
     pub fn series_index(&self, key: &str) -> Result<Option<SeriesIndex>> {
-        let Some(r) = self.find(key) else {
-            return Ok(None);
-        };
-        self.read_entry(r).map(Some)
+        for r in self.candidates(key) {
+            let si = self.read_entry(r)?;
+            if si.key == key {
+                return Ok(Some(si));
+            }
+        }
+        Ok(None)
     }
 
-    pub fn series_index_at(&self, i: usize) -> Result<Option<SeriesIndex>> {
-        match self.resource.get(i) {
-            Some(r) => self.read_entry(r).map(Some),
-            None => Ok(None),
-        }
+    /// The index entry of a series listed by [`TsFile::series_refs`].
+    pub fn series_index_of(&self, r: &SeriesRef) -> Result<SeriesIndex> {
+        self.read_entry(&r.entry)
     }
 
     fn read_entry(&self, r: &ResourceEntry) -> Result<SeriesIndex> {
@@ -195,7 +270,7 @@ impl TsFile {
         if crc32c::crc32c(&buf) != r.entry_crc {
             return Err(Error::corrupt(
                 &self.path,
-                format!("index entry of series {:?} checksum mismatch", r.key),
+                format!("index entry at offset {} checksum mismatch", r.entry_off),
             ));
         }
         parse_entry(&buf, self.index_off, self.size).map_err(|e| e.with_path(&self.path))
@@ -234,12 +309,17 @@ impl TsFile {
 
     /// Check every checksum in the file (used by tests and offline verification).
     pub fn verify(&self) -> Result<()> {
-        for i in 0..self.resource.len() {
-            if let Some(s) = self.series_index_at(i)? {
-                for f in &s.fields {
-                    for b in &f.blocks {
-                        self.read_block(f.ty, b)?;
-                    }
+        for r in self.series_refs()? {
+            let s = self.series_index_of(&r)?;
+            if *s.key != *r.key {
+                return Err(Error::corrupt(
+                    &self.path,
+                    format!("index entry of {:?} names {:?}", r.key, s.key),
+                ));
+            }
+            for f in &s.fields {
+                for b in &f.blocks {
+                    self.read_block(f.ty, b)?;
                 }
             }
         }
@@ -273,12 +353,14 @@ fn get_str<'a>(b: &'a [u8], pos: &mut usize) -> Result<&'a str> {
     std::str::from_utf8(take(b, pos, len)?).map_err(|_| corrupt("key is not UTF-8"))
 }
 
-fn parse_resource(b: &[u8], index_len: u64) -> Result<Vec<ResourceEntry>> {
+/// Walks the resource section: `f(key, entry)` per series in key order (the entry's
+/// hash is left 0).
+fn parse_resource(b: &[u8], index_len: u64, f: &mut dyn FnMut(&str, ResourceEntry)) -> Result<()> {
     let mut pos = 0;
     let n = get_uvarint(b, &mut pos)?;
-    let mut out: Vec<ResourceEntry> = Vec::with_capacity((n as usize).min(b.len()));
+    let mut prev: Option<&str> = None;
     for _ in 0..n {
-        let key: Box<str> = get_str(b, &mut pos)?.into();
+        let key = get_str(b, &mut pos)?;
         let min_time = unzigzag(get_uvarint(b, &mut pos)?);
         let max_time = unzigzag(get_uvarint(b, &mut pos)?);
         let entry_off = get_uvarint(b, &mut pos)?;
@@ -288,23 +370,28 @@ fn parse_resource(b: &[u8], index_len: u64) -> Result<Vec<ResourceEntry>> {
         if entry_off
             .checked_add(entry_len)
             .is_none_or(|e| e > index_len)
+            || entry_len > u64::from(u32::MAX)
             || min_time > max_time
         {
             return Err(corrupt("resource entry out of range"));
         }
-        if out.last().is_some_and(|l| l.key >= key) {
+        if prev.is_some_and(|p| p >= key) {
             return Err(corrupt("resource keys not sorted"));
         }
-        out.push(ResourceEntry {
+        prev = Some(key);
+        f(
             key,
-            min_time,
-            max_time,
-            entry_off,
-            entry_len,
-            entry_crc,
-        });
+            ResourceEntry {
+                hash: 0,
+                min_time,
+                max_time,
+                entry_off,
+                entry_len: entry_len as u32,
+                entry_crc,
+            },
+        );
     }
-    Ok(out)
+    Ok(())
 }
 
 fn parse_entry(b: &[u8], blocks_end: u64, _size: u64) -> Result<SeriesIndex> {

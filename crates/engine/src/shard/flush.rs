@@ -1,0 +1,240 @@
+//! Flushing frozen memtables into files, and compactions.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{file_path, sort_files, DataFile, Frozen, Shard};
+use crate::error::Result;
+use crate::manifest::{FileKind, FileMeta, Tombstone};
+use crate::tsfile::{TsFile, TsFileWriter};
+use crate::types::{Column, FieldMerge};
+
+impl Shard {
+    // ---------------------------------------------------------------- flush
+
+    /// Freeze the active memtable and flush everything (used by tests and shutdown).
+    pub fn flush(self: &Arc<Self>) -> Result<()> {
+        self.check_open()?;
+        {
+            let mut ws = self.write.lock();
+            self.freeze_locked(&mut ws)?;
+        }
+        self.flush_frozen()
+    }
+
+    /// Flush frozen memtables, oldest first, until none is left.
+    pub fn flush_frozen(self: &Arc<Self>) -> Result<()> {
+        let _g = self.flush_lock.lock();
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                // The WAL still holds the data; the next open replays it.
+                return Ok(());
+            }
+            let Some(fz) = self.state.read().frozen.front().cloned() else {
+                return Ok(());
+            };
+            let started = Instant::now();
+            self.flush_one(&fz)?;
+            self.metrics.add(&self.metrics.flushes, 1);
+            self.metrics
+                .add_duration(&self.metrics.flush_nanos, started.elapsed());
+            // Wake stalled writers (taking the lock orders this after their check).
+            drop(self.write.lock());
+            self.stall.notify_all();
+            if self.opts.auto_compaction {
+                self.sched.compact(Arc::downgrade(self));
+            }
+        }
+    }
+
+    fn alloc_file_id(&self) -> u64 {
+        let mut m = self.manifest.lock();
+        let id = m.next_file_id;
+        m.next_file_id += 1;
+        id
+    }
+
+    fn flush_one(&self, fz: &Frozen) -> Result<()> {
+        let span = tracing::debug_span!("shard.flush", shard_id = self.id, max_seq = fz.max_seq);
+        let _e = span.enter();
+        let min_seq = self.manifest.lock().flushed_seq + 1;
+        let mut new_files = Vec::new();
+        {
+            let mem = fz.mem.read();
+            for (kind, table) in [(FileKind::Seq, &mem.seq), (FileKind::Unseq, &mem.unseq)] {
+                if table.is_empty() {
+                    continue;
+                }
+                // Series in key order, as the file format requires.
+                let mut series: Vec<(Box<str>, u32)> =
+                    self.catalog.keys_of(table.series.keys().copied());
+                // Sorted by (key, sid): several ids can share a key after a drop and
+                // re-create; older ids come first and newer ones win on equal times.
+                series.sort_unstable();
+                let fid = self.alloc_file_id();
+                let path = file_path(&self.dir, fid);
+                let mut w = TsFileWriter::create(&path, self.opts.max_points_per_block)?;
+                for group in series.chunk_by(|a, b| a.0 == b.0) {
+                    let key = &group[0].0;
+                    let mut cols = FieldMerge::<Arc<str>>::new();
+                    for &(_, sid) in group {
+                        for (name, c) in table.read_series(sid, &|_| true, i64::MIN, i64::MAX) {
+                            cols.add(name, c);
+                        }
+                    }
+                    let refs: Vec<(&str, &Column)> =
+                        cols.columns().iter().map(|(n, c)| (&**n, c)).collect();
+                    w.add_series(key, &refs)?;
+                }
+                if w.series_count() == 0 {
+                    drop(w);
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+                w.finish()?;
+                let file = TsFile::open(&path)?;
+                new_files.push(Arc::new(DataFile {
+                    meta: FileMeta {
+                        id: fid,
+                        level: 0,
+                        kind,
+                        min_seq,
+                        max_seq: fz.max_seq,
+                    },
+                    file,
+                }));
+            }
+        }
+        // The index snapshot must cover every series the new files name.
+        self.persist_index()?;
+        {
+            let mut ms = self.manifest.lock();
+            ms.flushed_seq = ms.flushed_seq.max(fz.max_seq);
+            let mut files = self.state.read().files.clone();
+            files.extend(new_files);
+            sort_files(&mut files);
+            let tombs = self.state.read().tombstones.clone();
+            self.manifest_of(&ms, &files, &tombs).store(&self.dir)?;
+            // Publish files and retire the memtable in one step so readers never miss data.
+            let mut st = self.state.write();
+            st.files = files;
+            if st
+                .frozen
+                .front()
+                .is_some_and(|f| Arc::ptr_eq(&f.mem, &fz.mem))
+            {
+                st.frozen.pop_front();
+            }
+        }
+        self.report_mem();
+        self.report_index_mem();
+        self.wal.remove_upto(fz.wal_upto)
+    }
+
+    // ---------------------------------------------------------------- compaction
+
+    /// Run one compaction if the policy picks one. Returns whether it did.
+    pub fn compact_once(self: &Arc<Self>, full: bool) -> Result<bool> {
+        self.check_open()?;
+        let _g = self.compact_lock.lock();
+        let (files, tombs) = {
+            let st = self.state.read();
+            (st.files.clone(), st.tombstones.clone())
+        };
+        let Some((inputs, level)) = crate::compaction::pick(&files, &self.opts, full, &tombs)
+        else {
+            return Ok(false);
+        };
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "shard.compact",
+            shard_id = self.id,
+            inputs = inputs.len(),
+            level
+        );
+        let _e = span.enter();
+        let fid = self.alloc_file_id();
+        let path = file_path(&self.dir, fid);
+        let out = crate::compaction::merge(&inputs, &tombs, &path, self.opts.max_points_per_block);
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                if e.is_corruption() {
+                    self.quarantine_from_error(&e);
+                }
+                return Err(e);
+            }
+        };
+        let meta = FileMeta {
+            id: fid,
+            level,
+            kind: FileKind::Seq,
+            min_seq: inputs.iter().map(|f| f.meta.min_seq).min().unwrap_or(0),
+            max_seq: inputs.iter().map(|f| f.meta.max_seq).max().unwrap_or(0),
+        };
+        let new_file = match out {
+            Some(()) => Some(Arc::new(DataFile {
+                meta,
+                file: TsFile::open(&path)?,
+            })),
+            None => None, // everything was deleted
+        };
+        {
+            let ms = self.manifest.lock();
+            let applied: BTreeSet<u64> = tombs.iter().map(|t| t.seq).collect();
+            let (mut files, frozen, current_tombs) = {
+                let st = self.state.read();
+                (st.files.clone(), st.frozen.clone(), st.tombstones.clone())
+            };
+            files.retain(|f| !inputs.iter().any(|i| i.meta.id == f.meta.id));
+            files.extend(new_file);
+            sort_files(&mut files);
+            // A tombstone is dead once no older source can hold data it hides.
+            let tombs: Vec<Arc<Tombstone>> = current_tombs
+                .into_iter()
+                .filter(|t| {
+                    !applied.contains(&t.seq)
+                        || frozen.iter().any(|f| f.max_seq < t.seq)
+                        || files.iter().any(|f| {
+                            f.meta.max_seq < t.seq
+                                && t.keys.iter().any(|k| f.file.may_contain(k, t.min, t.max))
+                        })
+                })
+                .collect();
+            self.manifest_of(&ms, &files, &tombs).store(&self.dir)?;
+            let mut st = self.state.write();
+            st.files = files;
+            st.tombstones = tombs;
+        }
+        for f in &inputs {
+            // Open readers keep their descriptors; the data stays readable for them.
+            let p = f.file.path();
+            if let Err(e) = std::fs::remove_file(p) {
+                tracing::warn!(path = %p.display(), error = %e, "could not remove compacted file");
+            }
+        }
+        self.report_index_mem();
+        self.metrics.add(&self.metrics.compactions, 1);
+        self.metrics
+            .add_duration(&self.metrics.compaction_nanos, started.elapsed());
+        Ok(true)
+    }
+
+    /// Compact until the policy has nothing left (with `full`, into one file).
+    pub fn compact(self: &Arc<Self>, full: bool) -> Result<()> {
+        let mut rounds = 0;
+        while self.compact_once(full)? {
+            rounds += 1;
+            if full {
+                break;
+            }
+            if rounds > 64 {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,674 @@
+//! One shard: WAL + memtables + data files + its series list + tombstones.
+//!
+//! Locks, always taken in this order when nested:
+//! `write` (serializes WAL append and memtable apply) → `manifest` (serializes changes to
+//! the file set) → `state` (the snapshot readers clone) → `index` → the catalog's
+//! state → a memtable's lock.
+//!
+//! Files: `write.rs` (validation, series, WAL, memtables), `flush.rs` (flushes and
+//! compactions), `read.rs` (scans and deletes).
+
+mod flush;
+mod read;
+mod write;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use roaring::RoaringBitmap;
+
+use crate::batch;
+use crate::budget::{IndexMemory, MemoryBudget};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::index::{ShardIndex, Snapshot};
+use crate::manifest::{FileMeta, Manifest, Tombstone};
+use crate::memtable::MemPair;
+use crate::options::EngineOptions;
+use crate::stats::Metrics;
+use crate::tsfile::TsFile;
+use crate::util::{seal, unseal, write_atomic, FastMap};
+use crate::wal::{Wal, WalRecovery, KIND_DELETE, KIND_WRITE};
+
+use write::apply_write;
+
+/// Asks the store's background threads for work.
+pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
+    fn flush(&self, shard: Weak<Shard>);
+    fn compact(&self, shard: Weak<Shard>);
+    /// The per-series structures are near their memory limit: free what can be freed
+    /// (idle shards).
+    fn index_pressure(&self);
+}
+
+/// What a shard shares with the rest of its store.
+#[derive(Debug, Clone)]
+pub(crate) struct ShardEnv {
+    pub opts: EngineOptions,
+    pub metrics: Arc<Metrics>,
+    pub sched: Arc<dyn Scheduler>,
+    pub budget: Arc<MemoryBudget>,
+    pub index_mem: Arc<IndexMemory>,
+    pub catalog: Arc<Catalog>,
+}
+
+/// An open data file plus its manifest entry.
+#[derive(Debug)]
+pub(crate) struct DataFile {
+    pub meta: FileMeta,
+    pub file: TsFile,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Frozen {
+    pub mem: Arc<RwLock<MemPair>>,
+    pub max_seq: u64,
+    pub wal_upto: u64,
+}
+
+/// What a reader snapshots. Changed only under the manifest lock (files, tombstones)
+/// or the write lock (memtables), always by replacing whole entries.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadState {
+    pub active: Arc<RwLock<MemPair>>,
+    pub frozen: VecDeque<Frozen>,
+    /// Sorted by (max_seq, id): oldest data first.
+    pub files: Vec<Arc<DataFile>>,
+    pub tombstones: Vec<Arc<Tombstone>>,
+}
+
+impl ReadState {
+    /// The newest persisted (flushed or frozen) time of a series: what a new point
+    /// must be newer than to be sequence data.
+    fn persisted_max(&self, key: &str, sid: u32) -> i64 {
+        let files = self
+            .files
+            .iter()
+            .filter_map(|f| f.file.series_range(key).map(|r| r.1))
+            .max();
+        let frozen = self
+            .frozen
+            .iter()
+            .filter_map(|f| f.mem.read().seq.max_time_of(sid))
+            .max();
+        files.max(frozen).unwrap_or(i64::MIN)
+    }
+}
+
+#[derive(Debug)]
+struct WriteState {
+    /// Shard-wide field-name ids used by memtables.
+    fields: FastMap<Box<str>, (u32, Arc<str>)>,
+    /// Per series id: newest persisted (flushed or frozen) time. Newer points are
+    /// sequence data, the rest unsequence. Filled lazily from the files when a series
+    /// is first written after the shard opened.
+    watermarks: FastMap<u32, i64>,
+}
+
+#[derive(Debug)]
+struct ManifestState {
+    next_file_id: u64,
+    flushed_seq: u64,
+}
+
+/// What opening a shard found and repaired.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    pub wal: WalRecovery,
+    /// Files moved to `quarantine/` (path, reason).
+    pub quarantined: Vec<(PathBuf, String)>,
+    /// Files listed in the manifest but missing on disk.
+    pub missing: Vec<PathBuf>,
+    /// Leftovers of interrupted flushes/compactions that were deleted.
+    pub orphans_removed: usize,
+    /// The series list was rebuilt from the data files (no usable snapshot).
+    pub index_rebuilt: bool,
+}
+
+pub use read::{FieldData, SeriesData};
+
+#[derive(Debug)]
+pub(crate) struct Shard {
+    pub id: u64,
+    dir: PathBuf,
+    opts: EngineOptions,
+    metrics: Arc<Metrics>,
+    sched: Arc<dyn Scheduler>,
+    budget: Arc<MemoryBudget>,
+    index_mem: Arc<IndexMemory>,
+    catalog: Arc<Catalog>,
+    /// Memtable bytes (active and frozen) last reported to `budget`.
+    /// A mutex, not an atomic: measuring and reporting must be one step, or a stale
+    /// measurement reported last would leave bytes in the budget that no longer exist.
+    mem_reported: Mutex<usize>,
+    /// Bytes of the series list, watermarks and file summaries last reported to
+    /// `index_mem` (same reasoning).
+    index_reported: Mutex<usize>,
+    wal: Wal,
+    write: Mutex<WriteState>,
+    stall: Condvar,
+    manifest: Mutex<ManifestState>,
+    state: RwLock<ReadState>,
+    index: RwLock<ShardIndex>,
+    flush_lock: Mutex<()>,
+    compact_lock: Mutex<()>,
+    /// Serializes index snapshot writes (they share a temp file name).
+    persist_lock: Mutex<()>,
+    frames: Mutex<Vec<Vec<u8>>>,
+    pub(crate) flush_queued: AtomicBool,
+    pub(crate) compact_queued: AtomicBool,
+    closed: AtomicBool,
+    pub recovery: RecoveryReport,
+}
+
+fn data_dir(dir: &Path) -> PathBuf {
+    dir.join("data")
+}
+
+fn file_path(dir: &Path, id: u64) -> PathBuf {
+    data_dir(dir).join(format!("{id:010}.tsf"))
+}
+
+const INDEX_SNAP: &str = "index.snap";
+
+/// The series list a shard starts from (before WAL replay).
+fn load_index(
+    dir: &Path,
+    catalog: &Catalog,
+    files: &[Arc<DataFile>],
+    tombstones: &[Arc<Tombstone>],
+    report: &mut RecoveryReport,
+) -> Result<ShardIndex> {
+    let snap_path = dir.join(INDEX_SNAP);
+    let snap = match std::fs::read(&snap_path) {
+        Ok(d) => match unseal(&d).map(ShardIndex::decode) {
+            Some(Ok(s)) => Some(s),
+            _ => {
+                tracing::warn!(path = %snap_path.display(), "index snapshot is corrupt; rebuilding from data files");
+                None
+            }
+        },
+        Err(_) => None,
+    };
+    let (mut index, rebuild) = match snap {
+        Some(Snapshot::Ids {
+            index,
+            generation,
+            id_bound,
+        }) => {
+            if generation == catalog.generation() && id_bound <= catalog.id_bound() {
+                return Ok(index);
+            }
+            tracing::warn!(path = %snap_path.display(), "index snapshot names another series catalog generation; rebuilding from data files");
+            let mut index = index;
+            index.present = RoaringBitmap::new();
+            (index, true)
+        }
+        Some(Snapshot::Keys { mut index, keys }) => {
+            // Written before the catalog existed: resolve its keys once.
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let ids = catalog.create(&refs, None)?;
+            index.add_series(ids.into_iter().flatten());
+            index.dirty = true;
+            (index, false)
+        }
+        None => (ShardIndex::default(), true),
+    };
+    let need_fields = index.is_empty_schema();
+    for f in files {
+        let refs = f.file.series_refs()?;
+        let mut keys = Vec::with_capacity(refs.len());
+        for r in &refs {
+            // Series dropped for good (full-range tombstone newer than the file).
+            let dropped = tombstones.iter().any(|t| {
+                t.min == i64::MIN && t.max == i64::MAX && t.applies(&r.key, f.meta.max_seq)
+            });
+            if !dropped {
+                keys.push(&*r.key);
+            }
+        }
+        let ids = catalog.create(&keys, None)?;
+        index.add_series(ids.into_iter().flatten());
+        if rebuild && need_fields {
+            // Field types live in the index entries; only needed without a snapshot.
+            for r in &refs {
+                let si = f.file.series_index_of(r)?;
+                let (m, _) = crate::index::parse_series_key(&r.key);
+                for fi in &si.fields {
+                    index.register_field(&m, &fi.name, fi.ty);
+                }
+            }
+        }
+    }
+    report.index_rebuilt = rebuild;
+    index.dirty = true;
+    Ok(index)
+}
+
+impl Shard {
+    pub fn open(id: u64, dir: &Path, env: ShardEnv) -> Result<Arc<Shard>> {
+        let ShardEnv {
+            opts,
+            metrics,
+            sched,
+            budget,
+            index_mem,
+            catalog,
+        } = env;
+        let span = tracing::info_span!("shard.open", shard_id = id);
+        let _e = span.enter();
+        let started = Instant::now();
+        crate::util::create_dir_durable(&data_dir(dir))?;
+        let mut report = RecoveryReport::default();
+        let manifest = Manifest::load(dir)?.unwrap_or(Manifest {
+            version: 1,
+            next_file_id: 1,
+            ..Default::default()
+        });
+
+        // Data files listed in the manifest; anything else is an orphan.
+        let listed: BTreeSet<u64> = manifest.files.iter().map(|f| f.id).collect();
+        for e in std::fs::read_dir(data_dir(dir)).map_err(|e| Error::io(dir, e))? {
+            let e = e.map_err(|e| Error::io(dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let orphan = match name
+                .strip_suffix(".tsf")
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                Some(fid) => !listed.contains(&fid),
+                None => name.ends_with(".tmp"),
+            };
+            if orphan {
+                std::fs::remove_file(e.path()).map_err(|er| Error::io(e.path(), er))?;
+                report.orphans_removed += 1;
+            }
+        }
+        let mut files = Vec::new();
+        let mut kept_meta = Vec::new();
+        for fm in &manifest.files {
+            let path = file_path(dir, fm.id);
+            match TsFile::open(&path) {
+                Ok(f) => {
+                    kept_meta.push(fm.clone());
+                    files.push(Arc::new(DataFile {
+                        meta: fm.clone(),
+                        file: f,
+                    }));
+                }
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::error!(path = %path.display(), "data file listed in manifest is missing");
+                    report.missing.push(path);
+                }
+                Err(e) if e.is_corruption() => {
+                    let reason = e.to_string();
+                    quarantine_file(dir, &path, &reason, &metrics);
+                    report.quarantined.push((path, reason));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        sort_files(&mut files);
+        let tombstones: Vec<Arc<Tombstone>> =
+            manifest.tombstones.iter().cloned().map(Arc::new).collect();
+        let index = load_index(dir, &catalog, &files, &tombstones, &mut report)?;
+
+        let active = Arc::new(RwLock::new(MemPair::default()));
+        let mut ws = WriteState {
+            fields: FastMap::default(),
+            watermarks: FastMap::default(),
+        };
+        let state = ReadState {
+            active: active.clone(),
+            frozen: VecDeque::new(),
+            files,
+            tombstones,
+        };
+        let index = RwLock::new(index);
+        // Replay the WAL into the fresh memtable.
+        let flushed = manifest.flushed_seq;
+        let mut new_tombs = Vec::new();
+        let (wal, wal_rec) = Wal::open(
+            &dir.join("wal"),
+            opts.fsync,
+            opts.wal_segment_size,
+            opts.wal_strict_recovery,
+            metrics.clone(),
+            &mut |seq, kind, body| {
+                if seq <= flushed {
+                    return Ok(());
+                }
+                match kind {
+                    KIND_WRITE => {
+                        let b = batch::decode_write(body)?;
+                        let sids: Vec<u32> = catalog
+                            .create(&b.keys, None)?
+                            .into_iter()
+                            .map(|r| r.unwrap_or(u32::MAX))
+                            .collect();
+                        {
+                            let mut idx = index.write();
+                            idx.add_series(sids.iter().copied().filter(|&s| s != u32::MAX));
+                            // Field types normally come from validation; here from the log.
+                            write::register_replayed_fields(&b, &sids, &mut idx)?;
+                        }
+                        for (k, &sid) in b.keys.iter().zip(&sids) {
+                            if sid != u32::MAX && !ws.watermarks.contains_key(&sid) {
+                                ws.watermarks.insert(sid, state.persisted_max(k, sid));
+                            }
+                        }
+                        let mut mem = active.write();
+                        apply_write(&mut ws, &mut mem, seq, &b, &sids)
+                    }
+                    KIND_DELETE => {
+                        let (min, max, keys) = batch::decode_delete(body)?;
+                        let sids: Vec<u32> = keys.iter().filter_map(|k| catalog.get(k)).collect();
+                        {
+                            let mut mem = active.write();
+                            mem.seq.delete(&sids, min, max);
+                            mem.unseq.delete(&sids, min, max);
+                            mem.max_seq = seq;
+                        }
+                        if !state.tombstones.iter().any(|t| t.seq == seq) {
+                            new_tombs.push(Arc::new(Tombstone {
+                                seq,
+                                min,
+                                max,
+                                keys: keys.iter().map(|k| k.to_string()).collect(),
+                            }));
+                        }
+                        if min == i64::MIN && max == i64::MAX {
+                            let mut bm = RoaringBitmap::new();
+                            bm.extend(sids.iter().copied());
+                            index.write().remove_series(&bm);
+                        }
+                        Ok(())
+                    }
+                    k => Err(Error::CorruptBlock(format!("unknown WAL entry kind {k}"))),
+                }
+            },
+        )?;
+        wal.bump_seq(flushed);
+        report.wal = wal_rec;
+        let state = RwLock::new(state);
+        let shard = Arc::new(Shard {
+            id,
+            dir: dir.to_path_buf(),
+            opts,
+            metrics,
+            sched,
+            budget,
+            index_mem,
+            catalog,
+            mem_reported: Mutex::new(0),
+            index_reported: Mutex::new(0),
+            wal,
+            write: Mutex::new(ws),
+            stall: Condvar::new(),
+            manifest: Mutex::new(ManifestState {
+                next_file_id: manifest.next_file_id.max(1),
+                flushed_seq: flushed,
+            }),
+            state,
+            index,
+            flush_lock: Mutex::new(()),
+            compact_lock: Mutex::new(()),
+            persist_lock: Mutex::new(()),
+            frames: Mutex::new(Vec::new()),
+            flush_queued: AtomicBool::new(false),
+            compact_queued: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            recovery: report,
+        });
+        let repaired = !shard.recovery.quarantined.is_empty()
+            || !shard.recovery.missing.is_empty()
+            || kept_meta.len() != manifest.files.len();
+        if !new_tombs.is_empty() || repaired {
+            let ms = shard.manifest.lock();
+            let mut st = shard.state.write();
+            st.tombstones.extend(new_tombs);
+            let m = shard.manifest_of(&ms, &st.files, &st.tombstones);
+            drop(st);
+            m.store(dir)?;
+        }
+        if shard.recovery.index_rebuilt {
+            shard.persist_index()?;
+        }
+        tracing::info!(
+            shard_id = id,
+            files = shard.state.read().files.len(),
+            series = shard.index.read().present.len(),
+            wal_entries = shard.recovery.wal.entries,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "shard opened"
+        );
+        // Replayed WAL entries sit in the memtables now.
+        shard.report_mem();
+        shard.report_index_mem();
+        Ok(shard)
+    }
+
+    fn manifest_of(
+        &self,
+        m: &ManifestState,
+        files: &[Arc<DataFile>],
+        tombstones: &[Arc<Tombstone>],
+    ) -> Manifest {
+        Manifest {
+            version: 1,
+            next_file_id: m.next_file_id,
+            flushed_seq: m.flushed_seq,
+            files: files.iter().map(|f| f.meta.clone()).collect(),
+            tombstones: tombstones.iter().map(|t| (**t).clone()).collect(),
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Why the WAL refuses writes, when it does (a failed write or fsync); the shard
+    /// must be reopened from disk.
+    pub fn wal_failure(&self) -> Option<String> {
+        self.wal.failure()
+    }
+
+    /// Descriptors this shard holds open: the WAL's segment and its data files.
+    pub fn open_files(&self) -> usize {
+        1 + self.state.read().files.len()
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    /// Bytes in this shard's memtables, active and frozen.
+    fn mem_bytes(&self) -> usize {
+        let st = self.state.read();
+        let frozen: usize = st.frozen.iter().map(|f| f.mem.read().bytes()).sum();
+        let active = st.active.read().bytes();
+        active + frozen
+    }
+
+    /// Bytes in the active memtable (the governor frees the largest first).
+    pub fn active_bytes(&self) -> usize {
+        self.memtable_load().0
+    }
+
+    /// Bytes in the active memtable, and how many frozen ones wait for a flush.
+    fn memtable_load(&self) -> (usize, usize) {
+        let st = self.state.read();
+        let active = st.active.read().bytes();
+        (active, st.frozen.len())
+    }
+
+    /// Tells the store-wide budget how much memtable memory this shard holds.
+    pub fn report_mem(&self) {
+        let mut reported = self.mem_reported.lock();
+        let now = if self.closed.load(Ordering::Acquire) {
+            0
+        } else {
+            self.mem_bytes()
+        };
+        self.budget.adjust(*reported, now);
+        *reported = now;
+    }
+
+    /// Tells the store how much memory its per-series structures take: the series
+    /// list, the watermarks and the data files' summaries.
+    pub fn report_index_mem(&self) {
+        let mut reported = self.index_reported.lock();
+        let now = if self.closed.load(Ordering::Acquire) {
+            0
+        } else {
+            let files: usize = self
+                .state
+                .read()
+                .files
+                .iter()
+                .map(|f| f.file.mem_bytes())
+                .sum();
+            let watermarks = self.write.lock().watermarks.capacity() * 17;
+            files + watermarks + self.index.read().heap_bytes()
+        };
+        self.index_mem.adjust(*reported, now);
+        *reported = now;
+    }
+
+    /// The budget is exceeded: freeze the active memtable and queue its flush, unless
+    /// this shard already has as many frozen memtables as it may. Returns the bytes
+    /// frozen.
+    pub fn freeze_for_budget(self: &Arc<Self>) -> Result<usize> {
+        self.check_open()?;
+        let mut ws = self.write.lock();
+        let (bytes, nfrozen) = self.memtable_load();
+        if nfrozen >= self.opts.max_frozen_memtables || !self.freeze_locked(&mut ws)? {
+            return Ok(0);
+        }
+        drop(ws);
+        self.metrics.add(&self.metrics.budget_freezes, 1);
+        self.sched.flush(Arc::downgrade(self));
+        Ok(bytes)
+    }
+
+    pub fn persist_index(&self) -> Result<()> {
+        let _p = self.persist_lock.lock();
+        // The ids written must be durable in the catalog first.
+        self.catalog.sync()?;
+        let (generation, bound) = (self.catalog.generation(), self.catalog.id_bound());
+        let body = {
+            let mut idx = self.index.write();
+            if !idx.dirty {
+                return Ok(());
+            }
+            idx.dirty = false;
+            idx.encode(generation, bound)
+        };
+        write_atomic(&self.dir.join(INDEX_SNAP), &seal(body)).inspect_err(|_| {
+            self.index.write().dirty = true;
+        })
+    }
+
+    // ---------------------------------------------------------------- lifecycle
+
+    /// Make the WAL durable and persist the index. Memtables are not flushed: the WAL
+    /// replays them at the next open, which keeps shutdown fast.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let span = tracing::info_span!("shard.close", shard_id = self.id);
+        let _e = span.enter();
+        // Wait for a running flush/compaction to finish its commit.
+        let _f = self.flush_lock.lock();
+        let _c = self.compact_lock.lock();
+        drop(self.write.lock());
+        self.stall.notify_all();
+        let mut errs = Vec::new();
+        if self.wal.failure().is_none() {
+            if let Err(e) = self.wal.sync_all() {
+                errs.push(e);
+            }
+        }
+        if let Err(e) = self.persist_index() {
+            errs.push(e);
+        }
+        self.report_mem();
+        self.report_index_mem();
+        Error::from_many(errs)
+    }
+
+    /// Flush the memtables into files, then close: what a shard that went idle does,
+    /// so that reopening it replays nothing. A flush that fails (a full disk) leaves
+    /// the data in the WAL, which the next open replays.
+    pub fn flush_and_close(self: &Arc<Self>) -> Result<()> {
+        if self.wal.failure().is_none() {
+            if let Err(e) = self.flush() {
+                tracing::warn!(shard_id = self.id, error = %e, "flush before closing an idle shard failed; the WAL keeps the data");
+            }
+        }
+        self.close()
+    }
+
+    pub fn sync_wal(&self) -> Result<()> {
+        self.wal.sync_all()
+    }
+
+    pub fn file_metas(&self) -> Vec<FileMeta> {
+        self.state
+            .read()
+            .files
+            .iter()
+            .map(|f| f.meta.clone())
+            .collect()
+    }
+
+    pub fn tombstone_count(&self) -> usize {
+        self.state.read().tombstones.len()
+    }
+
+    /// The series ids this shard holds (for the catalog's garbage collection).
+    pub fn series_ids(&self) -> RoaringBitmap {
+        self.index.read().present.clone()
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        // Whatever was reported leaves the store's accounting with the shard.
+        let m = std::mem::take(&mut *self.mem_reported.lock());
+        self.budget.adjust(m, 0);
+        let i = std::mem::take(&mut *self.index_reported.lock());
+        self.index_mem.adjust(i, 0);
+    }
+}
+
+/// The series ids recorded in a closed shard's snapshot, if it names `generation`.
+pub(crate) fn snapshot_series(dir: &Path, generation: u64) -> Option<RoaringBitmap> {
+    let d = std::fs::read(dir.join(INDEX_SNAP)).ok()?;
+    match ShardIndex::decode(unseal(&d)?).ok()? {
+        Snapshot::Ids {
+            index,
+            generation: g,
+            ..
+        } if g == generation => Some(index.present),
+        _ => None,
+    }
+}
+
+fn sort_files(files: &mut [Arc<DataFile>]) {
+    files.sort_by_key(|f| (f.meta.max_seq, f.meta.id));
+}
+
+fn quarantine_file(dir: &Path, path: &Path, reason: &str, metrics: &Metrics) {
+    let qdir = dir.join("quarantine");
+    let dest = qdir.join(path.file_name().unwrap_or_default());
+    let res = std::fs::create_dir_all(&qdir).and_then(|_| std::fs::rename(path, &dest));
+    tracing::error!(path = %path.display(), moved_to = %dest.display(), reason, ok = res.is_ok(),
+        "corrupt data file quarantined");
+    metrics.add(&metrics.files_quarantined, 1);
+}

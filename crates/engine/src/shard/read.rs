@@ -1,0 +1,223 @@
+//! Reads (series selection, scans) and deletes of a shard.
+
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use super::{quarantine_file, ReadState, Shard};
+use crate::batch;
+use crate::error::{Error, Result};
+use crate::index::{ShardIndex, TagPredicate};
+use crate::manifest::Tombstone;
+use crate::types::Column;
+use crate::wal::{self, KIND_DELETE};
+
+/// One field of a series returned by a scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldData {
+    pub name: String,
+    pub column: Column,
+}
+
+/// One series returned by a scan: its fields' columns in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesData {
+    pub key: String,
+    pub measurement: String,
+    pub tags: Vec<(String, String)>,
+    pub fields: Vec<FieldData>,
+}
+
+impl Shard {
+    // ---------------------------------------------------------------- deletes
+
+    /// Delete points of the matching series in `[min, max]`. With the full time range the
+    /// series also leave the index (InfluxDB's DROP SERIES).
+    pub fn delete(&self, measurement: &str, pred: &TagPredicate, min: i64, max: i64) -> Result<()> {
+        self.check_open()?;
+        let keys: Vec<Box<str>> = self
+            .select(measurement, pred)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        self.delete_keys(&keys, min, max)?;
+        Ok(())
+    }
+
+    pub fn drop_measurement(&self, measurement: &str) -> Result<()> {
+        self.delete(measurement, &TagPredicate::All, i64::MIN, i64::MAX)?;
+        self.index.write().drop_measurement_schema(measurement);
+        self.persist_index()
+    }
+
+    fn delete_keys(&self, keys: &[Box<str>], min: i64, max: i64) -> Result<()> {
+        if keys.is_empty() || min > max {
+            return Ok(());
+        }
+        let refs: Vec<&str> = keys.iter().map(|k| &**k).collect();
+        let mut frame = wal::new_frame(KIND_DELETE, keys.len() * 64);
+        batch::encode_delete(&mut frame, &refs, min, max);
+        let seq = {
+            let _ws = self.write.lock();
+            let seq = self.wal.append(&mut frame)?;
+            let sids: Vec<u32> = refs.iter().filter_map(|k| self.catalog.get(k)).collect();
+            let active = self.state.read().active.clone();
+            {
+                let mut mem = active.write();
+                mem.seq.delete(&sids, min, max);
+                mem.unseq.delete(&sids, min, max);
+                mem.max_seq = seq;
+            }
+            let tomb = Arc::new(Tombstone {
+                seq,
+                min,
+                max,
+                keys: refs.iter().map(|k| k.to_string()).collect(),
+            });
+            let ms = self.manifest.lock();
+            let mut st = self.state.write();
+            st.tombstones.push(tomb);
+            let m = self.manifest_of(&ms, &st.files, &st.tombstones);
+            drop(st);
+            m.store(&self.dir)?;
+            if min == i64::MIN && max == i64::MAX {
+                let mut bm = RoaringBitmap::new();
+                bm.extend(sids);
+                self.index.write().remove_series(&bm);
+            }
+            seq
+        };
+        self.wal.commit(seq)?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    pub fn snapshot(&self) -> ReadState {
+        self.state.read().clone()
+    }
+
+    pub fn index(&self) -> &parking_lot::RwLock<ShardIndex> {
+        &self.index
+    }
+
+    /// Series keys matching a predicate, sorted, with their ids.
+    pub fn select(&self, measurement: &str, pred: &TagPredicate) -> Vec<(Box<str>, u32)> {
+        let ids: RoaringBitmap = {
+            let idx = self.index.read();
+            self.catalog.select(measurement, pred, &idx.present)
+        };
+        let mut v = self.catalog.keys_of(ids);
+        v.sort_unstable();
+        v
+    }
+
+    pub fn measurements(&self) -> Vec<String> {
+        let idx = self.index.read();
+        self.catalog.measurements_in(&idx.present)
+    }
+
+    pub fn tag_keys(&self, measurement: &str) -> Vec<String> {
+        let idx = self.index.read();
+        self.catalog.tag_keys_in(measurement, &idx.present)
+    }
+
+    pub fn tag_values(&self, measurement: &str, key: &str) -> Vec<String> {
+        let idx = self.index.read();
+        self.catalog.tag_values_in(measurement, key, &idx.present)
+    }
+
+    /// Read one series from a snapshot: files oldest first, then frozen memtables, then
+    /// the active one; newer sources win on equal timestamps; tombstones hide data of
+    /// sources older than themselves.
+    pub fn read_series(
+        &self,
+        snap: &ReadState,
+        key: &str,
+        sid: u32,
+        want: &dyn Fn(&str) -> bool,
+        min: i64,
+        max: i64,
+    ) -> Result<Vec<(String, Column)>> {
+        let mut acc: Vec<(String, Column)> = Vec::new();
+        let merge_in = |acc: &mut Vec<(String, Column)>, name: &str, c: Column| match acc
+            .iter_mut()
+            .find(|(n, _)| n == name)
+        {
+            Some((_, prev)) => {
+                let p = std::mem::replace(prev, Column::new(c.field_type()));
+                *prev = Column::merge(p, c);
+            }
+            None => acc.push((name.to_owned(), c)),
+        };
+        let hide = |c: &mut Column, source_seq: u64| {
+            for t in &snap.tombstones {
+                if t.applies(key, source_seq) {
+                    c.delete_range(t.min, t.max);
+                }
+            }
+        };
+        for f in &snap.files {
+            if f.file.max_time < min || f.file.min_time > max || !f.file.may_contain(key, min, max)
+            {
+                continue;
+            }
+            let si = match f.file.series_index(key) {
+                Ok(Some(si)) => si,
+                Ok(None) => continue,
+                Err(e) => return Err(self.on_read_error(e)),
+            };
+            for fi in &si.fields {
+                if !want(&fi.name) {
+                    continue;
+                }
+                let mut c = f
+                    .file
+                    .read_field(fi, min, max)
+                    .map_err(|e| self.on_read_error(e))?;
+                hide(&mut c, f.meta.max_seq);
+                merge_in(&mut acc, &fi.name, c);
+            }
+        }
+        for fz in &snap.frozen {
+            for (name, mut c) in fz.mem.read().read_series(sid, want, min, max) {
+                hide(&mut c, fz.max_seq);
+                merge_in(&mut acc, &name, c);
+            }
+        }
+        for (name, c) in snap.active.read().read_series(sid, want, min, max) {
+            merge_in(&mut acc, &name, c);
+        }
+        acc.retain(|(_, c)| !c.is_empty());
+        acc.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(acc)
+    }
+
+    fn on_read_error(&self, e: Error) -> Error {
+        if e.is_corruption() {
+            self.quarantine_from_error(&e);
+        }
+        e
+    }
+
+    /// Move a corrupt data file aside and drop it from the file set.
+    pub(super) fn quarantine_from_error(&self, e: &Error) {
+        let Error::Corrupt { path, reason } = e else {
+            return;
+        };
+        let ms = self.manifest.lock();
+        let mut files = self.state.read().files.clone();
+        let before = files.len();
+        files.retain(|f| f.file.path() != path.as_path());
+        if files.len() == before {
+            return;
+        }
+        let tombs = self.state.read().tombstones.clone();
+        if let Err(err) = self.manifest_of(&ms, &files, &tombs).store(&self.dir) {
+            tracing::error!(error = %err, "could not record quarantined file in the manifest");
+            return;
+        }
+        self.state.write().files = files;
+        quarantine_file(&self.dir, path, reason, &self.metrics);
+    }
+}
