@@ -26,6 +26,12 @@ pub enum AuthError {
     BadToken(String),
     #[error("token expired")]
     TokenExpired,
+    /// `nbf` lies in the future (jwt-go's text, which InfluxDB 1.x returns).
+    #[error("Token is not valid yet")]
+    TokenNotValidYet,
+    /// `iat` lies in the future (jwt-go's text).
+    #[error("Token used before issued")]
+    TokenUsedBeforeIssued,
     #[error("username claim is required")]
     MissingUsername,
 }
@@ -112,15 +118,37 @@ pub fn verify_jwt(token: &str, secret: &str, now: i64) -> Result<String, AuthErr
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| bad("token claims are malformed"))?;
+    // jwt-go's MapClaims rules, no leeway. It reports the last check that failed,
+    // so `nbf` wins over `iat`, and both over `exp`.
+    if numeric_date(&claims, "nbf")?.is_some_and(|nbf| now < nbf) {
+        return Err(AuthError::TokenNotValidYet);
+    }
+    if numeric_date(&claims, "iat")?.is_some_and(|iat| now < iat) {
+        return Err(AuthError::TokenUsedBeforeIssued);
+    }
     // InfluxDB requires an expiry: a token without `exp` never expires otherwise.
-    match claims.get("exp").and_then(|e| e.as_i64()) {
-        Some(exp) if exp > now => {}
-        Some(_) => return Err(AuthError::TokenExpired),
-        None => return Err(bad("token expiration is required")),
+    match numeric_date(&claims, "exp") {
+        Ok(Some(exp)) if exp > now => {}
+        Ok(Some(exp)) if exp > 0 => return Err(AuthError::TokenExpired),
+        _ => return Err(bad("token expiration is required")),
     }
     match claims.get("username").and_then(|u| u.as_str()) {
         Some(u) if !u.is_empty() => Ok(u.to_string()),
         _ => Err(AuthError::MissingUsername),
+    }
+}
+
+/// A time claim in Unix seconds (JSON numbers, fractions cut as jwt-go does);
+/// `None` when absent. Any other type is refused rather than ignored, so a
+/// quoted `"nbf"` cannot slip past the check.
+fn numeric_date(claims: &serde_json::Value, name: &str) -> Result<Option<i64>, AuthError> {
+    match claims.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| AuthError::BadToken(format!("token claim {name:?} is not a number"))),
     }
 }
 
@@ -218,6 +246,12 @@ mod tests {
             verify_jwt("a.b", "secret", now),
             Err(AuthError::BadToken(_))
         ));
+        // Fractional seconds are accepted, as jwt-go reads every number as a float.
+        let float = sign_jwt(
+            &json!({"username": "bob", "exp": now as f64 + 60.5}),
+            "secret",
+        );
+        assert_eq!(verify_jwt(&float, "secret", now), Ok("bob".into()));
         // Tampered claims fail the signature.
         let mut parts: Vec<String> = good.split('.').map(String::from).collect();
         parts[1] =
@@ -226,5 +260,53 @@ mod tests {
             verify_jwt(&parts.join("."), "secret", now),
             Err(AuthError::BadToken(_))
         ));
+    }
+
+    #[test]
+    fn jwt_not_before_and_issued_at_in_the_future_are_refused() {
+        let now = 1_700_000_000;
+        let exp = now + 3600;
+        let token = |claims: serde_json::Value| sign_jwt(&claims, "secret");
+        let nbf = token(json!({"username": "bob", "exp": exp, "nbf": now + 1}));
+        assert_eq!(
+            verify_jwt(&nbf, "secret", now),
+            Err(AuthError::TokenNotValidYet)
+        );
+        assert_eq!(
+            AuthError::TokenNotValidYet.to_string(),
+            "Token is not valid yet"
+        );
+        let iat = token(json!({"username": "bob", "exp": exp, "iat": now + 1}));
+        assert_eq!(
+            verify_jwt(&iat, "secret", now),
+            Err(AuthError::TokenUsedBeforeIssued)
+        );
+        assert_eq!(
+            AuthError::TokenUsedBeforeIssued.to_string(),
+            "Token used before issued"
+        );
+        // Both wrong, and expired too: jwt-go reports `nbf`.
+        let all = token(json!({"username": "bob", "exp": now - 1, "iat": now + 9, "nbf": now + 9}));
+        assert_eq!(
+            verify_jwt(&all, "secret", now),
+            Err(AuthError::TokenNotValidYet)
+        );
+        // The boundary is valid (jwt-go: now >= nbf, now >= iat), and so is the past.
+        let edge = token(json!({"username": "bob", "exp": exp, "iat": now, "nbf": now}));
+        assert_eq!(verify_jwt(&edge, "secret", now), Ok("bob".into()));
+        let past = token(json!({"username": "bob", "exp": exp, "iat": now - 60, "nbf": now - 60}));
+        assert_eq!(verify_jwt(&past, "secret", now), Ok("bob".into()));
+        // A time claim that is not a number is refused, not skipped.
+        for claim in ["nbf", "iat"] {
+            let mut c = json!({"username": "bob", "exp": exp});
+            c[claim] = json!((now + 9).to_string());
+            assert!(
+                matches!(
+                    verify_jwt(&token(c), "secret", now),
+                    Err(AuthError::BadToken(_))
+                ),
+                "{claim}"
+            );
+        }
     }
 }

@@ -24,6 +24,10 @@ pub enum Error {
     Unparseable(String),
     #[error(transparent)]
     Body(#[from] BodyError),
+    /// A body in a `Content-Encoding` other than identity or gzip: reading it as
+    /// plain text would write garbage.
+    #[error("unsupported Content-Encoding {0:?}: send the body as is or with gzip")]
+    UnsupportedEncoding(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("{0}")]
@@ -59,6 +63,7 @@ impl Error {
             Error::Body(BodyError::TooLarge) => 413,
             Error::Body(BodyError::BadGzip(_)) => 400,
             Error::Body(BodyError::ReadTimeout) => 408,
+            Error::UnsupportedEncoding(_) => 415,
             Error::Auth(_) => 401,
             Error::Forbidden(_) => 403,
             Error::Overloaded => 503,
@@ -110,7 +115,17 @@ mod tests {
                 408,
                 "timed out reading the request body",
             ),
+            (
+                Error::UnsupportedEncoding("br".into()),
+                415,
+                "unsupported Content-Encoding \"br\": send the body as is or with gzip",
+            ),
             (Error::Auth(AuthError::Failed), 401, "authorization failed"),
+            (
+                Error::Auth(AuthError::TokenNotValidYet),
+                401,
+                "Token is not valid yet",
+            ),
             (
                 Error::Overloaded,
                 503,

@@ -448,9 +448,41 @@ impl Gateway {
     }
 }
 
-/// Reads the body as sent (at most `max_body_size` bytes); returns it and whether
-/// it is gzip-encoded.
-async fn read_body(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<(Bytes, bool)> {
+/// How a request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
+/// Reads `Content-Encoding` before the body: absent, `identity` or `gzip` (any
+/// case). Anything else gets 415 instead of being parsed as plain text.
+fn body_encoding(headers: &HeaderMap) -> Result<Encoding> {
+    let values: Vec<_> = headers.get_all("Content-Encoding").iter().collect();
+    if let [one] = values[..] {
+        if let Ok(v) = one.to_str() {
+            let v = v.trim();
+            if v.is_empty() || v.eq_ignore_ascii_case("identity") {
+                return Ok(Encoding::Identity);
+            }
+            if v.eq_ignore_ascii_case("gzip") {
+                return Ok(Encoding::Gzip);
+            }
+        }
+    } else if values.is_empty() {
+        return Ok(Encoding::Identity);
+    }
+    // Named in the error, cut short: the header is the client's to make long.
+    let named: Vec<_> = values
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .collect();
+    let named: String = named.join(", ").chars().take(64).collect();
+    Err(Error::UnsupportedEncoding(named))
+}
+
+/// Reads the body as sent (at most `max_body_size` bytes).
+async fn read_body(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Bytes> {
     let limit = gw.opts.max_body_size;
     let declared = headers
         .get("Content-Length")
@@ -459,14 +491,7 @@ async fn read_body(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<(Byt
     if declared.is_some_and(|n| n > limit) {
         return Err(Error::Body(BodyError::TooLarge));
     }
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(body_error)?;
-    let gzip = headers
-        .get("Content-Encoding")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    Ok((raw, gzip))
+    axum::body::to_bytes(body, limit).await.map_err(body_error)
 }
 
 fn body_error(e: axum::Error) -> Error {
@@ -504,8 +529,9 @@ async fn serve_write(
             )));
         }
     }
+    let gzip = body_encoding(headers)? == Encoding::Gzip;
     let admitted = gw.admit()?;
-    let (raw, gzip) = tokio::time::timeout(gw.opts.body_read_timeout, read_body(gw, headers, body))
+    let raw = tokio::time::timeout(gw.opts.body_read_timeout, read_body(gw, headers, body))
         .await
         .map_err(|_| Error::Body(BodyError::ReadTimeout))??;
     gw.stats
@@ -661,9 +687,17 @@ async fn query_handler(
     let started = Instant::now();
     if method == Method::POST {
         // Form fields in the body add to (and override) the URL's.
-        let bytes = axum::body::to_bytes(body, gw.opts.max_body_size)
+        let encoding = body_encoding(&headers)?;
+        let mut bytes = axum::body::to_bytes(body, gw.opts.max_body_size)
             .await
             .map_err(body_error)?;
+        if encoding == Encoding::Gzip {
+            let limit = gw.opts.max_body_size;
+            bytes = tokio::task::spawn_blocking(move || gunzip_bounded(&bytes, limit))
+                .await
+                .map_err(|e| Error::Internal(format!("inflate task failed: {e}")))?
+                .map(Bytes::from)?;
+        }
         let form: QueryParams = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
         params.q = form.q.or(params.q);
         params.db = form.db.or(params.db);
@@ -690,9 +724,13 @@ async fn query_handler(
         }
     }
     let db = params.db.unwrap_or_default();
+    // Like InfluxDB, the whole request is authorized before any of it runs: a 403
+    // means nothing happened, not that the statements before the refused one did.
+    for stmt in &stmts {
+        query::authorize(stmt, user.as_ref(), &db)?;
+    }
     let mut results = Vec::new();
     for (i, stmt) in stmts.iter().enumerate() {
-        query::authorize(stmt, user.as_ref(), &db)?;
         match query::execute(&gw.meta, stmt, user.as_ref(), &db).await {
             Ok(serde_json::Value::Null) => results.push(json!({ "statement_id": i })),
             Ok(series) => results.push(json!({ "statement_id": i, "series": series })),

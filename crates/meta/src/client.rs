@@ -549,15 +549,25 @@ impl MetaClient {
     }
 
     /// Checks credentials against the cached hash (works while meta is down).
-    /// Unknown user or wrong password: `authentication failed`.
+    /// Unknown user or wrong password: `authentication failed`, after the same
+    /// argon2 work either way; repeated failures for one name are slowed down.
     /// A password that passed is remembered, so repeated requests skip argon2.
     pub async fn authenticate(&self, name: &str, password: &str) -> Result<UserInfo> {
-        let u = self.user(name).ok_or(Error::AuthenticationFailed)?;
-        if self.shared.passwords.check(name, &u.hash, password).await {
-            Ok(u)
-        } else {
-            Err(Error::AuthenticationFailed)
+        let hash = self.snapshot().user(name).map(|u| u.hash.clone());
+        if !self
+            .shared
+            .passwords
+            .check(name, hash.as_deref(), password)
+            .await
+        {
+            return Err(Error::AuthenticationFailed);
         }
+        // The check may have waited: the user must still be there, with that password.
+        self.snapshot()
+            .user(name)
+            .filter(|u| Some(&u.hash) == hash.as_ref())
+            .cloned()
+            .ok_or(Error::AuthenticationFailed)
     }
 
     /// A user's privilege on `db` (admins: ALL).
