@@ -34,6 +34,12 @@ pub enum Error {
     Forbidden(String),
     #[error("{0}")]
     BadRequest(String),
+    /// The request target is longer than `max-url-size`.
+    #[error("request URI too long: {len} bytes, the limit is {limit} (max-url-size)")]
+    UriTooLong { len: usize, limit: usize },
+    /// `q` is longer than `max-query-size`; checked before parsing.
+    #[error("query too large: {len} bytes, the limit is {limit} (max-query-size)")]
+    QueryTooLarge { len: usize, limit: usize },
     #[error("server is overloaded: too many writes in flight")]
     Overloaded,
     #[error("timeout")]
@@ -60,7 +66,8 @@ impl Error {
             | Error::BadRequest(_)
             | Error::RetentionPolicyNotFound(_) => 400,
             Error::DatabaseNotFound(_) => 404,
-            Error::Body(BodyError::TooLarge) => 413,
+            Error::Body(BodyError::TooLarge) | Error::QueryTooLarge { .. } => 413,
+            Error::UriTooLong { .. } => 414,
             Error::Body(BodyError::BadGzip(_)) => 400,
             Error::Body(BodyError::ReadTimeout) => 408,
             Error::UnsupportedEncoding(_) => 415,
@@ -119,6 +126,16 @@ mod tests {
                 Error::UnsupportedEncoding("br".into()),
                 415,
                 "unsupported Content-Encoding \"br\": send the body as is or with gzip",
+            ),
+            (
+                Error::QueryTooLarge { len: 9, limit: 8 },
+                413,
+                "query too large: 9 bytes, the limit is 8 (max-query-size)",
+            ),
+            (
+                Error::UriTooLong { len: 9, limit: 8 },
+                414,
+                "request URI too long: 9 bytes, the limit is 8 (max-url-size)",
             ),
             (Error::Auth(AuthError::Failed), 401, "authorization failed"),
             (

@@ -70,6 +70,10 @@ pub struct HttpOptions {
     pub body_read_timeout: Duration,
     /// HS256 secret for Bearer tokens; empty disables bearer auth.
     pub shared_secret: String,
+    /// Longest request target (path and query string) before 414.
+    pub max_url_size: usize,
+    /// Longest `q` of `/query` (URL or form) before 413.
+    pub max_query_size: usize,
 }
 
 impl Default for HttpOptions {
@@ -83,6 +87,8 @@ impl Default for HttpOptions {
             write_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             shared_secret: String::new(),
+            max_url_size: 32 << 10,
+            max_query_size: 1 << 20,
         }
     }
 }
@@ -175,13 +181,20 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .with_state(gw)
 }
 
-/// Version, build and request-id headers on every response; status counters.
+/// Version, build and request-id headers on every response; status counters;
+/// the URL length limit, before any handler reads the query string.
 async fn common_headers(
     State(gw): State<Arc<Gateway>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let mut resp = next.run(req).await;
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let limit = gw.opts.max_url_size;
+    let mut resp = if len > limit {
+        Error::UriTooLong { len, limit }.into_response()
+    } else {
+        next.run(req).await
+    };
     let status = resp.status().as_u16();
     if (400..500).contains(&status) {
         gw.stats.client_errors.fetch_add(1, Relaxed);
@@ -688,8 +701,10 @@ async fn query_handler(
     if method == Method::POST {
         // Form fields in the body add to (and override) the URL's.
         let encoding = body_encoding(&headers)?;
-        let mut bytes = axum::body::to_bytes(body, gw.opts.max_body_size)
+        let read = axum::body::to_bytes(body, gw.opts.max_body_size);
+        let mut bytes = tokio::time::timeout(gw.opts.body_read_timeout, read)
             .await
+            .map_err(|_| Error::Body(BodyError::ReadTimeout))?
             .map_err(body_error)?;
         if encoding == Encoding::Gzip {
             let limit = gw.opts.max_body_size;
@@ -707,6 +722,13 @@ async fn query_handler(
     let Some(q) = params.q.filter(|q| !q.trim().is_empty()) else {
         return Err(Error::BadRequest("missing required parameter \"q\"".into()));
     };
+    let limit = gw.opts.max_query_size;
+    if q.len() > limit {
+        return Err(Error::QueryTooLarge {
+            len: q.len(),
+            limit,
+        });
+    }
     // Authenticate first: a stranger must not make the server parse 25 MB of query.
     let user = gw
         .authenticate(params.u.as_deref(), params.p.as_deref(), &headers)

@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
+use sundial_serve::ConnStats;
 
 #[derive(Debug, Default)]
 pub struct HttpStats {
@@ -22,6 +24,8 @@ pub struct HttpStats {
     pub client_errors: AtomicU64,
     pub server_errors: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// The HTTP listener's connections: open, closed by timeouts, evicted.
+    pub connections: Arc<ConnStats>,
 }
 
 /// Counts a write request as active until dropped, then adds its duration.
@@ -148,6 +152,7 @@ impl HttpStats {
             "counter",
             g(&self.auth_failures),
         );
+        self.connections.render("sundial_http", out);
     }
 }
 
@@ -180,6 +185,10 @@ mod tests {
         );
         assert!(out.contains("sundial_http_points_written_ok_total 5\n"));
         assert!(out.contains("# TYPE sundial_http_active_write_requests gauge\n"));
+        assert!(
+            out.contains("sundial_http_connections_evicted_total 0\n"),
+            "{out}"
+        );
         // Every sample line is `name value` with a numeric value.
         for l in out.lines().filter(|l| !l.starts_with('#')) {
             let (_, v) = l.split_once(' ').unwrap();

@@ -74,8 +74,22 @@ pub struct HttpConfig {
     pub max_enqueued_write_limit: usize,
     pub enqueued_write_timeout: String,
     pub write_timeout: String,
-    /// How long a client may take to send a write body (then 408).
+    /// How long a client may take to send a write or query body (then 408).
     pub body_read_timeout: String,
+    /// How long a client may take to send a request head: from connecting for
+    /// its first request, from the head's first byte for later ones (then closed).
+    pub header_read_timeout: String,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: String,
+    /// Open connections at most; a new one closes the idle connection closest to
+    /// its timeout. 0 = a quarter of the open-file limit, at most 4096.
+    pub max_connections: usize,
+    /// Largest request head, request line and headers (bytes; then 431).
+    pub max_header_size: usize,
+    /// Longest request URL, path and query string (bytes; then 414).
+    pub max_url_size: usize,
+    /// Longest `q` of /query, in the URL or the form (bytes; then 413).
+    pub max_query_size: usize,
     /// HS256 secret for `Authorization: Bearer` JWTs; empty disables them.
     pub shared_secret: String,
 }
@@ -150,6 +164,15 @@ impl Default for HttpConfig {
             enqueued_write_timeout: "5s".into(),
             write_timeout: "10s".into(),
             body_read_timeout: "30s".into(),
+            header_read_timeout: "10s".into(),
+            // Go's HTTP clients (Telegraf, Grafana) drop idle connections after
+            // 90 s: outlasting them means the client closes first, never the
+            // server just as the client reuses the connection.
+            idle_timeout: "120s".into(),
+            max_connections: 0,
+            max_header_size: 64 << 10,
+            max_url_size: 32 << 10,
+            max_query_size: 1 << 20,
             shared_secret: String::new(),
         }
     }
@@ -229,6 +252,8 @@ impl Config {
             ),
             ("http.write-timeout", &self.http.write_timeout),
             ("http.body-read-timeout", &self.http.body_read_timeout),
+            ("http.header-read-timeout", &self.http.header_read_timeout),
+            ("http.idle-timeout", &self.http.idle_timeout),
             ("retention.check-interval", &self.retention.check_interval),
             ("data.shard-idle-timeout", &self.data.shard_idle_timeout),
             (
@@ -244,6 +269,24 @@ impl Config {
         }
         if self.runtime.max_blocking_threads == 0 {
             bail!("runtime.max-blocking-threads must be at least 1");
+        }
+        for (name, v) in [
+            ("http.header-read-timeout", &self.http.header_read_timeout),
+            ("http.idle-timeout", &self.http.idle_timeout),
+        ] {
+            if parse_duration(v)?.is_zero() {
+                bail!("{name} must be longer than 0");
+            }
+        }
+        // Below 1 KiB an ordinary client's headers would not fit.
+        for (name, v, min) in [
+            ("http.max-header-size", self.http.max_header_size, 1024),
+            ("http.max-url-size", self.http.max_url_size, 1),
+            ("http.max-query-size", self.http.max_query_size, 1),
+        ] {
+            if v < min {
+                bail!("{name} must be at least {min} bytes");
+            }
         }
         if self.data.wal_fsync != "always" && self.data.wal_fsync != "never" {
             parse_duration(&self.data.wal_fsync)
@@ -376,6 +419,15 @@ mod tests {
             "10 parsecs".to_string(),
         )];
         assert!(Config::load(None, env).is_err());
+        for (k, v) in [
+            ("SUNDIAL_HTTP_IDLE_TIMEOUT", "0s"),
+            ("SUNDIAL_HTTP_HEADER_READ_TIMEOUT", "soon"),
+            ("SUNDIAL_HTTP_MAX_HEADER_SIZE", "100"),
+            ("SUNDIAL_HTTP_MAX_QUERY_SIZE", "0"),
+        ] {
+            let env = vec![(k.to_string(), v.to_string())];
+            assert!(Config::load(None, env).is_err(), "{k}={v}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use sundial_engine::{EngineOptions, FsyncPolicy, Store};
 use sundial_gateway::http::{router, Check, ExtraMetrics, Gateway, HealthCheck, HttpOptions};
 use sundial_gateway::points_writer::{LocalShardWriter, PointsWriter};
 use sundial_meta::{ClientOptions, EmbeddedBackend, MetaClient};
+use sundial_serve::ServeOptions;
 use tracing::Instrument;
 
 // Big per-request arenas (parsed batches) are freed and reallocated all the
@@ -253,6 +254,15 @@ async fn serve(cfg: Config) -> Result<()> {
         write_timeout: parse_duration(&cfg.http.write_timeout)?,
         body_read_timeout: parse_duration(&cfg.http.body_read_timeout)?,
         shared_secret: cfg.http.shared_secret.clone(),
+        max_url_size: cfg.http.max_url_size,
+        max_query_size: cfg.http.max_query_size,
+    };
+    // After `raise_fd_limit`: the auto cap is a share of the raised limit.
+    let listen = ServeOptions {
+        header_read_timeout: parse_duration(&cfg.http.header_read_timeout)?,
+        idle_timeout: parse_duration(&cfg.http.idle_timeout)?,
+        max_connections: max_connections(&cfg),
+        max_header_size: cfg.http.max_header_size,
     };
     let metrics_store = store.clone();
     let engine_metrics = ExtraMetrics(Arc::new(move |out: &mut String| {
@@ -287,11 +297,16 @@ async fn serve(cfg: Config) -> Result<()> {
         ));
     }
 
-    tracing::info!(%addr, data_dir = %cfg.data.dir.display(), "sundial ready");
+    tracing::info!(
+        %addr,
+        data_dir = %cfg.data.dir.display(),
+        max_connections = listen.max_connections,
+        "sundial ready"
+    );
     // Tests and scripts read the bound address (port 0 picks a free one).
     println!("listening on {addr}");
-    axum::serve(listener, router(gw))
-        .with_graceful_shutdown(shutdown_signal())
+    let conn_stats = gw.stats.connections.clone();
+    sundial_serve::serve(listener, router(gw), listen, conn_stats, shutdown_signal())
         .await
         .context("http server")?;
 
@@ -370,8 +385,11 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: draining in-flight requests");
 }
 
-/// Connections the HTTP listener admits: a quarter of the open-file limit, at most
-/// 4096; the rest of the descriptors belong to the shards.
-fn max_connections(_cfg: &Config) -> usize {
-    (open_file_limit() / 4).clamp(16, 4096)
+/// Connections the HTTP listener admits (the rest of the descriptors belong to the
+/// shards).
+fn max_connections(cfg: &Config) -> usize {
+    match cfg.http.max_connections {
+        0 => sundial_serve::auto_max_connections(),
+        n => n,
+    }
 }

@@ -25,7 +25,12 @@ fn error_text(r: Response) -> (u16, String) {
 }
 
 fn metric(s: &Server, name: &str) -> Option<f64> {
-    let text = client().get(s.url("/metrics")).send().unwrap().text().unwrap();
+    let text = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
@@ -33,7 +38,13 @@ fn metric(s: &Server, name: &str) -> Option<f64> {
 /// The issue's flood: rounds of 400,000 new series.
 fn flood_round(round: usize) -> String {
     (0..400_000)
-        .map(|i| format!("ser,host=h{round}_{i},region=r{} v={i}i {}\n", i % 100, 1_700_000_000_000_000_000i64 + i as i64))
+        .map(|i| {
+            format!(
+                "ser,host=h{round}_{i},region=r{} v={i}i {}\n",
+                i % 100,
+                1_700_000_000_000_000_000i64 + i as i64
+            )
+        })
         .collect()
 }
 
@@ -51,13 +62,22 @@ fn a_series_flood_ends_in_partial_writes_with_the_default_limits() {
     assert_eq!(st, 400);
     assert!(e.ends_with("dropped=400000"), "{e}");
     // Known series are still written; the current values are on /metrics.
-    assert_eq!(write(&s, "db=flood", "ser,host=h0_5,region=r5 v=1i 1").status(), 204);
-    assert_eq!(metric(&s, r#"sundial_engine_series{database="flood"}"#), Some(100_000.0));
+    assert_eq!(
+        write(&s, "db=flood", "ser,host=h0_5,region=r5 v=1i 1").status(),
+        204
+    );
+    assert_eq!(
+        metric(&s, r#"sundial_engine_series{database="flood"}"#),
+        Some(100_000.0)
+    );
     assert_eq!(
         metric(&s, r#"sundial_engine_max_tag_values{database="flood"}"#),
         Some(100_000.0)
     );
-    assert_eq!(metric(&s, "sundial_engine_series_refused_total"), Some(700_000.0));
+    assert_eq!(
+        metric(&s, "sundial_engine_series_refused_total"),
+        Some(700_000.0)
+    );
 }
 
 #[test]
@@ -69,10 +89,16 @@ fn max_series_per_database_is_counted_per_database() {
     let (st, e) = error_text(write(&s, "db=a", body.clone()));
     assert_eq!(
         (st, e.as_str()),
-        (400, "partial write: max-series-per-database limit exceeded: (1000) dropped=500")
+        (
+            400,
+            "partial write: max-series-per-database limit exceeded: (1000) dropped=500"
+        )
     );
     // Database b has a count of its own.
-    assert_eq!(error_text(write(&s, "db=b", body)).1, "partial write: max-series-per-database limit exceeded: (1000) dropped=500");
+    assert_eq!(
+        error_text(write(&s, "db=b", body)).1,
+        "partial write: max-series-per-database limit exceeded: (1000) dropped=500"
+    );
 }
 
 /// With both series limits off, a flood is stopped by the memory limit of the
@@ -102,7 +128,10 @@ fn with_the_series_limits_off_a_flood_ends_in_503s_under_the_memory_limit() {
             break;
         }
         assert_eq!(st, 204, "round {round}: {e}");
-        assert!(started.elapsed() < Duration::from_secs(240), "flood too slow");
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "flood too slow"
+        );
     }
     let (round, e) = refused.expect("the flood was never refused");
     assert!(round >= 1, "refused at once: {e}");
@@ -113,7 +142,10 @@ fn with_the_series_limits_off_a_flood_ends_in_503s_under_the_memory_limit() {
     let bound = index_limit + memtable_budget + (320 << 20);
     assert!(rss < bound, "RSS {rss} over {bound}");
     // Known series are still written.
-    assert_eq!(write(&s, "db=flood", "ser,host=h0_1,region=r1 v=2i 2").status(), 204);
+    assert_eq!(
+        write(&s, "db=flood", "ser,host=h0_1,region=r1 v=2i 2").status(),
+        204
+    );
     let used = metric(&s, "sundial_engine_index_memory_bytes").unwrap();
     assert!(used <= index_limit as f64 * 1.1, "{used}");
 }

@@ -15,6 +15,8 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// A `bash -c` script that ends in `exec "$0" "$@"`, run instead of the binary.
+    wrapper: Option<String>,
 }
 
 impl Server {
@@ -24,6 +26,12 @@ impl Server {
 
     /// Starts with extra `SUNDIAL_…` environment settings.
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_wrapped(None, args, env)
+    }
+
+    /// Starts through `bash -c wrapper` (e.g. `ulimit -n 1024; exec "$0" "$@"`)
+    /// when one is given.
+    pub fn start_wrapped(wrapper: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
         let mut s = Server {
@@ -36,6 +44,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            wrapper: wrapper.map(str::to_string),
         };
         s.spawn();
         s
@@ -43,7 +52,15 @@ impl Server {
 
     /// Starts (again) on the same data directory.
     pub fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sundial"));
+        let bin = env!("CARGO_BIN_EXE_sundial");
+        let mut cmd = match &self.wrapper {
+            Some(script) => {
+                let mut c = Command::new("bash");
+                c.arg("-c").arg(script).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("run")
             .arg("--data-dir")
             .arg(&self.data)
@@ -83,7 +100,8 @@ impl Server {
 
     /// A line of `/proc/<pid>/status`, e.g. `VmRSS` (kB) or `Threads`.
     pub fn proc_status(&self, field: &str) -> u64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         text.lines()
             .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
