@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::manifest::{FileKind, Tombstone};
 use crate::options::EngineOptions;
 use crate::shard::DataFile;
-use crate::tsfile::{SeriesRef, TsFileWriter};
+use crate::tsfile::{ResourceReader, TsFileWriter};
 use crate::types::{Column, FieldMerge};
 
 fn overlaps(a: &DataFile, min: i64, max: i64) -> bool {
@@ -128,29 +128,41 @@ pub(crate) fn merge(
     path: &Path,
     max_per_block: usize,
 ) -> Result<Option<()>> {
-    // Each input's series in key order, from its resource section (memory keeps
-    // only hashes); walked side by side.
-    let refs: Vec<Vec<SeriesRef>> = inputs
-        .iter()
-        .map(|f| f.file.series_refs())
-        .collect::<Result<_>>()?;
-    let mut keys: Vec<&str> = refs.iter().flatten().map(|r| &*r.key).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut at = vec![0usize; inputs.len()];
+    // Each input's series in key order, walked side by side straight from the
+    // resource sections (no copy of every key: files can hold millions).
+    let mut cursors = Vec::with_capacity(inputs.len());
+    for f in inputs {
+        let mut r = f
+            .file
+            .resource_reader()
+            .map_err(|e| e.with_path(f.file.path()))?;
+        r.advance().map_err(|e| e.with_path(f.file.path()))?;
+        cursors.push(r);
+    }
     let mut w = TsFileWriter::create(path, max_per_block)?;
-    for key in keys {
+    let mut key = String::new();
+    while let Some(min) = cursors.iter().filter_map(ResourceReader::key).min() {
+        key.clear();
+        key.push_str(min);
         let mut acc = FieldMerge::<String>::new();
-        for (i, f) in inputs.iter().enumerate() {
-            let Some(r) = refs[i].get(at[i]).filter(|r| &*r.key == key) else {
+        for (f, r) in inputs.iter().zip(cursors.iter_mut()) {
+            if r.key() != Some(key.as_str()) {
+                continue;
+            }
+            let Some(si) = f.file.series_index_at(r)? else {
                 continue;
             };
-            at[i] += 1;
-            let si = f.file.series_index_of(r)?;
+            if si.key != key {
+                return Err(crate::error::Error::corrupt(
+                    f.file.path(),
+                    format!("index entry of {key:?} names {:?}", si.key),
+                ));
+            }
+            r.advance().map_err(|e| e.with_path(f.file.path()))?;
             for fi in &si.fields {
                 let mut c = f.file.read_field(fi, i64::MIN, i64::MAX)?;
                 for t in tombs {
-                    if t.applies(key, f.meta.max_seq) {
+                    if t.applies(&key, f.meta.max_seq) {
                         c.delete_range(t.min, t.max);
                     }
                 }
@@ -159,7 +171,7 @@ pub(crate) fn merge(
         }
         let refs: Vec<(&str, &Column)> =
             acc.columns().iter().map(|(n, c)| (n.as_str(), c)).collect();
-        w.add_series(key, &refs)?;
+        w.add_series(&key, &refs)?;
     }
     if w.series_count() == 0 {
         drop(w);

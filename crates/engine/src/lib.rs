@@ -55,7 +55,9 @@
 //! ## Shard directory
 //!
 //! ```text
+//! <store>/_series/d<escaped db>/series.log   the database's series catalog
 //! <store>/<shard id>/
+//!   DATABASE          the database the shard belongs to
 //!   MANIFEST          JSON + u32 crc32c; written to MANIFEST.tmp, fsync, rename, fsync dir
 //!   index.snap        series index snapshot (below), same atomic protocol
 //!   wal/NNNNNNNNNN.wal WAL segments;  wal/corrupt/ copies of damaged segments
@@ -131,12 +133,13 @@
 //!
 //! ## Index snapshot (`index.snap`)
 //!
-//! `"SDIDX001" | uvarint n | (uvarint len, series key)* | uvarint nmeas |
-//! per measurement: (uvarint len, name), uvarint nfields, (uvarint len, name, u8 type)*`,
-//! then a u32 crc32c. Written before each flush's manifest, after drops, and at close. Series
-//! ids are dense u32s local to a process (nothing on disk stores them). A missing or
-//! corrupt snapshot is rebuilt from the data files; series newer than the snapshot come
-//! back with WAL replay.
+//! `"SDIDX002" | u64 catalog generation | u32 id bound | uvarint len | roaring bitmap of
+//! the catalog ids the shard holds | uvarint nmeas | per measurement: (uvarint len, name),
+//! uvarint nfields, (uvarint len, name, u8 type)*`, then a u32 crc32c. Written before
+//! each flush's manifest, after drops, and at close. A snapshot of another catalog
+//! generation, missing or corrupt, is rebuilt from the data files; series newer than
+//! the snapshot come back with WAL replay. The series keys themselves live in the
+//! database's catalog (`catalog`, `<store>/_series/d<db>/series.log`).
 //!
 //! ## Metrics
 //!

@@ -143,11 +143,11 @@ fn shards_open_on_demand_and_close_when_idle() {
     assert_eq!(store.open_shard_ids(), vec![7]);
     // Idle shards are flushed and closed; their data comes back when used again.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !store.open_shard_ids().is_empty() {
+    // (The counter moves just after the slot closes.)
+    while !store.open_shard_ids().is_empty() || store.stats().shards_closed_idle == 0 {
         assert!(Instant::now() < deadline, "idle shard still open");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(store.stats().shards_closed_idle >= 1);
     assert!(store.shard_files(7).unwrap().len() <= 1);
     assert_eq!(dump(&store, 7, "m"), got);
 }

@@ -84,59 +84,71 @@ fn valid_record_after(data: &[u8], from: usize) -> bool {
 
 impl SeriesLog {
     /// Opens (or creates) the log in `dir`, replaying every record through `apply`.
-    /// Returns the log and whether earlier generations' ids are void.
+    /// Returns the log and whether earlier generations' ids are void. The file is
+    /// read a megabyte at a time: it holds every key of the database.
     pub fn open(dir: &Path, apply: &mut dyn FnMut(Record<'_>)) -> Result<(SeriesLog, bool)> {
         create_dir_durable(dir)?;
         let path = dir.join("series.log");
-        let mut data = Vec::new();
-        match File::open(&path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut data).map_err(|e| Error::io(&path, e))?;
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Self::create(dir, &path, &[])?, false));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&path, e)),
-        }
-        if data.len() < HEADER || &data[..8] != MAGIC {
-            if !data.is_empty() {
+        };
+        let file_len = f.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let mut head = [0u8; HEADER];
+        if file_len < HEADER as u64 || f.read_exact(&mut head).is_err() || &head[..8] != MAGIC {
+            if file_len > 0 {
                 tracing::error!(path = %path.display(), "series catalog header is damaged; starting a new generation");
             }
-            let log = Self::create(dir, &path, &[])?;
-            return Ok((log, !data.is_empty()));
+            return Ok((Self::create(dir, &path, &[])?, file_len > 0));
         }
         let mut generation = [0u8; 8];
-        generation.copy_from_slice(&data[8..16]);
+        generation.copy_from_slice(&head[8..16]);
         let generation = u64::from_le_bytes(generation);
-        let mut pos = HEADER;
-        while pos < data.len() {
-            match record_at(&data, pos) {
+        // Replay: `buf[at..]` holds unread bytes starting at file offset `off`.
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut off = HEADER as u64;
+        let mut at = 0;
+        let mut eof = false;
+        loop {
+            match record_at(&buf, at) {
                 Some((rec, next)) => {
                     apply(rec);
-                    pos = next;
+                    off += (next - at) as u64;
+                    at = next;
                 }
-                None => break,
+                None if eof => break,
+                None => {
+                    // Keep the partial record, read more (a record is at most 1 MiB).
+                    buf.drain(..at);
+                    at = 0;
+                    let have = buf.len();
+                    buf.resize(have + (1 << 20), 0);
+                    let n = f.read(&mut buf[have..]).map_err(|e| Error::io(&path, e))?;
+                    buf.truncate(have + n);
+                    eof = n == 0;
+                }
             }
         }
-        if pos == data.len() {
-            let file = OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
-            return Ok((
-                SeriesLog {
-                    path,
-                    file,
-                    len: pos as u64,
-                    generation,
-                    unsynced: false,
-                },
-                false,
-            ));
+        let pos = off;
+        if pos == file_len {
+            return Ok((Self::reopen(&path, pos, generation)?, false));
         }
-        let lost = data.len() - pos;
-        if valid_record_after(&data, pos) {
+        let lost = file_len - pos;
+        let mut rest = Vec::new();
+        f.seek(SeekFrom::Start(pos))
+            .and_then(|_| f.read_to_end(&mut rest))
+            .map_err(|e| Error::io(&path, e))?;
+        if valid_record_after(&rest, 0) {
             tracing::error!(path = %path.display(), offset = pos, lost_bytes = lost,
                 "series catalog is damaged in the middle; keeping the valid prefix as a new generation (shards rebuild their series lists)");
-            let log = Self::create(dir, &path, &data[HEADER..pos])?;
+            let mut prefix = vec![0u8; (pos - HEADER as u64) as usize];
+            f.seek(SeekFrom::Start(HEADER as u64))
+                .and_then(|_| f.read_exact(&mut prefix))
+                .map_err(|e| Error::io(&path, e))?;
+            let log = Self::create(dir, &path, &prefix)?;
             return Ok((log, true));
         }
         tracing::warn!(path = %path.display(), offset = pos, lost_bytes = lost,
@@ -145,23 +157,23 @@ impl SeriesLog {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        file.set_len(pos as u64).map_err(|e| Error::io(&path, e))?;
+        file.set_len(pos).map_err(|e| Error::io(&path, e))?;
         file.sync_all().map_err(|e| Error::io(&path, e))?;
-        drop(file);
+        Ok((Self::reopen(&path, pos, generation)?, false))
+    }
+
+    fn reopen(path: &Path, len: u64, generation: u64) -> Result<SeriesLog> {
         let file = OpenOptions::new()
             .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        Ok((
-            SeriesLog {
-                path,
-                file,
-                len: pos as u64,
-                generation,
-                unsynced: false,
-            },
-            false,
-        ))
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(SeriesLog {
+            path: path.to_path_buf(),
+            file,
+            len,
+            generation,
+            unsynced: false,
+        })
     }
 
     /// A new file under a new generation holding `records`, replacing any old one.
@@ -178,17 +190,7 @@ impl SeriesLog {
         drop(f);
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         sync_dir(dir)?;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        Ok(SeriesLog {
-            path: path.to_path_buf(),
-            file,
-            len: head.len() as u64,
-            generation,
-            unsynced: false,
-        })
+        Self::reopen(path, head.len() as u64, generation)
     }
 
     /// Appends additions `(id, key)` and drops (`key` None); with `sync`, they are

@@ -25,7 +25,7 @@ use roaring::RoaringBitmap;
 
 use crate::budget::IndexMemory;
 use crate::error::Result;
-use crate::index::{parse_series_key, TagPredicate};
+use crate::index::{split_series_key, TagPredicate};
 use crate::util::{FastMap, FastSet};
 use dict::{Dict, MAX_STRING};
 use log::{Record, SeriesLog};
@@ -50,7 +50,7 @@ struct State {
 }
 
 impl State {
-    fn add(&mut self, id: u32, key: &str, m: &str, tags: &[(String, String)]) {
+    fn add<S: AsRef<str>>(&mut self, id: u32, key: &str, m: &str, tags: &[(S, S)]) {
         self.keys.insert_at(id, key);
         self.live += 1;
         if !self.measurements.contains_key(m) {
@@ -60,12 +60,13 @@ impl State {
         if let Some(mi) = self.measurements.get_mut(m) {
             mi.series.insert(id);
             for (k, v) in tags {
-                match mi.tags.get_mut(k.as_str()) {
+                let (k, v) = (k.as_ref(), v.as_ref());
+                match mi.tags.get_mut(k) {
                     Some(t) => t.add(v, id),
                     None => {
                         let mut t = TagValues::default();
                         t.add(v, id);
-                        mi.tags.insert(k.as_str().into(), t);
+                        mi.tags.insert(k.into(), t);
                     }
                 }
             }
@@ -79,18 +80,18 @@ impl State {
         }
         self.keys.unlink(id);
         self.live -= 1;
-        let (m, tags) = parse_series_key(&key);
-        let Some(mi) = self.measurements.get_mut(m.as_str()) else {
+        let (m, tags) = split_series_key(&key);
+        let Some(mi) = self.measurements.get_mut(&*m) else {
             return;
         };
         mi.series.remove(id);
         for (k, v) in &tags {
-            if let Some(t) = mi.tags.get_mut(k.as_str()) {
+            if let Some(t) = mi.tags.get_mut(&**k) {
                 t.remove(v, id);
             }
         }
         if mi.series.is_empty() {
-            self.measurements.remove(m.as_str());
+            self.measurements.remove(&*m);
         }
     }
 
@@ -156,7 +157,7 @@ impl Catalog {
                     tracing::warn!(id, "series catalog: out-of-order id ignored");
                     return;
                 }
-                let (m, tags) = parse_series_key(key);
+                let (m, tags) = split_series_key(key);
                 st.add(id, key, &m, &tags);
             }
             Record::Drop(id) => st.remove(id),
@@ -260,7 +261,7 @@ impl Catalog {
                     out.push(Err("too many series in the database".into()));
                     continue;
                 }
-                let (m, tags) = parse_series_key(key);
+                let (m, tags) = crate::index::parse_series_key(key);
                 if let Some(l) = limits {
                     let max = l.max_series_per_database;
                     if max > 0 && st.live + new.len() >= max {
@@ -371,6 +372,21 @@ impl Catalog {
     /// Makes every addition durable (before a shard persists ids).
     pub fn sync(&self) -> Result<()> {
         self.log.lock().sync()
+    }
+
+    /// The key of `id` (also of a dropped id, until the catalog is rewritten).
+    pub fn key(&self, id: u32) -> Option<Box<str>> {
+        let st = self.state.read();
+        let k = st.keys.get(id);
+        (!k.is_empty()).then(|| k.into())
+    }
+
+    /// `ids` sorted by (key, id), without copying the keys.
+    pub fn sorted_by_key(&self, ids: impl IntoIterator<Item = u32>) -> Vec<u32> {
+        let mut v: Vec<u32> = ids.into_iter().collect();
+        let st = self.state.read();
+        v.sort_unstable_by(|&a, &b| st.keys.get(a).cmp(st.keys.get(b)).then(a.cmp(&b)));
+        v
     }
 
     /// Keys of `ids`, in the same order (one lock for the batch).

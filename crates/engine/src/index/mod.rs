@@ -11,6 +11,8 @@
 mod predicate;
 pub use predicate::TagPredicate;
 
+use std::borrow::Cow;
+
 use roaring::RoaringBitmap;
 
 use crate::codec::{corrupt, get_uvarint, put_uvarint, take};
@@ -50,10 +52,14 @@ pub(crate) enum Snapshot {
     },
 }
 
-/// Split a canonical series key (`m,k1=v1,k2=v2`, escaped) into unescaped parts.
-pub fn parse_series_key(key: &str) -> (String, Vec<(String, String)>) {
+/// The parts of a series key, borrowed from it unless they hold escapes.
+pub(crate) type KeyParts<'a> = (Cow<'a, str>, Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+/// Split a canonical series key (`m,k1=v1,k2=v2`, escaped) into unescaped parts,
+/// without allocating for parts that have no escapes.
+pub(crate) fn split_series_key(key: &str) -> KeyParts<'_> {
     let b = key.as_bytes();
-    // Split on unescaped commas.
+    // Split on unescaped commas: the measurement, then `key=value` parts.
     let mut parts: Vec<&str> = Vec::new();
     let (mut start, mut i) = (0, 0);
     while i < b.len() {
@@ -68,34 +74,47 @@ pub fn parse_series_key(key: &str) -> (String, Vec<(String, String)>) {
         }
     }
     parts.push(&key[start.min(key.len())..]);
-    let measurement = unescape(parts[0], b", ");
-    let mut tags = Vec::with_capacity(parts.len() - 1);
-    for p in &parts[1..] {
-        let pb = p.as_bytes();
-        let mut j = 0;
-        let mut eq = None;
-        while j < pb.len() {
-            match pb[j] {
-                b'\\' => j += 2,
-                b'=' => {
-                    eq = Some(j);
-                    break;
+    let measurement = unescape(parts.remove(0), b", ");
+    let tags = parts
+        .into_iter()
+        .map(|p| {
+            let pb = p.as_bytes();
+            let mut j = 0;
+            let mut eq = None;
+            while j < pb.len() {
+                match pb[j] {
+                    b'\\' => j += 2,
+                    b'=' => {
+                        eq = Some(j);
+                        break;
+                    }
+                    _ => j += 1,
                 }
-                _ => j += 1,
             }
-        }
-        let (k, v) = match eq {
-            Some(e) => (&p[..e], &p[e + 1..]),
-            None => (*p, ""),
-        };
-        tags.push((unescape(k, b", ="), unescape(v, b", =")));
-    }
+            let (k, v) = match eq {
+                Some(e) => (&p[..e], &p[e + 1..]),
+                None => (p, ""),
+            };
+            (unescape(k, b", ="), unescape(v, b", ="))
+        })
+        .collect();
     (measurement, tags)
 }
 
-fn unescape(s: &str, escapable: &[u8]) -> String {
+/// [`split_series_key`] with owned parts.
+pub fn parse_series_key(key: &str) -> (String, Vec<(String, String)>) {
+    let (m, tags) = split_series_key(key);
+    (
+        m.into_owned(),
+        tags.into_iter()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+    )
+}
+
+fn unescape<'a>(s: &'a str, escapable: &[u8]) -> Cow<'a, str> {
     if !s.contains('\\') {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -109,7 +128,10 @@ fn unescape(s: &str, escapable: &[u8]) -> String {
             i += 1;
         }
     }
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    Cow::Owned(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 impl ShardIndex {

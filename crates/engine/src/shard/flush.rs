@@ -67,26 +67,38 @@ impl Shard {
                 if table.is_empty() {
                     continue;
                 }
-                // Series in key order, as the file format requires.
-                let mut series: Vec<(Box<str>, u32)> =
-                    self.catalog.keys_of(table.series.keys().copied());
-                // Sorted by (key, sid): several ids can share a key after a drop and
-                // re-create; older ids come first and newer ones win on equal times.
-                series.sort_unstable();
+                // Series in key order, as the file format requires. Sorted by (key,
+                // sid): several ids can share a key after a drop and re-create; older
+                // ids come first and newer ones win on equal times. Only ids are
+                // sorted; keys are fetched one at a time (a memtable can hold
+                // millions of series).
+                let sids = self.catalog.sorted_by_key(table.series.keys().copied());
                 let fid = self.alloc_file_id();
                 let path = file_path(&self.dir, fid);
                 let mut w = TsFileWriter::create(&path, self.opts.max_points_per_block)?;
-                for group in series.chunk_by(|a, b| a.0 == b.0) {
-                    let key = &group[0].0;
-                    let mut cols = FieldMerge::<Arc<str>>::new();
-                    for &(_, sid) in group {
-                        for (name, c) in table.read_series(sid, &|_| true, i64::MIN, i64::MAX) {
-                            cols.add(name, c);
+                let mut cols = FieldMerge::<Arc<str>>::new();
+                let mut key: Option<Box<str>> = None;
+                for sid in sids {
+                    let Some(k) = self.catalog.key(sid) else {
+                        continue;
+                    };
+                    if key.as_ref().is_some_and(|p| *p != k) {
+                        if let Some(p) = key.take() {
+                            let done = std::mem::replace(&mut cols, FieldMerge::new());
+                            let refs: Vec<(&str, &Column)> =
+                                done.columns().iter().map(|(n, c)| (&**n, c)).collect();
+                            w.add_series(&p, &refs)?;
                         }
                     }
+                    key = Some(k);
+                    for (name, c) in table.read_series(sid, &|_| true, i64::MIN, i64::MAX) {
+                        cols.add(name, c);
+                    }
+                }
+                if let Some(p) = key {
                     let refs: Vec<(&str, &Column)> =
                         cols.columns().iter().map(|(n, c)| (&**n, c)).collect();
-                    w.add_series(key, &refs)?;
+                    w.add_series(&p, &refs)?;
                 }
                 if w.series_count() == 0 {
                     drop(w);

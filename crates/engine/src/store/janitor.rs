@@ -14,6 +14,25 @@ use crate::error::{Error, Result};
 use crate::options::FsyncPolicy;
 use crate::shard::Shard;
 
+/// Descriptors counted as in use while a shard opens or closes.
+pub(super) struct FdsInFlight<'a> {
+    inner: &'a Inner,
+    n: usize,
+}
+
+impl<'a> FdsInFlight<'a> {
+    fn new(inner: &'a Inner, n: usize) -> Self {
+        inner.fds_in_flight.fetch_add(n, Ordering::AcqRel);
+        FdsInFlight { inner, n }
+    }
+}
+
+impl Drop for FdsInFlight<'_> {
+    fn drop(&mut self) {
+        self.inner.fds_in_flight.fetch_sub(self.n, Ordering::AcqRel);
+    }
+}
+
 /// Free space on the store's file system, re-read at most every 50 ms.
 #[derive(Debug)]
 pub(super) struct DiskGuard {
@@ -143,6 +162,7 @@ impl Inner {
         let Some(s) = slot.take_if_unused(pick) else {
             return false;
         };
+        let _closing = FdsInFlight::new(self, s.open_files());
         let res = if flush {
             s.flush_and_close()
         } else {
@@ -183,7 +203,8 @@ impl Inner {
         self.relieve_pressure(None);
     }
 
-    /// Descriptors held by open shards and loaded catalogs.
+    /// Descriptors held by open shards and loaded catalogs, and by shards being
+    /// opened or closed.
     pub(super) fn descriptors_in_use(&self) -> usize {
         let shards: usize = self.open_shards().iter().map(|s| s.open_files()).sum();
         let catalogs = self
@@ -192,7 +213,7 @@ impl Inner {
             .values()
             .filter(|c| c.loaded.lock().strong_count() > 0)
             .count();
-        shards + catalogs
+        shards + catalogs + self.fds_in_flight.load(Ordering::Acquire)
     }
 
     fn under_pressure(&self, extra_fds: usize) -> bool {
@@ -229,18 +250,29 @@ impl Inner {
     }
 
     /// Before opening shard `id`: room in the descriptor budget, closing idle shards
-    /// if needed.
-    pub(super) fn make_descriptor_room(&self, id: u64) -> Result<()> {
+    /// if needed. The room is held (counted as in use) until the returned guard
+    /// drops, when the open shard's own descriptors count instead. Shards in use
+    /// finish soon, so an opener waits a little for one before giving up.
+    pub(super) fn make_descriptor_room(&self, id: u64) -> Result<FdsInFlight<'_>> {
         let budget = self.opts.max_open_files;
         if budget == 0 {
-            return Ok(());
+            return Ok(FdsInFlight::new(self, 0));
         }
         // A shard opens its WAL segment, its data files, and briefly a directory.
         let need = 4;
-        if self.relieve(Some(id), need) || self.descriptors_in_use() + need <= budget {
-            return Ok(());
+        let deadline = Instant::now() + self.opts.write_stall_timeout.min(Duration::from_secs(2));
+        loop {
+            {
+                let _one_at_a_time = self.fd_room.lock();
+                if self.relieve(Some(id), need) {
+                    return Ok(FdsInFlight::new(self, need));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::TooManyOpenFiles { budget });
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        Err(Error::TooManyOpenFiles { budget })
     }
 
     /// Closes every open shard (store shutdown); returns the errors.

@@ -12,7 +12,7 @@ mod slots;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -55,6 +55,10 @@ pub(crate) struct Inner {
     index_mem: Arc<IndexMemory>,
     epoch: Instant,
     disk: DiskGuard,
+    /// Descriptors of shards being opened or closed, which `open_shards` misses.
+    fds_in_flight: AtomicUsize,
+    /// Serializes openers' budget checks, so concurrent opens cannot all see room.
+    fd_room: Mutex<()>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -217,7 +221,7 @@ impl Inner {
                 slot.id
             ))
         })?;
-        self.make_descriptor_room(slot.id)?;
+        let _room = self.make_descriptor_room(slot.id)?;
         let catalog = self.catalog(&database)?;
         let sched: Arc<dyn crate::shard::Scheduler> = self.bg.clone();
         let shard = Shard::open(
@@ -344,6 +348,8 @@ impl Store {
             metrics,
             bg,
             epoch: Instant::now(),
+            fds_in_flight: AtomicUsize::new(0),
+            fd_room: Mutex::new(()),
             threads: Mutex::new(Vec::new()),
         });
         janitor::start_threads(&inner);

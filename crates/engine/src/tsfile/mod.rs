@@ -24,7 +24,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{BlockMeta, FieldIndex, SeriesIndex, SeriesRef, TsFile};
+pub use reader::{BlockMeta, FieldIndex, ResourceReader, SeriesIndex, SeriesRef, TsFile};
 pub use writer::TsFileWriter;
 
 pub(crate) const MAGIC: &[u8; 8] = b"SDTSF\0\0\x01";

@@ -143,7 +143,10 @@ impl TsFile {
         if crc32c::crc32c(&res) != res_crc {
             return Err(Error::corrupt(path, "resource section checksum mismatch"));
         }
-        let mut resource = Vec::new();
+        // Sized from the series count up front: no doubling, no copy to shrink.
+        let mut resource = Vec::with_capacity(
+            (get_uvarint(&res, &mut 0).unwrap_or(0) as usize).min(res.len() / 8),
+        );
         parse_resource(&res, index_len, &mut |key, e| {
             resource.push(ResourceEntry {
                 hash: key_hash(key),
@@ -151,7 +154,6 @@ impl TsFile {
             })
         })
         .map_err(|e| e.with_path(path))?;
-        resource.shrink_to_fit();
         resource.sort_unstable_by_key(|r| r.hash);
         let min_time = resource
             .iter()
@@ -217,6 +219,33 @@ impl TsFile {
         })
         .map_err(|e| e.with_path(&self.path))?;
         Ok(out)
+    }
+
+    /// The resource section, to walk series in key order without a copy of each key
+    /// (compaction's merge).
+    pub fn resource_reader(&self) -> Result<ResourceReader> {
+        let buf = read_exact_at(&self.file, &self.path, self.res_off, self.res_len as usize)?;
+        if crc32c::crc32c(&buf) != self.res_crc {
+            return Err(Error::corrupt(
+                &self.path,
+                "resource section checksum mismatch",
+            ));
+        }
+        let mut pos = 0;
+        let left = get_uvarint(&buf, &mut pos).map_err(|e| e.with_path(&self.path))?;
+        Ok(ResourceReader {
+            buf,
+            pos,
+            left,
+            index_len: self.index_len,
+            key: 0..0,
+            entry: None,
+        })
+    }
+
+    /// The index entry of the series a [`ResourceReader`] stands on.
+    pub fn series_index_at(&self, r: &ResourceReader) -> Result<Option<SeriesIndex>> {
+        r.entry.map(|e| self.read_entry(&e)).transpose()
     }
 
     /// Resource entries with the hash of `key` (almost always none or one).
@@ -331,6 +360,42 @@ impl TsFile {
     }
 }
 
+/// A cursor over a file's resource section (series in key order).
+#[derive(Debug)]
+pub struct ResourceReader {
+    buf: Vec<u8>,
+    pos: usize,
+    left: u64,
+    index_len: u64,
+    key: std::ops::Range<usize>,
+    entry: Option<ResourceEntry>,
+}
+
+impl ResourceReader {
+    /// Moves to the next series; false at the end.
+    pub fn advance(&mut self) -> Result<bool> {
+        if self.left == 0 {
+            self.entry = None;
+            return Ok(false);
+        }
+        self.left -= 1;
+        let (start, key, entry) = resource_record(&self.buf, &mut self.pos, self.index_len)?;
+        let range = start..start + key.len();
+        if self.entry.is_some() && self.buf[self.key.clone()] >= self.buf[range.clone()] {
+            return Err(corrupt("resource keys not sorted"));
+        }
+        self.key = range;
+        self.entry = Some(entry);
+        Ok(true)
+    }
+
+    /// The current series' key (`None` before the first or after the last).
+    pub fn key(&self) -> Option<&str> {
+        self.entry?;
+        std::str::from_utf8(&self.buf[self.key.clone()]).ok()
+    }
+}
+
 fn decode_block(buf: &[u8], ty: FieldType, n: usize) -> Result<Column> {
     let mut pos = 0;
     let ts_len = get_uvarint(buf, &mut pos)?;
@@ -353,6 +418,40 @@ fn get_str<'a>(b: &'a [u8], pos: &mut usize) -> Result<&'a str> {
     std::str::from_utf8(take(b, pos, len)?).map_err(|_| corrupt("key is not UTF-8"))
 }
 
+/// Decodes the resource record at `pos`: where its key starts in `b`, the key, and
+/// its entry (the hash left 0).
+fn resource_record<'a>(
+    b: &'a [u8],
+    pos: &mut usize,
+    index_len: u64,
+) -> Result<(usize, &'a str, ResourceEntry)> {
+    let len = usize::try_from(get_uvarint(b, pos)?).map_err(|_| corrupt("key length"))?;
+    let start = *pos;
+    let key = std::str::from_utf8(take(b, pos, len)?).map_err(|_| corrupt("key is not UTF-8"))?;
+    let min_time = unzigzag(get_uvarint(b, pos)?);
+    let max_time = unzigzag(get_uvarint(b, pos)?);
+    let entry_off = get_uvarint(b, pos)?;
+    let entry_len = get_uvarint(b, pos)?;
+    let entry_crc = u32_at(take(b, pos, 4)?, 0);
+    if entry_off
+        .checked_add(entry_len)
+        .is_none_or(|e| e > index_len)
+        || entry_len > u64::from(u32::MAX)
+        || min_time > max_time
+    {
+        return Err(corrupt("resource entry out of range"));
+    }
+    let entry = ResourceEntry {
+        hash: 0,
+        min_time,
+        max_time,
+        entry_off,
+        entry_len: entry_len as u32,
+        entry_crc,
+    };
+    Ok((start, key, entry))
+}
+
 /// Walks the resource section: `f(key, entry)` per series in key order (the entry's
 /// hash is left 0).
 fn parse_resource(b: &[u8], index_len: u64, f: &mut dyn FnMut(&str, ResourceEntry)) -> Result<()> {
@@ -360,36 +459,12 @@ fn parse_resource(b: &[u8], index_len: u64, f: &mut dyn FnMut(&str, ResourceEntr
     let n = get_uvarint(b, &mut pos)?;
     let mut prev: Option<&str> = None;
     for _ in 0..n {
-        let key = get_str(b, &mut pos)?;
-        let min_time = unzigzag(get_uvarint(b, &mut pos)?);
-        let max_time = unzigzag(get_uvarint(b, &mut pos)?);
-        let entry_off = get_uvarint(b, &mut pos)?;
-        let entry_len = get_uvarint(b, &mut pos)?;
-        let c = take(b, &mut pos, 4)?;
-        let entry_crc = u32_at(c, 0);
-        if entry_off
-            .checked_add(entry_len)
-            .is_none_or(|e| e > index_len)
-            || entry_len > u64::from(u32::MAX)
-            || min_time > max_time
-        {
-            return Err(corrupt("resource entry out of range"));
-        }
+        let (_, key, entry) = resource_record(b, &mut pos, index_len)?;
         if prev.is_some_and(|p| p >= key) {
             return Err(corrupt("resource keys not sorted"));
         }
         prev = Some(key);
-        f(
-            key,
-            ResourceEntry {
-                hash: 0,
-                min_time,
-                max_time,
-                entry_off,
-                entry_len: entry_len as u32,
-                entry_crc,
-            },
-        );
+        f(key, entry);
     }
     Ok(())
 }
