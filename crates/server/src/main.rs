@@ -25,6 +25,30 @@ use tracing::Instrument;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (its place in mimalloc 3's option enum).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed memory goes back to the OS at once instead of a second later: a delayed
+/// purge only happens at the freeing thread's next allocation, so blocking threads
+/// that go idle after a burst keep what they freed (measured: 250 MB still held
+/// seconds after a series flood). Same ingest speed; peak RSS of
+/// `make bench-ingest`'s load 370 MB → 230 MB.
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    // SAFETY: plain setters/getters of mimalloc's option table, which accept any
+    // option index and value.
+    unsafe {
+        // Only if the index still names the delay (default 1000 ms; 10 in mimalloc 2)
+        // and no MIMALLOC_PURGE_DELAY chose otherwise.
+        if matches!(
+            libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY),
+            10 | 1000
+        ) {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sundial",
@@ -81,6 +105,7 @@ struct ExportCmd {
 }
 
 fn main() -> Result<()> {
+    tune_allocator();
     let cli = Cli::parse();
     match cli.cmd {
         Some(Cmd::Config) => {

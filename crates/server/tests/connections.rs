@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{query, Server};
+use common::{metric, query, Server};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,18 +33,6 @@ fn ping(s: &Server) -> Result<(), String> {
         Ok(r) => Err(format!("status {}", r.status())),
         Err(e) => Err(format!("{e:?}")),
     }
-}
-
-fn metric(s: &Server, name: &str) -> f64 {
-    let text = quick_client(Duration::from_secs(10))
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from {text}"))
 }
 
 fn connect(s: &Server) -> TcpStream {

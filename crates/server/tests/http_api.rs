@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{client, export, query, Server};
+use common::{client, export, metrics_text, query, Server};
 use flate2::write::GzEncoder;
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
@@ -85,12 +85,7 @@ fn ping_health_metrics_and_common_headers() {
 
     query(&s, "CREATE DATABASE m");
     assert_eq!(write(&s, "db=m", "cpu v=1").status(), 204);
-    let text = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = metrics_text(&s);
     assert!(
         text.contains("sundial_http_write_requests_total 1"),
         "{text}"
@@ -439,12 +434,7 @@ fn overload_gets_503_with_retry_after_on_both_write_endpoints() {
     slow.read_exact(&mut resp).unwrap();
     assert_eq!(&resp, b"HTTP/1.1 204");
     assert_eq!(write(&s, "db=db", "cpu v=3").status(), 204);
-    let m = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let m = metrics_text(&s);
     // The probe that saw the first 503, and the two checks above.
     assert!(
         m.contains("sundial_http_write_rejected_overload_total 3"),

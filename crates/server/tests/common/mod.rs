@@ -34,11 +34,23 @@ impl Server {
     pub fn start_wrapped(wrapper: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
+        let mut s = Self::start_at(data, wrapper, args, env);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts on a data directory the caller owns (e.g. on a file system it mounted).
+    pub fn start_at(
+        data: PathBuf,
+        wrapper: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut s = Server {
             child: None,
             addr: String::new(),
             data,
-            _tmp: Some(tmp),
+            _tmp: None,
             args: args.iter().map(|s| s.to_string()).collect(),
             env: env
                 .iter()
@@ -156,6 +168,24 @@ pub fn client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
+}
+
+/// The server's `/metrics` text.
+pub fn metrics_text(s: &Server) -> String {
+    client()
+        .get(s.url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("metrics text")
+}
+
+/// One sample of `/metrics` (name with labels, e.g. `x{database="db"}`).
+pub fn metric(s: &Server, name: &str) -> f64 {
+    let text = metrics_text(s);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from {text}"))
 }
 
 /// Runs InfluxQL through `/query` (POST form) and returns the JSON.
