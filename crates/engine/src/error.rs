@@ -138,6 +138,20 @@ impl Error {
         )
     }
 
+    /// The error's class: the HTTP status and gRPC code it is answered with.
+    pub fn class(&self) -> sundial_common::ErrorClass {
+        use sundial_common::ErrorClass;
+        match self {
+            e if e.is_overload() => ErrorClass::Unavailable,
+            Error::InvalidArgument(_) | Error::InvalidRegex { .. } => ErrorClass::BadRequest,
+            Error::ShardNotFound(_) => ErrorClass::NotFound,
+            Error::ShardExists(_) => ErrorClass::Conflict,
+            Error::Closed => ErrorClass::Unavailable,
+            Error::Multiple(errs) => errs.first().map_or(ErrorClass::Internal, Error::class),
+            _ => ErrorClass::Internal,
+        }
+    }
+
     /// Collapse a list of errors into `Ok`, the single error, or [`Error::Multiple`].
     pub fn from_many(mut errs: Vec<Error>) -> Result<()> {
         match errs.len() {

@@ -175,7 +175,6 @@ pub mod types;
 mod util;
 mod wal;
 
-pub use batch::WriteOutcome;
 pub use catalog::SeriesLimits;
 pub use error::{Error, Result};
 pub use index::TagPredicate;
@@ -183,5 +182,6 @@ pub use options::{EngineOptions, EngineOptionsBuilder, FsyncPolicy};
 pub use shard::{FieldData, RecoveryReport, SeriesData};
 pub use stats::{DatabaseStats, EngineStats};
 pub use store::{SeriesIter, Store, StoreHealth};
+pub use sundial_common::{ErrorClass, WriteOutcome};
 pub use types::{Column, FieldType, Value, Values};
 pub use wal::WalRecovery;

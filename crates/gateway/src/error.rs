@@ -47,7 +47,7 @@ pub enum Error {
     #[error(transparent)]
     Meta(#[from] sundial_meta::Error),
     #[error(transparent)]
-    Engine(#[from] sundial_engine::Error),
+    Cluster(#[from] sundial_cluster::Error),
     #[error("{0}")]
     Internal(String),
 }
@@ -75,13 +75,8 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::Overloaded => 503,
             Error::Timeout | Error::Internal(_) => 500,
-            Error::Meta(e) => e.http_status(),
-            Error::Engine(e) => match e {
-                e if e.is_overload() => 503,
-                sundial_engine::Error::InvalidArgument(_)
-                | sundial_engine::Error::InvalidRegex { .. } => 400,
-                _ => 500,
-            },
+            Error::Meta(e) => e.class().http_status(),
+            Error::Cluster(e) => e.class().http_status(),
         }
     }
 
@@ -150,9 +145,12 @@ mod tests {
             ),
             (Error::Timeout, 500, "timeout"),
             (
-                Error::Engine(sundial_engine::Error::Overloaded { waited_ms: 5 }),
+                Error::Cluster(sundial_cluster::Error::shard(
+                    sundial_common::ErrorClass::Unavailable,
+                    "engine overloaded",
+                )),
                 503,
-                "",
+                "engine overloaded",
             ),
         ];
         for (e, status, text) in cases {

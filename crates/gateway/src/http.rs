@@ -4,7 +4,6 @@
 use crate::auth::{parse_credentials, verify_jwt, AuthError, Credentials};
 use crate::body::{gunzip_bounded, BodyError};
 use crate::error::{Error, Result};
-use crate::points_writer::{Batch, PointsWriter, WriteSummary};
 use crate::query;
 use crate::stats::HttpStats;
 use axum::body::{Body, Bytes};
@@ -18,6 +17,7 @@ use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use sundial_cluster::{Batch, PointsWriter, WriteSummary};
 use sundial_lineproto::{Cursor, ParseOptions, ParsedBatch, Precision, MAX_LINE_ERRORS};
 use sundial_meta::{MetaClient, UserInfo};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -110,14 +110,7 @@ pub struct Gateway {
     health: Option<HealthCheck>,
 }
 
-/// One check of `/health` (InfluxDB's format: name, status, message).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Check {
-    pub name: String,
-    /// `pass`, `warn` or `fail`.
-    pub status: &'static str,
-    pub message: String,
-}
+pub use sundial_common::Check;
 
 /// Checks added to `/health` (the storage's disk space and degraded shards). Any
 /// `fail` makes the answer 503; `warn` keeps 200.

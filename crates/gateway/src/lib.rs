@@ -1,15 +1,14 @@
-//! Sundial's InfluxDB 1.x-compatible HTTP API (issue 5, in progress).
-//!
-//! Done so far: bounded body reading with gzip ([`body`]), credential parsing
-//! with HS256 JWT verification ([`auth`]), the error → HTTP status mapping
-//! ([`error`]), write statistics ([`stats`]) and the [`points_writer`] with its
-//! `ShardWriter` seam. The routes and the query executor come next.
+//! Sundial's InfluxDB 1.x-compatible HTTP API: routes ([`http`]), bounded body
+//! reading with gzip ([`body`]), credentials and HS256 JWTs ([`auth`]), InfluxQL
+//! statements ([`query`]), the error → HTTP status mapping ([`error`]) and write
+//! statistics ([`stats`]). Points go to `sundial_cluster::PointsWriter`, which
+//! reaches the shards through its `ShardWriter` seam; the gateway never touches the
+//! engine.
 
 pub mod auth;
 pub mod body;
 pub mod error;
 pub mod http;
-pub mod points_writer;
 pub mod query;
 pub mod stats;
 

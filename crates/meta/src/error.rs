@@ -119,48 +119,7 @@ pub enum Error {
     Internal(String),
 }
 
-/// The class of an error: what an HTTP gateway answers and what gRPC code is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// 404 / `NOT_FOUND`
-    NotFound,
-    /// 400 / `INVALID_ARGUMENT`
-    BadRequest,
-    /// 409 / `ALREADY_EXISTS`
-    Conflict,
-    /// 401 / `UNAUTHENTICATED`
-    Unauthorized,
-    /// 503 / `UNAVAILABLE`
-    Unavailable,
-    /// 500 / `INTERNAL`
-    Internal,
-}
-
-impl ErrorClass {
-    /// The HTTP status code for this class.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorClass::NotFound => 404,
-            ErrorClass::BadRequest => 400,
-            ErrorClass::Conflict => 409,
-            ErrorClass::Unauthorized => 401,
-            ErrorClass::Unavailable => 503,
-            ErrorClass::Internal => 500,
-        }
-    }
-
-    /// The gRPC code for this class.
-    pub fn grpc_code(self) -> tonic::Code {
-        match self {
-            ErrorClass::NotFound => tonic::Code::NotFound,
-            ErrorClass::BadRequest => tonic::Code::InvalidArgument,
-            ErrorClass::Conflict => tonic::Code::AlreadyExists,
-            ErrorClass::Unauthorized => tonic::Code::Unauthenticated,
-            ErrorClass::Unavailable => tonic::Code::Unavailable,
-            ErrorClass::Internal => tonic::Code::Internal,
-        }
-    }
-}
+pub use sundial_common::ErrorClass;
 
 impl Error {
     /// The error's class — the one place that decides HTTP status and gRPC code.

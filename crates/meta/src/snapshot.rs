@@ -8,7 +8,10 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::keys::{self, Key};
-use crate::model::{DatabaseInfo, NodeId, NodeInfo, RetentionPolicyInfo, ShardGroupInfo, UserInfo};
+use crate::model::{
+    DatabaseInfo, NodeId, NodeInfo, RetentionPolicyInfo, ShardGroupInfo, ShardId, ShardInfo,
+    UserInfo,
+};
 
 /// Every database, retention policy, shard group, node and user, at one revision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -178,6 +181,15 @@ impl MetaSnapshot {
         } else {
             rp
         }
+    }
+
+    /// The shard with id `id` and its group (a scan: shard ids are not indexed).
+    pub fn shard(&self, id: ShardId) -> Option<(&ShardGroupInfo, &ShardInfo)> {
+        self.shard_groups
+            .values()
+            .flat_map(|rps| rps.values())
+            .flat_map(|groups| groups.values())
+            .find_map(|g| g.shards.iter().find(|s| s.id == id).map(|s| (g, s)))
     }
 
     /// Nodes whose liveness lease is current, ordered by id.

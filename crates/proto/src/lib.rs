@@ -9,3 +9,9 @@
 pub mod meta {
     tonic::include_proto!("sundial.meta");
 }
+
+/// `proto/store.proto`: a storage node's service (WriteToShard, Health).
+#[allow(missing_docs, clippy::all, missing_debug_implementations)]
+pub mod store {
+    tonic::include_proto!("sundial.store");
+}

@@ -139,8 +139,7 @@ impl Default for DataConfig {
 impl Default for CoordinatorConfig {
     fn default() -> Self {
         CoordinatorConfig {
-            max_shard_groups_per_write:
-                sundial_gateway::points_writer::DEFAULT_MAX_NEW_SHARD_GROUPS,
+            max_shard_groups_per_write: sundial_cluster::DEFAULT_MAX_NEW_SHARD_GROUPS,
         }
     }
 }
@@ -207,21 +206,7 @@ impl Default for LoggingConfig {
 
 /// Parses `500ms`, `10s`, `30m`, `1h`, `7d`.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .with_context(|| format!("duration {s:?} needs a unit (ms, s, m, h, d)"))?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().with_context(|| format!("bad duration {s:?}"))?;
-    let ms = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => bail!("bad duration unit in {s:?} (use ms, s, m, h, d)"),
-    };
-    Ok(Duration::from_millis(n.saturating_mul(ms)))
+    sundial_common::duration::parse_duration(s).map_err(anyhow::Error::msg)
 }
 
 impl Config {

@@ -3,12 +3,11 @@
 //! works right after a crash). Run it while the server is stopped.
 
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use sundial_engine::{EngineOptions, Store, TagPredicate, Values};
-use sundial_lineproto::{OwnedFieldValue, OwnedPoint};
+use sundial_engine::{EngineOptions, Store};
 use sundial_meta::{ClientOptions, EmbeddedBackend, MetaClient};
+use sundial_store::export::export_shard;
 
 pub struct ExportArgs<'a> {
     pub data_dir: &'a Path,
@@ -62,61 +61,5 @@ pub async fn export(args: ExportArgs<'_>, out: &mut impl Write) -> Result<usize>
     }
     store.close().context("closing store")?;
     meta.close();
-    Ok(n)
-}
-
-fn export_shard(
-    store: &Store,
-    shard: u64,
-    start: i64,
-    end: i64,
-    out: &mut impl Write,
-) -> Result<usize> {
-    let mut n = 0;
-    for m in store.measurements(shard)? {
-        for series in store.scan(shard, &m, &TagPredicate::All, None, start, end)? {
-            let series = series?;
-            // Rows: timestamp -> fields present at that time.
-            let mut rows: BTreeMap<i64, Vec<(String, OwnedFieldValue)>> = BTreeMap::new();
-            for f in &series.fields {
-                let times = &f.column.times;
-                let mut put = |i: usize, v: OwnedFieldValue| {
-                    rows.entry(times[i]).or_default().push((f.name.clone(), v));
-                };
-                match &f.column.values {
-                    Values::Float(v) => v
-                        .iter()
-                        .enumerate()
-                        .for_each(|(i, x)| put(i, OwnedFieldValue::Float(*x))),
-                    Values::Integer(v) => v
-                        .iter()
-                        .enumerate()
-                        .for_each(|(i, x)| put(i, OwnedFieldValue::Integer(*x))),
-                    Values::Unsigned(v) => v
-                        .iter()
-                        .enumerate()
-                        .for_each(|(i, x)| put(i, OwnedFieldValue::Unsigned(*x))),
-                    Values::Boolean(v) => v
-                        .iter()
-                        .enumerate()
-                        .for_each(|(i, x)| put(i, OwnedFieldValue::Boolean(*x))),
-                    Values::String(v) => v
-                        .iter()
-                        .enumerate()
-                        .for_each(|(i, x)| put(i, OwnedFieldValue::String(x.clone()))),
-                }
-            }
-            for (timestamp, fields) in rows {
-                let p = OwnedPoint {
-                    measurement: series.measurement.clone(),
-                    tags: series.tags.clone(),
-                    fields,
-                    timestamp,
-                };
-                writeln!(out, "{}", p.to_line())?;
-                n += 1;
-            }
-        }
-    }
     Ok(n)
 }

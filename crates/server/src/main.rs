@@ -12,11 +12,12 @@ use clap::{Args, Parser, Subcommand};
 use config::{parse_duration, Config};
 use std::path::PathBuf;
 use std::sync::Arc;
+use sundial_cluster::PointsWriter;
 use sundial_engine::{EngineOptions, FsyncPolicy, Store};
-use sundial_gateway::http::{router, Check, ExtraMetrics, Gateway, HealthCheck, HttpOptions};
-use sundial_gateway::points_writer::{LocalShardWriter, PointsWriter};
+use sundial_gateway::http::{router, ExtraMetrics, Gateway, HealthCheck, HttpOptions};
 use sundial_meta::{ClientOptions, EmbeddedBackend, MetaClient};
 use sundial_serve::ServeOptions;
+use sundial_store::LocalShardWriter;
 use tracing::Instrument;
 
 // Big per-request arenas (parsed batches) are freed and reallocated all the
@@ -113,7 +114,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some(Cmd::Export(e)) => {
-            init_logging("warn");
+            sundial_common::process::init_logging("warn");
             let rt = tokio::runtime::Runtime::new()?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
@@ -136,16 +137,6 @@ fn main() -> Result<()> {
     }
 }
 
-fn init_logging(default: &str) {
-    let filter = std::env::var("SUNDIAL_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| default.to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn run(args: RunArgs) -> Result<()> {
     let mut cfg = Config::load(args.config.as_deref(), std::env::vars())?;
     if let Some(d) = args.data_dir {
@@ -157,7 +148,7 @@ fn run(args: RunArgs) -> Result<()> {
     if let Some(a) = args.auth_enabled {
         cfg.http.auth_enabled = a;
     }
-    init_logging(&cfg.logging.level);
+    sundial_common::process::init_logging(&cfg.logging.level);
     raise_fd_limit();
     // Blocking work (shard writes, parsing) is bounded: a write to a thousand shards
     // queues on these threads instead of starting a thousand.
@@ -294,7 +285,9 @@ async fn serve(cfg: Config) -> Result<()> {
         metrics::render_engine(&metrics_store.stats(), out)
     }));
     let health_store = store.clone();
-    let storage_health = HealthCheck(Arc::new(move || storage_checks(&health_store.health())));
+    let storage_health = HealthCheck(Arc::new(move || {
+        sundial_store::health_checks(&health_store.health())
+    }));
     let gw = Gateway::new(
         meta.clone(),
         writer,
@@ -356,27 +349,6 @@ async fn serve(cfg: Config) -> Result<()> {
     }
 }
 
-/// `/health` checks from the store: free disk space against the reserve (fail: writes
-/// are refused) and shards being reopened after a WAL failure (warn).
-fn storage_checks(h: &sundial_engine::StoreHealth) -> Vec<Check> {
-    let mut checks = vec![Check {
-        name: "disk".into(),
-        status: if h.disk_ok() { "pass" } else { "fail" },
-        message: format!(
-            "{} bytes free, writes stop below {} bytes",
-            h.disk_free, h.disk_reserve
-        ),
-    }];
-    for (id, why) in &h.degraded_shards {
-        checks.push(Check {
-            name: format!("shard {id}"),
-            status: "warn",
-            message: format!("WAL failed ({why}); the shard reopens from disk"),
-        });
-    }
-    checks
-}
-
 /// Shards written by versions that did not record their database learn it from meta
 /// (they cannot open before).
 fn name_legacy_shards(meta: &MetaClient, store: &Store) {
@@ -392,22 +364,8 @@ fn name_legacy_shards(meta: &MetaClient, store: &Store) {
 }
 
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown requested: draining in-flight requests");
+    sundial_common::process::shutdown_signal().await;
+    tracing::info!("draining in-flight requests");
 }
 
 /// Connections the HTTP listener admits (the rest of the descriptors belong to the

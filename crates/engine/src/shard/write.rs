@@ -9,13 +9,14 @@ use parking_lot::RwLock;
 use sundial_lineproto::Point;
 
 use super::{Frozen, Shard, WriteState};
-use crate::batch::{self, BodyEncoder, WriteBody, WriteOutcome};
+use crate::batch::{self, BodyEncoder, WriteBody};
 use crate::error::{Error, Result};
 use crate::index::ShardIndex;
 use crate::memtable::MemPair;
 use crate::types::FieldType;
 use crate::util::FastMap;
 use crate::wal::{self, FRAME_HEADER, KIND_WRITE};
+use sundial_common::WriteOutcome;
 
 impl Shard {
     /// Validate, log and apply a batch. Points rejected by validation or by a series

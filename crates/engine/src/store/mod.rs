@@ -21,7 +21,6 @@ use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use sundial_lineproto::Point;
 
-use crate::batch::WriteOutcome;
 use crate::budget::{IndexMemory, MemoryBudget};
 use crate::catalog::{dir_name, Catalog};
 use crate::error::{Error, Result};
@@ -35,6 +34,7 @@ use crate::types::FieldType;
 use background::Background;
 use janitor::DiskGuard;
 use slots::{Slot, SlotState};
+use sundial_common::WriteOutcome;
 
 /// A database's catalog, loaded while any of its shards is open.
 #[derive(Debug, Default)]

@@ -1,97 +1,13 @@
 //! `PointsWriter` (InfluxDB's coordinator): maps each point to the shard group
 //! for its time and to a shard by FNV-64a of its series key, then writes every
 //! shard's points through the [`ShardWriter`] seam, shards in parallel.
-//!
-//! [`LocalShardWriter`] calls the in-process engine `Store`; the cluster's gRPC
-//! writer implements the same trait.
 
 use crate::error::{Error, Result};
-use async_trait::async_trait;
-use axum::body::Bytes;
+use crate::seam::{Batch, ShardWriter};
 use std::collections::HashMap;
 use std::sync::Arc;
-use sundial_engine::{Store, WriteOutcome};
-use sundial_lineproto::{parse_chunk, Cursor, ParseOptions, ParsedBatch, Point};
+use sundial_common::WriteOutcome;
 use sundial_meta::{MetaClient, ShardGroupInfo, ShardInfo};
-
-self_cell::self_cell!(
-    /// A request body and the points parsed from (a chunk of) it, kept together
-    /// so shard writes can run on other threads without copying the points.
-    pub struct Batch {
-        owner: Bytes,
-        #[covariant]
-        dependent: ParsedBatch,
-    }
-    impl {Debug}
-);
-
-impl Batch {
-    /// Parses up to `max_points` good points of `body` from `from` (see
-    /// [`sundial_lineproto::parse_chunk`]).
-    pub fn parse_chunk(
-        body: Bytes,
-        from: Cursor,
-        max_points: usize,
-        opts: &ParseOptions,
-    ) -> Arc<Batch> {
-        Arc::new(Batch::new(body, |b| parse_chunk(b, from, max_points, opts)))
-    }
-
-    pub fn parsed(&self) -> &ParsedBatch<'_> {
-        self.borrow_dependent()
-    }
-}
-
-/// Writes the points `indices` of `batch` to one shard of `database`, wherever it
-/// lives.
-#[async_trait]
-pub trait ShardWriter: Send + Sync + std::fmt::Debug {
-    async fn write_to_shard(
-        &self,
-        database: &str,
-        shard: &ShardInfo,
-        batch: Arc<Batch>,
-        indices: Vec<u32>,
-    ) -> Result<WriteOutcome>;
-}
-
-/// The shard writer of a single node: the local engine.
-#[derive(Debug, Clone)]
-pub struct LocalShardWriter {
-    store: Arc<Store>,
-}
-
-impl LocalShardWriter {
-    pub fn new(store: Arc<Store>) -> Self {
-        LocalShardWriter { store }
-    }
-}
-
-#[async_trait]
-impl ShardWriter for LocalShardWriter {
-    async fn write_to_shard(
-        &self,
-        database: &str,
-        shard: &ShardInfo,
-        batch: Arc<Batch>,
-        indices: Vec<u32>,
-    ) -> Result<WriteOutcome> {
-        let store = self.store.clone();
-        let id = shard.id;
-        let database = database.to_owned();
-        // The engine blocks (WAL fsync): run it on the blocking pool so the
-        // request can time out while the write finishes in the background.
-        tokio::task::spawn_blocking(move || -> Result<WriteOutcome> {
-            let parsed = batch.parsed();
-            let points: Vec<Point<'_>> = indices.iter().map(|&i| parsed.get(i as usize)).collect();
-            // A shard group created a moment ago has no local shard yet.
-            store.ensure_shard(id, &database)?;
-            Ok(store.write_to_shard(id, &points)?)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("shard write task failed: {e}")))?
-    }
-}
 
 /// What a write did, summed over shards.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

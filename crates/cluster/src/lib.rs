@@ -1,0 +1,15 @@
+//! The cluster's write side, without the engine: the shard-writer seam and the
+//! `PointsWriter` that maps points to shards, and the versioned wire encoding of a
+//! shard's points that the gRPC `WriteToShard` call carries.
+
+mod error;
+pub mod points_writer;
+pub mod remote;
+pub mod seam;
+pub mod secret;
+pub mod wire;
+
+pub use error::{Error, Result};
+pub use points_writer::{PointsWriter, WriteSummary, DEFAULT_MAX_NEW_SHARD_GROUPS};
+pub use remote::{NodePool, RemoteOptions, RemoteShardWriter};
+pub use seam::{Batch, ShardWriter};

@@ -1,0 +1,180 @@
+//! The shard writer of a gateway: `WriteToShard` over gRPC to the shard's owners,
+//! one pooled connection per node.
+//!
+//! For now a write must reach every owner (InfluxDB Enterprise's `consistency=all`);
+//! consistency levels and hinted handoff for owners that are down come next.
+
+use crate::error::{Error, Result};
+use crate::seam::{Batch, ShardWriter};
+use crate::secret::SecretInterceptor;
+use crate::wire::encode_points;
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use sundial_common::{ErrorClass, WriteOutcome};
+use sundial_meta::{MetaClient, NodeId, ShardInfo};
+use sundial_proto::store as pb;
+use sundial_proto::store::store_service_client::StoreServiceClient;
+use tokio::sync::Mutex;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+type Client = StoreServiceClient<InterceptedService<Channel, SecretInterceptor>>;
+
+/// How a gateway talks to stores.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    pub connect_timeout: Duration,
+    /// Bound on one `WriteToShard` call, fsync included.
+    pub request_timeout: Duration,
+    /// Largest message sent or accepted.
+    pub max_message_size: usize,
+    /// The cluster's shared secret (see [`crate::secret`]).
+    pub secret: Option<String>,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            max_message_size: 64 << 20,
+            secret: None,
+        }
+    }
+}
+
+/// One lazily connected channel per node, replaced when the node's address changes
+/// (a store restarted elsewhere keeps its id).
+#[derive(Debug)]
+pub struct NodePool {
+    opts: RemoteOptions,
+    interceptor: SecretInterceptor,
+    clients: Mutex<HashMap<NodeId, (String, Client)>>,
+}
+
+impl NodePool {
+    pub fn new(opts: RemoteOptions) -> Result<Self> {
+        let interceptor = SecretInterceptor::new(opts.secret.as_deref())?;
+        Ok(NodePool {
+            opts,
+            interceptor,
+            clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The client for `node` at `addr` (`host:port` or a URL).
+    pub async fn client(&self, node: NodeId, addr: &str) -> Result<Client> {
+        let mut clients = self.clients.lock().await;
+        if let Some((a, c)) = clients.get(&node) {
+            if a == addr {
+                return Ok(c.clone());
+            }
+        }
+        let url = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let channel = Endpoint::from_shared(url)
+            .map_err(|e| Error::BadRequest(format!("node {node} has a bad address {addr:?}: {e}")))?
+            .connect_timeout(self.opts.connect_timeout)
+            .timeout(self.opts.request_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let client = StoreServiceClient::with_interceptor(channel, self.interceptor.clone())
+            .max_decoding_message_size(self.opts.max_message_size)
+            .max_encoding_message_size(self.opts.max_message_size);
+        clients.insert(node, (addr.to_string(), client.clone()));
+        Ok(client)
+    }
+}
+
+/// A store's gRPC status as the cluster's error: its class from the code, its text.
+pub fn status_error(node: NodeId, s: &tonic::Status) -> Error {
+    let class = ErrorClass::from_grpc_code(s.code());
+    let message = match s.code() {
+        // Transport failures say little on their own.
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+            format!("node {node}: {}", s.message())
+        }
+        _ => s.message().to_string(),
+    };
+    Error::shard(class, message)
+}
+
+/// Writes shards through their owners' `StoreService`.
+#[derive(Debug, Clone)]
+pub struct RemoteShardWriter {
+    meta: MetaClient,
+    pool: Arc<NodePool>,
+}
+
+impl RemoteShardWriter {
+    pub fn new(meta: MetaClient, pool: Arc<NodePool>) -> Self {
+        RemoteShardWriter { meta, pool }
+    }
+
+    async fn write_one(&self, node: NodeId, req: pb::WriteToShardRequest) -> Result<WriteOutcome> {
+        let info = self.meta.node(node).ok_or_else(|| {
+            Error::shard(
+                ErrorClass::Unavailable,
+                format!("node {node} is not registered in meta"),
+            )
+        })?;
+        let mut client = self.pool.client(node, &info.grpc_addr).await?;
+        let r = client
+            .write_to_shard(req)
+            .await
+            .map_err(|s| status_error(node, &s))?
+            .into_inner();
+        Ok(WriteOutcome {
+            points_written: r.points_written as usize,
+            values_written: r.values_written as usize,
+            points_dropped: r.points_dropped as usize,
+            drop_reasons: r.drop_reasons,
+        })
+    }
+}
+
+#[async_trait]
+impl ShardWriter for RemoteShardWriter {
+    async fn write_to_shard(
+        &self,
+        database: &str,
+        shard: &ShardInfo,
+        batch: Arc<Batch>,
+        indices: Vec<u32>,
+    ) -> Result<WriteOutcome> {
+        if shard.owners.is_empty() {
+            return Err(Error::shard(
+                ErrorClass::Unavailable,
+                format!("shard {} has no owners", shard.id),
+            ));
+        }
+        let mut points = Vec::with_capacity(indices.len() * 64);
+        {
+            let parsed = batch.parsed();
+            encode_points(indices.iter().map(|&i| parsed.get(i as usize)), &mut points);
+        }
+        let points = bytes::Bytes::from(points);
+        let calls = shard.owners.iter().map(|&node| {
+            let req = pb::WriteToShardRequest {
+                shard_id: shard.id,
+                database: database.to_string(),
+                points: points.clone(),
+            };
+            self.write_one(node, req)
+        });
+        let mut outcome = None;
+        for r in futures::future::join_all(calls).await {
+            // Every owner wrote the same points: one outcome stands for all.
+            let o = r?;
+            outcome.get_or_insert(o);
+        }
+        outcome.ok_or_else(|| Error::Internal("no owner answered".into()))
+    }
+}

@@ -1,0 +1,52 @@
+//! The shard-writer seam: one trait for writing a shard's points wherever the
+//! shard lives — the in-process store (`sundial-store`'s `LocalShardWriter`) or a
+//! remote node over gRPC ([`crate::RemoteShardWriter`]).
+
+use crate::error::Result;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
+use sundial_common::WriteOutcome;
+use sundial_lineproto::{parse_chunk, Cursor, ParseOptions, ParsedBatch};
+use sundial_meta::ShardInfo;
+
+self_cell::self_cell!(
+    /// A request body and the points parsed from (a chunk of) it, kept together
+    /// so shard writes can run on other threads without copying the points.
+    pub struct Batch {
+        owner: Bytes,
+        #[covariant]
+        dependent: ParsedBatch,
+    }
+    impl {Debug}
+);
+
+impl Batch {
+    /// Parses up to `max_points` good points of `body` from `from` (see
+    /// [`sundial_lineproto::parse_chunk`]).
+    pub fn parse_chunk(
+        body: Bytes,
+        from: Cursor,
+        max_points: usize,
+        opts: &ParseOptions,
+    ) -> Arc<Batch> {
+        Arc::new(Batch::new(body, |b| parse_chunk(b, from, max_points, opts)))
+    }
+
+    pub fn parsed(&self) -> &ParsedBatch<'_> {
+        self.borrow_dependent()
+    }
+}
+
+/// Writes the points `indices` of `batch` to one shard of `database`, wherever it
+/// lives.
+#[async_trait]
+pub trait ShardWriter: Send + Sync + std::fmt::Debug {
+    async fn write_to_shard(
+        &self,
+        database: &str,
+        shard: &ShardInfo,
+        batch: Arc<Batch>,
+        indices: Vec<u32>,
+    ) -> Result<WriteOutcome>;
+}

@@ -1,0 +1,22 @@
+//! The store crate's error.
+
+use sundial_common::ErrorClass;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Engine(#[from] sundial_engine::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Engine(e) => e.class(),
+            Error::Io(_) => ErrorClass::Internal,
+        }
+    }
+}

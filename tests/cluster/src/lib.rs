@@ -1,0 +1,313 @@
+//! A cluster on loopback for tests: a real etcd, `sundial-meta`, N `sundial-store`
+//! and M `sundial-gateway` processes, each on a free port, all killed on drop.
+//!
+//! The binaries are taken from the target directory of this test binary: build the
+//! workspace first (`cargo build --workspace --bins`; `make test` does).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sundial_meta::testing::{unique_prefix, EtcdProcess, MetaProcess};
+use sundial_meta::{ClientOptions, MetaClient, ShardGroupInfo};
+
+pub const SECRET: &str = "test-cluster-secret";
+
+/// A binary of this workspace, next to the test executable's `deps/` directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace --bins)",
+        p.display()
+    );
+    p
+}
+
+/// One of our processes: started with fixed arguments, `listening on ADDR …` read
+/// from its stdout.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    args: Vec<String>,
+    child: Option<Child>,
+    /// The address it printed.
+    pub addr: String,
+    /// The rest of its `listening on` line (e.g. `node 3`).
+    pub extra: String,
+}
+
+impl Proc {
+    pub fn start(name: &str, args: Vec<String>) -> Proc {
+        let mut p = Proc {
+            name: name.to_string(),
+            args,
+            child: None,
+            addr: String::new(),
+            extra: String::new(),
+        };
+        p.spawn();
+        p
+    }
+
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let mut child = Command::new(bin(&self.name))
+            .args(&self.args)
+            .env("SUNDIAL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.name));
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut found = None;
+        while Instant::now() < deadline {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    if let Some(rest) = l.strip_prefix("listening on ") {
+                        found = Some(rest.to_string());
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        let line = found.unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("{} did not report its address", self.name)
+        });
+        let (addr, extra) = line.split_once(' ').unwrap_or((&line, ""));
+        self.addr = addr.to_string();
+        self.extra = extra.to_string();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    pub fn args_mut(&mut self) -> &mut Vec<String> {
+        &mut self.args
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit (30 s at most).
+    pub fn terminate(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                assert!(st.success(), "{} exited with {st}", self.name);
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("{} did not stop within 30 s of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A storage node and its data directory.
+#[derive(Debug)]
+pub struct StoreNode {
+    pub proc: Proc,
+    pub data: PathBuf,
+}
+
+impl StoreNode {
+    /// The node id it registered under (from its `listening on ADDR node N` line).
+    pub fn node_id(&self) -> u64 {
+        self.proc
+            .extra
+            .strip_prefix("node ")
+            .and_then(|n| n.parse().ok())
+            .expect("node id in the listening line")
+    }
+
+    /// `sundial-store export` of its (stopped) data directory: shard id → (database,
+    /// lines).
+    pub fn export(&self) -> BTreeMap<u64, (String, Vec<String>)> {
+        let out = Command::new(bin("sundial-store"))
+            .arg("export")
+            .arg("--data-dir")
+            .arg(&self.data)
+            .env("SUNDIAL_LOG", "warn")
+            .output()
+            .expect("run export");
+        assert!(
+            out.status.success(),
+            "export failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut shards = BTreeMap::new();
+        let mut cur = None;
+        for l in String::from_utf8(out.stdout).expect("utf8").lines() {
+            if let Some(rest) = l.strip_prefix("# SHARD ") {
+                let (id, db) = rest.split_once(' ').unwrap_or((rest, ""));
+                let id: u64 = id.parse().expect("shard id");
+                shards.insert(id, (db.to_string(), Vec::new()));
+                cur = Some(id);
+            } else if let Some(id) = cur {
+                if let Some(s) = shards.get_mut(&id) {
+                    s.1.push(l.to_string());
+                }
+            }
+        }
+        shards
+    }
+}
+
+/// etcd, meta, stores and gateways.
+#[derive(Debug)]
+pub struct Cluster {
+    pub gateways: Vec<Proc>,
+    pub stores: Vec<StoreNode>,
+    pub meta: MetaProcess,
+    pub etcd: EtcdProcess,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn start(stores: usize, gateways: usize) -> Cluster {
+        let etcd = EtcdProcess::start();
+        let meta = MetaProcess::start(bin("sundial-meta"), &etcd.endpoints(), &unique_prefix());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster {
+            gateways: Vec::new(),
+            stores: Vec::new(),
+            meta,
+            etcd,
+            dir,
+        };
+        for _ in 0..stores {
+            c.add_store();
+        }
+        for _ in 0..gateways {
+            c.add_gateway();
+        }
+        c
+    }
+
+    fn store_args(&self, data: &Path) -> Vec<String> {
+        vec![
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--meta".into(),
+            self.meta.endpoint(),
+            "--shared-secret".into(),
+            SECRET.into(),
+        ]
+    }
+
+    pub fn add_store(&mut self) -> usize {
+        let data = self.dir.path().join(format!("store{}", self.stores.len()));
+        let proc = Proc::start("sundial-store", self.store_args(&data));
+        self.stores.push(StoreNode { proc, data });
+        self.stores.len() - 1
+    }
+
+    pub fn add_gateway(&mut self) -> usize {
+        let args = vec![
+            "--bind".into(),
+            "127.0.0.1:0".into(),
+            "--meta".into(),
+            self.meta.endpoint(),
+            "--shared-secret".into(),
+            SECRET.into(),
+        ];
+        self.gateways.push(Proc::start("sundial-gateway", args));
+        self.gateways.len() - 1
+    }
+
+    pub fn url(&self, gateway: usize, path: &str) -> String {
+        format!("http://{}{}", self.gateways[gateway].addr, path)
+    }
+
+    /// InfluxQL through gateway 0.
+    pub fn query(&self, q: &str) -> serde_json::Value {
+        client()
+            .post(self.url(0, "/query"))
+            .form(&[("q", q)])
+            .send()
+            .expect("query")
+            .json()
+            .expect("json")
+    }
+
+    /// A write through `gateway`: status and error text.
+    pub fn write(&self, gateway: usize, params: &str, body: String) -> (u16, String) {
+        let r = client()
+            .post(self.url(gateway, &format!("/write?{params}")))
+            .body(body)
+            .send()
+            .expect("write");
+        let st = r.status().as_u16();
+        let v: serde_json::Value = r.json().unwrap_or(serde_json::Value::Null);
+        (st, v["error"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// The shard groups of `db`'s default policy, read from meta.
+    pub fn shard_groups(&self, db: &str) -> Vec<ShardGroupInfo> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let meta = MetaClient::remote(&self.meta.endpoint(), ClientOptions::default())
+                .await
+                .expect("meta client");
+            let rp = meta
+                .database(db)
+                .expect("database")
+                .default_retention_policy
+                .clone();
+            let gs = meta.shard_groups(db, &rp);
+            meta.close();
+            gs
+        })
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
