@@ -12,6 +12,12 @@ pub enum Error {
     Shard { class: ErrorClass, message: String },
     #[error("{0}")]
     BadRequest(String),
+    /// A node's hinted-handoff queue is at its size limit.
+    #[error("hinted handoff queue full: {bytes} bytes queued, max-size {max}")]
+    HandoffFull { bytes: u64, max: u64 },
+    /// Fewer owners of a shard took a write than its consistency level needs.
+    #[error("partial write: {0}")]
+    ConsistencyNotMet(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -24,6 +30,8 @@ impl Error {
             Error::Meta(e) => e.class(),
             Error::Shard { class, .. } => *class,
             Error::BadRequest(_) => ErrorClass::BadRequest,
+            Error::HandoffFull { .. } => ErrorClass::Unavailable,
+            Error::ConsistencyNotMet(_) => ErrorClass::Internal,
             Error::Internal(_) => ErrorClass::Internal,
         }
     }

@@ -3,6 +3,7 @@
 //! shard's points that the gRPC `WriteToShard` call carries.
 
 mod error;
+pub mod handoff;
 pub mod points_writer;
 pub mod remote;
 pub mod seam;
@@ -11,5 +12,5 @@ pub mod wire;
 
 pub use error::{Error, Result};
 pub use points_writer::{PointsWriter, WriteSummary, DEFAULT_MAX_NEW_SHARD_GROUPS};
-pub use remote::{NodePool, RemoteOptions, RemoteShardWriter};
-pub use seam::{Batch, ShardWriter};
+pub use remote::{Delivery, NodePool, RemoteOptions, RemoteShardWriter};
+pub use seam::{Batch, Consistency, ShardWriter};

@@ -3,7 +3,7 @@
 //! shard's points through the [`ShardWriter`] seam, shards in parallel.
 
 use crate::error::{Error, Result};
-use crate::seam::{Batch, ShardWriter};
+use crate::seam::{Batch, Consistency, ShardWriter};
 use std::collections::HashMap;
 use std::sync::Arc;
 use sundial_common::WriteOutcome;
@@ -83,6 +83,7 @@ impl PointsWriter {
         db: &str,
         rp: &str,
         batch: &Arc<Batch>,
+        consistency: Consistency,
     ) -> Result<WriteSummary> {
         let parsed = batch.parsed();
         // By start time. A backfill can touch thousands, so they are found by binary
@@ -149,7 +150,11 @@ impl PointsWriter {
         }
         let writes = by_shard.into_values().map(|(shard, indices)| {
             let batch = batch.clone();
-            async move { self.writer.write_to_shard(db, &shard, batch, indices).await }
+            async move {
+                self.writer
+                    .write_to_shard(db, &shard, batch, indices, consistency)
+                    .await
+            }
         });
         for outcome in futures::future::join_all(writes).await {
             summary.absorb(outcome?);

@@ -1,11 +1,13 @@
 //! The shard writer of a gateway: `WriteToShard` over gRPC to the shard's owners,
 //! one pooled connection per node.
 //!
-//! For now a write must reach every owner (InfluxDB Enterprise's `consistency=all`);
-//! consistency levels and hinted handoff for owners that are down come next.
+//! A write goes to every owner at once; it is acknowledged when as many as its
+//! consistency level needs have written it, and owners out of reach get the points
+//! through hinted handoff.
 
 use crate::error::{Error, Result};
-use crate::seam::{Batch, ShardWriter};
+use crate::handoff::{Hint, HintSender, HintedHandoff};
+use crate::seam::{Batch, Consistency, ShardWriter};
 use crate::secret::SecretInterceptor;
 use crate::wire::encode_points;
 use async_trait::async_trait;
@@ -106,19 +108,20 @@ pub fn status_error(node: NodeId, s: &tonic::Status) -> Error {
     Error::shard(class, message)
 }
 
-/// Writes shards through their owners' `StoreService`.
+/// Sends `WriteToShard` calls to nodes by id (their address from meta): used by the
+/// shard writer and by hinted handoff's drainers.
 #[derive(Debug, Clone)]
-pub struct RemoteShardWriter {
+pub struct Delivery {
     meta: MetaClient,
     pool: Arc<NodePool>,
 }
 
-impl RemoteShardWriter {
+impl Delivery {
     pub fn new(meta: MetaClient, pool: Arc<NodePool>) -> Self {
-        RemoteShardWriter { meta, pool }
+        Delivery { meta, pool }
     }
 
-    async fn write_one(&self, node: NodeId, req: pb::WriteToShardRequest) -> Result<WriteOutcome> {
+    pub async fn write(&self, node: NodeId, req: pb::WriteToShardRequest) -> Result<WriteOutcome> {
         let info = self.meta.node(node).ok_or_else(|| {
             Error::shard(
                 ErrorClass::Unavailable,
@@ -141,6 +144,52 @@ impl RemoteShardWriter {
 }
 
 #[async_trait]
+impl HintSender for Delivery {
+    async fn send(&self, node: NodeId, hint: &Hint) -> Result<()> {
+        let req = pb::WriteToShardRequest {
+            shard_id: hint.shard_id,
+            database: hint.database.clone(),
+            points: hint.points.clone(),
+        };
+        self.write(node, req).await.map(|_| ())
+    }
+}
+
+/// Whether an owner's error means the owner is out of reach (its points go to
+/// hinted handoff) rather than that the request itself is wrong (the same on every
+/// owner, so it is the answer).
+fn owner_unreachable(e: &Error) -> bool {
+    matches!(
+        e.class(),
+        ErrorClass::Unavailable | ErrorClass::Timeout | ErrorClass::Internal
+    )
+}
+
+/// Writes shards through their owners' `StoreService`, as many as the consistency
+/// level needs; owners that cannot be reached get the points through hinted
+/// handoff (InfluxDB Enterprise's rules).
+#[derive(Debug, Clone)]
+pub struct RemoteShardWriter {
+    delivery: Arc<Delivery>,
+    handoff: Option<Arc<HintedHandoff>>,
+}
+
+impl RemoteShardWriter {
+    pub fn new(delivery: Arc<Delivery>) -> Self {
+        RemoteShardWriter {
+            delivery,
+            handoff: None,
+        }
+    }
+
+    /// Queues the points of owners that cannot be reached in `hh`.
+    pub fn with_handoff(mut self, hh: Arc<HintedHandoff>) -> Self {
+        self.handoff = Some(hh);
+        self
+    }
+}
+
+#[async_trait]
 impl ShardWriter for RemoteShardWriter {
     async fn write_to_shard(
         &self,
@@ -148,18 +197,24 @@ impl ShardWriter for RemoteShardWriter {
         shard: &ShardInfo,
         batch: Arc<Batch>,
         indices: Vec<u32>,
+        consistency: Consistency,
     ) -> Result<WriteOutcome> {
-        if shard.owners.is_empty() {
+        let n = shard.owners.len();
+        if n == 0 {
             return Err(Error::shard(
                 ErrorClass::Unavailable,
                 format!("shard {} has no owners", shard.id),
             ));
         }
         let mut points = Vec::with_capacity(indices.len() * 64);
-        {
+        let values: usize = {
             let parsed = batch.parsed();
             encode_points(indices.iter().map(|&i| parsed.get(i as usize)), &mut points);
-        }
+            indices
+                .iter()
+                .map(|&i| parsed.get(i as usize).fields.len())
+                .sum()
+        };
         let points = bytes::Bytes::from(points);
         let calls = shard.owners.iter().map(|&node| {
             let req = pb::WriteToShardRequest {
@@ -167,14 +222,55 @@ impl ShardWriter for RemoteShardWriter {
                 database: database.to_string(),
                 points: points.clone(),
             };
-            self.write_one(node, req)
+            self.delivery.write(node, req)
         });
-        let mut outcome = None;
-        for r in futures::future::join_all(calls).await {
-            // Every owner wrote the same points: one outcome stands for all.
-            let o = r?;
-            outcome.get_or_insert(o);
+        let results = futures::future::join_all(calls).await;
+        let (mut outcome, mut wrote, mut hinted) = (None, 0, 0);
+        let mut failures = Vec::new();
+        for (&node, r) in shard.owners.iter().zip(results) {
+            match r {
+                Ok(o) => {
+                    wrote += 1;
+                    outcome.get_or_insert(o);
+                }
+                Err(e) if !owner_unreachable(&e) => return Err(e),
+                Err(e) => failures.push((node, e)),
+            }
         }
-        outcome.ok_or_else(|| Error::Internal("no owner answered".into()))
+        let mut queue_full = None;
+        if let Some(hh) = &self.handoff {
+            for (node, _) in &failures {
+                match hh.enqueue(*node, shard.id, database, points.clone()).await {
+                    Ok(()) => hinted += 1,
+                    Err(e) => {
+                        tracing::warn!(node, shard = shard.id, error = %e, "hinted handoff refused a write");
+                        queue_full.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        // A full queue refuses the write for its node: the client retries later
+        // rather than have a replica silently miss the points.
+        if let Some(e) = queue_full {
+            return Err(e);
+        }
+        let required = consistency.required(n);
+        if wrote >= required || (consistency == Consistency::Any && wrote + hinted > 0) {
+            return Ok(outcome.unwrap_or(WriteOutcome {
+                points_written: indices.len(),
+                values_written: values,
+                ..WriteOutcome::default()
+            }));
+        }
+        let why: Vec<String> = failures
+            .iter()
+            .map(|(node, e)| format!("node {node}: {e}"))
+            .collect();
+        Err(Error::ConsistencyNotMet(format!(
+            "consistency {} not met for shard {}: {wrote} of {n} owners wrote, {required} needed ({}); {hinted} queued for hinted handoff",
+            consistency.as_str(),
+            shard.id,
+            why.join("; ")
+        )))
     }
 }

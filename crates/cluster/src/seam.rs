@@ -38,8 +38,52 @@ impl Batch {
     }
 }
 
+/// How many owners of a shard must take a write before it is acknowledged
+/// (InfluxDB Enterprise's `consistency` parameter; `one` when absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// One owner, or the hinted-handoff queue of one.
+    Any,
+    #[default]
+    One,
+    /// A majority: ⌊n/2⌋ + 1 of n owners.
+    Quorum,
+    All,
+}
+
+impl Consistency {
+    /// `any`, `one`, `quorum`, `all`; empty means `one`.
+    pub fn parse(s: &str) -> Option<Consistency> {
+        Some(match s {
+            "" | "one" => Consistency::One,
+            "any" => Consistency::Any,
+            "quorum" => Consistency::Quorum,
+            "all" => Consistency::All,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Any => "any",
+            Consistency::One => "one",
+            Consistency::Quorum => "quorum",
+            Consistency::All => "all",
+        }
+    }
+
+    /// Owners that must write (not just queue) the points, of `owners`.
+    pub fn required(self, owners: usize) -> usize {
+        match self {
+            Consistency::Any | Consistency::One => 1.min(owners),
+            Consistency::Quorum => owners / 2 + 1,
+            Consistency::All => owners,
+        }
+    }
+}
+
 /// Writes the points `indices` of `batch` to one shard of `database`, wherever it
-/// lives.
+/// lives, to as many of its owners as `consistency` asks.
 #[async_trait]
 pub trait ShardWriter: Send + Sync + std::fmt::Debug {
     async fn write_to_shard(
@@ -48,5 +92,6 @@ pub trait ShardWriter: Send + Sync + std::fmt::Debug {
         shard: &ShardInfo,
         batch: Arc<Batch>,
         indices: Vec<u32>,
+        consistency: Consistency,
     ) -> Result<WriteOutcome>;
 }

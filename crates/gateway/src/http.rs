@@ -17,7 +17,7 @@ use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use sundial_cluster::{Batch, PointsWriter, WriteSummary};
+use sundial_cluster::{Batch, Consistency, PointsWriter, WriteSummary};
 use sundial_lineproto::{Cursor, ParseOptions, ParsedBatch, Precision, MAX_LINE_ERRORS};
 use sundial_meta::{MetaClient, UserInfo};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -393,16 +393,24 @@ async fn write_v1(
     body: Body,
 ) -> Result<Response> {
     let precision: Precision = q.precision.as_deref().unwrap_or("").parse()?;
-    match q.consistency.as_deref().unwrap_or("") {
-        "" | "any" | "one" | "quorum" | "all" => {}
-        _ => return Err(Error::InvalidConsistency),
-    }
+    let consistency = Consistency::parse(q.consistency.as_deref().unwrap_or(""))
+        .ok_or(Error::InvalidConsistency)?;
     let user = gw
         .authenticate(q.u.as_deref(), q.p.as_deref(), &headers)
         .await?;
     let db = q.db.unwrap_or_default();
     let rp = q.rp.unwrap_or_default();
-    serve_write(&gw, &db, &rp, precision, user.as_ref(), &headers, body).await
+    serve_write(
+        &gw,
+        &db,
+        &rp,
+        precision,
+        consistency,
+        user.as_ref(),
+        &headers,
+        body,
+    )
+    .await
 }
 
 async fn write_v2(
@@ -427,7 +435,17 @@ async fn write_v2(
         .await?;
     let bucket = q.bucket.unwrap_or_default();
     let (db, rp) = bucket.split_once('/').unwrap_or((&bucket, ""));
-    serve_write(&gw, db, rp, precision, user.as_ref(), &headers, body).await
+    serve_write(
+        &gw,
+        db,
+        rp,
+        precision,
+        Consistency::One,
+        user.as_ref(),
+        &headers,
+        body,
+    )
+    .await
 }
 
 impl Gateway {
@@ -510,11 +528,13 @@ fn body_error(e: axum::Error) -> Error {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_write(
     gw: &Gateway,
     db: &str,
     rp: &str,
     precision: Precision,
+    consistency: Consistency,
     user: Option<&UserInfo>,
     headers: &HeaderMap,
     body: Body,
@@ -584,7 +604,7 @@ async fn serve_write(
             let mut summary = WriteSummary::default();
             let mut chunk = first;
             loop {
-                summary.merge(writer.write_points(&db, &rp, &chunk).await?);
+                summary.merge(writer.write_points(&db, &rp, &chunk, consistency).await?);
                 let Some(next) = chunk.parsed().next() else {
                     break;
                 };

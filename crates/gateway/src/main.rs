@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use sundial_cluster::{NodePool, PointsWriter, RemoteOptions, RemoteShardWriter};
-use sundial_gateway::http::{router, Gateway, HttpOptions};
+use sundial_cluster::handoff::{HandoffOptions, HintedHandoff};
+use sundial_cluster::{Delivery, NodePool, PointsWriter, RemoteOptions, RemoteShardWriter};
+use sundial_gateway::http::{router, ExtraMetrics, Gateway, HttpOptions};
 use sundial_meta::{ClientOptions, MetaClient};
 use sundial_serve::ServeOptions;
 
@@ -45,6 +46,29 @@ struct Args {
         default_value = "10s"
     )]
     shard_write_timeout: String,
+    /// Hinted handoff: where the queues of unreachable owners live (on this
+    /// gateway's disk; a gateway replaced for good must hand its queues over).
+    #[arg(long, env = "SUNDIAL_GATEWAY_HH_DIR", default_value = "data/hh")]
+    hh_dir: std::path::PathBuf,
+    /// Bytes one node's queue may hold; past it writes for that node get 503.
+    #[arg(long, env = "SUNDIAL_GATEWAY_HH_MAX_SIZE", default_value_t = 10 << 30)]
+    hh_max_size: u64,
+    /// Hints older than this are dropped (counted and logged), not delivered.
+    #[arg(long, env = "SUNDIAL_GATEWAY_HH_MAX_AGE", default_value = "7d")]
+    hh_max_age: String,
+    /// First retry delay of a queue whose node is down (doubles up to 10 s).
+    #[arg(
+        long,
+        env = "SUNDIAL_GATEWAY_HH_RETRY_INTERVAL",
+        default_value = "200ms"
+    )]
+    hh_retry_interval: String,
+}
+
+fn duration(name: &str, v: &str) -> Result<Duration> {
+    sundial_common::duration::parse_duration(v)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("--{name}"))
 }
 
 fn main() -> Result<()> {
@@ -62,15 +86,22 @@ async fn run(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("connecting to meta at {}", args.meta))?;
     let pool = NodePool::new(RemoteOptions {
-        request_timeout: sundial_common::duration::parse_duration(&args.shard_write_timeout)
-            .map_err(anyhow::Error::msg)
-            .context("shard-write-timeout")?,
+        request_timeout: duration("shard-write-timeout", &args.shard_write_timeout)?,
         secret: args.shared_secret.clone(),
         ..RemoteOptions::default()
     })?;
+    let delivery = Arc::new(Delivery::new(meta.clone(), Arc::new(pool)));
+    let hh = HintedHandoff::open(HandoffOptions {
+        max_size: args.hh_max_size,
+        max_age: duration("hh-max-age", &args.hh_max_age)?,
+        retry_interval: duration("hh-retry-interval", &args.hh_retry_interval)?,
+        ..HandoffOptions::new(&args.hh_dir)
+    })
+    .context("opening the hinted handoff queues")?;
+    hh.start(delivery.clone());
     let writer = PointsWriter::new(
         meta.clone(),
-        Arc::new(RemoteShardWriter::new(meta.clone(), Arc::new(pool))),
+        Arc::new(RemoteShardWriter::new(delivery).with_handoff(hh.clone())),
     );
     let http = HttpOptions {
         auth_enabled: args.auth_enabled,
@@ -80,7 +111,11 @@ async fn run(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr()?;
-    let gw = Gateway::new(meta.clone(), writer, http, None, None);
+    let hh_metrics = hh.clone();
+    let metrics = ExtraMetrics(Arc::new(move |out: &mut String| {
+        sundial_gateway::stats::render_handoff(&hh_metrics, out)
+    }));
+    let gw = Gateway::new(meta.clone(), writer, http, Some(metrics), None);
     let listen = ServeOptions {
         max_connections: sundial_serve::auto_max_connections(),
         ..ServeOptions::default()

@@ -164,6 +164,66 @@ impl Drop for ActiveWrite<'_> {
     }
 }
 
+/// Hinted handoff's queues and counters in Prometheus text: depth and oldest age
+/// per node, hints enqueued, delivered, dropped (expired, refused by the node) and
+/// writes refused because a queue was full.
+pub fn render_handoff(hh: &sundial_cluster::handoff::HintedHandoff, out: &mut String) {
+    let c = &hh.counters;
+    for (name, help, v) in [
+        (
+            "enqueued_total",
+            "Hints queued for unreachable owners.",
+            &c.enqueued,
+        ),
+        (
+            "delivered_total",
+            "Hints delivered to their node.",
+            &c.delivered,
+        ),
+        (
+            "dropped_expired_total",
+            "Hints dropped because they were older than max-age.",
+            &c.dropped_expired,
+        ),
+        (
+            "dropped_rejected_total",
+            "Hints dropped because their node refused them for good, or damaged on disk.",
+            &c.dropped_rejected,
+        ),
+        (
+            "refused_full_total",
+            "Writes refused because a node's queue was at max-size.",
+            &c.refused_full,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP sundial_hh_{name} {help}");
+        let _ = writeln!(out, "# TYPE sundial_hh_{name} counter");
+        let _ = writeln!(out, "sundial_hh_{name} {}", v.load(Relaxed));
+    }
+    let stats = hh.stats();
+    for (name, help, get) in [
+        (
+            "queue_records",
+            "Hints waiting for a node.",
+            (|s: &sundial_cluster::handoff::QueueStats| s.records as f64) as fn(&_) -> f64,
+        ),
+        ("queue_bytes", "Bytes of hints waiting for a node.", |s| {
+            s.bytes as f64
+        }),
+        (
+            "queue_oldest_age_seconds",
+            "Age of a node's oldest waiting hint.",
+            |s| s.oldest_age_ms as f64 / 1000.0,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP sundial_hh_{name} {help}");
+        let _ = writeln!(out, "# TYPE sundial_hh_{name} gauge");
+        for s in &stats {
+            let _ = writeln!(out, "sundial_hh_{name}{{node=\"{}\"}} {}", s.node, get(s));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

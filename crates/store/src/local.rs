@@ -3,7 +3,7 @@
 use crate::shard_error;
 use async_trait::async_trait;
 use std::sync::Arc;
-use sundial_cluster::{Batch, Error, Result, ShardWriter};
+use sundial_cluster::{Batch, Consistency, Error, Result, ShardWriter};
 use sundial_common::WriteOutcome;
 use sundial_engine::Store;
 use sundial_lineproto::Point;
@@ -29,6 +29,8 @@ impl ShardWriter for LocalShardWriter {
         shard: &ShardInfo,
         batch: Arc<Batch>,
         indices: Vec<u32>,
+        // One owner, in this process: every level is met by the write itself.
+        _consistency: Consistency,
     ) -> Result<WriteOutcome> {
         let store = self.store.clone();
         let id = shard.id;

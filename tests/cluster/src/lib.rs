@@ -244,16 +244,61 @@ impl Cluster {
     }
 
     pub fn add_gateway(&mut self) -> usize {
-        let args = vec![
+        self.add_gateway_with(&[])
+    }
+
+    /// A gateway with extra flags (e.g. `--hh-max-size`); its hinted-handoff queues
+    /// live in the cluster's temporary directory.
+    pub fn add_gateway_with(&mut self, extra: &[&str]) -> usize {
+        let hh = self
+            .dir
+            .path()
+            .join(format!("gw{}-hh", self.gateways.len()));
+        let mut args = vec![
             "--bind".into(),
             "127.0.0.1:0".into(),
             "--meta".into(),
             self.meta.endpoint(),
             "--shared-secret".into(),
             SECRET.into(),
+            "--hh-dir".into(),
+            hh.display().to_string(),
+            "--hh-retry-interval".into(),
+            "100ms".into(),
         ];
+        args.extend(extra.iter().map(|s| s.to_string()));
         self.gateways.push(Proc::start("sundial-gateway", args));
         self.gateways.len() - 1
+    }
+
+    /// One sample of a gateway's `/metrics` (0 when absent).
+    pub fn metric(&self, gateway: usize, name: &str) -> f64 {
+        let text = client()
+            .get(self.url(gateway, "/metrics"))
+            .send()
+            .expect("metrics")
+            .text()
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits (at most `secs`) until `cond` holds.
+    pub fn wait_for(&self, secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The store with node id `id`.
+    pub fn store_by_id(&mut self, id: u64) -> &mut StoreNode {
+        self.stores
+            .iter_mut()
+            .find(|s| s.node_id() == id)
+            .expect("a store with that node id")
     }
 
     pub fn url(&self, gateway: usize, path: &str) -> String {

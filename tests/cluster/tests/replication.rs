@@ -1,0 +1,155 @@
+//! Replication, consistency levels and hinted handoff, with real processes: owners
+//! are SIGKILLed under load, gateways too, and the stores' own data is audited.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sundial_cluster_tests::Cluster;
+
+const T0: i64 = 1_700_000_000_000_000_000;
+
+/// Points of `n` series at time `T0 + round` (one shard group).
+fn batch(round: i64, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("cpu,host=h{i} v={round}i {}", T0 + round))
+        .collect()
+}
+
+/// Stops every store and returns, for each line found, the node ids holding it.
+fn audit(c: &mut Cluster) -> BTreeMap<String, BTreeSet<u64>> {
+    let ids: Vec<u64> = c.stores.iter().map(|s| s.node_id()).collect();
+    for s in &mut c.stores {
+        s.proc.terminate();
+    }
+    let mut at: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for (s, id) in c.stores.iter().zip(ids) {
+        for (_, (_, lines)) in s.export() {
+            for l in lines {
+                at.entry(l).or_default().insert(id);
+            }
+        }
+    }
+    at
+}
+
+/// Every acknowledged line is on all `rf` owners of its shard.
+fn assert_replicated(at: &BTreeMap<String, BTreeSet<u64>>, acked: &[String], rf: usize) {
+    for l in acked {
+        let on = at.get(l).map_or(0, BTreeSet::len);
+        assert_eq!(on, rf, "{l} is on {:?}", at.get(l));
+    }
+}
+
+/// The node ids owning a shard of `db`'s only group, and one node owning one.
+fn an_owner(c: &Cluster, db: &str) -> u64 {
+    let groups = c.shard_groups(db);
+    assert_eq!(groups.len(), 1);
+    groups[0].shards[0].owners[0]
+}
+
+#[test]
+fn with_an_owner_killed_one_succeeds_all_fails_and_handoff_catches_it_up() {
+    let mut c = Cluster::start(3, 1);
+    c.query("CREATE DATABASE db WITH REPLICATION 2");
+    let mut acked = Vec::new();
+    let first = batch(0, 300);
+    assert_eq!(c.write(0, "db=db", first.join("\n")).0, 204);
+    acked.extend(first);
+    let victim = an_owner(&c, "db");
+    let mut killed = false;
+    for round in 1..=30 {
+        if round == 10 {
+            c.store_by_id(victim).proc.kill9();
+            killed = true;
+        }
+        let lines = batch(round, 300);
+        let (st, e) = c.write(0, "db=db&consistency=one", lines.join("\n"));
+        assert_eq!(st, 204, "round {round} (victim down: {killed}): {e}");
+        acked.extend(lines);
+    }
+    let (st, e) = c.write(0, "db=db&consistency=all", batch(99, 300).join("\n"));
+    assert_eq!(st, 500, "{e}");
+    assert!(
+        e.starts_with("partial write: consistency all not met"),
+        "{e}"
+    );
+    let queued = format!("sundial_hh_queue_records{{node=\"{victim}\"}}");
+    assert!(c.metric(0, &queued) > 0.0);
+
+    c.store_by_id(victim).proc.spawn();
+    c.wait_for(30, "the queue to drain", || c.metric(0, &queued) == 0.0);
+    assert!(c.metric(0, "sundial_hh_delivered_total") > 0.0);
+    let at = audit(&mut c);
+    assert_replicated(&at, &acked, 2);
+}
+
+#[test]
+fn a_gateway_killed_with_hints_queued_delivers_them_after_restart() {
+    let mut c = Cluster::start(2, 1);
+    c.query("CREATE DATABASE db WITH REPLICATION 2");
+    let mut acked = batch(0, 200);
+    assert_eq!(c.write(0, "db=db", acked.join("\n")).0, 204);
+    let victim = c.stores[1].node_id();
+    c.stores[1].proc.kill9();
+    for round in 1..=5 {
+        let lines = batch(round, 200);
+        assert_eq!(c.write(0, "db=db", lines.join("\n")).0, 204);
+        acked.extend(lines);
+    }
+    let queued = format!("sundial_hh_queue_records{{node=\"{victim}\"}}");
+    assert!(c.metric(0, &queued) >= 5.0);
+    c.gateways[0].kill9();
+    c.stores[1].proc.spawn();
+    // Same queue directory: the restarted gateway finds the hints and delivers them.
+    c.gateways[0].spawn();
+    c.wait_for(30, "the queue to drain", || c.metric(0, &queued) == 0.0);
+    let at = audit(&mut c);
+    assert_replicated(&at, &acked, 2);
+}
+
+#[test]
+fn quorum_needs_a_majority_and_a_full_queue_answers_503() {
+    let mut c = Cluster::start(3, 1);
+    c.add_gateway_with(&["--hh-max-size", "20000"]);
+    c.query("CREATE DATABASE db WITH REPLICATION 3");
+    assert_eq!(c.write(0, "db=db", batch(0, 10).join("\n")).0, 204);
+    c.stores[0].proc.kill9();
+    let (st, e) = c.write(0, "db=db&consistency=quorum", batch(1, 10).join("\n"));
+    assert_eq!(st, 204, "{e}");
+    c.stores[1].proc.kill9();
+    let (st, e) = c.write(0, "db=db&consistency=quorum", batch(2, 10).join("\n"));
+    assert_eq!(st, 500, "{e}");
+    assert!(
+        e.contains("consistency quorum not met") && e.contains("1 of 3 owners wrote, 2 needed"),
+        "{e}"
+    );
+    // `any` is met by a queue alone... as long as the queue has room.
+    let (st, e) = c.write(0, "db=db&consistency=any", batch(3, 10).join("\n"));
+    assert_eq!(st, 204, "{e}");
+    let big: Vec<String> = (0..2000)
+        .map(|i| format!("cpu,host=h{i} v={i}i {}", T0 + 4))
+        .collect();
+    let (st, e) = c.write(1, "db=db", big.join("\n"));
+    assert_eq!(st, 503, "{e}");
+    assert!(e.contains("hinted handoff queue is full"), "{e}");
+    assert!(c.metric(1, "sundial_hh_refused_full_total") >= 1.0);
+}
+
+#[test]
+fn hints_past_max_age_are_dropped_and_counted() {
+    let mut c = Cluster::start(2, 0);
+    c.add_gateway_with(&["--hh-max-age", "1s"]);
+    c.query("CREATE DATABASE db WITH REPLICATION 2");
+    assert_eq!(c.write(0, "db=db", batch(0, 10).join("\n")).0, 204);
+    c.stores[1].proc.kill9();
+    assert_eq!(c.write(0, "db=db", batch(1, 10).join("\n")).0, 204);
+    c.wait_for(20, "the expired hint to be dropped", || {
+        c.metric(0, "sundial_hh_dropped_expired_total") >= 1.0
+    });
+    c.stores[1].proc.spawn();
+    let at = audit(&mut c);
+    // The expired hint never reached the restarted owner.
+    let late = &batch(1, 10)[0];
+    assert_eq!(at.get(late).map(BTreeSet::len), Some(1), "{late}");
+}
