@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build test test-deps lint fmt bench bench-ingest fuzz clean
+.PHONY: run build test test-deps lint fmt bench bench-ingest bench-cluster fuzz clean
 
 # The all-in-one server on the embedded meta backend, data in ./data, HTTP on 127.0.0.1:8086.
 run:
@@ -33,6 +33,11 @@ bench:
 # HTTP ingest, Sundial next to InfluxDB 1.6 (Debian's influxdb), same load, same machine.
 bench-ingest:
 	scripts/bench-ingest.sh
+
+# The same ingest through a loopback cluster (etcd, meta, 3 stores, 1 gateway;
+# RF 1 and 2) next to the all-in-one server, interleaved rounds.
+bench-cluster:
+	scripts/bench-cluster.sh
 
 # Bounded fuzzing of every parser (needs nightly features: RUSTC_BOOTSTRAP=1).
 fuzz:

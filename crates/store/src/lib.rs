@@ -6,6 +6,7 @@ mod error;
 pub mod export;
 mod local;
 pub mod node;
+pub mod reconcile;
 pub mod service;
 
 pub use error::{Error, Result};

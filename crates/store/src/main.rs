@@ -74,6 +74,10 @@ struct Args {
     /// Largest WriteToShard message accepted (bytes).
     #[arg(long, env = "SUNDIAL_STORE_MAX_MESSAGE_SIZE", default_value_t = 64 << 20)]
     max_message_size: usize,
+    /// How often the node's shards are brought in line with meta (created ahead of
+    /// their first write; dropped when meta no longer assigns them here).
+    #[arg(long, env = "SUNDIAL_STORE_RECONCILE_INTERVAL", default_value = "10s")]
+    reconcile_interval: String,
     /// WAL fsync policy: `always` (before acknowledging), `never`, or an interval.
     #[arg(long, env = "SUNDIAL_STORE_WAL_FSYNC", default_value = "always")]
     wal_fsync: String,
@@ -154,6 +158,11 @@ async fn run(args: Args) -> Result<()> {
     }
     let heartbeat = meta.start_heartbeat(node.id, Duration::from_secs(10));
     tracing::info!(node_id = node.id, %advertise, "registered with meta");
+    let every = sundial_common::duration::parse_duration(&args.reconcile_interval)
+        .map_err(anyhow::Error::msg)
+        .context("--reconcile-interval")?;
+    let reconciler =
+        sundial_store::reconcile::spawn_reconciler(meta.clone(), store.clone(), node.id, every);
 
     let svc = tonic::service::interceptor::InterceptedService::new(
         StoreServiceServer::new(StoreService::new(store.clone(), meta.clone(), node.id))
@@ -175,6 +184,7 @@ async fn run(args: Args) -> Result<()> {
         .await
         .context("gRPC server")?;
 
+    reconciler.abort();
     drop(heartbeat);
     meta.close();
     let closing = store.clone();

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -150,6 +150,16 @@ pub struct StoreNode {
 }
 
 impl StoreNode {
+    /// Shard ids with a directory in its data directory.
+    pub fn shard_dirs(&self) -> BTreeSet<u64> {
+        std::fs::read_dir(self.data.join("shards"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The node id it registered under (from its `listening on ADDR node N` line).
     pub fn node_id(&self) -> u64 {
         self.proc
@@ -233,6 +243,8 @@ impl Cluster {
             self.meta.endpoint(),
             "--shared-secret".into(),
             SECRET.into(),
+            "--reconcile-interval".into(),
+            "200ms".into(),
         ]
     }
 
@@ -328,8 +340,8 @@ impl Cluster {
         (st, v["error"].as_str().unwrap_or_default().to_string())
     }
 
-    /// The shard groups of `db`'s default policy, read from meta.
-    pub fn shard_groups(&self, db: &str) -> Vec<ShardGroupInfo> {
+    /// Runs `f` with a meta client of its own.
+    pub fn with_meta<T>(&self, f: impl AsyncFnOnce(&MetaClient) -> T) -> T {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -338,14 +350,21 @@ impl Cluster {
             let meta = MetaClient::remote(&self.meta.endpoint(), ClientOptions::default())
                 .await
                 .expect("meta client");
+            let out = f(&meta).await;
+            meta.close();
+            out
+        })
+    }
+
+    /// The shard groups of `db`'s default policy, read from meta.
+    pub fn shard_groups(&self, db: &str) -> Vec<ShardGroupInfo> {
+        self.with_meta(async |meta| {
             let rp = meta
                 .database(db)
                 .expect("database")
                 .default_retention_policy
                 .clone();
-            let gs = meta.shard_groups(db, &rp);
-            meta.close();
-            gs
+            meta.shard_groups(db, &rp)
         })
     }
 }
