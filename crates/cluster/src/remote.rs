@@ -20,7 +20,7 @@ use sundial_proto::store as pb;
 use sundial_proto::store::store_service_client::StoreServiceClient;
 use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 type Client = StoreServiceClient<InterceptedService<Channel, SecretInterceptor>>;
 
@@ -34,6 +34,8 @@ pub struct RemoteOptions {
     pub max_message_size: usize,
     /// The cluster's shared secret (see [`crate::secret`]).
     pub secret: Option<String>,
+    /// PEM of the CA that signed the stores' certificates: calls go over TLS.
+    pub tls_ca: Option<Vec<u8>>,
 }
 
 impl Default for RemoteOptions {
@@ -43,6 +45,7 @@ impl Default for RemoteOptions {
             request_timeout: Duration::from_secs(10),
             max_message_size: 64 << 20,
             secret: None,
+            tls_ca: None,
         }
     }
 }
@@ -74,13 +77,26 @@ impl NodePool {
                 return Ok(c.clone());
             }
         }
+        let scheme = if self.opts.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let url = if addr.contains("://") {
             addr.to_string()
         } else {
-            format!("http://{addr}")
+            format!("{scheme}://{addr}")
         };
-        let channel = Endpoint::from_shared(url)
-            .map_err(|e| Error::BadRequest(format!("node {node} has a bad address {addr:?}: {e}")))?
+        let mut endpoint = Endpoint::from_shared(url).map_err(|e| {
+            Error::BadRequest(format!("node {node} has a bad address {addr:?}: {e}"))
+        })?;
+        if let Some(ca) = &self.opts.tls_ca {
+            let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| Error::BadRequest(format!("TLS for node {node}: {e}")))?;
+        }
+        let channel = endpoint
             .connect_timeout(self.opts.connect_timeout)
             .timeout(self.opts.request_timeout)
             .tcp_nodelay(true)

@@ -46,6 +46,9 @@ struct Args {
         default_value = "10s"
     )]
     shard_write_timeout: String,
+    /// PEM file of the CA that signed the stores' certificates: store calls use TLS.
+    #[arg(long, env = "SUNDIAL_CLUSTER_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
     /// Hinted handoff: where the queues of unreachable owners live (on this
     /// gateway's disk; a gateway replaced for good must hand its queues over).
     #[arg(long, env = "SUNDIAL_GATEWAY_HH_DIR", default_value = "data/hh")]
@@ -88,6 +91,10 @@ async fn run(args: Args) -> Result<()> {
     let pool = NodePool::new(RemoteOptions {
         request_timeout: duration("shard-write-timeout", &args.shard_write_timeout)?,
         secret: args.shared_secret.clone(),
+        tls_ca: match &args.tls_ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        },
         ..RemoteOptions::default()
     })?;
     let delivery = Arc::new(Delivery::new(meta.clone(), Arc::new(pool)));

@@ -9,6 +9,7 @@
 //! | `user/<name>`               | [`UserInfo`](crate::UserInfo) JSON        |
 //! | `ids/shard`                 | next shard-group/shard id (decimal)     |
 //! | `ids/node`                  | next node id (decimal)                  |
+//! | `leader/services`           | id of the `sundial-meta` instance running retention and precreation, attached to its lease |
 
 /// A parsed meta key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub const USERS: &str = "user/";
 pub const SHARD_ID_COUNTER: &str = "ids/shard";
 /// Node id counter.
 pub const NODE_ID_COUNTER: &str = "ids/node";
+/// The cluster services' leader (see [`crate::election`]); the snapshot ignores it.
+pub const LEADER_SERVICES: &str = "leader/services";
 
 /// `sg/<db>/` — every shard group of a database.
 pub fn shard_groups_of_db(db: &str) -> String {

@@ -19,8 +19,12 @@
 //! * [`MetaStore`] — every operation as compare-and-swap transactions; stateless, so
 //!   any number of processes may run it against one etcd.
 //! * [`MetaClient`] — what the gateway and the stores use (see below).
-//! * `sundial-meta` binary — [`server::MetaServer`], the gRPC `MetaService`
-//!   (`proto/meta.proto`) over etcd; keeps no state of its own.
+//! * [`server::MetaServer`] — the gRPC `MetaService` (`proto/meta.proto`) over etcd,
+//!   served by the `sundial-meta` binary (crate `sundial-meta-server`); keeps no
+//!   state of its own.
+//! * [`election`] and [`services`] — retention enforcement and shard precreation,
+//!   run by the one `sundial-meta` instance that holds `leader/services` (an etcd
+//!   lease), or by the all-in-one `sundial` itself.
 //!
 //! # Key layout
 //!
@@ -37,6 +41,7 @@
 //! | `user/<name>`              | [`UserInfo`]: name, argon2id PHC hash, admin flag, privileges by database |
 //! | `ids/shard`                | next shard-group/shard id (decimal; a group takes `id`, its shards `id+1..`) |
 //! | `ids/node`                 | next node id (decimal) |
+//! | `leader/services`          | id of the `sundial-meta` instance running retention and precreation, attached to its lease |
 //!
 //! Names are validated like InfluxDB's `ValidName` (no `/`), so keys parse
 //! unambiguously. Retention policies live inside their database record: every policy
@@ -108,12 +113,14 @@
 
 pub mod auth;
 pub mod client;
+pub mod election;
 pub mod error;
 pub mod keys;
 pub mod kv;
 pub mod model;
 pub mod remote;
 pub mod server;
+pub mod services;
 pub mod snapshot;
 pub mod store;
 #[cfg(feature = "test-util")]
@@ -122,6 +129,7 @@ pub mod testing;
 pub use client::{
     now_ns, ClientOptions, HeartbeatHandle, MetaClient, MetaTransport, RawEvent, RawWatchStream,
 };
+pub use election::{Election, ElectionOptions, Leadership};
 pub use error::{Error, ErrorClass, Result};
 pub use kv::embedded::{EmbeddedBackend, EmbeddedOptions};
 pub use kv::etcd::EtcdBackend;
@@ -129,5 +137,6 @@ pub use kv::KvBackend;
 pub use model::*;
 pub use remote::RemoteTransport;
 pub use server::MetaServer;
+pub use services::{Housekeeping, ServiceOptions};
 pub use snapshot::MetaSnapshot;
 pub use store::MetaStore;

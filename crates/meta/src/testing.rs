@@ -189,14 +189,32 @@ pub struct MetaProcess {
 }
 
 impl MetaProcess {
-    /// Starts `binary` (`env!("CARGO_BIN_EXE_sundial-meta")`) on `127.0.0.1:0` against
-    /// `etcd_endpoints` under `prefix`, and waits for its `listening on ADDR` line.
+    /// Starts `binary` (`env!("CARGO_BIN_EXE_sundial-meta")` in `sundial-meta-server`'s
+    /// tests) on `127.0.0.1:0` against `etcd_endpoints` under `prefix`, and waits for
+    /// its `listening on ADDR` line.
     pub fn start(binary: impl AsRef<Path>, etcd_endpoints: &[String], prefix: &str) -> Self {
         Self::start_on(
             binary,
             SocketAddr::from(([127, 0, 0, 1], 0)),
             etcd_endpoints,
             prefix,
+        )
+    }
+
+    /// Like [`start`](Self::start), with more command-line arguments (e.g.
+    /// `["--retention-check-interval", "500ms"]`).
+    pub fn start_with_args(
+        binary: impl AsRef<Path>,
+        etcd_endpoints: &[String],
+        prefix: &str,
+        args: &[&str],
+    ) -> Self {
+        Self::start_on_with_args(
+            binary,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            etcd_endpoints,
+            prefix,
+            args,
         )
     }
 
@@ -208,9 +226,20 @@ impl MetaProcess {
         etcd_endpoints: &[String],
         prefix: &str,
     ) -> Self {
+        Self::start_on_with_args(binary, listen, etcd_endpoints, prefix, &[])
+    }
+
+    /// [`start_on`](Self::start_on) with more command-line arguments.
+    pub fn start_on_with_args(
+        binary: impl AsRef<Path>,
+        listen: SocketAddr,
+        etcd_endpoints: &[String],
+        prefix: &str,
+        args: &[&str],
+    ) -> Self {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match Self::try_start(binary.as_ref(), listen, etcd_endpoints, prefix) {
+            match Self::try_start(binary.as_ref(), listen, etcd_endpoints, prefix, args) {
                 Some(p) => return p,
                 None if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(200));
@@ -225,6 +254,7 @@ impl MetaProcess {
         listen: SocketAddr,
         etcd_endpoints: &[String],
         prefix: &str,
+        args: &[&str],
     ) -> Option<Self> {
         let mut child = Command::new(binary)
             .arg("--listen")
@@ -233,6 +263,7 @@ impl MetaProcess {
             .arg(etcd_endpoints.join(","))
             .arg("--prefix")
             .arg(prefix)
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -271,6 +302,12 @@ impl MetaProcess {
     /// `http://ADDR` for `MetaClient::remote`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// SIGKILLs the process (no clean shutdown: a leader does not resign).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_engine::Store;
-use sundial_meta::{now_ns, MetaClient};
+use sundial_meta::{now_ns, services, MetaClient};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -59,7 +59,8 @@ pub async fn drop_orphan_shards(meta: &MetaClient, store: &Arc<Store>) -> Option
     Some(dropped.unwrap_or(0))
 }
 
-/// Deletes expired shard groups every `every`, and their shards.
+/// Deletes expired shard groups every `every` (the pass `sundial-meta` runs in a
+/// cluster), and their shards.
 pub fn spawn_retention(meta: MetaClient, store: Arc<Store>, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -67,14 +68,7 @@ pub fn spawn_retention(meta: MetaClient, store: Arc<Store>, every: Duration) -> 
             tick.tick().await;
             // A span entered with a guard must not be held across an await.
             let check = async {
-                match meta.delete_expired_shard_groups(now_ns()).await {
-                    Ok(groups) => {
-                        for g in groups {
-                            tracing::info!(group = g.id, db = %g.database, rp = %g.retention_policy, "shard group expired");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "retention check failed"),
-                }
+                let _ = services::enforce_retention(&meta, now_ns()).await;
                 drop_orphan_shards(&meta, &store).await;
             };
             check
@@ -86,19 +80,7 @@ pub fn spawn_retention(meta: MetaClient, store: Arc<Store>, every: Duration) -> 
 
 /// Creates the next shard group of every policy `advance` before it is needed.
 pub fn spawn_precreator(meta: MetaClient, every: Duration, advance: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            match meta.precreate_shard_groups(now_ns(), advance).await {
-                Ok(created) if !created.is_empty() => {
-                    tracing::info!(count = created.len(), "precreated shard groups")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "shard precreation failed"),
-            }
-        }
-    })
+    services::spawn_precreator(Arc::new(meta), every, advance)
 }
 
 /// Drops orphan shards shortly after DDL changes meta (checked every `every`).

@@ -71,6 +71,12 @@ struct Args {
     /// The cluster's shared secret: calls without it are refused.
     #[arg(long, env = "SUNDIAL_CLUSTER_SHARED_SECRET", hide_env_values = true)]
     shared_secret: Option<String>,
+    /// PEM certificate (chain) to serve gRPC over TLS with; needs --tls-key.
+    #[arg(long, env = "SUNDIAL_STORE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SUNDIAL_STORE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Largest WriteToShard message accepted (bytes).
     #[arg(long, env = "SUNDIAL_STORE_MAX_MESSAGE_SIZE", default_value_t = 64 << 20)]
     max_message_size: usize,
@@ -174,7 +180,16 @@ async fn run(args: Args) -> Result<()> {
         writeln!(out, "listening on {bound} node {}", node.id)?;
         out.flush()?;
     }
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read =
+            |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+        server = server
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .context("TLS configuration")?;
+    }
+    server
         .timeout(Duration::from_secs(60))
         .add_service(svc)
         .serve_with_incoming_shutdown(

@@ -210,19 +210,43 @@ pub struct Cluster {
     pub meta: MetaProcess,
     pub etcd: EtcdProcess,
     dir: tempfile::TempDir,
+    /// With TLS: the stores' certificate (also the gateways' trust root) and key.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Cluster {
     pub fn start(stores: usize, gateways: usize) -> Cluster {
+        Self::start_with_tls(stores, gateways, false)
+    }
+
+    /// Stores serve gRPC over TLS with a self-signed certificate for 127.0.0.1 that
+    /// the gateways trust.
+    pub fn start_tls(stores: usize, gateways: usize) -> Cluster {
+        Self::start_with_tls(stores, gateways, true)
+    }
+
+    fn start_with_tls(stores: usize, gateways: usize, tls: bool) -> Cluster {
         let etcd = EtcdProcess::start();
         let meta = MetaProcess::start(bin("sundial-meta"), &etcd.endpoints(), &unique_prefix());
         let dir = tempfile::tempdir().expect("tempdir");
+        let tls = tls.then(|| {
+            let ck = rcgen::generate_simple_self_signed(vec![
+                "127.0.0.1".to_string(),
+                "localhost".to_string(),
+            ])
+            .expect("certificate");
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&cert, ck.cert.pem()).expect("cert");
+            std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+            (cert, key)
+        });
         let mut c = Cluster {
             gateways: Vec::new(),
             stores: Vec::new(),
             meta,
             etcd,
             dir,
+            tls,
         };
         for _ in 0..stores {
             c.add_store();
@@ -234,7 +258,7 @@ impl Cluster {
     }
 
     fn store_args(&self, data: &Path) -> Vec<String> {
-        vec![
+        let mut args: Vec<String> = vec![
             "--data-dir".into(),
             data.display().to_string(),
             "--listen".into(),
@@ -245,7 +269,16 @@ impl Cluster {
             SECRET.into(),
             "--reconcile-interval".into(),
             "200ms".into(),
-        ]
+        ];
+        if let Some((cert, key)) = &self.tls {
+            args.extend([
+                "--tls-cert".into(),
+                cert.display().to_string(),
+                "--tls-key".into(),
+                key.display().to_string(),
+            ]);
+        }
+        args
     }
 
     pub fn add_store(&mut self) -> usize {
@@ -278,6 +311,9 @@ impl Cluster {
             "--hh-retry-interval".into(),
             "100ms".into(),
         ];
+        if let Some((cert, _)) = &self.tls {
+            args.extend(["--tls-ca".into(), cert.display().to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         self.gateways.push(Proc::start("sundial-gateway", args));
         self.gateways.len() - 1

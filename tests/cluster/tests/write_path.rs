@@ -229,3 +229,40 @@ mod store_service {
         assert_eq!(c.write(0, "db=db", points(100, "w").join("\n")).0, 204);
     }
 }
+
+#[test]
+fn a_tls_cluster_writes_and_refuses_plaintext() {
+    let mut c = Cluster::start_tls(2, 1);
+    c.query("CREATE DATABASE db WITH REPLICATION 2");
+    let lines = points(300, "t");
+    let (st, e) = c.write(0, "db=db", lines.join("\n"));
+    assert_eq!(st, 204, "{e}");
+    // A plaintext client cannot talk to a TLS store.
+    let addr = c.stores[0].proc.addr.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let plain = rt.block_on(async {
+        let mut client = sundial_proto::store::store_service_client::StoreServiceClient::connect(
+            format!("http://{addr}"),
+        )
+        .await?;
+        let mut r = tonic::Request::new(sundial_proto::store::HealthRequest {});
+        r.metadata_mut()
+            .insert("x-sundial-secret", SECRET.parse().unwrap());
+        client
+            .health(r)
+            .await
+            .map_err(|s| Box::new(s) as Box<dyn std::error::Error>)?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    });
+    assert!(plain.is_err(), "a plaintext call to a TLS store succeeded");
+    for s in &mut c.stores {
+        s.proc.terminate();
+    }
+    for s in &c.stores {
+        let all: BTreeSet<String> = s.export().into_values().flat_map(|(_, l)| l).collect();
+        assert!(
+            lines.iter().all(|l| all.contains(l)),
+            "a point is missing on a replica"
+        );
+    }
+}

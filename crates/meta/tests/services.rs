@@ -1,0 +1,66 @@
+//! One retention pass and one precreation pass, through a client (the all-in-one
+//! server's way) and directly over the store (`sundial-meta`'s way).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sundial_meta::services::{enforce_retention, precreate_shard_groups};
+use sundial_meta::{
+    now_ns, ClientOptions, EmbeddedBackend, KvBackend, MetaClient, MetaStore, RetentionPolicySpec,
+    HOUR,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_through_the_client_and_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn KvBackend> = Arc::new(EmbeddedBackend::open(dir.path()).unwrap());
+    let c = MetaClient::local(kv.clone(), ClientOptions::default())
+        .await
+        .unwrap();
+    let store = MetaStore::new(kv);
+    let n = c.register_node(None, "h:1", "h:2").await.unwrap();
+    c.heartbeat(n.id, Duration::from_secs(60)).await.unwrap();
+    c.create_database_with_policy("db", RetentionPolicySpec::new("short", HOUR))
+        .await
+        .unwrap();
+    let now = now_ns();
+    let old = c
+        .create_shard_group("db", "short", now - 3 * HOUR)
+        .await
+        .unwrap();
+    let current = c.create_shard_group("db", "short", now).await.unwrap();
+
+    // Nothing to do yet at a time when the old group is still kept.
+    assert!(enforce_retention(&c, old.end + HOUR - 1)
+        .await
+        .unwrap()
+        .is_empty());
+    // Through the client: its cache no longer has the group when the pass returns.
+    let deleted = enforce_retention(&c, now).await.unwrap();
+    assert_eq!(deleted.iter().map(|g| g.id).collect::<Vec<_>>(), [old.id]);
+    assert!(!c.shard_groups("db", "short").iter().any(|g| g.id == old.id));
+    assert!(enforce_retention(&store, now).await.unwrap().is_empty());
+
+    // Over the store: the successor of the current group, once, when it is due.
+    // One group duration ahead: the successor ends beyond it.
+    let far = Duration::from_secs(3600);
+    assert!(
+        precreate_shard_groups(&store, current.end - HOUR - 1, far)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let created = precreate_shard_groups(&store, now, far).await.unwrap();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].start, current.end);
+    // The newest group now ends beyond the advance period: nothing more.
+    assert!(precreate_shard_groups(&c, now, far)
+        .await
+        .unwrap()
+        .is_empty());
+    c.refresh().await.unwrap();
+    assert_eq!(c.shard_groups("db", "short").len(), 2);
+}
