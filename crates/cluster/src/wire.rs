@@ -45,8 +45,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use sundial_lineproto::{
-    Field, FieldValue, Point, Tag, MAX_KEY_LENGTH, MAX_NANO_TIME, MAX_STRING_FIELD_LENGTH,
-    MIN_NANO_TIME,
+    short_eq, Field, FieldValue, Point, Tag, MAX_KEY_LENGTH, MAX_NANO_TIME,
+    MAX_STRING_FIELD_LENGTH, MIN_NANO_TIME,
 };
 use thiserror::Error;
 
@@ -687,25 +687,6 @@ fn has_odd_escape_run(b: &[u8]) -> bool {
         i = end;
     }
     false
-}
-
-/// `a == b`, without a `memcmp` call for the short names fields have: two
-/// overlapping word compares.
-#[inline(always)]
-fn short_eq(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let w8 = |s: &[u8]| s.first_chunk::<8>().map(|c| u64::from_le_bytes(*c));
-    let l8 = |s: &[u8]| s.last_chunk::<8>().map(|c| u64::from_le_bytes(*c));
-    let w4 = |s: &[u8]| s.first_chunk::<4>().map(|c| u32::from_le_bytes(*c));
-    let l4 = |s: &[u8]| s.last_chunk::<4>().map(|c| u32::from_le_bytes(*c));
-    match n {
-        8..=16 => w8(a) == w8(b) && l8(a) == l8(b),
-        4..=7 => w4(a) == w4(b) && l4(a) == l4(b),
-        _ => a == b,
-    }
 }
 
 /// A 64-bit hash of a series key, 16 bytes a step in two lanes. Not keyed:

@@ -948,9 +948,10 @@ fn predicted(buf: &[u8], i: usize, key: &str) -> bool {
 }
 
 /// `a == b` for slices of equal length, without a `memcmp` call for the
-/// short keys line protocol is made of: two overlapping word compares.
+/// short keys line protocol is made of: two overlapping word compares. Public for
+/// the other decoders of points (the cluster's wire format).
 #[inline(always)]
-fn short_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn short_eq(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

@@ -31,18 +31,38 @@ pub fn export_shard(
     end: i64,
     out: &mut impl Write,
 ) -> Result<usize> {
+    let mut res = Ok(());
+    let n = for_each_point(store, shard, start, end, &mut |p| {
+        if res.is_ok() {
+            res = writeln!(out, "{}", p.to_line());
+        }
+        res.is_ok()
+    })?;
+    res?;
+    Ok(n)
+}
+
+/// Calls `f` with every point of `shard` within `[start, end]`, series by series,
+/// in time order; stops when `f` returns false. Returns the points visited.
+pub fn for_each_point(
+    store: &Store,
+    shard: u64,
+    start: i64,
+    end: i64,
+    f: &mut dyn FnMut(OwnedPoint) -> bool,
+) -> Result<usize> {
     let mut n = 0;
     for m in store.measurements(shard)? {
         for series in store.scan(shard, &m, &TagPredicate::All, None, start, end)? {
             let series = series?;
             // Rows: timestamp -> fields present at that time.
             let mut rows: BTreeMap<i64, Vec<(String, OwnedFieldValue)>> = BTreeMap::new();
-            for f in &series.fields {
-                let times = &f.column.times;
+            for fd in &series.fields {
+                let times = &fd.column.times;
                 let mut put = |i: usize, v: OwnedFieldValue| {
-                    rows.entry(times[i]).or_default().push((f.name.clone(), v));
+                    rows.entry(times[i]).or_default().push((fd.name.clone(), v));
                 };
-                match &f.column.values {
+                match &fd.column.values {
                     Values::Float(v) => v
                         .iter()
                         .enumerate()
@@ -72,8 +92,10 @@ pub fn export_shard(
                     fields,
                     timestamp,
                 };
-                writeln!(out, "{}", p.to_line())?;
                 n += 1;
+                if !f(p) {
+                    return Ok(n);
+                }
             }
         }
     }

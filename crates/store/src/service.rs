@@ -8,12 +8,16 @@
 
 use std::sync::Arc;
 
-use sundial_cluster::wire::{decode_points, DecodeLimits};
+use std::borrow::Cow;
+
+use sundial_cluster::wire::{decode_points, encode_points, DecodeLimits};
 use sundial_common::ErrorClass;
 use sundial_engine::Store;
+use sundial_lineproto::{Field, OwnedPoint, Point, Tag};
 use sundial_meta::{MetaClient, NodeId};
 use sundial_proto::store as pb;
 use sundial_proto::store::store_service_server::StoreService as Svc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 /// A status of `class` with `message`: the one mapping to gRPC codes is the class's.
@@ -78,8 +82,99 @@ impl StoreService {
     }
 }
 
+/// Points per `ReadShard` message.
+const READ_CHUNK: usize = 10_000;
+
+/// Encodes owned points in the wire format (their canonical keys built here).
+fn encode_owned(points: &[OwnedPoint], out: &mut Vec<u8>) {
+    let keys: Vec<String> = points.iter().map(OwnedPoint::series_key).collect();
+    let tags: Vec<Vec<Tag<'_>>> = points
+        .iter()
+        .map(|p| {
+            let mut t: Vec<Tag<'_>> = p
+                .tags
+                .iter()
+                .map(|(k, v)| Tag {
+                    key: Cow::Borrowed(k),
+                    value: Cow::Borrowed(v),
+                })
+                .collect();
+            t.sort_by(|a, b| a.key.cmp(&b.key));
+            t
+        })
+        .collect();
+    let fields: Vec<Vec<Field<'_>>> = points
+        .iter()
+        .map(|p| {
+            p.fields
+                .iter()
+                .map(|(k, v)| Field {
+                    key: Cow::Borrowed(k),
+                    value: v.as_borrowed(),
+                })
+                .collect()
+        })
+        .collect();
+    encode_points(
+        (0..points.len()).map(|i| Point {
+            measurement: &points[i].measurement,
+            series_key: &keys[i],
+            tags: &tags[i],
+            fields: &fields[i],
+            timestamp: points[i].timestamp,
+        }),
+        out,
+    );
+}
+
 #[tonic::async_trait]
 impl Svc for StoreService {
+    type ReadShardStream = ReceiverStream<Result<pb::ReadShardResponse, Status>>;
+
+    async fn read_shard(
+        &self,
+        req: Request<pb::ReadShardRequest>,
+    ) -> Result<Response<Self::ReadShardStream>, Status> {
+        let r = req.into_inner();
+        if !self.store.has_shard(r.shard_id) {
+            return Err(status(
+                ErrorClass::NotFound,
+                format!("shard {} is not on node {}", r.shard_id, self.node_id),
+            ));
+        }
+        let (start, end) = (r.start.unwrap_or(i64::MIN), r.end.unwrap_or(i64::MAX));
+        // A small channel: the reader waits for the client instead of buffering the
+        // whole shard.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let (store, id) = (self.store.clone(), r.shard_id);
+        let span = tracing::info_span!("store.ReadShard", node_id = self.node_id, shard_id = id);
+        tokio::task::spawn_blocking(move || {
+            let _e = span.enter();
+            let mut chunk: Vec<OwnedPoint> = Vec::with_capacity(READ_CHUNK);
+            let send = |chunk: &mut Vec<OwnedPoint>| {
+                let mut buf = Vec::new();
+                encode_owned(chunk, &mut buf);
+                chunk.clear();
+                tx.blocking_send(Ok(pb::ReadShardResponse { points: buf.into() }))
+                    .is_ok()
+            };
+            let res = crate::export::for_each_point(&store, id, start, end, &mut |p| {
+                chunk.push(p);
+                chunk.len() < READ_CHUNK || send(&mut chunk)
+            });
+            match res {
+                Ok(_) if !chunk.is_empty() => {
+                    send(&mut chunk);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(status(e.class(), e.to_string())));
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
     async fn write_to_shard(
         &self,
         req: Request<pb::WriteToShardRequest>,

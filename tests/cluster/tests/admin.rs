@@ -1,0 +1,84 @@
+//! `sundial-ctl` against a running cluster: nodes, shards and their owners, and a
+//! shard read back from each of its owners over the streaming `ReadShard` call.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use sundial_cluster_tests::{bin, Cluster, SECRET};
+
+fn ctl(c: &Cluster, secret: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin("sundial-ctl"))
+        .arg("--meta")
+        .arg(c.meta.endpoint())
+        .arg("--shared-secret")
+        .arg(secret)
+        .args(args)
+        .env("SUNDIAL_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn ctl_lists_nodes_and_shards_and_reads_a_shard_from_each_owner() {
+    let c = Cluster::start(2, 1);
+    c.query("CREATE DATABASE db WITH REPLICATION 2");
+    let lines: Vec<String> = (0..25_000)
+        .map(|i| {
+            format!(
+                "cpu,host=h{} v={i}i {}",
+                i % 700,
+                1_700_000_000_000_000_000i64 + i
+            )
+        })
+        .collect();
+    assert_eq!(c.write(0, "db=db", lines.join("\n")).0, 204);
+
+    let (ok, nodes, err) = ctl(&c, SECRET, &["nodes"]);
+    assert!(ok, "{err}");
+    for s in &c.stores {
+        let row = nodes
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&s.node_id().to_string()))
+            .unwrap_or_else(|| panic!("node {} missing: {nodes}", s.node_id()));
+        assert!(row.contains(&s.proc.addr) && row.ends_with("true"), "{row}");
+    }
+
+    let groups = c.shard_groups("db");
+    let shard = &groups[0].shards[0];
+    let (ok, shards, err) = ctl(&c, SECRET, &["shards", "--database", "db"]);
+    assert!(ok, "{err}");
+    let row = shards
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&shard.id.to_string()))
+        .unwrap();
+    let owners: Vec<String> = shard.owners.iter().map(u64::to_string).collect();
+    assert!(row.ends_with(&owners.join(",")), "{row}");
+
+    // More than one ReadShard message (10,000 points each), from both owners.
+    let want: BTreeSet<&str> = lines.iter().map(String::as_str).collect();
+    for owner in &shard.owners {
+        let (ok, got, err) = ctl(
+            &c,
+            SECRET,
+            &[
+                "read-shard",
+                &shard.id.to_string(),
+                "--node",
+                &owner.to_string(),
+            ],
+        );
+        assert!(ok, "{err}");
+        let got: BTreeSet<&str> = got.lines().collect();
+        assert_eq!(got, want, "node {owner}");
+    }
+    let (ok, _, err) = ctl(&c, "wrong", &["read-shard", &shard.id.to_string()]);
+    assert!(!ok);
+    assert!(err.contains("cluster secret"), "{err}");
+}
