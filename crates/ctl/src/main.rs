@@ -6,6 +6,9 @@
 //! sundial-ctl nodes                     nodes, their addresses, alive or not
 //! sundial-ctl shards [--database DB]    shards with their time range and owners
 //! sundial-ctl read-shard ID [--node N]  a shard's points as line protocol, from a store
+//! sundial-ctl copy-shard ID --from N --to M
+//!                                       makes M an owner of the shard and copies the
+//!                                       shard's points from N to it
 //! ```
 
 use std::io::Write;
@@ -16,7 +19,7 @@ use sundial_cluster::secret::SecretInterceptor;
 use sundial_cluster::wire::{decode_points, DecodeLimits};
 use sundial_meta::{ClientOptions, MetaClient};
 use sundial_proto::store::store_service_client::StoreServiceClient;
-use sundial_proto::store::ReadShardRequest;
+use sundial_proto::store::{ReadShardRequest, WriteToShardRequest};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 #[derive(Debug, Parser)]
@@ -47,6 +50,15 @@ enum Cmd {
     Shards {
         #[arg(long)]
         database: Option<String>,
+    },
+    /// Make node `to` an owner of a shard and copy the shard's points to it from
+    /// owner `from` (repair after hints expired or a disk was lost).
+    CopyShard {
+        shard: u64,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
     },
     /// Print a shard's points as line protocol, read from one of its owners.
     ReadShard {
@@ -110,6 +122,13 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Cmd::CopyShard { shard, from, to } => {
+            let n = copy_shard(&cli, &meta, *shard, *from, *to).await?;
+            writeln!(
+                out,
+                "copied {n} points of shard {shard} from node {from} to node {to}"
+            )?;
+        }
         Cmd::ReadShard { shard, node } => {
             let snap = meta.snapshot();
             let Some((_, info)) = snap.shard(*shard) else {
@@ -136,7 +155,65 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-async fn read_shard(cli: &Cli, addr: &str, shard: u64, out: &mut impl Write) -> Result<usize> {
+type Client = StoreServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, SecretInterceptor>,
+>;
+
+async fn copy_shard(cli: &Cli, meta: &MetaClient, shard: u64, from: u64, to: u64) -> Result<u64> {
+    let snap = meta.snapshot();
+    let Some((g, info)) = snap.shard(shard) else {
+        bail!("shard {shard} not found in meta");
+    };
+    if !info.owners.contains(&from) {
+        bail!(
+            "node {from} does not own shard {shard} (owners: {:?})",
+            info.owners
+        );
+    }
+    let target = meta
+        .node(to)
+        .with_context(|| format!("node {to} not found in meta"))?;
+    let source = meta
+        .node(from)
+        .with_context(|| format!("node {from} not found in meta"))?;
+    let database = g.database.clone();
+    if !info.owners.contains(&to) {
+        let mut owners = info.owners.clone();
+        owners.push(to);
+        meta.set_shard_owners(shard, &owners).await?;
+        // New writes now go to `to` as well; give gateways' caches a moment to
+        // learn it, so that no write lands only on the old owners after the copy
+        // has read past its series.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    let mut src = connect(cli, &source.grpc_addr).await?;
+    let mut dst = connect(cli, &target.grpc_addr).await?;
+    let mut stream = src
+        .read_shard(ReadShardRequest {
+            shard_id: shard,
+            start: None,
+            end: None,
+        })
+        .await?
+        .into_inner();
+    let mut n = 0;
+    while let Some(msg) = stream.message().await? {
+        // The chunk is already a WriteToShard payload: it goes on unchanged.
+        let r = dst
+            .write_to_shard(WriteToShardRequest {
+                shard_id: shard,
+                database: database.clone(),
+                points: msg.points,
+            })
+            .await
+            .with_context(|| format!("writing to node {to}"))?
+            .into_inner();
+        n += r.points_written as u64;
+    }
+    Ok(n)
+}
+
+async fn connect(cli: &Cli, addr: &str) -> Result<Client> {
     let scheme = if cli.tls_ca.is_some() {
         "https"
     } else {
@@ -151,11 +228,16 @@ async fn read_shard(cli: &Cli, addr: &str, shard: u64, out: &mut impl Write) -> 
         .connect()
         .await
         .with_context(|| format!("connecting to {addr}"))?;
-    let mut client = StoreServiceClient::with_interceptor(
+    Ok(StoreServiceClient::with_interceptor(
         channel,
         SecretInterceptor::new(cli.shared_secret.as_deref())?,
     )
-    .max_decoding_message_size(256 << 20);
+    .max_decoding_message_size(256 << 20)
+    .max_encoding_message_size(256 << 20))
+}
+
+async fn read_shard(cli: &Cli, addr: &str, shard: u64, out: &mut impl Write) -> Result<usize> {
+    let mut client = connect(cli, addr).await?;
     let mut stream = client
         .read_shard(ReadShardRequest {
             shard_id: shard,

@@ -108,6 +108,9 @@ pub struct Gateway {
     write_slots: Arc<Semaphore>,
     extra_metrics: Option<ExtraMetrics>,
     health: Option<HealthCheck>,
+    /// When meta was last re-read because a request named a database this
+    /// gateway's cache did not know (ms since the Unix epoch).
+    last_miss_refresh: std::sync::atomic::AtomicU64,
 }
 
 pub use sundial_common::Check;
@@ -152,7 +155,30 @@ impl Gateway {
             opts,
             extra_metrics,
             health,
+            last_miss_refresh: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Whether `db` exists. A database another gateway created a moment ago may not
+    /// have reached this cache yet: meta is re-read once before answering 404, at
+    /// most once a second, so requests for databases that do not exist cannot
+    /// flood meta.
+    pub async fn database_exists(&self, db: &str) -> bool {
+        if self.meta.snapshot().databases.contains_key(db) {
+            return true;
+        }
+        let now = sundial_meta::now_ns() as u64 / 1_000_000;
+        let last = self.last_miss_refresh.load(Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .last_miss_refresh
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+            && self.meta.refresh().await.is_ok()
+        {
+            return self.meta.snapshot().databases.contains_key(db);
+        }
+        false
     }
 }
 
@@ -544,7 +570,7 @@ async fn serve_write(
         return Err(Error::DatabaseRequired);
     }
     gw.require_admin_exists()?;
-    if !gw.meta.snapshot().databases.contains_key(db) {
+    if !gw.database_exists(db).await {
         return Err(Error::DatabaseNotFound(db.to_string()));
     }
     if let Some(u) = user {

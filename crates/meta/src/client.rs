@@ -94,6 +94,12 @@ pub trait MetaTransport: Send + Sync + std::fmt::Debug + 'static {
         now: i64,
         advance: i64,
     ) -> Result<(Vec<ShardGroupInfo>, i64)>;
+    /// See [`MetaStore::set_shard_owners`].
+    async fn set_shard_owners(
+        &self,
+        shard_id: crate::model::ShardId,
+        owners: &[NodeId],
+    ) -> Result<(ShardGroupInfo, i64)>;
     /// See [`MetaStore::register_node`].
     async fn register_node(
         &self,
@@ -186,6 +192,14 @@ impl MetaTransport for MetaStore {
         t: i64,
     ) -> Result<(ShardGroupInfo, i64)> {
         MetaStore::create_shard_group(self, db, rp, t).await
+    }
+
+    async fn set_shard_owners(
+        &self,
+        shard_id: crate::model::ShardId,
+        owners: &[NodeId],
+    ) -> Result<(ShardGroupInfo, i64)> {
+        MetaStore::set_shard_owners(self, shard_id, owners).await
     }
     async fn delete_expired_shard_groups(&self, now: i64) -> Result<(Vec<ShardGroupInfo>, i64)> {
         MetaStore::delete_expired_shard_groups(self, now).await
@@ -725,6 +739,22 @@ impl MetaClient {
         let (g, rev) = self
             .shared
             .bounded("create shard group", tr.create_shard_group(db, rp, t))
+            .await?;
+        self.settle(rev).await;
+        Ok(g)
+    }
+
+    /// Replaces a shard's owners (after its data was copied to the new ones).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn set_shard_owners(
+        &self,
+        shard_id: crate::model::ShardId,
+        owners: &[NodeId],
+    ) -> Result<ShardGroupInfo> {
+        let tr = self.shared.transport.clone();
+        let (g, rev) = self
+            .shared
+            .bounded("set shard owners", tr.set_shard_owners(shard_id, owners))
             .await?;
         self.settle(rev).await;
         Ok(g)

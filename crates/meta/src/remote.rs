@@ -223,6 +223,26 @@ impl MetaTransport for RemoteTransport {
         Ok((g.into(), r.revision))
     }
 
+    async fn set_shard_owners(
+        &self,
+        shard_id: crate::model::ShardId,
+        owners: &[NodeId],
+    ) -> Result<(ShardGroupInfo, i64)> {
+        let r = self
+            .c()
+            .set_shard_owners(pb::SetShardOwnersRequest {
+                shard_id,
+                owners: owners.to_vec(),
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        let g = r
+            .group
+            .ok_or_else(|| Error::Internal("meta server returned no shard group".into()))?;
+        Ok((g.into(), r.revision))
+    }
+
     async fn delete_expired_shard_groups(&self, now: i64) -> Result<(Vec<ShardGroupInfo>, i64)> {
         let r = self
             .c()

@@ -301,6 +301,18 @@ impl MetaService for MetaServer {
         }))
     }
 
+    async fn set_shard_owners(
+        &self,
+        req: Request<pb::SetShardOwnersRequest>,
+    ) -> GrpcResult<pb::ShardGroupResponse> {
+        let r = req.into_inner();
+        let (g, revision) = self.store.set_shard_owners(r.shard_id, &r.owners).await?;
+        Ok(Response::new(pb::ShardGroupResponse {
+            revision,
+            group: Some(pb::ShardGroup::from(&g)),
+        }))
+    }
+
     async fn delete_expired_shard_groups(
         &self,
         req: Request<pb::DeleteExpiredShardGroupsRequest>,

@@ -479,6 +479,66 @@ impl MetaStore {
         Ok((deleted, rev))
     }
 
+    /// Replaces the owners of shard `shard_id` (registered nodes, at least one, no
+    /// repeats); returns its group as changed.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn set_shard_owners(
+        &self,
+        shard_id: crate::model::ShardId,
+        owners: &[NodeId],
+    ) -> Result<(ShardGroupInfo, i64)> {
+        let mut uniq = owners.to_vec();
+        uniq.sort_unstable();
+        uniq.dedup();
+        if owners.is_empty() || uniq.len() != owners.len() {
+            return Err(Error::InvalidArgument(format!(
+                "a shard needs one or more distinct owners, got {owners:?}"
+            )));
+        }
+        let nodes = self.kv.range(keys::NODES.as_bytes()).await?;
+        let known: Vec<NodeId> = nodes
+            .kvs
+            .iter()
+            .map(|kv| decode::<NodeInfo>(kv).map(|n| n.id))
+            .collect::<Result<_>>()?;
+        if let Some(n) = owners.iter().find(|n| !known.contains(n)) {
+            return Err(Error::NodeNotFound(*n));
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            let groups = self.kv.range(keys::SHARD_GROUPS.as_bytes()).await?;
+            let mut found = None;
+            for kv in &groups.kvs {
+                let g: ShardGroupInfo = decode(kv)?;
+                if g.shards.iter().any(|s| s.id == shard_id) {
+                    found = Some((kv.key.clone(), kv.mod_revision, g));
+                    break;
+                }
+            }
+            let Some((key, rev, mut g)) = found else {
+                return Err(Error::InvalidArgument(format!(
+                    "shard {shard_id} not found"
+                )));
+            };
+            for s in g.shards.iter_mut().filter(|s| s.id == shard_id) {
+                s.owners = owners.to_vec();
+            }
+            let r = self
+                .kv
+                .txn(
+                    Txn::new()
+                        .when(vec![Compare::mod_revision(key.clone(), rev)])
+                        .and_then(vec![TxnOp::put(key.clone(), encode(&g)?)]),
+                )
+                .await?;
+            if r.succeeded {
+                tracing::info!(shard = shard_id, ?owners, "shard owners set");
+                return Ok((g, r.revision));
+            }
+            backoff(attempt).await;
+        }
+        Err(Error::Contention(format!("shard {shard_id}")))
+    }
+
     /// Shard precreation (InfluxDB's `PrecreateShardGroups(now, now+advance)`): for
     /// each policy whose newest group ends within `(now, now + advance)`, creates the
     /// following group. Returns the groups created.

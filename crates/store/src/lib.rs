@@ -35,7 +35,7 @@ pub fn health_checks(h: &sundial_engine::StoreHealth) -> Vec<Check> {
         checks.push(Check {
             name: format!("shard {id}"),
             status: "warn",
-            message: format!("WAL failed ({why}); the shard reopens from disk"),
+            message: why.clone(),
         });
     }
     checks

@@ -66,12 +66,22 @@ impl StoreService {
                 lookup(&self.meta)
             }
         };
-        let (database, owners) = found.ok_or_else(|| {
+        let (database, mut owners) = found.ok_or_else(|| {
             status(
                 ErrorClass::NotFound,
                 format!("shard {id} not found in meta"),
             )
         })?;
+        if !owners.contains(&self.node_id) {
+            // Owners may have changed a moment ago (a shard copy to this node).
+            self.meta
+                .refresh()
+                .await
+                .map_err(|e| status(e.class(), e.to_string()))?;
+            if let Some((_, o)) = lookup(&self.meta) {
+                owners = o;
+            }
+        }
         if !owners.contains(&self.node_id) {
             return Err(Status::failed_precondition(format!(
                 "shard {id} is not owned by node {} (owners: {owners:?})",

@@ -82,3 +82,74 @@ fn ctl_lists_nodes_and_shards_and_reads_a_shard_from_each_owner() {
     assert!(!ok);
     assert!(err.contains("cluster secret"), "{err}");
 }
+
+#[test]
+fn a_shard_copied_to_a_new_owner_holds_exactly_its_sources_points() {
+    let mut c = Cluster::start(3, 1);
+    c.query("CREATE DATABASE db");
+    let lines: Vec<String> = (0..30_000)
+        .map(|i| {
+            format!(
+                "m,host=h{} v={i}i {}",
+                i % 900,
+                1_700_000_000_000_000_000i64 + i
+            )
+        })
+        .collect();
+    assert_eq!(c.write(0, "db=db", lines.join("\n")).0, 204);
+    let shard = c.shard_groups("db")[0].shards[0].clone();
+    assert_eq!(shard.owners.len(), 1);
+    let from = shard.owners[0];
+    let to = c
+        .stores
+        .iter()
+        .map(|s| s.node_id())
+        .find(|id| *id != from)
+        .unwrap();
+    let (ok, out, err) = ctl(
+        &c,
+        SECRET,
+        &[
+            "copy-shard",
+            &shard.id.to_string(),
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("copied "), "{out}");
+    let now = c.shard_groups("db")[0].shards[0].owners.clone();
+    assert_eq!(now, vec![from, to]);
+    // Later writes to a series of the shard reach both owners.
+    let group = &c.shard_groups("db")[0];
+    let host = (0..900)
+        .find(|i| {
+            let key = format!("m,host=h{i}");
+            group
+                .shard_for(sundial_lineproto::fnv64a(key.as_bytes()))
+                .map(|s| s.id)
+                == Some(shard.id)
+        })
+        .unwrap();
+    let late = format!(
+        "m,host=h{host} v=1i {}",
+        1_700_000_000_000_000_000i64 + 99_999
+    );
+    assert_eq!(c.write(0, "db=db", late.clone()).0, 204);
+    for s in &mut c.stores {
+        s.proc.terminate();
+    }
+    let shard_lines = |id: u64| -> BTreeSet<String> {
+        let s = c.stores.iter().find(|s| s.node_id() == id).unwrap();
+        s.export()
+            .remove(&shard.id)
+            .map(|(_, l)| l.into_iter().collect())
+            .unwrap_or_default()
+    };
+    let (a, b) = (shard_lines(from), shard_lines(to));
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+    assert!(b.contains(&late));
+}

@@ -182,7 +182,15 @@ impl Inner {
         for slot in &slots {
             // A failed WAL takes nothing more: reopening from disk (as a restart
             // would) replays what it acknowledged and starts a fresh segment.
-            if self.close_unused(slot, false, |s| s.wal_failure().is_some()) {
+            let mut why = None;
+            if self.close_unused(slot, false, |s| {
+                why = s.wal_failure();
+                why.is_some()
+            }) {
+                // Reported by /health until the shard opens again.
+                *slot.open_error.lock() = why.map(|w| {
+                    format!("WAL failed ({w}); the shard reopens from disk at its next use")
+                });
                 tracing::warn!(
                     shard_id = slot.id,
                     "shard closed after its WAL failed; it reopens from disk at its next use"

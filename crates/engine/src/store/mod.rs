@@ -74,8 +74,9 @@ pub struct StoreHealth {
     /// Free bytes on the store's file system, and the reserve below which writes stop.
     pub disk_free: u64,
     pub disk_reserve: u64,
-    /// Open shards whose WAL failed, with the reason; each is reopened from disk as
-    /// soon as nobody uses it.
+    /// Shards that cannot take writes, with the reason: open ones whose WAL failed
+    /// (each is reopened from disk as soon as nobody uses it) and closed ones whose
+    /// last open failed (until an open succeeds).
     pub degraded_shards: Vec<(u64, String)>,
 }
 
@@ -204,6 +205,10 @@ impl Inner {
             }
         }
         let opened = self.open_slot(slot);
+        *slot.open_error.lock() = opened
+            .as_ref()
+            .err()
+            .map(|e| format!("cannot be opened: {e}"));
         let mut st = slot.state.lock();
         *st = match &opened {
             Ok(s) => SlotState::Open(s.clone()),
@@ -630,12 +635,30 @@ impl Store {
 
     /// Disk space and shards that failed (for `/health`).
     pub fn health(&self) -> StoreHealth {
-        let degraded_shards = self
+        let mut degraded_shards: Vec<(u64, String)> = self
             .inner
             .open_shards()
             .iter()
-            .filter_map(|s| s.wal_failure().map(|w| (s.id, w)))
+            .filter_map(|s| {
+                s.wal_failure().map(|w| {
+                    (
+                        s.id,
+                        format!("WAL failed ({w}); the shard reopens from disk"),
+                    )
+                })
+            })
             .collect();
+        for slot in self.inner.slots.read().values() {
+            // An open shard's state is its WAL's (above); a note left by a close that
+            // raced with a reopen is stale.
+            if matches!(&*slot.state.lock(), SlotState::Open(_)) {
+                continue;
+            }
+            if let Some(e) = slot.open_error.lock().clone() {
+                degraded_shards.push((slot.id, e));
+            }
+        }
+        degraded_shards.sort();
         StoreHealth {
             disk_free: self.inner.disk.free(self.inner.epoch),
             disk_reserve: self.inner.opts.disk_free_reserve,

@@ -37,6 +37,10 @@ pub(super) struct Slot {
     pub changed: Condvar,
     /// Milliseconds since the store opened, at the last use.
     pub last_used: AtomicU64,
+    /// Why it cannot take writes while closed: its last open failed, or it was
+    /// closed because its WAL failed. Cleared by a successful open; `/health`
+    /// reports it.
+    pub open_error: Mutex<Option<String>>,
 }
 
 impl Slot {
@@ -48,6 +52,7 @@ impl Slot {
             state: Mutex::new(SlotState::Closed),
             changed: Condvar::new(),
             last_used: AtomicU64::new(0),
+            open_error: Mutex::new(None),
         })
     }
 
