@@ -7,7 +7,8 @@ pub mod handoff;
 pub mod points_writer;
 pub mod remote;
 pub mod seam;
-pub mod secret;
+/// The cluster secret lives in `sundial-common` (meta uses it too).
+pub use sundial_common::secret;
 pub mod wire;
 
 pub use error::{Error, Result};

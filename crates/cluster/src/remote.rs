@@ -61,7 +61,8 @@ pub struct NodePool {
 
 impl NodePool {
     pub fn new(opts: RemoteOptions) -> Result<Self> {
-        let interceptor = SecretInterceptor::new(opts.secret.as_deref())?;
+        let interceptor =
+            SecretInterceptor::new(opts.secret.as_deref()).map_err(Error::BadRequest)?;
         Ok(NodePool {
             opts,
             interceptor,

@@ -6,6 +6,8 @@ pub mod duration;
 mod outcome;
 #[cfg(feature = "process")]
 pub mod process;
+#[cfg(feature = "grpc")]
+pub mod secret;
 
 pub use outcome::{WriteOutcome, MAX_REASONS};
 

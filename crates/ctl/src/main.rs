@@ -79,7 +79,11 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let meta = MetaClient::remote(&cli.meta, ClientOptions::default())
+    let meta_opts = ClientOptions {
+        secret: cli.shared_secret.clone(),
+        ..ClientOptions::default()
+    };
+    let meta = MetaClient::remote(&cli.meta, meta_opts)
         .await
         .with_context(|| format!("connecting to meta at {}", cli.meta))?;
     let mut out = std::io::stdout().lock();
@@ -230,7 +234,7 @@ async fn connect(cli: &Cli, addr: &str) -> Result<Client> {
         .with_context(|| format!("connecting to {addr}"))?;
     Ok(StoreServiceClient::with_interceptor(
         channel,
-        SecretInterceptor::new(cli.shared_secret.as_deref())?,
+        SecretInterceptor::new(cli.shared_secret.as_deref()).map_err(anyhow::Error::msg)?,
     )
     .max_decoding_message_size(256 << 20)
     .max_encoding_message_size(256 << 20))

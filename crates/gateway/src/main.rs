@@ -85,7 +85,11 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let meta = MetaClient::remote(&args.meta, ClientOptions::default())
+    let meta_opts = ClientOptions {
+        secret: args.shared_secret.clone(),
+        ..ClientOptions::default()
+    };
+    let meta = MetaClient::remote(&args.meta, meta_opts)
         .await
         .with_context(|| format!("connecting to meta at {}", args.meta))?;
     let pool = NodePool::new(RemoteOptions {

@@ -65,6 +65,9 @@ struct Args {
         value_parser = parse_duration
     )]
     precreate_advance_period: Duration,
+    /// The cluster's shared secret: calls without it are refused.
+    #[arg(long, env = "SUNDIAL_CLUSTER_SHARED_SECRET", hide_env_values = true)]
+    shared_secret: Option<String>,
     /// Never run retention and precreation in this instance (nor campaign for them).
     #[arg(long, env = "SUNDIAL_META_NO_SERVICES")]
     no_services: bool,
@@ -117,9 +120,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         out.flush()?;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(MetaServer::new(store.clone()).serve(listener, async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(
+        MetaServer::new(store.clone())
+            .with_secret(args.shared_secret.clone())
+            .serve(listener, async {
+                let _ = stop_rx.await;
+            }),
+    );
 
     // The services stop (and the leader resigns) when this flips.
     let (services_stop, mut services_stopped) = tokio::sync::watch::channel(false);

@@ -251,6 +251,8 @@ pub struct ClientOptions {
     pub min_backoff: Duration,
     /// Longest pause between reconnection attempts.
     pub max_backoff: Duration,
+    /// The cluster's shared secret, sent with every call to a remote `sundial-meta`.
+    pub secret: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -259,6 +261,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(3),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
+            secret: None,
         }
     }
 }
@@ -436,7 +439,8 @@ impl MetaClient {
     /// A client of `sundial-meta` (`http://host:port`, or several comma-separated:
     /// requests are balanced over the ones that are up).
     pub async fn remote(endpoint: &str, opts: ClientOptions) -> Result<Self> {
-        let t = crate::remote::RemoteTransport::connect(endpoint)?;
+        let t =
+            crate::remote::RemoteTransport::connect_with_secret(endpoint, opts.secret.as_deref())?;
         Self::connect(Arc::new(t), opts).await
     }
 

@@ -82,6 +82,9 @@ pub enum Error {
     /// `authentication failed`
     #[error("authentication failed")]
     AuthenticationFailed,
+    /// A call to `sundial-meta` was refused before it ran (the cluster secret).
+    #[error("{0}")]
+    Unauthenticated(String),
 
     // ---- unavailable ----
     /// `no data nodes available` (a shard group needs at least one live store).
@@ -143,7 +146,7 @@ impl Error {
             | RetentionPolicyConflict
             | UserExists
             | Contention(_) => ErrorClass::Conflict,
-            AuthenticationFailed => ErrorClass::Unauthorized,
+            AuthenticationFailed | Unauthenticated(_) => ErrorClass::Unauthorized,
             NoDataNodes | Unavailable(_) | Compacted { .. } => ErrorClass::Unavailable,
             LeaseNotFound(_) | Corrupt { .. } | Storage(_) | Internal(_) => ErrorClass::Internal,
         }
@@ -186,6 +189,9 @@ impl Error {
                 msg
             }),
             tonic::Code::InvalidArgument => Error::InvalidArgument(msg),
+            // Statuses from the service carry the exact error (above); one without
+            // it was refused before the service ran, e.g. for the cluster secret.
+            tonic::Code::Unauthenticated if !msg.is_empty() => Error::Unauthenticated(msg),
             tonic::Code::Unauthenticated => Error::AuthenticationFailed,
             _ => Error::Internal(format!("{:?}: {msg}", status.code())),
         }

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use sundial_common::secret::SecretInterceptor;
 use sundial_proto::meta as pb;
 use sundial_proto::meta::meta_service_client::MetaServiceClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::client::{MetaTransport, RawEvent, RawWatchStream};
@@ -18,10 +20,12 @@ use crate::model::{
     NodeId, NodeInfo, Privilege, RetentionPolicySpec, RetentionPolicyUpdate, ShardGroupInfo,
 };
 
+type Client = MetaServiceClient<InterceptedService<Channel, SecretInterceptor>>;
+
 /// gRPC transport to `sundial-meta`.
 #[derive(Debug, Clone)]
 pub struct RemoteTransport {
-    client: MetaServiceClient<Channel>,
+    client: Client,
     endpoint: String,
 }
 
@@ -35,6 +39,13 @@ impl RemoteTransport {
     /// so one `sundial-meta` going away does not interrupt the client. Does not connect
     /// yet: the first call does, and later calls reconnect as needed.
     pub fn connect(endpoints: &str) -> Result<Self> {
+        Self::connect_with_secret(endpoints, None)
+    }
+
+    /// Like [`RemoteTransport::connect`], sending the cluster's shared secret with
+    /// every call.
+    pub fn connect_with_secret(endpoints: &str, secret: Option<&str>) -> Result<Self> {
+        let interceptor = SecretInterceptor::new(secret).map_err(Error::InvalidArgument)?;
         let mut eps = Vec::new();
         for e in endpoints
             .split(',')
@@ -61,7 +72,7 @@ impl RemoteTransport {
             _ => Channel::balance_list(eps.into_iter()),
         };
         Ok(RemoteTransport {
-            client: MetaServiceClient::new(channel),
+            client: MetaServiceClient::with_interceptor(channel, interceptor),
             endpoint: endpoints.to_string(),
         })
     }
@@ -71,7 +82,7 @@ impl RemoteTransport {
         &self.endpoint
     }
 
-    fn c(&self) -> MetaServiceClient<Channel> {
+    fn c(&self) -> Client {
         self.client.clone()
     }
 }

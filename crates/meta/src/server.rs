@@ -8,9 +8,11 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
+use sundial_common::secret::SecretCheck;
 use sundial_proto::meta as pb;
 use sundial_proto::meta::meta_service_server::{MetaService, MetaServiceServer};
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::client::MetaTransport;
@@ -132,6 +134,7 @@ pub(crate) fn privilege_from_wire(v: i32) -> Result<Privilege> {
 #[derive(Debug, Clone)]
 pub struct MetaServer {
     store: MetaStore,
+    secret: Option<String>,
 }
 
 type GrpcResult<T> = std::result::Result<Response<T>, Status>;
@@ -152,7 +155,16 @@ fn groups(r: Result<(Vec<ShardGroupInfo>, i64)>) -> GrpcResult<pb::ShardGroupsRe
 impl MetaServer {
     /// A service over `store`.
     pub fn new(store: MetaStore) -> Self {
-        MetaServer { store }
+        MetaServer {
+            store,
+            secret: None,
+        }
+    }
+
+    /// Refuses calls that do not carry the cluster's shared secret.
+    pub fn with_secret(mut self, secret: Option<String>) -> Self {
+        self.secret = secret.filter(|s| !s.is_empty());
+        self
     }
 
     /// The tonic service to add to a router.
@@ -167,8 +179,9 @@ impl MetaServer {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<()> {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let check = SecretCheck::new(self.secret.as_deref());
         tonic::transport::Server::builder()
-            .add_service(self.into_service())
+            .add_service(InterceptedService::new(self.into_service(), check))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .map_err(|e| Error::Internal(format!("grpc server: {e}")))

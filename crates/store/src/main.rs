@@ -151,7 +151,11 @@ async fn run(args: Args) -> Result<()> {
     let bound = listener.local_addr()?;
     let advertise = args.advertise.clone().unwrap_or_else(|| bound.to_string());
 
-    let meta = MetaClient::remote(&args.meta, ClientOptions::default())
+    let meta_opts = ClientOptions {
+        secret: args.shared_secret.clone(),
+        ..ClientOptions::default()
+    };
+    let meta = MetaClient::remote(&args.meta, meta_opts)
         .await
         .with_context(|| format!("connecting to meta at {}", args.meta))?;
     let known = read_node_id(&args.data_dir)?;

@@ -227,7 +227,12 @@ impl Cluster {
 
     fn start_with_tls(stores: usize, gateways: usize, tls: bool) -> Cluster {
         let etcd = EtcdProcess::start();
-        let meta = MetaProcess::start(bin("sundial-meta"), &etcd.endpoints(), &unique_prefix());
+        let meta = MetaProcess::start_with_args(
+            bin("sundial-meta"),
+            &etcd.endpoints(),
+            &unique_prefix(),
+            &["--shared-secret", SECRET],
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let tls = tls.then(|| {
             let ck = rcgen::generate_simple_self_signed(vec![
@@ -383,7 +388,11 @@ impl Cluster {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let meta = MetaClient::remote(&self.meta.endpoint(), ClientOptions::default())
+            let opts = ClientOptions {
+                secret: Some(SECRET.to_string()),
+                ..ClientOptions::default()
+            };
+            let meta = MetaClient::remote(&self.meta.endpoint(), opts)
                 .await
                 .expect("meta client");
             let out = f(&meta).await;

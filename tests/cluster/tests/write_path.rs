@@ -266,3 +266,20 @@ fn a_tls_cluster_writes_and_refuses_plaintext() {
         );
     }
 }
+
+#[test]
+fn meta_refuses_calls_without_the_cluster_secret() {
+    let c = Cluster::start(1, 1);
+    c.query("CREATE DATABASE db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let endpoint = c.meta.endpoint();
+    let err = rt.block_on(async {
+        sundial_meta::MetaClient::remote(&endpoint, sundial_meta::ClientOptions::default())
+            .await
+            .err()
+    });
+    let err = err.expect("a client without the secret connected");
+    assert!(err.to_string().contains("cluster secret"), "{err}");
+    // With it, the same meta answers.
+    assert_eq!(c.shard_groups("db").len(), 0);
+}

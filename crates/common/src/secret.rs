@@ -22,13 +22,15 @@ impl std::fmt::Debug for SecretInterceptor {
 }
 
 impl SecretInterceptor {
-    /// `None` or an empty secret: calls go without one.
-    pub fn new(secret: Option<&str>) -> Result<Self, crate::Error> {
+    /// `None` or an empty secret: calls go without one. Errs when the secret is
+    /// not printable ASCII (it travels as a metadata value).
+    pub fn new(secret: Option<&str>) -> Result<Self, String> {
         let value = match secret.filter(|s| !s.is_empty()) {
             None => None,
-            Some(s) => Some(s.parse().map_err(|_| {
-                crate::Error::BadRequest("the cluster secret must be printable ASCII".into())
-            })?),
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| "the cluster secret must be printable ASCII".to_string())?,
+            ),
         };
         Ok(SecretInterceptor { value })
     }
