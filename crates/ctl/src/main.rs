@@ -190,16 +190,8 @@ async fn copy_shard(cli: &Cli, meta: &MetaClient, shard: u64, from: u64, to: u64
         // has read past its series.
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
-    let mut src = connect(cli, &source.grpc_addr).await?;
+    let mut stream = open_shard_stream(cli, &source.grpc_addr, shard).await?;
     let mut dst = connect(cli, &target.grpc_addr).await?;
-    let mut stream = src
-        .read_shard(ReadShardRequest {
-            shard_id: shard,
-            start: None,
-            end: None,
-        })
-        .await?
-        .into_inner();
     let mut n = 0;
     while let Some(msg) = stream.message().await? {
         // The chunk is already a WriteToShard payload: it goes on unchanged.
@@ -240,16 +232,25 @@ async fn connect(cli: &Cli, addr: &str) -> Result<Client> {
     .max_encoding_message_size(256 << 20))
 }
 
-async fn read_shard(cli: &Cli, addr: &str, shard: u64, out: &mut impl Write) -> Result<usize> {
+/// All of a shard's points from the store at `addr`, as a stream of payloads.
+async fn open_shard_stream(
+    cli: &Cli,
+    addr: &str,
+    shard: u64,
+) -> Result<tonic::Streaming<sundial_proto::store::ReadShardResponse>> {
     let mut client = connect(cli, addr).await?;
-    let mut stream = client
+    Ok(client
         .read_shard(ReadShardRequest {
             shard_id: shard,
             start: None,
             end: None,
         })
         .await?
-        .into_inner();
+        .into_inner())
+}
+
+async fn read_shard(cli: &Cli, addr: &str, shard: u64, out: &mut impl Write) -> Result<usize> {
+    let mut stream = open_shard_stream(cli, addr, shard).await?;
     let mut n = 0;
     while let Some(msg) = stream.message().await? {
         let decoded = decode_points(&msg.points, &DecodeLimits::default())?;
