@@ -91,3 +91,30 @@ fn with_etcd_down_writes_to_existing_groups_are_still_acknowledged() {
         c.write(0, "db=db", lines(10, later)).0 == 204
     });
 }
+
+#[test]
+fn a_store_that_joins_serves_shards_from_the_next_group_on() {
+    let mut c = Cluster::start(2, 1);
+    c.query("CREATE DATABASE db");
+    assert_eq!(c.write(0, "db=db", lines(200, T0)).0, 204);
+    let i = c.add_store();
+    let joined = c.stores[i].node_id();
+    // The existing group keeps its owners; the next window's group counts the new
+    // store among the live ones and gives it shards.
+    let next = T0 + 7 * 24 * 3_600_000_000_000;
+    c.wait_for(10, "the new store to count as live", || {
+        c.with_meta(async |m| m.live_nodes().iter().any(|n| n.id == joined))
+    });
+    assert_eq!(c.write(0, "db=db", lines(200, next)).0, 204);
+    let groups = c.shard_groups("db");
+    assert_eq!(groups.len(), 2);
+    let owners = |g: &sundial_meta::ShardGroupInfo| -> BTreeSet<u64> {
+        g.shards.iter().flat_map(|s| s.owners.clone()).collect()
+    };
+    assert!(!owners(&groups[0]).contains(&joined));
+    assert!(owners(&groups[1]).contains(&joined), "{groups:?}");
+    assert_eq!(groups[1].shards.len(), 3);
+    c.wait_for(10, "the new store to hold its shard", || {
+        !c.stores[i].shard_dirs().is_empty()
+    });
+}
