@@ -9,6 +9,9 @@
 //! sundial-ctl copy-shard ID --from N --to M
 //!                                       makes M an owner of the shard and copies the
 //!                                       shard's points from N to it
+//! sundial-ctl remove-node N             moves each of N's shards to another node
+//!                                       (copy-shard from a live owner), then
+//!                                       removes N from meta
 //! ```
 
 use std::io::Write;
@@ -60,6 +63,11 @@ enum Cmd {
         #[arg(long)]
         to: u64,
     },
+    /// Move every shard of a node to other nodes, then remove it from meta. Each
+    /// shard gets a live node that does not own it yet (the least loaded) and a
+    /// copy of its points from a live owner; a shard no other node can take
+    /// keeps its other owners only.
+    RemoveNode { node: u64 },
     /// Print a shard's points as line protocol, read from one of its owners.
     ReadShard {
         shard: u64,
@@ -133,6 +141,9 @@ async fn run(cli: Cli) -> Result<()> {
                 "copied {n} points of shard {shard} from node {from} to node {to}"
             )?;
         }
+        Cmd::RemoveNode { node } => {
+            remove_node(&cli, &meta, *node, &mut out).await?;
+        }
         Cmd::ReadShard { shard, node } => {
             let snap = meta.snapshot();
             let Some((_, info)) = snap.shard(*shard) else {
@@ -156,6 +167,65 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     meta.close();
+    Ok(())
+}
+
+async fn remove_node(cli: &Cli, meta: &MetaClient, node: u64, out: &mut impl Write) -> Result<()> {
+    meta.node(node)
+        .with_context(|| format!("node {node} not found in meta"))?;
+    let live: Vec<u64> = meta
+        .live_nodes()
+        .iter()
+        .map(|n| n.id)
+        .filter(|&id| id != node)
+        .collect();
+    let groups = meta.all_shard_groups();
+    // Shards per node, to give each moved shard to the least loaded candidate.
+    let mut load: std::collections::HashMap<u64, usize> = live.iter().map(|&id| (id, 0)).collect();
+    for s in groups.iter().flat_map(|g| &g.shards) {
+        for o in &s.owners {
+            *load.entry(*o).or_default() += 1;
+        }
+    }
+    let node_alive = meta.live_nodes().iter().any(|n| n.id == node);
+    for s in groups.iter().flat_map(|g| &g.shards) {
+        if !s.owners.contains(&node) {
+            continue;
+        }
+        let others: Vec<u64> = s.owners.iter().copied().filter(|&o| o != node).collect();
+        let target = live
+            .iter()
+            .copied()
+            .filter(|id| !s.owners.contains(id))
+            .min_by_key(|id| load.get(id).copied().unwrap_or(0));
+        match target {
+            Some(to) => {
+                let from = others
+                    .iter()
+                    .copied()
+                    .find(|o| live.contains(o))
+                    .or(node_alive.then_some(node))
+                    .with_context(|| format!("shard {}: no live owner to copy it from", s.id))?;
+                let n = copy_shard(cli, meta, s.id, from, to).await?;
+                let mut owners = others.clone();
+                owners.push(to);
+                meta.set_shard_owners(s.id, &owners).await?;
+                *load.entry(to).or_default() += 1;
+                writeln!(
+                    out,
+                    "shard {}: {n} points copied from node {from} to node {to}",
+                    s.id
+                )?;
+            }
+            None if !others.is_empty() => {
+                meta.set_shard_owners(s.id, &others).await?;
+                writeln!(out, "shard {}: kept by nodes {others:?} only", s.id)?;
+            }
+            None => bail!("shard {}: no other live node can take it", s.id),
+        }
+    }
+    meta.delete_node(node).await?;
+    writeln!(out, "node {node} removed")?;
     Ok(())
 }
 

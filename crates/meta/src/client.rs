@@ -109,6 +109,8 @@ pub trait MetaTransport: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(NodeInfo, i64)>;
     /// See [`MetaStore::heartbeat`].
     async fn heartbeat(&self, node_id: NodeId, ttl_secs: i64) -> Result<i64>;
+    /// See [`MetaStore::delete_node`].
+    async fn delete_node(&self, node_id: NodeId) -> Result<i64>;
     /// See [`MetaStore::create_user`].
     async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<i64>;
     /// See [`MetaStore::drop_user`].
@@ -221,6 +223,9 @@ impl MetaTransport for MetaStore {
     }
     async fn heartbeat(&self, node_id: NodeId, ttl_secs: i64) -> Result<i64> {
         MetaStore::heartbeat(self, node_id, ttl_secs).await
+    }
+    async fn delete_node(&self, node_id: NodeId) -> Result<i64> {
+        MetaStore::delete_node(self, node_id).await
     }
     async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<i64> {
         MetaStore::create_user(self, name, password, admin).await
@@ -822,6 +827,12 @@ impl MetaClient {
         let tr = self.shared.transport.clone();
         let ttl = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
         self.mutate("heartbeat", tr.heartbeat(node_id, ttl)).await
+    }
+
+    /// Removes a node that owns no shard any more.
+    pub async fn delete_node(&self, node_id: NodeId) -> Result<()> {
+        let tr = self.shared.transport.clone();
+        self.mutate("delete node", tr.delete_node(node_id)).await
     }
 
     /// Heartbeats every `ttl / 3` in the background until the handle is dropped.

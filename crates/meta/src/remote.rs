@@ -312,6 +312,15 @@ impl MetaTransport for RemoteTransport {
         Ok(r.into_inner().revision)
     }
 
+    async fn delete_node(&self, node_id: NodeId) -> Result<i64> {
+        let r = self
+            .c()
+            .delete_node(pb::DeleteNodeRequest { node_id })
+            .await
+            .map_err(status)?;
+        Ok(r.into_inner().revision)
+    }
+
     async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<i64> {
         let r = self
             .c()

@@ -368,6 +368,13 @@ impl MetaService for MetaServer {
         mutation(self.store.heartbeat(r.node_id, r.ttl_seconds).await)
     }
 
+    async fn delete_node(
+        &self,
+        req: Request<pb::DeleteNodeRequest>,
+    ) -> GrpcResult<pb::MutationResponse> {
+        mutation(self.store.delete_node(req.into_inner().node_id).await)
+    }
+
     async fn create_user(
         &self,
         req: Request<pb::CreateUserRequest>,

@@ -683,6 +683,40 @@ impl MetaStore {
         Ok(rev)
     }
 
+    /// Removes node `id` (and its liveness key). Refused while any shard lists it
+    /// as an owner: its shards must move first.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn delete_node(&self, id: NodeId) -> Result<i64> {
+        if self.kv.get(keys::node(id).as_bytes()).await?.is_none() {
+            return Err(Error::NodeNotFound(id));
+        }
+        let groups = self.kv.range(keys::SHARD_GROUPS.as_bytes()).await?;
+        let mut owned = Vec::new();
+        for kv in &groups.kvs {
+            let g: ShardGroupInfo = decode(kv)?;
+            owned.extend(
+                g.shards
+                    .iter()
+                    .filter(|s| s.owners.contains(&id))
+                    .map(|s| s.id),
+            );
+        }
+        if !owned.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "node {id} still owns shards {owned:?}: move them first (sundial-ctl remove-node does)"
+            )));
+        }
+        let r = self
+            .kv
+            .txn(Txn::new().and_then(vec![
+                TxnOp::delete(keys::node(id)),
+                TxnOp::delete(keys::alive(id)),
+            ]))
+            .await?;
+        tracing::info!(node_id = id, "node removed");
+        Ok(r.revision)
+    }
+
     // ---------------------------------------------------------------------- users
 
     /// Creates a user. An existing user with the same password and admin flag is a

@@ -153,3 +153,76 @@ fn a_shard_copied_to_a_new_owner_holds_exactly_its_sources_points() {
     assert_eq!(a, b);
     assert!(b.contains(&late));
 }
+
+#[test]
+fn removing_a_node_moves_its_shards_with_their_points_first() {
+    let mut c = Cluster::start(3, 1);
+    c.query("CREATE DATABASE db");
+    let lines: Vec<String> = (0..9000)
+        .map(|i| {
+            format!(
+                "m,host=h{} v={i}i {}",
+                i % 300,
+                1_700_000_000_000_000_000i64 + i
+            )
+        })
+        .collect();
+    assert_eq!(c.write(0, "db=db", lines.join("\n")).0, 204);
+    let gone = c.stores[0].node_id();
+    let before = c.shard_groups("db")[0].shards.clone();
+    let moved: Vec<u64> = before
+        .iter()
+        .filter(|s| s.owners.contains(&gone))
+        .map(|s| s.id)
+        .collect();
+    assert!(!moved.is_empty());
+    let (ok, out, err) = ctl(&c, SECRET, &["remove-node", &gone.to_string()]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("node {gone} removed")), "{out}");
+    let after = c.shard_groups("db")[0].shards.clone();
+    assert!(after
+        .iter()
+        .all(|s| !s.owners.contains(&gone) && s.owners.len() == 1));
+    let (_, nodes, _) = ctl(&c, SECRET, &["nodes"]);
+    assert!(
+        !nodes
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&gone.to_string())),
+        "{nodes}"
+    );
+    // Writes go on, to the new owners.
+    assert_eq!(c.write(0, "db=db", lines.join("\n")).0, 204);
+    for s in &mut c.stores {
+        s.proc.terminate();
+    }
+    // What each moved shard must hold: the lines meta routes to it.
+    let group = &c.shard_groups("db")[0];
+    let routed = |id: u64| -> BTreeSet<&String> {
+        lines
+            .iter()
+            .filter(|l| {
+                let key = l.split(' ').next().unwrap();
+                group
+                    .shard_for(sundial_lineproto::fnv64a(key.as_bytes()))
+                    .map(|s| s.id)
+                    == Some(id)
+            })
+            .collect()
+    };
+    for id in moved {
+        let new_owner = after.iter().find(|s| s.id == id).unwrap().owners[0];
+        let now = c
+            .stores
+            .iter()
+            .find(|s| s.node_id() == new_owner)
+            .unwrap()
+            .export();
+        let got: BTreeSet<&String> = now
+            .get(&id)
+            .map(|(_, l)| l.iter().collect())
+            .unwrap_or_default();
+        let want = routed(id);
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "shard {id} on node {new_owner}");
+    }
+}
