@@ -38,7 +38,7 @@ struct Cli {
     /// The cluster's shared secret (for calls to stores).
     #[arg(long, env = "SUNDIAL_CLUSTER_SHARED_SECRET", hide_env_values = true)]
     shared_secret: Option<String>,
-    /// PEM file of the CA that signed the stores' certificates.
+    /// PEM file of the CA that signed the stores' and sundial-meta's certificates.
     #[arg(long, env = "SUNDIAL_CLUSTER_TLS_CA")]
     tls_ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
@@ -89,6 +89,10 @@ fn main() -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     let meta_opts = ClientOptions {
         secret: cli.shared_secret.clone(),
+        tls_ca: match &cli.tls_ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        },
         ..ClientOptions::default()
     };
     let meta = MetaClient::remote(&cli.meta, meta_opts)

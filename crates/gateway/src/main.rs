@@ -46,7 +46,8 @@ struct Args {
         default_value = "10s"
     )]
     shard_write_timeout: String,
-    /// PEM file of the CA that signed the stores' certificates: store calls use TLS.
+    /// PEM file of the CA that signed the stores' and sundial-meta's certificates:
+    /// calls to them use TLS.
     #[arg(long, env = "SUNDIAL_CLUSTER_TLS_CA")]
     tls_ca: Option<std::path::PathBuf>,
     /// Hinted handoff: where the queues of unreachable owners live (on this
@@ -85,8 +86,13 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
+    let tls_ca = match &args.tls_ca {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
     let meta_opts = ClientOptions {
         secret: args.shared_secret.clone(),
+        tls_ca: tls_ca.clone(),
         ..ClientOptions::default()
     };
     let meta = MetaClient::remote(&args.meta, meta_opts)
@@ -95,10 +101,7 @@ async fn run(args: Args) -> Result<()> {
     let pool = NodePool::new(RemoteOptions {
         request_timeout: duration("shard-write-timeout", &args.shard_write_timeout)?,
         secret: args.shared_secret.clone(),
-        tls_ca: match &args.tls_ca {
-            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-            None => None,
-        },
+        tls_ca,
         ..RemoteOptions::default()
     })?;
     let delivery = Arc::new(Delivery::new(meta.clone(), Arc::new(pool)));

@@ -68,6 +68,12 @@ struct Args {
     /// The cluster's shared secret: calls without it are refused.
     #[arg(long, env = "SUNDIAL_CLUSTER_SHARED_SECRET", hide_env_values = true)]
     shared_secret: Option<String>,
+    /// PEM certificate (chain) to serve gRPC over TLS with; needs --tls-key.
+    #[arg(long, env = "SUNDIAL_META_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SUNDIAL_META_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Never run retention and precreation in this instance (nor campaign for them).
     #[arg(long, env = "SUNDIAL_META_NO_SERVICES")]
     no_services: bool,
@@ -120,13 +126,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         out.flush()?;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        MetaServer::new(store.clone())
-            .with_secret(args.shared_secret.clone())
-            .serve(listener, async {
-                let _ = stop_rx.await;
-            }),
-    );
+    let mut meta_server = MetaServer::new(store.clone()).with_secret(args.shared_secret.clone());
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |p: &std::path::PathBuf| {
+            anyhow::Context::with_context(std::fs::read(p), || format!("reading {}", p.display()))
+        };
+        meta_server = meta_server.with_tls(read(cert)?, read(key)?);
+    }
+    let server = tokio::spawn(meta_server.serve(listener, async {
+        let _ = stop_rx.await;
+    }));
 
     // The services stop (and the leader resigns) when this flips.
     let (services_stop, mut services_stopped) = tokio::sync::watch::channel(false);

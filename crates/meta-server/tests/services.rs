@@ -121,6 +121,18 @@ async fn retention_and_precreation_run_in_one_elected_instance() {
             }
         }
     };
+    // The client's cache may still be reconnecting its watch away from the dead
+    // instance: see the group before waiting for it to go.
+    eventually(
+        Duration::from_secs(10),
+        "the new group in the cache",
+        || {
+            c.shard_groups("db", "short")
+                .iter()
+                .any(|g| g.id == old2.id)
+        },
+    )
+    .await;
     // Lease TTL + a follower's retry + one check interval, with slack.
     eventually(
         Duration::from_secs(15),

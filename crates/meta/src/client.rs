@@ -258,6 +258,8 @@ pub struct ClientOptions {
     pub max_backoff: Duration,
     /// The cluster's shared secret, sent with every call to a remote `sundial-meta`.
     pub secret: Option<String>,
+    /// PEM of the CA that signed `sundial-meta`'s certificate: calls go over TLS.
+    pub tls_ca: Option<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -267,6 +269,7 @@ impl Default for ClientOptions {
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
             secret: None,
+            tls_ca: None,
         }
     }
 }
@@ -444,8 +447,11 @@ impl MetaClient {
     /// A client of `sundial-meta` (`http://host:port`, or several comma-separated:
     /// requests are balanced over the ones that are up).
     pub async fn remote(endpoint: &str, opts: ClientOptions) -> Result<Self> {
-        let t =
-            crate::remote::RemoteTransport::connect_with_secret(endpoint, opts.secret.as_deref())?;
+        let t = crate::remote::RemoteTransport::connect_with(
+            endpoint,
+            opts.secret.as_deref(),
+            opts.tls_ca.as_deref(),
+        )?;
         Self::connect(Arc::new(t), opts).await
     }
 

@@ -12,7 +12,7 @@ use sundial_common::secret::SecretInterceptor;
 use sundial_proto::meta as pb;
 use sundial_proto::meta::meta_service_client::MetaServiceClient;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::client::{MetaTransport, RawEvent, RawWatchStream};
 use crate::error::{Error, Result};
@@ -39,13 +39,18 @@ impl RemoteTransport {
     /// so one `sundial-meta` going away does not interrupt the client. Does not connect
     /// yet: the first call does, and later calls reconnect as needed.
     pub fn connect(endpoints: &str) -> Result<Self> {
-        Self::connect_with_secret(endpoints, None)
+        Self::connect_with(endpoints, None, None)
     }
 
     /// Like [`RemoteTransport::connect`], sending the cluster's shared secret with
-    /// every call.
-    pub fn connect_with_secret(endpoints: &str, secret: Option<&str>) -> Result<Self> {
+    /// every call, and over TLS verified against `tls_ca` (PEM) when given.
+    pub fn connect_with(
+        endpoints: &str,
+        secret: Option<&str>,
+        tls_ca: Option<&[u8]>,
+    ) -> Result<Self> {
         let interceptor = SecretInterceptor::new(secret).map_err(Error::InvalidArgument)?;
+        let scheme = if tls_ca.is_some() { "https" } else { "http" };
         let mut eps = Vec::new();
         for e in endpoints
             .split(',')
@@ -55,10 +60,17 @@ impl RemoteTransport {
             let url = if e.contains("://") {
                 e.to_string()
             } else {
-                format!("http://{e}")
+                format!("{scheme}://{e}")
             };
-            let ep = Endpoint::from_shared(url)
-                .map_err(|err| Error::InvalidArgument(format!("bad meta endpoint {e:?}: {err}")))?
+            let mut ep = Endpoint::from_shared(url)
+                .map_err(|err| Error::InvalidArgument(format!("bad meta endpoint {e:?}: {err}")))?;
+            if let Some(ca) = tls_ca {
+                let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+                ep = ep
+                    .tls_config(tls)
+                    .map_err(|err| Error::InvalidArgument(format!("TLS for {e:?}: {err}")))?;
+            }
+            let ep = ep
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(5))

@@ -135,6 +135,8 @@ pub(crate) fn privilege_from_wire(v: i32) -> Result<Privilege> {
 pub struct MetaServer {
     store: MetaStore,
     secret: Option<String>,
+    /// PEM certificate and key to serve TLS with.
+    tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 type GrpcResult<T> = std::result::Result<Response<T>, Status>;
@@ -158,7 +160,14 @@ impl MetaServer {
         MetaServer {
             store,
             secret: None,
+            tls: None,
         }
+    }
+
+    /// Serves over TLS with this PEM certificate (chain) and key.
+    pub fn with_tls(mut self, cert: Vec<u8>, key: Vec<u8>) -> Self {
+        self.tls = Some((cert, key));
+        self
     }
 
     /// Refuses calls that do not carry the cluster's shared secret.
@@ -180,7 +189,14 @@ impl MetaServer {
     ) -> Result<()> {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let check = SecretCheck::new(self.secret.as_deref());
-        tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some((cert, key)) = &self.tls {
+            let identity = tonic::transport::Identity::from_pem(cert, key);
+            builder = builder
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .map_err(|e| Error::InvalidArgument(format!("TLS configuration: {e}")))?;
+        }
+        builder
             .add_service(InterceptedService::new(self.into_service(), check))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await

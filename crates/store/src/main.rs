@@ -77,6 +77,9 @@ struct Args {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "SUNDIAL_STORE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// PEM file of the CA that signed sundial-meta's certificate: meta calls use TLS.
+    #[arg(long, env = "SUNDIAL_CLUSTER_TLS_CA")]
+    tls_ca: Option<PathBuf>,
     /// Largest WriteToShard message accepted (bytes).
     #[arg(long, env = "SUNDIAL_STORE_MAX_MESSAGE_SIZE", default_value_t = 64 << 20)]
     max_message_size: usize,
@@ -153,6 +156,10 @@ async fn run(args: Args) -> Result<()> {
 
     let meta_opts = ClientOptions {
         secret: args.shared_secret.clone(),
+        tls_ca: match &args.tls_ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        },
         ..ClientOptions::default()
     };
     let meta = MetaClient::remote(&args.meta, meta_opts)

@@ -227,12 +227,6 @@ impl Cluster {
 
     fn start_with_tls(stores: usize, gateways: usize, tls: bool) -> Cluster {
         let etcd = EtcdProcess::start();
-        let meta = MetaProcess::start_with_args(
-            bin("sundial-meta"),
-            &etcd.endpoints(),
-            &unique_prefix(),
-            &["--shared-secret", SECRET],
-        );
         let dir = tempfile::tempdir().expect("tempdir");
         let tls = tls.then(|| {
             let ck = rcgen::generate_simple_self_signed(vec![
@@ -245,6 +239,22 @@ impl Cluster {
             std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
             (cert, key)
         });
+        let mut meta_args = vec!["--shared-secret".to_string(), SECRET.to_string()];
+        if let Some((cert, key)) = &tls {
+            meta_args.extend([
+                "--tls-cert".to_string(),
+                cert.display().to_string(),
+                "--tls-key".to_string(),
+                key.display().to_string(),
+            ]);
+        }
+        let meta_args: Vec<&str> = meta_args.iter().map(String::as_str).collect();
+        let meta = MetaProcess::start_with_args(
+            bin("sundial-meta"),
+            &etcd.endpoints(),
+            &unique_prefix(),
+            &meta_args,
+        );
         let mut c = Cluster {
             gateways: Vec::new(),
             stores: Vec::new(),
@@ -269,7 +279,7 @@ impl Cluster {
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--meta".into(),
-            self.meta.endpoint(),
+            self.meta_addr(),
             "--shared-secret".into(),
             SECRET.into(),
             "--reconcile-interval".into(),
@@ -281,9 +291,16 @@ impl Cluster {
                 cert.display().to_string(),
                 "--tls-key".into(),
                 key.display().to_string(),
+                "--tls-ca".into(),
+                cert.display().to_string(),
             ]);
         }
         args
+    }
+
+    /// Meta's address for our binaries and clients (they pick http or https).
+    pub fn meta_addr(&self) -> String {
+        self.meta.addr().to_string()
     }
 
     pub fn add_store(&mut self) -> usize {
@@ -308,7 +325,7 @@ impl Cluster {
             "--bind".into(),
             "127.0.0.1:0".into(),
             "--meta".into(),
-            self.meta.endpoint(),
+            self.meta_addr(),
             "--shared-secret".into(),
             SECRET.into(),
             "--hh-dir".into(),
@@ -390,9 +407,13 @@ impl Cluster {
         rt.block_on(async {
             let opts = ClientOptions {
                 secret: Some(SECRET.to_string()),
+                tls_ca: self
+                    .tls
+                    .as_ref()
+                    .map(|(cert, _)| std::fs::read(cert).expect("ca")),
                 ..ClientOptions::default()
             };
-            let meta = MetaClient::remote(&self.meta.endpoint(), opts)
+            let meta = MetaClient::remote(&self.meta_addr(), opts)
                 .await
                 .expect("meta client");
             let out = f(&meta).await;

@@ -255,6 +255,18 @@ fn a_tls_cluster_writes_and_refuses_plaintext() {
         Ok::<_, Box<dyn std::error::Error>>(())
     });
     assert!(plain.is_err(), "a plaintext call to a TLS store succeeded");
+    // Meta serves TLS too: a plaintext client cannot load its snapshot.
+    let meta_addr = c.meta_addr();
+    let plain_meta = rt.block_on(async {
+        let opts = sundial_meta::ClientOptions {
+            secret: Some(SECRET.to_string()),
+            ..sundial_meta::ClientOptions::default()
+        };
+        sundial_meta::MetaClient::remote(&meta_addr, opts)
+            .await
+            .is_ok()
+    });
+    assert!(!plain_meta, "a plaintext client read meta over TLS");
     for s in &mut c.stores {
         s.proc.terminate();
     }
