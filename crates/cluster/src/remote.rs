@@ -224,14 +224,10 @@ impl ShardWriter for RemoteShardWriter {
             ));
         }
         let mut points = Vec::with_capacity(indices.len() * 64);
-        let values: usize = {
+        {
             let parsed = batch.parsed();
             encode_points(indices.iter().map(|&i| parsed.get(i as usize)), &mut points);
-            indices
-                .iter()
-                .map(|&i| parsed.get(i as usize).fields.len())
-                .sum()
-        };
+        }
         let points = bytes::Bytes::from(points);
         let calls = shard.owners.iter().map(|&node| {
             let req = pb::WriteToShardRequest {
@@ -273,10 +269,17 @@ impl ShardWriter for RemoteShardWriter {
         }
         let required = consistency.required(n);
         if wrote >= required || (consistency == Consistency::Any && wrote + hinted > 0) {
-            return Ok(outcome.unwrap_or(WriteOutcome {
-                points_written: indices.len(),
-                values_written: values,
-                ..WriteOutcome::default()
+            // Met by hints alone (`any`): count what was queued.
+            return Ok(outcome.unwrap_or_else(|| {
+                let parsed = batch.parsed();
+                WriteOutcome {
+                    points_written: indices.len(),
+                    values_written: indices
+                        .iter()
+                        .map(|&i| parsed.get(i as usize).fields.len())
+                        .sum(),
+                    ..WriteOutcome::default()
+                }
             }));
         }
         let why: Vec<String> = failures

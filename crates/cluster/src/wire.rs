@@ -45,7 +45,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use sundial_lineproto::{
-    short_eq, Field, FieldValue, Point, Tag, MAX_KEY_LENGTH, MAX_NANO_TIME,
+    series_hash, short_eq, Field, FieldValue, Point, Tag, MAX_KEY_LENGTH, MAX_NANO_TIME,
     MAX_STRING_FIELD_LENGTH, MIN_NANO_TIME,
 };
 use thiserror::Error;
@@ -466,10 +466,10 @@ const MIN_CACHED_KEY: usize = 32;
 /// What decoding carries from point to point.
 #[derive(Default)]
 struct State<'a> {
-    /// Series seen so far, by [`key_hash`] of their key: index in
+    /// Series seen so far, by [`series_hash`] of their key: index in
     /// `Decoded::series`. The map hashes that hash again with a random key
     /// (std's SipHash), so crafted keys cannot pile up in one part of the
-    /// table; keys whose `key_hash` collide share one entry (the later ones
+    /// table; keys whose `series_hash` collide share one entry (the later ones
     /// are split every time), and the key bytes are compared on every hit.
     series: HashMap<u64, usize>,
     hits: usize,
@@ -613,7 +613,7 @@ fn series<'a>(
 ) -> Result<usize, PointError> {
     let mut hash = None;
     if !state.no_cache && key.len() >= MIN_CACHED_KEY {
-        let h = key_hash(key);
+        let h = series_hash(key);
         let seen = state
             .series
             .get(&h)
@@ -687,35 +687,6 @@ fn has_odd_escape_run(b: &[u8]) -> bool {
         i = end;
     }
     false
-}
-
-/// A 64-bit hash of a series key, 16 bytes a step in two lanes. Not keyed:
-/// see [`State::series`].
-#[inline]
-fn key_hash(b: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let chunks = b.chunks_exact(16);
-    let rest = chunks.remainder();
-    let (mut x, mut y) = (b.len() as u64, K);
-    let mut mix = |v: u128| {
-        x = (x ^ v as u64).wrapping_mul(K).rotate_left(31);
-        y = (y ^ (v >> 64) as u64).wrapping_mul(K).rotate_left(27);
-    };
-    for c in chunks.filter_map(<[u8]>::first_chunk::<16>) {
-        mix(u128::from_le_bytes(*c));
-    }
-    // The last 16 bytes (overlapping), or the whole of a shorter key.
-    match b.last_chunk::<16>() {
-        Some(c) if !rest.is_empty() => mix(u128::from_le_bytes(*c)),
-        Some(_) => {}
-        None => {
-            let mut tail = [0u8; 16];
-            tail[..rest.len()].copy_from_slice(rest);
-            mix(u128::from_le_bytes(tail));
-        }
-    }
-    let h = (x ^ y.rotate_left(17)).wrapping_mul(K);
-    h ^ (h >> 29)
 }
 
 #[inline]

@@ -16,6 +16,19 @@ pub enum FsyncPolicy {
     Never,
 }
 
+impl FsyncPolicy {
+    /// `always`, `never`, or an interval like `100ms` (the `wal-fsync` setting).
+    pub fn parse(s: &str) -> Result<FsyncPolicy, String> {
+        match s {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            every => sundial_common::duration::parse_duration(every)
+                .map(FsyncPolicy::Every)
+                .map_err(|e| format!("wal-fsync {every:?}: always, never or a duration ({e})")),
+        }
+    }
+}
+
 /// Options for a [`crate::Store`] and its shards. Build with [`EngineOptions::builder`].
 #[derive(Debug, Clone)]
 pub struct EngineOptions {

@@ -33,7 +33,9 @@ mod scan;
 
 pub use error::{InvalidPrecision, LineError, ParseErrorKind, MAX_ERROR_LINE_LEN};
 pub use hash::fnv64a;
-pub use parser::{parse_chunk, parse_lines, short_eq, Cursor, ParseOptions, ParsedBatch};
+pub use parser::{
+    parse_chunk, parse_lines, series_hash, short_eq, Cursor, ParseOptions, ParsedBatch,
+};
 pub use point::{Field, FieldValue, OwnedFieldValue, OwnedPoint, Point, Tag};
 pub use precision::Precision;
 

@@ -987,9 +987,10 @@ fn body_str<'a>(
 /// A 64-bit hash of a series key's bytes, 16 bytes a step in two lanes (a
 /// key is a few hundred bytes; a byte-wise hash would cost more than the
 /// parse it saves). It is not keyed: the map hashes it again with a random
-/// key, and equal hashes are confirmed by comparing the bytes.
+/// key, and equal hashes are confirmed by comparing the bytes. Public for the
+/// other decoders of points (the cluster's wire format).
 #[inline]
-fn series_hash(b: &[u8]) -> u64 {
+pub fn series_hash(b: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let chunks = b.chunks_exact(16);
     let rest = chunks.remainder();

@@ -29,6 +29,14 @@ pub struct RemoteTransport {
     endpoint: String,
 }
 
+/// The group and revision of a `ShardGroupResponse`.
+fn group_response(r: pb::ShardGroupResponse) -> Result<(ShardGroupInfo, i64)> {
+    let g = r
+        .group
+        .ok_or_else(|| Error::Internal("meta server returned no shard group".into()))?;
+    Ok((g.into(), r.revision))
+}
+
 fn status(s: tonic::Status) -> Error {
     Error::from_status(&s)
 }
@@ -240,10 +248,7 @@ impl MetaTransport for RemoteTransport {
             .await
             .map_err(status)?
             .into_inner();
-        let g = r
-            .group
-            .ok_or_else(|| Error::Internal("meta server returned no shard group".into()))?;
-        Ok((g.into(), r.revision))
+        group_response(r)
     }
 
     async fn set_shard_owners(
@@ -260,10 +265,7 @@ impl MetaTransport for RemoteTransport {
             .await
             .map_err(status)?
             .into_inner();
-        let g = r
-            .group
-            .ok_or_else(|| Error::Internal("meta server returned no shard group".into()))?;
-        Ok((g.into(), r.revision))
+        group_response(r)
     }
 
     async fn delete_expired_shard_groups(&self, now: i64) -> Result<(Vec<ShardGroupInfo>, i64)> {

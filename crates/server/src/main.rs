@@ -215,11 +215,7 @@ async fn serve(cfg: Config) -> Result<()> {
             .await
             .context("starting meta client")?;
         // 2. store
-        let fsync = match cfg.data.wal_fsync.as_str() {
-            "always" => FsyncPolicy::Always,
-            "never" => FsyncPolicy::Never,
-            every => FsyncPolicy::Every(parse_duration(every)?),
-        };
+        let fsync = FsyncPolicy::parse(&cfg.data.wal_fsync).map_err(anyhow::Error::msg)?;
         let max_open_files = match cfg.data.max_open_files {
             0 => shard_file_budget(open_file_limit(), max_connections(&cfg)),
             n => n,

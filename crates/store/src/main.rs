@@ -92,18 +92,6 @@ struct Args {
     wal_fsync: String,
 }
 
-fn fsync_policy(s: &str) -> Result<FsyncPolicy> {
-    Ok(match s {
-        "always" => FsyncPolicy::Always,
-        "never" => FsyncPolicy::Never,
-        other => FsyncPolicy::Every(
-            sundial_common::duration::parse_duration(other)
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("wal-fsync {other:?}: always, never or a duration"))?,
-        ),
-    })
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Some(Cmd::Export { data_dir, shard }) = cli.cmd {
@@ -138,7 +126,7 @@ async fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let opts = EngineOptions::builder()
-        .fsync(fsync_policy(&args.wal_fsync)?)
+        .fsync(FsyncPolicy::parse(&args.wal_fsync).map_err(anyhow::Error::msg)?)
         .build();
     let dir = args.data_dir.join("shards");
     let store = {
