@@ -14,9 +14,10 @@ build:
 test-deps:
 	@scripts/test-deps.sh
 
-# One build shared by every test binary; nextest runs them in parallel and its
-# summary is the last thing printed (doc tests run first).
-test: test-deps
+# One build shared by every test binary (the cluster tests start the other
+# packages' binaries, which nextest alone would not build); nextest runs them in
+# parallel and its summary is the last thing printed (doc tests run first).
+test: test-deps build
 	$(CARGO) test --workspace --doc
 	$(CARGO) nextest run --workspace --no-fail-fast
 

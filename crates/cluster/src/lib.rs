@@ -12,6 +12,8 @@ pub use sundial_common::secret;
 pub mod wire;
 
 pub use error::{Error, Result};
-pub use points_writer::{PointsWriter, WriteSummary, DEFAULT_MAX_NEW_SHARD_GROUPS};
+pub use points_writer::{
+    CoordinatorConfig, PointsWriter, WriteSummary, DEFAULT_MAX_NEW_SHARD_GROUPS,
+};
 pub use remote::{Delivery, NodePool, RemoteOptions, RemoteShardWriter};
 pub use seam::{Batch, Consistency, ShardWriter};

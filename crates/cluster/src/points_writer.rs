@@ -60,6 +60,23 @@ pub struct PointsWriter {
 /// years of weekly groups, not the thousands a stray timestamp range can ask for.
 pub const DEFAULT_MAX_NEW_SHARD_GROUPS: usize = 100;
 
+/// The `[coordinator]` section (InfluxDB's name for the points writer's settings).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct CoordinatorConfig {
+    /// Shard groups one write may create; points that would create more are dropped
+    /// with a partial-write error (0: no limit).
+    pub max_shard_groups_per_write: usize,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            max_shard_groups_per_write: DEFAULT_MAX_NEW_SHARD_GROUPS,
+        }
+    }
+}
+
 impl PointsWriter {
     pub fn new(meta: MetaClient, writer: Arc<dyn ShardWriter>) -> Self {
         PointsWriter {

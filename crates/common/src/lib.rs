@@ -2,6 +2,8 @@
 //! the one place that turns it into an HTTP status or a gRPC code), and what a
 //! write to a shard did.
 
+#[cfg(feature = "config")]
+pub mod config;
 pub mod duration;
 mod outcome;
 #[cfg(feature = "process")]

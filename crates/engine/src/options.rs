@@ -29,6 +29,17 @@ impl FsyncPolicy {
     }
 }
 
+impl std::fmt::Display for FsyncPolicy {
+    /// As [`FsyncPolicy::parse`] reads it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FsyncPolicy::Always => f.write_str("always"),
+            FsyncPolicy::Never => f.write_str("never"),
+            FsyncPolicy::Every(d) => f.write_str(&sundial_common::duration::format_duration(*d)),
+        }
+    }
+}
+
 /// Options for a [`crate::Store`] and its shards. Build with [`EngineOptions::builder`].
 #[derive(Debug, Clone)]
 pub struct EngineOptions {

@@ -475,7 +475,7 @@ fn wide_series_in_shuffled_field_orders() {
         if i % 2 == 0 {
             want.push(3);
         }
-        if (F - 1 - i) % 3 == 0 {
+        if (F - 1 - i).is_multiple_of(3) {
             want.push(4);
         }
         let times: Vec<i64> = col.keys().copied().collect();

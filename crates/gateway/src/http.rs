@@ -3,6 +3,7 @@
 
 use crate::auth::{parse_credentials, verify_jwt, AuthError, Credentials};
 use crate::body::{gunzip_bounded, BodyError};
+pub use crate::config::HttpConfig;
 use crate::error::{Error, Result};
 use crate::query;
 use crate::stats::HttpStats;
@@ -14,9 +15,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use sundial_cluster::{Batch, Consistency, PointsWriter, WriteSummary};
 use sundial_lineproto::{Cursor, ParseOptions, ParsedBatch, Precision, MAX_LINE_ERRORS};
 use sundial_meta::{MetaClient, UserInfo};
@@ -52,56 +54,15 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
     }
 }
 
-/// The `[http]` settings.
-#[derive(Debug, Clone)]
-pub struct HttpOptions {
-    pub auth_enabled: bool,
-    /// Largest body accepted, before and after gzip decoding (bytes).
-    pub max_body_size: usize,
-    /// Writes processed at once; more wait in a queue.
-    pub max_concurrent_writes: usize,
-    /// Writes allowed to wait; beyond this a write gets 503 at once.
-    pub max_enqueued_writes: usize,
-    /// How long a queued write may wait before 503.
-    pub enqueued_write_timeout: Duration,
-    /// Time to write the points of one request before `{"error":"timeout"}`.
-    pub write_timeout: Duration,
-    /// Time a client may take to send a write body before 408.
-    pub body_read_timeout: Duration,
-    /// HS256 secret for Bearer tokens; empty disables bearer auth.
-    pub shared_secret: String,
-    /// Longest request target (path and query string) before 414.
-    pub max_url_size: usize,
-    /// Longest `q` of `/query` (URL or form) before 413.
-    pub max_query_size: usize,
-}
-
-impl Default for HttpOptions {
-    fn default() -> Self {
-        HttpOptions {
-            auth_enabled: false,
-            max_body_size: 25_000_000,
-            max_concurrent_writes: 16,
-            max_enqueued_writes: 64,
-            enqueued_write_timeout: Duration::from_secs(5),
-            write_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(30),
-            shared_secret: String::new(),
-            max_url_size: 32 << 10,
-            max_query_size: 1 << 20,
-        }
-    }
-}
-
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct Gateway {
     pub meta: MetaClient,
     pub writer: PointsWriter,
     pub stats: HttpStats,
-    pub opts: HttpOptions,
+    pub opts: HttpConfig,
     /// Writes past the door: reading, parsing, queued or writing. Bounds the bodies
-    /// held in memory to `max_concurrent_writes + max_enqueued_writes`.
+    /// held in memory to `max-concurrent-write-limit + max-enqueued-write-limit`.
     admitted: Arc<Semaphore>,
     /// Writes in the engine. A permit lives as long as the write's work, which may
     /// outlast a request that timed out.
@@ -140,7 +101,7 @@ impl Gateway {
     pub fn new(
         meta: MetaClient,
         writer: PointsWriter,
-        opts: HttpOptions,
+        opts: HttpConfig,
         extra_metrics: Option<ExtraMetrics>,
         health: Option<HealthCheck>,
     ) -> Arc<Self> {
@@ -149,9 +110,9 @@ impl Gateway {
             writer,
             stats: HttpStats::default(),
             admitted: Arc::new(Semaphore::new(
-                opts.max_concurrent_writes.max(1) + opts.max_enqueued_writes,
+                opts.max_concurrent_write_limit.max(1) + opts.max_enqueued_write_limit,
             )),
-            write_slots: Arc::new(Semaphore::new(opts.max_concurrent_writes.max(1))),
+            write_slots: Arc::new(Semaphore::new(opts.max_concurrent_write_limit.max(1))),
             opts,
             extra_metrics,
             health,
@@ -330,6 +291,16 @@ async fn health_handler(State(gw): State<Arc<Gateway>>) -> Response {
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     let mut out = String::new();
     gw.stats.render(&mut out);
+    // Admission places in use: what max-concurrent + max-enqueued bound, and what
+    // a 503 "too many writes in flight" means.
+    let places = gw.opts.max_concurrent_write_limit.max(1) + gw.opts.max_enqueued_write_limit;
+    let used = places.saturating_sub(gw.admitted.available_permits());
+    let _ = write!(
+        out,
+        "# HELP sundial_http_write_requests_admitted Write requests holding an admission place (reading, parsing or writing).\n\
+         # TYPE sundial_http_write_requests_admitted gauge\n\
+         sundial_http_write_requests_admitted {used}\n"
+    );
     if let Some(f) = &gw.extra_metrics {
         (f.0)(&mut out);
     }

@@ -1,20 +1,33 @@
-//! `sundial-gateway`: the HTTP API of Sundial's cluster. Stateless: it reads meta
-//! through its cached client and writes each shard's points to the shard's owners
-//! over gRPC (`WriteToShard`).
+//! `sundial-gateway`: the HTTP API of Sundial's cluster. Stateless but for its
+//! hinted-handoff queues: it reads meta through its cached client and writes each
+//! shard's points to the shard's owners over gRPC (`WriteToShard`).
 //!
-//! Start order: meta client → HTTP listener (`listening on ADDR` on stdout).
-//! SIGTERM: stop accepting, drain in-flight requests, close meta.
+//! Configuration: `[gateway]`, `[cluster]`, `[http]`, `[coordinator]`,
+//! `[hinted-handoff]`, `[runtime]`, `[logging]` from a TOML file (`-c`),
+//! `SUNDIAL_<SECTION>_<KEY>` variables and flags; `sundial-gateway config` prints it.
+//!
+//! Start order: meta client → hinted handoff (queues left by a previous run start
+//! draining) → HTTP listener (`listening on ADDR` on stdout). SIGTERM: stop
+//! accepting, drain in-flight requests, report what the queues still hold, close
+//! meta. `sundial-gateway handoff` delivers the queues of a gateway that is retired
+//! (or reports what they hold).
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use sundial_cluster::handoff::{HandoffOptions, HintedHandoff};
-use sundial_cluster::{Delivery, NodePool, PointsWriter, RemoteOptions, RemoteShardWriter};
-use sundial_gateway::http::{router, ExtraMetrics, Gateway, HttpOptions};
+use serde::{Deserialize, Serialize};
+use sundial_cluster::handoff::{HandoffOptions, HintedHandoff, QueueStats};
+use sundial_cluster::{
+    CoordinatorConfig, Delivery, NodePool, PointsWriter, RemoteOptions, RemoteShardWriter,
+};
+use sundial_common::config::{self, duration, set, ClusterConfig, LoggingConfig, RuntimeConfig};
+use sundial_common::duration::{format_duration, parse_duration};
+use sundial_gateway::config::HttpConfig;
+use sundial_gateway::http::{router, ExtraMetrics, Gateway};
 use sundial_meta::{ClientOptions, MetaClient};
-use sundial_serve::ServeOptions;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,117 +37,208 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "sundial-gateway",
     version,
-    about = "Sundial gateway: the InfluxDB 1.x HTTP API over a cluster of stores"
+    about = "Sundial gateway: the InfluxDB 1.x HTTP API over a cluster of stores",
+    args_conflicts_with_subcommands = true
 )]
-struct Args {
-    /// HTTP address to serve on (port 0 = any free port).
-    #[arg(long, env = "SUNDIAL_GATEWAY_BIND", default_value = "127.0.0.1:8086")]
-    bind: String,
-    /// Meta service endpoints (`host:port`, comma separated).
-    #[arg(long, env = "SUNDIAL_GATEWAY_META", default_value = "127.0.0.1:8091")]
-    meta: String,
-    /// The cluster's shared secret, sent with every call to a store.
-    #[arg(long, env = "SUNDIAL_CLUSTER_SHARED_SECRET", hide_env_values = true)]
-    shared_secret: Option<String>,
-    /// Require credentials (InfluxDB's `auth-enabled`).
-    #[arg(long, env = "SUNDIAL_GATEWAY_AUTH_ENABLED")]
-    auth_enabled: bool,
-    /// Bound on one WriteToShard call to a store.
-    #[arg(
-        long,
-        env = "SUNDIAL_GATEWAY_SHARD_WRITE_TIMEOUT",
-        default_value = "10s"
-    )]
-    shard_write_timeout: String,
-    /// PEM file of the CA that signed the stores' and sundial-meta's certificates:
-    /// calls to them use TLS.
-    #[arg(long, env = "SUNDIAL_CLUSTER_TLS_CA")]
-    tls_ca: Option<std::path::PathBuf>,
-    /// Hinted handoff: where the queues of unreachable owners live (on this
-    /// gateway's disk; a gateway replaced for good must hand its queues over).
-    #[arg(long, env = "SUNDIAL_GATEWAY_HH_DIR", default_value = "data/hh")]
-    hh_dir: std::path::PathBuf,
-    /// Bytes one node's queue may hold; past it writes for that node get 503.
-    #[arg(long, env = "SUNDIAL_GATEWAY_HH_MAX_SIZE", default_value_t = 10 << 30)]
-    hh_max_size: u64,
-    /// Hints older than this are dropped (counted and logged), not delivered.
-    #[arg(long, env = "SUNDIAL_GATEWAY_HH_MAX_AGE", default_value = "7d")]
-    hh_max_age: String,
-    /// First retry delay of a queue whose node is down (doubles up to 10 s).
-    #[arg(
-        long,
-        env = "SUNDIAL_GATEWAY_HH_RETRY_INTERVAL",
-        default_value = "200ms"
-    )]
-    hh_retry_interval: String,
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: Flags,
 }
 
-fn duration(name: &str, v: &str) -> Result<Duration> {
-    sundial_common::duration::parse_duration(v)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("--{name}"))
+// Parsed once per process: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Print the configuration as TOML: the defaults, with the file (-c), the
+    /// `SUNDIAL_…` variables and the flags given applied.
+    Config(Flags),
+    /// Hand over a stopped gateway's hinted-handoff queues: deliver every hint to
+    /// its node and exit when all queues are empty (or, with --report, only say what
+    /// they hold). Exits 1 with a report of what is left when --timeout passes.
+    Handoff {
+        #[command(flatten)]
+        flags: Flags,
+        /// Only print what the queues hold.
+        #[arg(long)]
+        report: bool,
+        /// Give up (exit 1, with a report) after this long.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+}
+
+/// The configuration file's sections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+struct Config {
+    gateway: GatewayConfig,
+    cluster: ClusterConfig,
+    http: HttpConfig,
+    coordinator: CoordinatorConfig,
+    hinted_handoff: HandoffOptions,
+    runtime: RuntimeConfig,
+    logging: LoggingConfig,
+}
+
+/// `[gateway]`: how the gateway reaches the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+struct GatewayConfig {
+    /// Meta service endpoints (`host:port`, comma separated).
+    meta: String,
+    /// Bound on one WriteToShard call to a store (its fsync included).
+    #[serde(with = "duration")]
+    shard_write_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            meta: "127.0.0.1:8091".into(),
+            shard_write_timeout: RemoteOptions::default().request_timeout,
+        }
+    }
+}
+
+/// Flags: each overrides its key of the configuration.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct Flags {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "SUNDIAL_CONFIG")]
+    config: Option<PathBuf>,
+    /// [http] bind-address (port 0: any free port).
+    #[arg(long)]
+    bind: Option<String>,
+    /// [gateway] meta.
+    #[arg(long)]
+    meta: Option<String>,
+    /// [cluster] shared-secret.
+    #[arg(long)]
+    shared_secret: Option<String>,
+    /// [http] auth-enabled.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    auth_enabled: Option<bool>,
+    /// [gateway] shard-write-timeout.
+    #[arg(long, value_parser = parse_duration)]
+    shard_write_timeout: Option<Duration>,
+    /// [cluster] tls-ca: calls to stores and meta use TLS.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// [hinted-handoff] dir.
+    #[arg(long)]
+    hh_dir: Option<PathBuf>,
+    /// [hinted-handoff] max-size.
+    #[arg(long)]
+    hh_max_size: Option<u64>,
+    /// [hinted-handoff] max-age.
+    #[arg(long, value_parser = parse_duration)]
+    hh_max_age: Option<Duration>,
+    /// [hinted-handoff] retry-interval.
+    #[arg(long, value_parser = parse_duration)]
+    hh_retry_interval: Option<Duration>,
+}
+
+impl Flags {
+    /// Defaults < file < `SUNDIAL_…` variables < these flags.
+    fn load(self) -> Result<(Config, Vec<String>)> {
+        let loaded = config::load::<Config>(self.config.as_deref(), std::env::vars())?;
+        let mut c = loaded.config;
+        let hh = &mut c.hinted_handoff;
+        set(&mut c.http.bind_address, self.bind);
+        set(&mut c.gateway.meta, self.meta);
+        set(&mut c.cluster.shared_secret, self.shared_secret);
+        set(&mut c.http.auth_enabled, self.auth_enabled);
+        set(&mut c.gateway.shard_write_timeout, self.shard_write_timeout);
+        set(&mut c.cluster.tls_ca, self.tls_ca);
+        set(&mut hh.dir, self.hh_dir);
+        set(&mut hh.max_size, self.hh_max_size);
+        set(&mut hh.max_age, self.hh_max_age);
+        set(&mut hh.retry_interval, self.hh_retry_interval);
+        c.http.validate()?;
+        c.runtime.validate()?;
+        Ok((c, loaded.unknown_env))
+    }
 }
 
 fn main() -> Result<()> {
-    sundial_common::process::init_logging("info");
-    let args = Args::parse();
-    tokio::runtime::Builder::new_multi_thread()
+    let cli = Cli::parse();
+    let (flags, handoff) = match cli.cmd {
+        Some(Cmd::Config(flags)) => {
+            print!("{}", config::to_toml(&flags.load()?.0));
+            return Ok(());
+        }
+        Some(Cmd::Handoff {
+            flags,
+            report,
+            timeout,
+        }) => (flags, Some((report, timeout))),
+        None => (cli.run, None),
+    };
+    let (cfg, unknown) = flags.load()?;
+    sundial_common::process::init_logging(&cfg.logging.level);
+    for name in unknown {
+        tracing::warn!(variable = %name, "unknown SUNDIAL_ variable ignored");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(64)
-        .build()?
-        .block_on(run(args))
+        .max_blocking_threads(cfg.runtime.max_blocking_threads)
+        .build()?;
+    match handoff {
+        Some((true, _)) => {
+            let hh = HintedHandoff::open(cfg.hinted_handoff.clone())
+                .context("opening the hinted handoff queues")?;
+            print_report(&cfg.hinted_handoff.dir, &hh.stats());
+            Ok(())
+        }
+        Some((false, timeout)) => rt.block_on(hand_over(cfg, timeout)),
+        None => rt.block_on(run(cfg)),
+    }
 }
 
-async fn run(args: Args) -> Result<()> {
-    let tls_ca = match &args.tls_ca {
-        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-        None => None,
-    };
+/// The meta client and the gRPC delivery to the stores.
+async fn connect(cfg: &Config) -> Result<(MetaClient, Arc<Delivery>)> {
+    let tls_ca = cfg.cluster.tls_ca_pem()?;
     let meta_opts = ClientOptions {
-        secret: args.shared_secret.clone(),
+        secret: cfg.cluster.secret(),
         tls_ca: tls_ca.clone(),
         ..ClientOptions::default()
     };
-    let meta = MetaClient::remote(&args.meta, meta_opts)
+    let meta = MetaClient::remote(&cfg.gateway.meta, meta_opts)
         .await
-        .with_context(|| format!("connecting to meta at {}", args.meta))?;
+        .with_context(|| format!("connecting to meta at {}", cfg.gateway.meta))?;
     let pool = NodePool::new(RemoteOptions {
-        request_timeout: duration("shard-write-timeout", &args.shard_write_timeout)?,
-        secret: args.shared_secret.clone(),
+        request_timeout: cfg.gateway.shard_write_timeout,
+        secret: cfg.cluster.secret(),
         tls_ca,
         ..RemoteOptions::default()
     })?;
     let delivery = Arc::new(Delivery::new(meta.clone(), Arc::new(pool)));
-    let hh = HintedHandoff::open(HandoffOptions {
-        max_size: args.hh_max_size,
-        max_age: duration("hh-max-age", &args.hh_max_age)?,
-        retry_interval: duration("hh-retry-interval", &args.hh_retry_interval)?,
-        ..HandoffOptions::new(&args.hh_dir)
-    })
-    .context("opening the hinted handoff queues")?;
+    Ok((meta, delivery))
+}
+
+async fn run(cfg: Config) -> Result<()> {
+    let (meta, delivery) = connect(&cfg).await?;
+    let hh = HintedHandoff::open(cfg.hinted_handoff.clone())
+        .context("opening the hinted handoff queues")?;
     hh.start(delivery.clone());
     let writer = PointsWriter::new(
         meta.clone(),
         Arc::new(RemoteShardWriter::new(delivery).with_handoff(hh.clone())),
-    );
-    let http = HttpOptions {
-        auth_enabled: args.auth_enabled,
-        ..HttpOptions::default()
-    };
-    let listener = tokio::net::TcpListener::bind(&args.bind)
+    )
+    .with_max_new_shard_groups(cfg.coordinator.max_shard_groups_per_write);
+    let listener = tokio::net::TcpListener::bind(&cfg.http.bind_address)
         .await
-        .with_context(|| format!("binding {}", args.bind))?;
+        .with_context(|| format!("binding {}", cfg.http.bind_address))?;
     let addr = listener.local_addr()?;
     let hh_metrics = hh.clone();
     let metrics = ExtraMetrics(Arc::new(move |out: &mut String| {
         sundial_gateway::stats::render_handoff(&hh_metrics, out)
     }));
-    let gw = Gateway::new(meta.clone(), writer, http, Some(metrics), None);
-    let listen = ServeOptions {
-        max_connections: sundial_serve::auto_max_connections(),
-        ..ServeOptions::default()
-    };
-    tracing::info!(%addr, meta = %args.meta, "sundial-gateway ready");
+    let listen = cfg.http.serve_options();
+    let gw = Gateway::new(meta.clone(), writer, cfg.http.clone(), Some(metrics), None);
+    tracing::info!(%addr, meta = %cfg.gateway.meta, "sundial-gateway ready");
     println!("listening on {addr}");
     let conn_stats = gw.stats.connections.clone();
     sundial_serve::serve(
@@ -146,8 +250,79 @@ async fn run(args: Args) -> Result<()> {
     )
     .await
     .context("http server")?;
+    let left: Vec<QueueStats> = hh.stats().into_iter().filter(|q| q.records > 0).collect();
+    if !left.is_empty() {
+        let hints: u64 = left.iter().map(|q| q.records).sum();
+        let nodes: Vec<u64> = left.iter().map(|q| q.node).collect();
+        tracing::warn!(
+            hints,
+            ?nodes,
+            dir = %cfg.hinted_handoff.dir.display(),
+            "hinted handoff queues are not empty: start this gateway again, or run `sundial-gateway handoff` with its configuration, to deliver them"
+        );
+    }
     meta.close();
     tokio::time::sleep(Duration::from_millis(50)).await;
     tracing::info!("sundial-gateway stopped");
     Ok(())
+}
+
+/// Delivers every queued hint, then exits; what is left after `timeout` is reported.
+async fn hand_over(cfg: Config, timeout: Duration) -> Result<()> {
+    let (meta, delivery) = connect(&cfg).await?;
+    let hh = HintedHandoff::open(cfg.hinted_handoff.clone())
+        .context("opening the hinted handoff queues (is the gateway still running?)")?;
+    let dir = &cfg.hinted_handoff.dir;
+    print_report(dir, &hh.stats());
+    hh.start(delivery);
+    let deadline = Instant::now() + timeout;
+    let left = loop {
+        let stats = hh.stats();
+        if stats.iter().all(|q| q.records == 0) {
+            break None;
+        }
+        if Instant::now() >= deadline {
+            break Some(stats);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    meta.close();
+    let c = &hh.counters;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "delivered {} hints; dropped {} past max-age, {} refused by their node",
+        n(&c.delivered),
+        n(&c.dropped_expired),
+        n(&c.dropped_rejected)
+    );
+    match left {
+        None => {
+            println!("all hinted handoff queues in {} are empty", dir.display());
+            Ok(())
+        }
+        Some(stats) => {
+            print_report(dir, &stats);
+            anyhow::bail!(
+                "hints are left after {}: their nodes did not take them",
+                format_duration(timeout)
+            )
+        }
+    }
+}
+
+/// One line per queue that holds hints.
+fn print_report(dir: &std::path::Path, stats: &[QueueStats]) {
+    let busy: Vec<&QueueStats> = stats.iter().filter(|q| q.records > 0).collect();
+    if busy.is_empty() {
+        println!("no hints queued in {}", dir.display());
+    }
+    for q in busy {
+        println!(
+            "node {}: {} hints, {} bytes, oldest {} old",
+            q.node,
+            q.records,
+            q.bytes,
+            format_duration(Duration::from_millis(q.oldest_age_ms))
+        );
+    }
 }

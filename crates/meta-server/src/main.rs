@@ -1,6 +1,10 @@
 //! `sundial-meta`: the cluster metadata service (gRPC `MetaService` over etcd), and
 //! the cluster's retention enforcement and shard precreation.
 //!
+//! Configuration: `[meta]`, `[cluster]`, `[retention]`, `[shard-precreation]`,
+//! `[logging]` from a TOML file (`-c`), `SUNDIAL_<SECTION>_<KEY>` variables and
+//! flags; `sundial-meta config` prints it.
+//!
 //! The gRPC service is stateless: run as many as you like against one etcd. The
 //! services run in one of them, elected through an etcd lease
 //! (`<prefix>leader/services`); another takes over when it dies. Prints
@@ -9,14 +13,18 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
+use serde::{Deserialize, Serialize};
+use sundial_common::config::{self, duration, set, ClusterConfig, LoggingConfig};
 use sundial_common::duration::parse_duration;
 use sundial_common::process::{init_logging, shutdown_signal};
 use sundial_meta::election::{Election, ElectionOptions};
-use sundial_meta::services::{run_elected, ServiceOptions};
+use sundial_meta::services::{run_elected, PrecreationConfig, RetentionConfig, ServiceOptions};
 use sundial_meta::{EtcdBackend, KvBackend, MetaServer, MetaStore};
 
 /// Sundial meta service.
@@ -24,114 +32,195 @@ use sundial_meta::{EtcdBackend, KvBackend, MetaServer, MetaStore};
 #[command(
     name = "sundial-meta",
     version,
-    about = "Sundial meta service: cluster metadata (gRPC MetaService) over etcd, and the cluster's retention and shard precreation"
+    about = "Sundial meta service: cluster metadata (gRPC MetaService) over etcd, and the cluster's retention and shard precreation",
+    args_conflicts_with_subcommands = true
 )]
-struct Args {
-    /// Address to serve gRPC on (port 0 = any free port).
-    #[arg(long, env = "SUNDIAL_META_LISTEN", default_value = "127.0.0.1:8091")]
-    listen: SocketAddr,
-    /// etcd endpoints, comma separated.
-    #[arg(
-        long,
-        env = "SUNDIAL_META_ETCD_ENDPOINTS",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:2379"
-    )]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: Flags,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Print the configuration as TOML: the defaults, with the file (-c), the
+    /// `SUNDIAL_…` variables and the flags given applied.
+    Config(Flags),
+}
+
+/// The configuration file's sections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+struct Config {
+    meta: MetaConfig,
+    cluster: ClusterConfig,
+    retention: RetentionConfig,
+    shard_precreation: PrecreationConfig,
+    logging: LoggingConfig,
+}
+
+/// `[meta]`: the service and its etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+struct MetaConfig {
+    /// Address to serve gRPC on (port 0: any free port).
+    listen: String,
+    /// etcd endpoints (`SUNDIAL_META_ETCD_ENDPOINTS`: comma separated).
     etcd_endpoints: Vec<String>,
     /// Key prefix (namespace) for all metadata in etcd.
-    #[arg(long, env = "SUNDIAL_META_PREFIX", default_value = "/sundial/")]
     prefix: String,
-    /// How often shard groups past their retention policy are deleted.
-    #[arg(
-        long,
-        env = "SUNDIAL_META_RETENTION_CHECK_INTERVAL",
-        default_value = "30m",
-        value_parser = positive_duration
-    )]
-    retention_check_interval: Duration,
-    /// How often the next shard groups are precreated.
-    #[arg(
-        long,
-        env = "SUNDIAL_META_PRECREATE_CHECK_INTERVAL",
-        default_value = "10m",
-        value_parser = positive_duration
-    )]
-    precreate_check_interval: Duration,
-    /// How long before a shard group ends its successor is created.
-    #[arg(
-        long,
-        env = "SUNDIAL_META_PRECREATE_ADVANCE_PERIOD",
-        default_value = "30m",
-        value_parser = parse_duration
-    )]
-    precreate_advance_period: Duration,
-    /// The cluster's shared secret: calls without it are refused.
-    #[arg(long, env = "SUNDIAL_CLUSTER_SHARED_SECRET", hide_env_values = true)]
-    shared_secret: Option<String>,
-    /// PEM certificate (chain) to serve gRPC over TLS with; needs --tls-key.
-    #[arg(long, env = "SUNDIAL_META_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<std::path::PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "SUNDIAL_META_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<std::path::PathBuf>,
-    /// Never run retention and precreation in this instance (nor campaign for them).
-    #[arg(long, env = "SUNDIAL_META_NO_SERVICES")]
-    no_services: bool,
+    /// PEM certificate (chain) to serve gRPC over TLS with (with `tls-key`).
+    tls_cert: PathBuf,
+    /// PEM private key of `tls-cert`.
+    tls_key: PathBuf,
     /// TTL of the services leader's lease (whole seconds): a leader that dies is
     /// replaced within about this plus a third of it.
-    #[arg(
-        long,
-        env = "SUNDIAL_META_LEADER_LEASE_TTL",
-        default_value = "10s",
-        value_parser = lease_ttl
-    )]
+    #[serde(with = "duration")]
     leader_lease_ttl: Duration,
 }
 
-fn positive_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
-        return Err(format!("{s:?} must be more than zero"));
+impl Default for MetaConfig {
+    fn default() -> Self {
+        MetaConfig {
+            listen: "127.0.0.1:8091".into(),
+            etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
+            prefix: "/sundial/".into(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            leader_lease_ttl: Duration::from_secs(10),
+        }
     }
-    Ok(d)
 }
 
-fn lease_ttl(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_secs(1) {
-        return Err(format!("{s:?}: a lease lasts at least 1s"));
+impl Config {
+    fn validate(&self) -> anyhow::Result<()> {
+        self.retention.validate()?;
+        self.shard_precreation.validate()?;
+        anyhow::ensure!(
+            !self.meta.etcd_endpoints.is_empty(),
+            "meta.etcd-endpoints: at least one endpoint"
+        );
+        anyhow::ensure!(
+            self.meta.leader_lease_ttl >= Duration::from_secs(1),
+            "meta.leader-lease-ttl: a lease lasts at least 1s"
+        );
+        Ok(())
     }
-    Ok(d)
+}
+
+/// Flags: each overrides its key of the configuration.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct Flags {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "SUNDIAL_CONFIG")]
+    config: Option<PathBuf>,
+    /// [meta] listen.
+    #[arg(long)]
+    listen: Option<String>,
+    /// [meta] etcd-endpoints, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    etcd_endpoints: Option<Vec<String>>,
+    /// [meta] prefix.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// [retention] check-interval.
+    #[arg(long, value_parser = parse_duration)]
+    retention_check_interval: Option<Duration>,
+    /// [shard-precreation] check-interval.
+    #[arg(long, value_parser = parse_duration)]
+    precreate_check_interval: Option<Duration>,
+    /// [shard-precreation] advance-period.
+    #[arg(long, value_parser = parse_duration)]
+    precreate_advance_period: Option<Duration>,
+    /// [cluster] shared-secret: calls without it are refused.
+    #[arg(long)]
+    shared_secret: Option<String>,
+    /// [meta] tls-cert.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// [meta] tls-key.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Never run retention and precreation in this instance (nor campaign for
+    /// them): [retention] and [shard-precreation] enabled = false.
+    #[arg(long)]
+    no_services: bool,
+    /// [meta] leader-lease-ttl.
+    #[arg(long, value_parser = parse_duration)]
+    leader_lease_ttl: Option<Duration>,
+}
+
+impl Flags {
+    /// Defaults < file < `SUNDIAL_…` variables < these flags.
+    fn load(self) -> anyhow::Result<(Config, Vec<String>)> {
+        let loaded = config::load::<Config>(self.config.as_deref(), std::env::vars())?;
+        let mut c = loaded.config;
+        let m = &mut c.meta;
+        set(&mut m.listen, self.listen);
+        set(&mut m.etcd_endpoints, self.etcd_endpoints);
+        set(&mut m.prefix, self.prefix);
+        set(&mut m.tls_cert, self.tls_cert);
+        set(&mut m.tls_key, self.tls_key);
+        set(&mut m.leader_lease_ttl, self.leader_lease_ttl);
+        set(&mut c.cluster.shared_secret, self.shared_secret);
+        set(
+            &mut c.retention.check_interval,
+            self.retention_check_interval,
+        );
+        let p = &mut c.shard_precreation;
+        set(&mut p.check_interval, self.precreate_check_interval);
+        set(&mut p.advance_period, self.precreate_advance_period);
+        if self.no_services {
+            c.retention.enabled = false;
+            c.shard_precreation.enabled = false;
+        }
+        c.validate()?;
+        Ok((c, loaded.unknown_env))
+    }
 }
 
 fn main() -> anyhow::Result<()> {
-    init_logging("info");
-    let args = Args::parse();
+    let cli = Cli::parse();
+    let flags = match cli.cmd {
+        Some(Cmd::Config(flags)) => {
+            print!("{}", config::to_toml(&flags.load()?.0));
+            return Ok(());
+        }
+        None => cli.run,
+    };
+    let (cfg, unknown) = flags.load()?;
+    init_logging(&cfg.logging.level);
+    for name in unknown {
+        tracing::warn!(variable = %name, "unknown SUNDIAL_ variable ignored");
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(args))
+        .block_on(run(cfg))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    let kv: Arc<dyn KvBackend> = Arc::new(
-        EtcdBackend::connect(&args.etcd_endpoints, args.prefix.as_bytes().to_vec()).await?,
-    );
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    let m = &cfg.meta;
+    let identity = config::tls_identity(&m.tls_cert, &m.tls_key, "meta")?;
+    let kv: Arc<dyn KvBackend> =
+        Arc::new(EtcdBackend::connect(&m.etcd_endpoints, m.prefix.as_bytes().to_vec()).await?);
     let store = MetaStore::new(kv.clone());
-    let (listener, addr) = MetaServer::bind(args.listen).await?;
-    tracing::info!(%addr, etcd = ?args.etcd_endpoints, prefix = %args.prefix, "sundial-meta started");
+    let listen: SocketAddr = m
+        .listen
+        .parse()
+        .with_context(|| format!("meta.listen {:?}", m.listen))?;
+    let (listener, addr) = MetaServer::bind(listen).await?;
+    tracing::info!(%addr, etcd = ?m.etcd_endpoints, prefix = %m.prefix, "sundial-meta started");
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut meta_server = MetaServer::new(store.clone()).with_secret(args.shared_secret.clone());
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let read = |p: &std::path::PathBuf| {
-            anyhow::Context::with_context(std::fs::read(p), || format!("reading {}", p.display()))
-        };
-        meta_server = meta_server.with_tls(read(cert)?, read(key)?);
+    let mut meta_server = MetaServer::new(store.clone()).with_secret(cfg.cluster.secret());
+    if let Some(config::TlsPem { cert, key }) = identity {
+        meta_server = meta_server.with_tls(cert, key);
     }
     let server = tokio::spawn(meta_server.serve(listener, async {
         let _ = stop_rx.await;
@@ -139,8 +228,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // The services stop (and the leader resigns) when this flips.
     let (services_stop, mut services_stopped) = tokio::sync::watch::channel(false);
-    let services = if args.no_services {
-        tracing::info!("retention and shard precreation disabled here (--no-services)");
+    let opts = ServiceOptions {
+        retention: cfg.retention.clone(),
+        precreation: cfg.shard_precreation.clone(),
+    };
+    let services = if !opts.any() {
+        tracing::info!("retention and shard precreation disabled here");
         None
     } else {
         // Unique per process: the leader key says which instance leads.
@@ -149,7 +242,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             std::process::id(),
             rand::random::<u32>()
         );
-        let ttl = args.leader_lease_ttl;
+        let ttl = m.leader_lease_ttl;
         let election = Election::new(
             kv,
             id,
@@ -159,11 +252,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 ..ElectionOptions::default()
             },
         );
-        let opts = ServiceOptions {
-            retention_check_interval: args.retention_check_interval,
-            precreate_check_interval: args.precreate_check_interval,
-            precreate_advance_period: args.precreate_advance_period,
-        };
         Some(tokio::spawn(run_elected(
             election,
             Arc::new(store),
@@ -187,7 +275,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let _ = services_stop.send(true);
     if let Some(services) = services {
         // Resigning is bounded by the lease TTL; do not hang on a dead etcd.
-        let bound = args.leader_lease_ttl + Duration::from_secs(1);
+        let bound = m.leader_lease_ttl + Duration::from_secs(1);
         if tokio::time::timeout(bound, services).await.is_err() {
             tracing::warn!("services did not stop in time");
         }

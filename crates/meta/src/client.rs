@@ -27,6 +27,10 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use parking_lot::RwLock;
 
+use sundial_proto::meta as pb;
+use sundial_proto::meta::command::Op;
+
+use crate::command::{applied_group, applied_groups, applied_node};
 use crate::error::{Error, Result};
 use crate::kv::{EventKind, KvBackend};
 use crate::model::{
@@ -52,8 +56,9 @@ pub struct RawEvent {
 pub type RawWatchStream = BoxStream<'static, Result<(i64, Vec<RawEvent>)>>;
 
 /// The transport seam under [`MetaClient`]: the same operations locally (over a
-/// [`KvBackend`]) or remotely (gRPC). Every mutation returns the store
-/// revision at which its effect is visible (0 = nothing changed).
+/// [`KvBackend`]) or remotely (gRPC). Every mutation is one [`pb::Command`]; its
+/// answer holds the store revision at which its effect is visible (0 = nothing
+/// changed).
 #[async_trait]
 pub trait MetaTransport: Send + Sync + std::fmt::Debug + 'static {
     /// Short name for logs.
@@ -62,67 +67,8 @@ pub trait MetaTransport: Send + Sync + std::fmt::Debug + 'static {
     async fn snapshot(&self) -> Result<(i64, Vec<(String, Vec<u8>)>)>;
     /// Changes from `start_revision` on.
     async fn watch(&self, start_revision: i64) -> Result<RawWatchStream>;
-    /// See [`MetaStore::create_database`].
-    async fn create_database(&self, name: &str, policy: Option<RetentionPolicySpec>)
-        -> Result<i64>;
-    /// See [`MetaStore::drop_database`].
-    async fn drop_database(&self, name: &str) -> Result<i64>;
-    /// See [`MetaStore::create_retention_policy`].
-    async fn create_retention_policy(
-        &self,
-        db: &str,
-        spec: RetentionPolicySpec,
-        make_default: bool,
-    ) -> Result<i64>;
-    /// See [`MetaStore::alter_retention_policy`].
-    async fn alter_retention_policy(
-        &self,
-        db: &str,
-        name: &str,
-        update: RetentionPolicyUpdate,
-    ) -> Result<i64>;
-    /// See [`MetaStore::drop_retention_policy`].
-    async fn drop_retention_policy(&self, db: &str, name: &str) -> Result<i64>;
-    /// See [`MetaStore::create_shard_group`].
-    async fn create_shard_group(&self, db: &str, rp: &str, t: i64)
-        -> Result<(ShardGroupInfo, i64)>;
-    /// See [`MetaStore::delete_expired_shard_groups`].
-    async fn delete_expired_shard_groups(&self, now: i64) -> Result<(Vec<ShardGroupInfo>, i64)>;
-    /// See [`MetaStore::precreate_shard_groups`].
-    async fn precreate_shard_groups(
-        &self,
-        now: i64,
-        advance: i64,
-    ) -> Result<(Vec<ShardGroupInfo>, i64)>;
-    /// See [`MetaStore::set_shard_owners`].
-    async fn set_shard_owners(
-        &self,
-        shard_id: crate::model::ShardId,
-        owners: &[NodeId],
-    ) -> Result<(ShardGroupInfo, i64)>;
-    /// See [`MetaStore::register_node`].
-    async fn register_node(
-        &self,
-        id: Option<NodeId>,
-        grpc_addr: &str,
-        http_addr: &str,
-    ) -> Result<(NodeInfo, i64)>;
-    /// See [`MetaStore::heartbeat`].
-    async fn heartbeat(&self, node_id: NodeId, ttl_secs: i64) -> Result<i64>;
-    /// See [`MetaStore::delete_node`].
-    async fn delete_node(&self, node_id: NodeId) -> Result<i64>;
-    /// See [`MetaStore::create_user`].
-    async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<i64>;
-    /// See [`MetaStore::drop_user`].
-    async fn drop_user(&self, name: &str) -> Result<i64>;
-    /// See [`MetaStore::set_password`].
-    async fn set_password(&self, name: &str, password: &str) -> Result<i64>;
-    /// See [`MetaStore::set_admin`].
-    async fn set_admin(&self, name: &str, admin: bool) -> Result<i64>;
-    /// See [`MetaStore::grant_privilege`].
-    async fn grant_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64>;
-    /// See [`MetaStore::revoke_privilege`].
-    async fn revoke_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64>;
+    /// Applies one mutation (see [`MetaStore::apply`]).
+    async fn apply(&self, cmd: pb::Command) -> Result<pb::Applied>;
 }
 
 /// The local transport: the operations run in this process over a `KvBackend`.
@@ -158,92 +104,8 @@ impl MetaTransport for MetaStore {
         })
         .boxed())
     }
-    async fn create_database(
-        &self,
-        name: &str,
-        policy: Option<RetentionPolicySpec>,
-    ) -> Result<i64> {
-        MetaStore::create_database(self, name, policy).await
-    }
-    async fn drop_database(&self, name: &str) -> Result<i64> {
-        MetaStore::drop_database(self, name).await
-    }
-    async fn create_retention_policy(
-        &self,
-        db: &str,
-        spec: RetentionPolicySpec,
-        make_default: bool,
-    ) -> Result<i64> {
-        MetaStore::create_retention_policy(self, db, spec, make_default).await
-    }
-    async fn alter_retention_policy(
-        &self,
-        db: &str,
-        name: &str,
-        update: RetentionPolicyUpdate,
-    ) -> Result<i64> {
-        MetaStore::alter_retention_policy(self, db, name, update).await
-    }
-    async fn drop_retention_policy(&self, db: &str, name: &str) -> Result<i64> {
-        MetaStore::drop_retention_policy(self, db, name).await
-    }
-    async fn create_shard_group(
-        &self,
-        db: &str,
-        rp: &str,
-        t: i64,
-    ) -> Result<(ShardGroupInfo, i64)> {
-        MetaStore::create_shard_group(self, db, rp, t).await
-    }
-
-    async fn set_shard_owners(
-        &self,
-        shard_id: crate::model::ShardId,
-        owners: &[NodeId],
-    ) -> Result<(ShardGroupInfo, i64)> {
-        MetaStore::set_shard_owners(self, shard_id, owners).await
-    }
-    async fn delete_expired_shard_groups(&self, now: i64) -> Result<(Vec<ShardGroupInfo>, i64)> {
-        MetaStore::delete_expired_shard_groups(self, now).await
-    }
-    async fn precreate_shard_groups(
-        &self,
-        now: i64,
-        advance: i64,
-    ) -> Result<(Vec<ShardGroupInfo>, i64)> {
-        MetaStore::precreate_shard_groups(self, now, advance).await
-    }
-    async fn register_node(
-        &self,
-        id: Option<NodeId>,
-        grpc_addr: &str,
-        http_addr: &str,
-    ) -> Result<(NodeInfo, i64)> {
-        MetaStore::register_node(self, id, grpc_addr, http_addr).await
-    }
-    async fn heartbeat(&self, node_id: NodeId, ttl_secs: i64) -> Result<i64> {
-        MetaStore::heartbeat(self, node_id, ttl_secs).await
-    }
-    async fn delete_node(&self, node_id: NodeId) -> Result<i64> {
-        MetaStore::delete_node(self, node_id).await
-    }
-    async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<i64> {
-        MetaStore::create_user(self, name, password, admin).await
-    }
-    async fn drop_user(&self, name: &str) -> Result<i64> {
-        MetaStore::drop_user(self, name).await
-    }
-    async fn set_password(&self, name: &str, password: &str) -> Result<i64> {
-        MetaStore::set_password(self, name, password).await
-    }
-    async fn set_admin(&self, name: &str, admin: bool) -> Result<i64> {
-        MetaStore::set_admin(self, name, admin).await
-    }
-    async fn grant_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64> {
-        MetaStore::grant_privilege(self, user, db, p).await
-    }
-    async fn revoke_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64> {
-        MetaStore::revoke_privilege(self, user, db, p).await
+    async fn apply(&self, cmd: pb::Command) -> Result<pb::Applied> {
+        MetaStore::apply(self, cmd).await
     }
 }
 
@@ -661,18 +523,23 @@ impl MetaClient {
         }
     }
 
-    async fn mutate(&self, what: &str, fut: impl Future<Output = Result<i64>>) -> Result<()> {
-        let rev = self.shared.bounded(what, fut).await?;
-        self.settle(rev).await;
-        Ok(())
+    /// Sends one command (bounded), then waits until the cache shows its effect.
+    async fn apply(&self, what: &str, op: Op) -> Result<pb::Applied> {
+        let t = self.shared.transport.clone();
+        let cmd = pb::Command { op: Some(op) };
+        let applied = self.shared.bounded(what, t.apply(cmd)).await?;
+        self.settle(applied.revision).await;
+        Ok(applied)
     }
 
     /// Creates a database with `autogen` (existing: no-op).
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn create_database(&self, name: &str) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate("create database", t.create_database(name, None))
-            .await
+        let op = Op::CreateDatabase(pb::CreateDatabaseRequest {
+            name: name.into(),
+            policy: None,
+        });
+        self.apply("create database", op).await.map(drop)
     }
 
     /// `CREATE DATABASE .. WITH ..`: creates a database whose default policy is `spec`.
@@ -682,16 +549,18 @@ impl MetaClient {
         name: &str,
         spec: RetentionPolicySpec,
     ) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate("create database", t.create_database(name, Some(spec)))
-            .await
+        let op = Op::CreateDatabase(pb::CreateDatabaseRequest {
+            name: name.into(),
+            policy: Some((&spec).into()),
+        });
+        self.apply("create database", op).await.map(drop)
     }
 
     /// Drops a database (missing: no-op).
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn drop_database(&self, name: &str) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate("drop database", t.drop_database(name)).await
+        let op = Op::DropDatabase(pb::DropDatabaseRequest { name: name.into() });
+        self.apply("drop database", op).await.map(drop)
     }
 
     /// Creates a retention policy.
@@ -702,12 +571,12 @@ impl MetaClient {
         spec: RetentionPolicySpec,
         make_default: bool,
     ) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate(
-            "create retention policy",
-            t.create_retention_policy(db, spec, make_default),
-        )
-        .await
+        let op = Op::CreateRetentionPolicy(pb::CreateRetentionPolicyRequest {
+            database: db.into(),
+            spec: Some((&spec).into()),
+            make_default,
+        });
+        self.apply("create retention policy", op).await.map(drop)
     }
 
     /// Alters a retention policy.
@@ -718,12 +587,15 @@ impl MetaClient {
         name: &str,
         update: RetentionPolicyUpdate,
     ) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate(
-            "alter retention policy",
-            t.alter_retention_policy(db, name, update),
-        )
-        .await
+        let op = Op::AlterRetentionPolicy(pb::AlterRetentionPolicyRequest {
+            database: db.into(),
+            name: name.into(),
+            duration: update.duration,
+            shard_group_duration: update.shard_group_duration,
+            replication_factor: update.replication_factor,
+            make_default: update.make_default,
+        });
+        self.apply("alter retention policy", op).await.map(drop)
     }
 
     /// Makes `name` the default policy of `db`.
@@ -742,21 +614,22 @@ impl MetaClient {
     /// Drops a retention policy and its shard groups.
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn drop_retention_policy(&self, db: &str, name: &str) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate("drop retention policy", t.drop_retention_policy(db, name))
-            .await
+        let op = Op::DropRetentionPolicy(pb::DropRetentionPolicyRequest {
+            database: db.into(),
+            name: name.into(),
+        });
+        self.apply("drop retention policy", op).await.map(drop)
     }
 
     /// Creates (or returns the existing) shard group holding `t`.
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn create_shard_group(&self, db: &str, rp: &str, t: i64) -> Result<ShardGroupInfo> {
-        let tr = self.shared.transport.clone();
-        let (g, rev) = self
-            .shared
-            .bounded("create shard group", tr.create_shard_group(db, rp, t))
-            .await?;
-        self.settle(rev).await;
-        Ok(g)
+        let op = Op::CreateShardGroup(pb::CreateShardGroupRequest {
+            database: db.into(),
+            retention_policy: rp.into(),
+            timestamp: t,
+        });
+        applied_group(self.apply("create shard group", op).await?)
     }
 
     /// Replaces a shard's owners (after its data was copied to the new ones).
@@ -766,28 +639,18 @@ impl MetaClient {
         shard_id: crate::model::ShardId,
         owners: &[NodeId],
     ) -> Result<ShardGroupInfo> {
-        let tr = self.shared.transport.clone();
-        let (g, rev) = self
-            .shared
-            .bounded("set shard owners", tr.set_shard_owners(shard_id, owners))
-            .await?;
-        self.settle(rev).await;
-        Ok(g)
+        let op = Op::SetShardOwners(pb::SetShardOwnersRequest {
+            shard_id,
+            owners: owners.to_vec(),
+        });
+        applied_group(self.apply("set shard owners", op).await?)
     }
 
     /// Retention: deletes expired shard groups; returns them (drop their shards).
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn delete_expired_shard_groups(&self, now: i64) -> Result<Vec<ShardGroupInfo>> {
-        let tr = self.shared.transport.clone();
-        let (gs, rev) = self
-            .shared
-            .bounded(
-                "delete expired shard groups",
-                tr.delete_expired_shard_groups(now),
-            )
-            .await?;
-        self.settle(rev).await;
-        Ok(gs)
+        let op = Op::DeleteExpiredShardGroups(pb::DeleteExpiredShardGroupsRequest { now });
+        applied_groups(self.apply("delete expired shard groups", op).await?)
     }
 
     /// Precreation: creates the next group of every policy whose newest group ends
@@ -798,17 +661,9 @@ impl MetaClient {
         now: i64,
         advance: Duration,
     ) -> Result<Vec<ShardGroupInfo>> {
-        let tr = self.shared.transport.clone();
-        let adv = i64::try_from(advance.as_nanos()).unwrap_or(i64::MAX);
-        let (gs, rev) = self
-            .shared
-            .bounded(
-                "precreate shard groups",
-                tr.precreate_shard_groups(now, adv),
-            )
-            .await?;
-        self.settle(rev).await;
-        Ok(gs)
+        let advance = i64::try_from(advance.as_nanos()).unwrap_or(i64::MAX);
+        let op = Op::PrecreateShardGroups(pb::PrecreateShardGroupsRequest { now, advance });
+        applied_groups(self.apply("precreate shard groups", op).await?)
     }
 
     /// Registers this store node (or updates its addresses).
@@ -819,26 +674,28 @@ impl MetaClient {
         grpc_addr: &str,
         http_addr: &str,
     ) -> Result<NodeInfo> {
-        let tr = self.shared.transport.clone();
-        let (n, rev) = self
-            .shared
-            .bounded("register node", tr.register_node(id, grpc_addr, http_addr))
-            .await?;
-        self.settle(rev).await;
-        Ok(n)
+        let op = Op::RegisterNode(pb::RegisterNodeRequest {
+            id,
+            grpc_addr: grpc_addr.into(),
+            http_addr: http_addr.into(),
+        });
+        applied_node(self.apply("register node", op).await?)
     }
 
     /// One liveness heartbeat (see [`MetaStore::heartbeat`]).
     pub async fn heartbeat(&self, node_id: NodeId, ttl: Duration) -> Result<()> {
-        let tr = self.shared.transport.clone();
-        let ttl = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
-        self.mutate("heartbeat", tr.heartbeat(node_id, ttl)).await
+        let ttl_seconds = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let op = Op::Heartbeat(pb::HeartbeatRequest {
+            node_id,
+            ttl_seconds,
+        });
+        self.apply("heartbeat", op).await.map(drop)
     }
 
     /// Removes a node that owns no shard any more.
     pub async fn delete_node(&self, node_id: NodeId) -> Result<()> {
-        let tr = self.shared.transport.clone();
-        self.mutate("delete node", tr.delete_node(node_id)).await
+        let op = Op::DeleteNode(pb::DeleteNodeRequest { node_id });
+        self.apply("delete node", op).await.map(drop)
     }
 
     /// Heartbeats every `ttl / 3` in the background until the handle is dropped.
@@ -861,45 +718,61 @@ impl MetaClient {
     /// Creates a user.
     #[tracing::instrument(skip(self, password), err(level = "debug"))]
     pub async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate("create user", t.create_user(name, password, admin))
-            .await
+        let op = Op::CreateUser(pb::CreateUserRequest {
+            name: name.into(),
+            password: password.into(),
+            admin,
+        });
+        self.apply("create user", op).await.map(drop)
     }
 
     /// Drops a user.
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn drop_user(&self, name: &str) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate("drop user", t.drop_user(name)).await
+        let op = Op::DropUser(pb::DropUserRequest { name: name.into() });
+        self.apply("drop user", op).await.map(drop)
     }
 
     /// Sets a user's password.
     #[tracing::instrument(skip(self, password), err(level = "debug"))]
     pub async fn set_password(&self, name: &str, password: &str) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate("set password", t.set_password(name, password))
-            .await
+        let op = Op::SetPassword(pb::SetPasswordRequest {
+            name: name.into(),
+            password: password.into(),
+        });
+        self.apply("set password", op).await.map(drop)
     }
 
     /// Grants or removes admin.
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn set_admin(&self, name: &str, admin: bool) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate("set admin", t.set_admin(name, admin)).await
+        let op = Op::SetAdmin(pb::SetAdminRequest {
+            name: name.into(),
+            admin,
+        });
+        self.apply("set admin", op).await.map(drop)
     }
 
     /// `GRANT p ON db TO user`.
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn grant_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate("grant", t.grant_privilege(user, db, p)).await
+        let op = Op::GrantPrivilege(privilege_request(user, db, p));
+        self.apply("grant", op).await.map(drop)
     }
 
     /// `REVOKE p ON db FROM user`.
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn revoke_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<()> {
-        let t = self.shared.transport.clone();
-        self.mutate("revoke", t.revoke_privilege(user, db, p)).await
+        let op = Op::RevokePrivilege(privilege_request(user, db, p));
+        self.apply("revoke", op).await.map(drop)
+    }
+}
+
+fn privilege_request(user: &str, db: &str, p: Privilege) -> pb::PrivilegeRequest {
+    pb::PrivilegeRequest {
+        user: user.into(),
+        database: db.into(),
+        privilege: pb::Privilege::from(p) as i32,
     }
 }
 

@@ -17,7 +17,10 @@
 //!   implementations, [`EtcdBackend`] and [`EmbeddedBackend`], pass one conformance
 //!   suite (`testing::conformance`, behind the `test-util` feature).
 //! * [`MetaStore`] — every operation as compare-and-swap transactions; stateless, so
-//!   any number of processes may run it against one etcd.
+//!   any number of processes may run it against one etcd. Mutations travel as one
+//!   command type ([`command`]: the protobuf `oneof` `Command`, applied by
+//!   [`MetaStore::apply`]); the local and remote transports and the gRPC service
+//!   pass commands through without knowing them.
 //! * [`MetaClient`] — what the gateway and the stores use (see below).
 //! * [`server::MetaServer`] — the gRPC `MetaService` (`proto/meta.proto`) over etcd,
 //!   served by the `sundial-meta` binary (crate `sundial-meta-server`); keeps no
@@ -113,6 +116,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod command;
 pub mod election;
 pub mod error;
 pub mod keys;
@@ -137,6 +141,6 @@ pub use kv::KvBackend;
 pub use model::*;
 pub use remote::RemoteTransport;
 pub use server::MetaServer;
-pub use services::{Housekeeping, ServiceOptions};
+pub use services::{Housekeeping, PrecreationConfig, RetentionConfig, ServiceOptions};
 pub use snapshot::MetaSnapshot;
 pub use store::MetaStore;

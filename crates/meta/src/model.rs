@@ -69,9 +69,9 @@ pub fn format_duration(ns: i64) -> String {
     }
     if secs == 0 {
         // Sub-second: Go prints ms/µs/ns units.
-        if frac % 1_000_000 == 0 {
+        if frac.is_multiple_of(1_000_000) {
             out.push_str(&format!("{}ms", frac / 1_000_000));
-        } else if frac % 1000 == 0 {
+        } else if frac.is_multiple_of(1000) {
             out.push_str(&format!("{}µs", frac / 1000));
         } else {
             out.push_str(&format!("{frac}ns"));

@@ -16,9 +16,6 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::client::{MetaTransport, RawEvent, RawWatchStream};
 use crate::error::{Error, Result};
-use crate::model::{
-    NodeId, NodeInfo, Privilege, RetentionPolicySpec, RetentionPolicyUpdate, ShardGroupInfo,
-};
 
 type Client = MetaServiceClient<InterceptedService<Channel, SecretInterceptor>>;
 
@@ -27,14 +24,6 @@ type Client = MetaServiceClient<InterceptedService<Channel, SecretInterceptor>>;
 pub struct RemoteTransport {
     client: Client,
     endpoint: String,
-}
-
-/// The group and revision of a `ShardGroupResponse`.
-fn group_response(r: pb::ShardGroupResponse) -> Result<(ShardGroupInfo, i64)> {
-    let g = r
-        .group
-        .ok_or_else(|| Error::Internal("meta server returned no shard group".into()))?;
-    Ok((g.into(), r.revision))
 }
 
 fn status(s: tonic::Status) -> Error {
@@ -107,10 +96,6 @@ impl RemoteTransport {
     }
 }
 
-fn privilege(p: Privilege) -> i32 {
-    pb::Privilege::from(p) as i32
-}
-
 #[async_trait]
 impl MetaTransport for RemoteTransport {
     fn name(&self) -> &'static str {
@@ -154,258 +139,8 @@ impl MetaTransport for RemoteTransport {
         .boxed())
     }
 
-    async fn create_database(
-        &self,
-        name: &str,
-        policy: Option<RetentionPolicySpec>,
-    ) -> Result<i64> {
-        let r = self
-            .c()
-            .create_database(pb::CreateDatabaseRequest {
-                name: name.to_string(),
-                policy: policy.as_ref().map(pb::RetentionPolicySpec::from),
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn drop_database(&self, name: &str) -> Result<i64> {
-        let r = self
-            .c()
-            .drop_database(pb::DropDatabaseRequest {
-                name: name.to_string(),
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn create_retention_policy(
-        &self,
-        db: &str,
-        spec: RetentionPolicySpec,
-        make_default: bool,
-    ) -> Result<i64> {
-        let r = self
-            .c()
-            .create_retention_policy(pb::CreateRetentionPolicyRequest {
-                database: db.to_string(),
-                spec: Some(pb::RetentionPolicySpec::from(&spec)),
-                make_default,
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn alter_retention_policy(
-        &self,
-        db: &str,
-        name: &str,
-        update: RetentionPolicyUpdate,
-    ) -> Result<i64> {
-        let r = self
-            .c()
-            .alter_retention_policy(pb::AlterRetentionPolicyRequest {
-                database: db.to_string(),
-                name: name.to_string(),
-                duration: update.duration,
-                shard_group_duration: update.shard_group_duration,
-                replication_factor: update.replication_factor,
-                make_default: update.make_default,
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn drop_retention_policy(&self, db: &str, name: &str) -> Result<i64> {
-        let r = self
-            .c()
-            .drop_retention_policy(pb::DropRetentionPolicyRequest {
-                database: db.to_string(),
-                name: name.to_string(),
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn create_shard_group(
-        &self,
-        db: &str,
-        rp: &str,
-        t: i64,
-    ) -> Result<(ShardGroupInfo, i64)> {
-        let r = self
-            .c()
-            .create_shard_group(pb::CreateShardGroupRequest {
-                database: db.to_string(),
-                retention_policy: rp.to_string(),
-                timestamp: t,
-            })
-            .await
-            .map_err(status)?
-            .into_inner();
-        group_response(r)
-    }
-
-    async fn set_shard_owners(
-        &self,
-        shard_id: crate::model::ShardId,
-        owners: &[NodeId],
-    ) -> Result<(ShardGroupInfo, i64)> {
-        let r = self
-            .c()
-            .set_shard_owners(pb::SetShardOwnersRequest {
-                shard_id,
-                owners: owners.to_vec(),
-            })
-            .await
-            .map_err(status)?
-            .into_inner();
-        group_response(r)
-    }
-
-    async fn delete_expired_shard_groups(&self, now: i64) -> Result<(Vec<ShardGroupInfo>, i64)> {
-        let r = self
-            .c()
-            .delete_expired_shard_groups(pb::DeleteExpiredShardGroupsRequest { now })
-            .await
-            .map_err(status)?
-            .into_inner();
-        Ok((r.groups.into_iter().map(Into::into).collect(), r.revision))
-    }
-
-    async fn precreate_shard_groups(
-        &self,
-        now: i64,
-        advance: i64,
-    ) -> Result<(Vec<ShardGroupInfo>, i64)> {
-        let r = self
-            .c()
-            .precreate_shard_groups(pb::PrecreateShardGroupsRequest { now, advance })
-            .await
-            .map_err(status)?
-            .into_inner();
-        Ok((r.groups.into_iter().map(Into::into).collect(), r.revision))
-    }
-
-    async fn register_node(
-        &self,
-        id: Option<NodeId>,
-        grpc_addr: &str,
-        http_addr: &str,
-    ) -> Result<(NodeInfo, i64)> {
-        let r = self
-            .c()
-            .register_node(pb::RegisterNodeRequest {
-                id,
-                grpc_addr: grpc_addr.to_string(),
-                http_addr: http_addr.to_string(),
-            })
-            .await
-            .map_err(status)?
-            .into_inner();
-        let n = r
-            .node
-            .ok_or_else(|| Error::Internal("meta server returned no node".into()))?;
-        Ok((n.into(), r.revision))
-    }
-
-    async fn heartbeat(&self, node_id: NodeId, ttl_secs: i64) -> Result<i64> {
-        let r = self
-            .c()
-            .heartbeat(pb::HeartbeatRequest {
-                node_id,
-                ttl_seconds: ttl_secs,
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn delete_node(&self, node_id: NodeId) -> Result<i64> {
-        let r = self
-            .c()
-            .delete_node(pb::DeleteNodeRequest { node_id })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn create_user(&self, name: &str, password: &str, admin: bool) -> Result<i64> {
-        let r = self
-            .c()
-            .create_user(pb::CreateUserRequest {
-                name: name.to_string(),
-                password: password.to_string(),
-                admin,
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn drop_user(&self, name: &str) -> Result<i64> {
-        let r = self
-            .c()
-            .drop_user(pb::DropUserRequest {
-                name: name.to_string(),
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn set_password(&self, name: &str, password: &str) -> Result<i64> {
-        let r = self
-            .c()
-            .set_password(pb::SetPasswordRequest {
-                name: name.to_string(),
-                password: password.to_string(),
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn set_admin(&self, name: &str, admin: bool) -> Result<i64> {
-        let r = self
-            .c()
-            .set_admin(pb::SetAdminRequest {
-                name: name.to_string(),
-                admin,
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn grant_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64> {
-        let r = self
-            .c()
-            .grant_privilege(pb::PrivilegeRequest {
-                user: user.to_string(),
-                database: db.to_string(),
-                privilege: privilege(p),
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
-    }
-
-    async fn revoke_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64> {
-        let r = self
-            .c()
-            .revoke_privilege(pb::PrivilegeRequest {
-                user: user.to_string(),
-                database: db.to_string(),
-                privilege: privilege(p),
-            })
-            .await
-            .map_err(status)?;
-        Ok(r.into_inner().revision)
+    async fn apply(&self, cmd: pb::Command) -> Result<pb::Applied> {
+        let r = self.c().apply(cmd).await.map_err(status)?;
+        Ok(r.into_inner())
     }
 }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sundial_common::config::{duration, ConfigError};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -77,24 +79,79 @@ impl Housekeeping for MetaStore {
     }
 }
 
-/// Intervals of the services.
-#[derive(Debug, Clone)]
-pub struct ServiceOptions {
+/// `[retention]`: expired shard groups are deleted every `check-interval`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RetentionConfig {
+    pub enabled: bool,
     /// How often expired shard groups are deleted (InfluxDB: 30m).
-    pub retention_check_interval: Duration,
-    /// How often shard precreation runs (InfluxDB: 10m).
-    pub precreate_check_interval: Duration,
-    /// How far ahead the next shard group is created (InfluxDB: 30m).
-    pub precreate_advance_period: Duration,
+    #[serde(with = "duration")]
+    pub check_interval: Duration,
 }
 
-impl Default for ServiceOptions {
+/// `[shard-precreation]`: the next shard group of every policy is created
+/// `advance-period` before it is needed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct PrecreationConfig {
+    pub enabled: bool,
+    /// How often precreation runs (InfluxDB: 10m).
+    #[serde(with = "duration")]
+    pub check_interval: Duration,
+    /// How far ahead the next shard group is created (InfluxDB: 30m).
+    #[serde(with = "duration")]
+    pub advance_period: Duration,
+}
+
+impl Default for RetentionConfig {
     fn default() -> Self {
-        ServiceOptions {
-            retention_check_interval: Duration::from_secs(30 * 60),
-            precreate_check_interval: Duration::from_secs(10 * 60),
-            precreate_advance_period: Duration::from_secs(30 * 60),
+        RetentionConfig {
+            enabled: true,
+            check_interval: Duration::from_secs(30 * 60),
         }
+    }
+}
+
+impl Default for PrecreationConfig {
+    fn default() -> Self {
+        PrecreationConfig {
+            enabled: true,
+            check_interval: Duration::from_secs(10 * 60),
+            advance_period: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl RetentionConfig {
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        positive("retention.check-interval", self.check_interval)
+    }
+}
+
+impl PrecreationConfig {
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        positive("shard-precreation.check-interval", self.check_interval)
+    }
+}
+
+fn positive(name: &str, d: Duration) -> std::result::Result<(), ConfigError> {
+    if d.is_zero() {
+        return Err(ConfigError(format!("{name} must be longer than 0")));
+    }
+    Ok(())
+}
+
+/// Which services run, and how often.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceOptions {
+    pub retention: RetentionConfig,
+    pub precreation: PrecreationConfig,
+}
+
+impl ServiceOptions {
+    /// Whether any service is enabled (else there is nothing to campaign for).
+    pub fn any(&self) -> bool {
+        self.retention.enabled || self.precreation.enabled
     }
 }
 
@@ -176,16 +233,20 @@ pub fn spawn_precreator(
 pub struct ServiceTasks(Vec<JoinHandle<()>>);
 
 impl ServiceTasks {
-    /// Starts retention and precreation.
+    /// Starts the enabled services.
     pub fn start(meta: Arc<dyn Housekeeping>, opts: &ServiceOptions) -> Self {
-        ServiceTasks(vec![
-            spawn_retention(meta.clone(), opts.retention_check_interval),
-            spawn_precreator(
+        let mut tasks = Vec::new();
+        if opts.retention.enabled {
+            tasks.push(spawn_retention(meta.clone(), opts.retention.check_interval));
+        }
+        if opts.precreation.enabled {
+            tasks.push(spawn_precreator(
                 meta,
-                opts.precreate_check_interval,
-                opts.precreate_advance_period,
-            ),
-        ])
+                opts.precreation.check_interval,
+                opts.precreation.advance_period,
+            ));
+        }
+        ServiceTasks(tasks)
     }
 
     /// Stops them and waits until they have (a pass in flight is cut short).

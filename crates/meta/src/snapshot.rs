@@ -2,7 +2,7 @@
 //! date by applying watch events. Used by [`MetaClient`](crate::MetaClient) for every
 //! read (no network on the write path for an existing shard group).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::de::DeserializeOwned;
 
@@ -28,6 +28,9 @@ pub struct MetaSnapshot {
     pub alive: BTreeSet<NodeId>,
     /// Users by name.
     pub users: BTreeMap<String, UserInfo>,
+    /// Where each shard's group is in `shard_groups`: stores look a shard up on
+    /// every WriteToShard.
+    shard_index: HashMap<ShardId, (String, String, i64)>,
 }
 
 fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
@@ -69,17 +72,27 @@ impl MetaSnapshot {
             Some(Key::ShardGroup { db, rp, start }) => match value {
                 Some(v) => {
                     let sg: ShardGroupInfo = decode(key, v)?;
-                    self.shard_groups
+                    for s in &sg.shards {
+                        self.shard_index
+                            .insert(s.id, (db.clone(), rp.clone(), start));
+                    }
+                    let old = self
+                        .shard_groups
                         .entry(db)
                         .or_default()
                         .entry(rp)
                         .or_default()
                         .insert(start, sg);
+                    self.unindex_replaced(old);
                 }
                 None => {
                     if let Some(rps) = self.shard_groups.get_mut(&db) {
                         if let Some(groups) = rps.get_mut(&rp) {
-                            groups.remove(&start);
+                            if let Some(old) = groups.remove(&start) {
+                                for s in &old.shards {
+                                    self.shard_index.remove(&s.id);
+                                }
+                            }
                             if groups.is_empty() {
                                 rps.remove(&rp);
                             }
@@ -183,13 +196,28 @@ impl MetaSnapshot {
         }
     }
 
-    /// The shard with id `id` and its group (a scan: shard ids are not indexed).
+    /// The shard with id `id` and its group.
     pub fn shard(&self, id: ShardId) -> Option<(&ShardGroupInfo, &ShardInfo)> {
-        self.shard_groups
-            .values()
-            .flat_map(|rps| rps.values())
-            .flat_map(|groups| groups.values())
-            .find_map(|g| g.shards.iter().find(|s| s.id == id).map(|s| (g, s)))
+        let (db, rp, start) = self.shard_index.get(&id)?;
+        let g = self.shard_groups.get(db)?.get(rp)?.get(start)?;
+        g.shards.iter().find(|s| s.id == id).map(|s| (g, s))
+    }
+
+    /// Forgets the shards of a group that was replaced and are not in its new
+    /// version (a group keeps its shards; this only guards the index).
+    fn unindex_replaced(&mut self, old: Option<ShardGroupInfo>) {
+        for s in old.iter().flat_map(|g| &g.shards) {
+            let still = self.shard_index.get(&s.id).is_some_and(|(db, rp, start)| {
+                self.shard_groups
+                    .get(db)
+                    .and_then(|m| m.get(rp))
+                    .and_then(|m| m.get(start))
+                    .is_some_and(|g| g.shards.iter().any(|x| x.id == s.id))
+            });
+            if !still {
+                self.shard_index.remove(&s.id);
+            }
+        }
     }
 
     /// Nodes whose liveness lease is current, ordered by id.
@@ -203,5 +231,53 @@ impl MetaSnapshot {
     /// A user by name.
     pub fn user(&self, name: &str) -> Option<&UserInfo> {
         self.users.get(name)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn group(id: u64, start: i64, owners: &[u64]) -> (String, Vec<u8>) {
+        let g = ShardGroupInfo {
+            id,
+            database: "db".into(),
+            retention_policy: "autogen".into(),
+            start,
+            end: start + 10,
+            shards: vec![
+                ShardInfo {
+                    id: id + 1,
+                    owners: owners.to_vec(),
+                },
+                ShardInfo {
+                    id: id + 2,
+                    owners: owners.to_vec(),
+                },
+            ],
+        };
+        (
+            keys::shard_group("db", "autogen", start),
+            serde_json::to_vec(&g).unwrap(),
+        )
+    }
+
+    #[test]
+    fn shards_are_found_by_id_as_groups_come_change_and_go() {
+        let (k1, v1) = group(10, 0, &[1]);
+        let (k2, v2) = group(20, 10, &[2]);
+        let mut s = MetaSnapshot::from_kvs(1, [(k1.as_str(), &v1[..]), (k2.as_str(), &v2[..])]);
+        assert_eq!(s.shard(12).map(|(g, sh)| (g.id, sh.id)), Some((10, 12)));
+        assert_eq!(s.shard(21).map(|(g, _)| g.start), Some(10));
+        assert!(s.shard(30).is_none());
+        // New owners (a shard copied elsewhere): the same ids, the new owners.
+        let (_, moved) = group(10, 0, &[3]);
+        s.apply(&k1, Some(&moved));
+        assert_eq!(s.shard(11).map(|(_, sh)| sh.owners.clone()), Some(vec![3]));
+        // A group deleted by retention takes its shards with it.
+        s.apply(&k1, None);
+        assert!(s.shard(11).is_none() && s.shard(12).is_none());
+        assert_eq!(s.shard(22).map(|(g, _)| g.id), Some(20));
     }
 }

@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -256,8 +256,8 @@ impl MetaProcess {
         prefix: &str,
         args: &[&str],
     ) -> Option<Self> {
-        let mut child = Command::new(binary)
-            .arg("--listen")
+        let mut cmd = Command::new(binary);
+        cmd.arg("--listen")
             .arg(listen.to_string())
             .arg("--etcd-endpoints")
             .arg(etcd_endpoints.join(","))
@@ -265,32 +265,11 @@ impl MetaProcess {
             .arg(prefix)
             .args(args)
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start sundial-meta");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut line = String::new();
-            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                if let Some(a) = line.trim().strip_prefix("listening on ") {
-                    let _ = tx.send(a.to_string());
-                }
-                line.clear();
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a.parse().expect("bad address printed"),
-            Err(_) => {
-                // Exited (e.g. address still in use) or hung: kill and let the caller retry.
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        };
+            .stderr(Stdio::inherit());
+        // Exited (e.g. address still in use) or hung: `None`, the caller retries.
+        let started = sundial_testkit::spawn_listening(&mut cmd, Duration::from_secs(20))?;
+        let addr = started.addr().parse().expect("bad address printed");
+        let child = started.child;
         Some(MetaProcess { child, addr })
     }
 

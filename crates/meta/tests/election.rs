@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sundial_meta::election::{Attempt, Election, ElectionOptions, Leadership};
-use sundial_meta::services::{run_elected, Housekeeping, ServiceOptions};
+use sundial_meta::services::{
+    run_elected, Housekeeping, PrecreationConfig, RetentionConfig, ServiceOptions,
+};
 use sundial_meta::testing::{unique_prefix, EtcdProcess};
 use sundial_meta::{EmbeddedBackend, EtcdBackend, KvBackend, ShardGroupInfo};
 
@@ -160,9 +162,15 @@ impl Counter {
 /// leader shuts down, the other's do.
 async fn services_run_in_the_leader_only(kv: Arc<dyn KvBackend>) {
     let svc = ServiceOptions {
-        retention_check_interval: Duration::from_millis(50),
-        precreate_check_interval: Duration::from_millis(50),
-        precreate_advance_period: Duration::from_secs(60),
+        retention: RetentionConfig {
+            enabled: true,
+            check_interval: Duration::from_millis(50),
+        },
+        precreation: PrecreationConfig {
+            enabled: true,
+            check_interval: Duration::from_millis(50),
+            advance_period: Duration::from_secs(60),
+        },
     };
     let (a, b) = candidates(&kv);
     let (ca, cb) = (Arc::new(Counter::default()), Arc::new(Counter::default()));

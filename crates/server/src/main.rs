@@ -9,14 +9,14 @@ mod services;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use config::{parse_duration, Config};
+use config::Config;
 use std::path::PathBuf;
 use std::sync::Arc;
 use sundial_cluster::PointsWriter;
-use sundial_engine::{EngineOptions, FsyncPolicy, Store};
-use sundial_gateway::http::{router, ExtraMetrics, Gateway, HealthCheck, HttpOptions};
+use sundial_engine::Store;
+use sundial_gateway::http::{router, ExtraMetrics, Gateway, HealthCheck};
 use sundial_meta::{ClientOptions, EmbeddedBackend, MetaClient};
-use sundial_serve::ServeOptions;
+use sundial_store::config::raise_fd_limit;
 use sundial_store::LocalShardWriter;
 use tracing::Instrument;
 
@@ -67,8 +67,9 @@ struct Cli {
 enum Cmd {
     /// Start the server (the default).
     Run(RunArgs),
-    /// Print the default configuration as TOML.
-    Config,
+    /// Print the configuration as TOML: the defaults, with the file (-c), the
+    /// `SUNDIAL_…` variables and the flags given applied.
+    Config(RunArgs),
     /// Print a database's points as line protocol, read from a data directory.
     Export(ExportCmd),
 }
@@ -109,8 +110,8 @@ fn main() -> Result<()> {
     tune_allocator();
     let cli = Cli::parse();
     match cli.cmd {
-        Some(Cmd::Config) => {
-            print!("{}", Config::default().to_toml());
+        Some(Cmd::Config(args)) => {
+            print!("{}", load_config(args)?.0.to_toml());
             Ok(())
         }
         Some(Cmd::Export(e)) => {
@@ -137,8 +138,9 @@ fn main() -> Result<()> {
     }
 }
 
-fn run(args: RunArgs) -> Result<()> {
-    let mut cfg = Config::load(args.config.as_deref(), std::env::vars())?;
+/// The configuration: defaults < file < `SUNDIAL_…` variables < flags.
+fn load_config(args: RunArgs) -> Result<(Config, Vec<String>)> {
+    let (mut cfg, unknown) = Config::load(args.config.as_deref(), std::env::vars())?;
     if let Some(d) = args.data_dir {
         cfg.data.dir = d;
     }
@@ -148,7 +150,15 @@ fn run(args: RunArgs) -> Result<()> {
     if let Some(a) = args.auth_enabled {
         cfg.http.auth_enabled = a;
     }
+    Ok((cfg, unknown))
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let (cfg, unknown) = load_config(args)?;
     sundial_common::process::init_logging(&cfg.logging.level);
+    for name in unknown {
+        tracing::warn!(variable = %name, "unknown SUNDIAL_ variable ignored");
+    }
     raise_fd_limit();
     // Blocking work (shard writes, parsing) is bounded: a write to a thousand shards
     // queues on these threads instead of starting a thousand.
@@ -157,51 +167,6 @@ fn run(args: RunArgs) -> Result<()> {
         .max_blocking_threads(cfg.runtime.max_blocking_threads)
         .build()?;
     rt.block_on(serve(cfg))
-}
-
-/// The process's open-file (soft) limit.
-fn open_file_limit() -> usize {
-    #[cfg(unix)]
-    {
-        use rustix::process::{getrlimit, Resource};
-        getrlimit(Resource::Nofile)
-            .current
-            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
-    }
-    #[cfg(not(unix))]
-    {
-        usize::MAX
-    }
-}
-
-/// Descriptors the shards may use: what the limit leaves after the connections and
-/// a reserve (meta, logs, sockets to peers, the WAL sync and compaction files).
-fn shard_file_budget(limit: usize, connections: usize) -> usize {
-    const RESERVE: usize = 128;
-    limit
-        .saturating_sub(connections)
-        .saturating_sub(RESERVE)
-        .max(64)
-}
-
-/// Every shard holds open files (WAL segment, data files). Like Go programs such as
-/// InfluxDB, take the hard limit on open files rather than the often small soft one.
-fn raise_fd_limit() {
-    #[cfg(unix)]
-    {
-        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-        let lim = getrlimit(Resource::Nofile);
-        if lim.current < lim.maximum {
-            let raised = Rlimit {
-                current: lim.maximum,
-                maximum: lim.maximum,
-            };
-            match setrlimit(Resource::Nofile, raised) {
-                Ok(()) => tracing::debug!(limit = ?lim.maximum, "raised the open-file limit"),
-                Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
-            }
-        }
-    }
 }
 
 async fn serve(cfg: Config) -> Result<()> {
@@ -215,24 +180,7 @@ async fn serve(cfg: Config) -> Result<()> {
             .await
             .context("starting meta client")?;
         // 2. store
-        let fsync = FsyncPolicy::parse(&cfg.data.wal_fsync).map_err(anyhow::Error::msg)?;
-        let max_open_files = match cfg.data.max_open_files {
-            0 => shard_file_budget(open_file_limit(), max_connections(&cfg)),
-            n => n,
-        };
-        let opts = EngineOptions::builder()
-            .fsync(fsync)
-            .memtable_size(cfg.data.memtable_size)
-            .memtable_budget(cfg.data.memtable_budget)
-            .series_limits(
-                cfg.data.max_series_per_database,
-                cfg.data.max_values_per_tag,
-            )
-            .index_memory_limit(cfg.data.index_memory_limit)
-            .max_open_files(max_open_files)
-            .shard_idle_timeout(parse_duration(&cfg.data.shard_idle_timeout)?)
-            .disk_free_reserve(cfg.data.disk_free_reserve)
-            .build();
+        let opts = cfg.data.engine_options(cfg.http.max_connections());
         let store =
             Arc::new(Store::open(cfg.data.dir.join("store"), opts).context("opening store")?);
         // 3. gateway listener
@@ -257,25 +205,8 @@ async fn serve(cfg: Config) -> Result<()> {
     name_legacy_shards(&meta, &store);
     let writer = PointsWriter::new(meta.clone(), Arc::new(LocalShardWriter::new(store.clone())))
         .with_max_new_shard_groups(cfg.coordinator.max_shard_groups_per_write);
-    let http = HttpOptions {
-        auth_enabled: cfg.http.auth_enabled,
-        max_body_size: cfg.http.max_body_size,
-        max_concurrent_writes: cfg.http.max_concurrent_write_limit,
-        max_enqueued_writes: cfg.http.max_enqueued_write_limit,
-        enqueued_write_timeout: parse_duration(&cfg.http.enqueued_write_timeout)?,
-        write_timeout: parse_duration(&cfg.http.write_timeout)?,
-        body_read_timeout: parse_duration(&cfg.http.body_read_timeout)?,
-        shared_secret: cfg.http.shared_secret.clone(),
-        max_url_size: cfg.http.max_url_size,
-        max_query_size: cfg.http.max_query_size,
-    };
     // After `raise_fd_limit`: the auto cap is a share of the raised limit.
-    let listen = ServeOptions {
-        header_read_timeout: parse_duration(&cfg.http.header_read_timeout)?,
-        idle_timeout: parse_duration(&cfg.http.idle_timeout)?,
-        max_connections: max_connections(&cfg),
-        max_header_size: cfg.http.max_header_size,
-    };
+    let listen = cfg.http.serve_options();
     let metrics_store = store.clone();
     let engine_metrics = ExtraMetrics(Arc::new(move |out: &mut String| {
         metrics::render_engine(&metrics_store.stats(), out)
@@ -287,7 +218,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let gw = Gateway::new(
         meta.clone(),
         writer,
-        http,
+        cfg.http.clone(),
         Some(engine_metrics),
         Some(storage_health),
     );
@@ -300,14 +231,14 @@ async fn serve(cfg: Config) -> Result<()> {
         tasks.push(services::spawn_retention(
             meta.clone(),
             store.clone(),
-            parse_duration(&cfg.retention.check_interval)?,
+            cfg.retention.check_interval,
         ));
     }
     if cfg.shard_precreation.enabled {
         tasks.push(services::spawn_precreator(
             meta.clone(),
-            parse_duration(&cfg.shard_precreation.check_interval)?,
-            parse_duration(&cfg.shard_precreation.advance_period)?,
+            cfg.shard_precreation.check_interval,
+            cfg.shard_precreation.advance_period,
         ));
     }
 
@@ -362,13 +293,4 @@ fn name_legacy_shards(meta: &MetaClient, store: &Store) {
 async fn shutdown_signal() {
     sundial_common::process::shutdown_signal().await;
     tracing::info!("draining in-flight requests");
-}
-
-/// Connections the HTTP listener admits (the rest of the descriptors belong to the
-/// shards).
-fn max_connections(cfg: &Config) -> usize {
-    match cfg.http.max_connections {
-        0 => sundial_serve::auto_max_connections(),
-        n => n,
-    }
 }

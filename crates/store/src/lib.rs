@@ -2,6 +2,7 @@
 //! shard-writer seam. [`LocalShardWriter`] is the in-process implementation the
 //! all-in-one `sundial` uses.
 
+pub mod config;
 mod error;
 pub mod export;
 mod local;

@@ -2,25 +2,36 @@
 //! under the node id kept in its data directory, keeps its liveness lease, and
 //! serves the gRPC `StoreService` (`WriteToShard`, `Health`).
 //!
-//! Start order: data dir → store (no shard opened) → meta client → registration →
-//! heartbeat → gRPC listener (`listening on ADDR` on stdout). SIGTERM: stop
+//! Configuration: `[store]`, `[cluster]`, `[data]`, `[runtime]`, `[logging]` from
+//! a TOML file (`-c`), `SUNDIAL_<SECTION>_<KEY>` variables and flags;
+//! `sundial-store config` prints it.
+//!
+//! Start order: data dir → listener bound → store (no shard opened) → meta client →
+//! registration → heartbeat → gRPC served (`listening on ADDR` on stdout). SIGTERM: stop
 //! accepting and finish in-flight calls, stop the heartbeat, close the store (WAL
 //! synced, shards closed).
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use serde::{Deserialize, Serialize};
 use sundial_cluster::secret::SecretCheck;
+use sundial_common::config::{self, duration, set, ClusterConfig, LoggingConfig, RuntimeConfig};
+use sundial_common::duration::parse_duration;
 use sundial_engine::{EngineOptions, FsyncPolicy, Store};
 use sundial_meta::{ClientOptions, MetaClient};
 use sundial_proto::store::store_service_server::StoreServiceServer;
+use sundial_store::config::{raise_fd_limit, DataConfig};
 use sundial_store::node::{read_node_id, write_node_id};
 use sundial_store::StoreService;
+
+/// gRPC connections counted against the open-file budget: gateways and peers keep
+/// one each.
+const GRPC_CONNECTIONS: usize = 256;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -37,11 +48,16 @@ struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
     #[command(flatten)]
-    run: Args,
+    run: Flags,
 }
 
+// Parsed once per process: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 enum Cmd {
+    /// Print the configuration as TOML: the defaults, with the file (-c), the
+    /// `SUNDIAL_…` variables and the flags given applied.
+    Config(Flags),
     /// Print a stopped store's points as line protocol, shard by shard
     /// (`# SHARD <id> <database>` before each).
     Export {
@@ -53,58 +69,177 @@ enum Cmd {
     },
 }
 
-#[derive(Debug, clap::Args)]
-struct Args {
-    /// Data directory (shards, series catalogs, node id).
-    #[arg(long, env = "SUNDIAL_STORE_DATA_DIR", default_value = "data/store")]
-    data_dir: PathBuf,
-    /// Address to serve gRPC on (port 0 = any free port).
-    #[arg(long, env = "SUNDIAL_STORE_LISTEN", default_value = "127.0.0.1:8088")]
-    listen: SocketAddr,
+/// The configuration file's sections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+struct Config {
+    store: StoreConfig,
+    cluster: ClusterConfig,
+    data: DataConfig,
+    runtime: RuntimeConfig,
+    logging: LoggingConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store: StoreConfig::default(),
+            cluster: ClusterConfig::default(),
+            // Not `./data`: the all-in-one server's default on the same machine.
+            data: DataConfig {
+                dir: PathBuf::from("data/store"),
+                ..DataConfig::default()
+            },
+            runtime: RuntimeConfig::default(),
+            logging: LoggingConfig::default(),
+        }
+    }
+}
+
+/// `[store]`: the node's service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+struct StoreConfig {
+    /// Address to serve gRPC on (port 0: any free port).
+    listen: String,
     /// Address other nodes reach this one at (`host:port`; a host or service name
-    /// is fine). Default: the bound listen address.
-    #[arg(long, env = "SUNDIAL_STORE_ADVERTISE")]
-    advertise: Option<String>,
+    /// is fine). Empty: the bound listen address.
+    advertise: String,
     /// Meta service endpoints (`host:port`, comma separated).
-    #[arg(long, env = "SUNDIAL_STORE_META", default_value = "127.0.0.1:8091")]
     meta: String,
-    /// The cluster's shared secret: calls without it are refused.
-    #[arg(long, env = "SUNDIAL_CLUSTER_SHARED_SECRET", hide_env_values = true)]
-    shared_secret: Option<String>,
-    /// PEM certificate (chain) to serve gRPC over TLS with; needs --tls-key.
-    #[arg(long, env = "SUNDIAL_STORE_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "SUNDIAL_STORE_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// PEM file of the CA that signed sundial-meta's certificate: meta calls use TLS.
-    #[arg(long, env = "SUNDIAL_CLUSTER_TLS_CA")]
-    tls_ca: Option<PathBuf>,
+    /// PEM certificate (chain) to serve gRPC over TLS with (with `tls-key`).
+    tls_cert: PathBuf,
+    /// PEM private key of `tls-cert`.
+    tls_key: PathBuf,
     /// Largest WriteToShard message accepted (bytes).
-    #[arg(long, env = "SUNDIAL_STORE_MAX_MESSAGE_SIZE", default_value_t = 64 << 20)]
     max_message_size: usize,
     /// How often the node's shards are brought in line with meta (created ahead of
     /// their first write; dropped when meta no longer assigns them here).
-    #[arg(long, env = "SUNDIAL_STORE_RECONCILE_INTERVAL", default_value = "10s")]
-    reconcile_interval: String,
-    /// WAL fsync policy: `always` (before acknowledging), `never`, or an interval.
-    #[arg(long, env = "SUNDIAL_STORE_WAL_FSYNC", default_value = "always")]
-    wal_fsync: String,
+    #[serde(with = "duration")]
+    reconcile_interval: Duration,
+    /// The node's liveness lease: a node silent this long leaves the live set.
+    #[serde(with = "duration")]
+    lease_ttl: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            listen: "127.0.0.1:8088".into(),
+            advertise: String::new(),
+            meta: "127.0.0.1:8091".into(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            max_message_size: 64 << 20,
+            reconcile_interval: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    fn validate(&self) -> Result<()> {
+        self.data.validate()?;
+        self.runtime.validate()?;
+        anyhow::ensure!(
+            !self.store.reconcile_interval.is_zero(),
+            "store.reconcile-interval must be longer than 0"
+        );
+        anyhow::ensure!(
+            self.store.lease_ttl >= Duration::from_secs(1),
+            "store.lease-ttl: a lease lasts at least 1s"
+        );
+        Ok(())
+    }
+}
+
+/// Flags: each overrides its key of the configuration.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct Flags {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "SUNDIAL_CONFIG")]
+    config: Option<PathBuf>,
+    /// [data] dir: shards, series catalogs, node id.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// [store] listen.
+    #[arg(long)]
+    listen: Option<String>,
+    /// [store] advertise.
+    #[arg(long)]
+    advertise: Option<String>,
+    /// [store] meta.
+    #[arg(long)]
+    meta: Option<String>,
+    /// [cluster] shared-secret.
+    #[arg(long)]
+    shared_secret: Option<String>,
+    /// [store] tls-cert.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// [store] tls-key.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// [cluster] tls-ca: meta calls use TLS.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// [store] max-message-size.
+    #[arg(long)]
+    max_message_size: Option<usize>,
+    /// [store] reconcile-interval.
+    #[arg(long, value_parser = parse_duration)]
+    reconcile_interval: Option<Duration>,
+    /// [data] wal-fsync: `always`, `never`, or an interval.
+    #[arg(long, value_parser = FsyncPolicy::parse)]
+    wal_fsync: Option<FsyncPolicy>,
+}
+
+impl Flags {
+    /// Defaults < file < `SUNDIAL_…` variables < these flags.
+    fn load(self) -> Result<(Config, Vec<String>)> {
+        let loaded = config::load::<Config>(self.config.as_deref(), std::env::vars())?;
+        let mut c = loaded.config;
+        let s = &mut c.store;
+        set(&mut c.data.dir, self.data_dir);
+        set(&mut s.listen, self.listen);
+        set(&mut s.advertise, self.advertise);
+        set(&mut s.meta, self.meta);
+        set(&mut c.cluster.shared_secret, self.shared_secret);
+        set(&mut s.tls_cert, self.tls_cert);
+        set(&mut s.tls_key, self.tls_key);
+        set(&mut c.cluster.tls_ca, self.tls_ca);
+        set(&mut s.max_message_size, self.max_message_size);
+        set(&mut s.reconcile_interval, self.reconcile_interval);
+        set(&mut c.data.wal_fsync, self.wal_fsync);
+        c.validate()?;
+        Ok((c, loaded.unknown_env))
+    }
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Cmd::Export { data_dir, shard }) = cli.cmd {
-        sundial_common::process::init_logging("warn");
-        return export(&data_dir, shard);
+    let flags = match cli.cmd {
+        Some(Cmd::Export { data_dir, shard }) => {
+            sundial_common::process::init_logging("warn");
+            return export(&data_dir, shard);
+        }
+        Some(Cmd::Config(flags)) => {
+            print!("{}", config::to_toml(&flags.load()?.0));
+            return Ok(());
+        }
+        None => cli.run,
+    };
+    let (cfg, unknown) = flags.load()?;
+    sundial_common::process::init_logging(&cfg.logging.level);
+    for name in unknown {
+        tracing::warn!(variable = %name, "unknown SUNDIAL_ variable ignored");
     }
-    sundial_common::process::init_logging("info");
-    let args = cli.run;
+    raise_fd_limit();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(64)
+        .max_blocking_threads(cfg.runtime.max_blocking_threads)
         .build()?
-        .block_on(run(args))
+        .block_on(run(cfg))
 }
 
 fn export(data_dir: &std::path::Path, shard: Option<u64>) -> Result<()> {
@@ -122,13 +257,23 @@ fn export(data_dir: &std::path::Path, shard: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-async fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let opts = EngineOptions::builder()
-        .fsync(FsyncPolicy::parse(&args.wal_fsync).map_err(anyhow::Error::msg)?)
-        .build();
-    let dir = args.data_dir.join("shards");
+async fn run(cfg: Config) -> Result<()> {
+    let data_dir = &cfg.data.dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let identity = config::tls_identity(&cfg.store.tls_cert, &cfg.store.tls_key, "store")?;
+    let secret = cfg.cluster.secret();
+    let listener = tokio::net::TcpListener::bind(&cfg.store.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.store.listen))?;
+    let bound = listener.local_addr()?;
+    let advertise = match cfg.store.advertise.as_str() {
+        "" => bound.to_string(),
+        a => a.to_string(),
+    };
+
+    let opts = cfg.data.engine_options(GRPC_CONNECTIONS);
+    let dir = data_dir.join("shards");
     let store = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || Store::open(&dir, opts)).await??
@@ -136,43 +281,35 @@ async fn run(args: Args) -> Result<()> {
     let store = Arc::new(store);
     tracing::info!(dir = %dir.display(), shards = store.shard_ids().len(), "store opened");
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let bound = listener.local_addr()?;
-    let advertise = args.advertise.clone().unwrap_or_else(|| bound.to_string());
-
     let meta_opts = ClientOptions {
-        secret: args.shared_secret.clone(),
-        tls_ca: match &args.tls_ca {
-            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-            None => None,
-        },
+        secret: secret.clone(),
+        tls_ca: cfg.cluster.tls_ca_pem()?,
         ..ClientOptions::default()
     };
-    let meta = MetaClient::remote(&args.meta, meta_opts)
+    let meta = MetaClient::remote(&cfg.store.meta, meta_opts)
         .await
-        .with_context(|| format!("connecting to meta at {}", args.meta))?;
-    let known = read_node_id(&args.data_dir)?;
+        .with_context(|| format!("connecting to meta at {}", cfg.store.meta))?;
+    let known = read_node_id(data_dir)?;
     let node = meta
         .register_node(known, &advertise, "")
         .await
         .context("registering with meta")?;
     if known != Some(node.id) {
-        write_node_id(&args.data_dir, node.id)?;
+        write_node_id(data_dir, node.id)?;
     }
-    let heartbeat = meta.start_heartbeat(node.id, Duration::from_secs(10));
+    let heartbeat = meta.start_heartbeat(node.id, cfg.store.lease_ttl);
     tracing::info!(node_id = node.id, %advertise, "registered with meta");
-    let every = sundial_common::duration::parse_duration(&args.reconcile_interval)
-        .map_err(anyhow::Error::msg)
-        .context("--reconcile-interval")?;
-    let reconciler =
-        sundial_store::reconcile::spawn_reconciler(meta.clone(), store.clone(), node.id, every);
+    let reconciler = sundial_store::reconcile::spawn_reconciler(
+        meta.clone(),
+        store.clone(),
+        node.id,
+        cfg.store.reconcile_interval,
+    );
 
     let svc = tonic::service::interceptor::InterceptedService::new(
         StoreServiceServer::new(StoreService::new(store.clone(), meta.clone(), node.id))
-            .max_decoding_message_size(args.max_message_size),
-        SecretCheck::new(args.shared_secret.as_deref()),
+            .max_decoding_message_size(cfg.store.max_message_size),
+        SecretCheck::new(secret.as_deref()),
     );
     {
         let mut out = std::io::stdout().lock();
@@ -180,10 +317,8 @@ async fn run(args: Args) -> Result<()> {
         out.flush()?;
     }
     let mut server = tonic::transport::Server::builder();
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let read =
-            |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+    if let Some(config::TlsPem { cert, key }) = identity {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
         server = server
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .context("TLS configuration")?;

@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,37 +60,19 @@ impl Proc {
 
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "{} already running", self.name);
-        let mut child = Command::new(bin(&self.name))
-            .args(&self.args)
+        let mut cmd = Command::new(bin(&self.name));
+        cmd.args(&self.args)
             .env("SUNDIAL_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", self.name));
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut found = None;
-        while Instant::now() < deadline {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    if let Some(rest) = l.strip_prefix("listening on ") {
-                        found = Some(rest.to_string());
-                        break;
-                    }
-                }
-                _ => break,
-            }
-        }
-        let line = found.unwrap_or_else(|| {
-            let _ = child.kill();
-            panic!("{} did not report its address", self.name)
-        });
-        let (addr, extra) = line.split_once(' ').unwrap_or((&line, ""));
-        self.addr = addr.to_string();
-        self.extra = extra.to_string();
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        self.child = Some(child);
+            .stderr(Stdio::inherit());
+        let started = sundial_testkit::spawn_listening(&mut cmd, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("{} did not report its address", self.name));
+        self.addr = started.addr().to_string();
+        self.extra = started.extra().to_string();
+        self.child = Some(started.child);
+    }
+
+    pub fn args(&self) -> &[String] {
+        &self.args
     }
 
     pub fn args_mut(&mut self) -> &mut Vec<String> {
@@ -111,21 +92,9 @@ impl Proc {
         let Some(mut c) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(st)) = c.try_wait() {
-                assert!(st.success(), "{} exited with {st}", self.name);
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                panic!("{} did not stop within 30 s of SIGTERM", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match sundial_testkit::terminate(&mut c, Duration::from_secs(30)) {
+            Some(st) => assert!(st.success(), "{} exited with {st}", self.name),
+            None => panic!("{} did not stop within 30 s of SIGTERM", self.name),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sundial_cluster_tests::Cluster;
+use sundial_cluster_tests::{bin, Cluster};
 
 const T0: i64 = 1_700_000_000_000_000_000;
 
@@ -104,6 +104,61 @@ fn a_gateway_killed_with_hints_queued_delivers_them_after_restart() {
     // Same queue directory: the restarted gateway finds the hints and delivers them.
     c.gateways[0].spawn();
     c.wait_for(30, "the queue to drain", || c.metric(0, &queued) == 0.0);
+    let at = audit(&mut c);
+    assert_replicated(&at, &acked, 2);
+}
+
+/// `sundial-gateway handoff` run with the stopped gateway's flags.
+fn handoff(c: &Cluster, extra: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(bin("sundial-gateway"))
+        .arg("handoff")
+        .args(c.gateways[0].args())
+        .args(extra)
+        .env("SUNDIAL_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A gateway retired for good: its queues are reported, and delivered by
+/// `sundial-gateway handoff` once their node is back, without the gateway.
+#[test]
+fn a_retired_gateways_queues_are_reported_and_handed_over() {
+    let mut c = Cluster::start(2, 1);
+    c.query("CREATE DATABASE db WITH REPLICATION 2");
+    let mut acked = batch(0, 100);
+    assert_eq!(c.write(0, "db=db", acked.join("\n")).0, 204);
+    let victim = c.stores[1].node_id();
+    c.stores[1].proc.kill9();
+    for round in 1..=3 {
+        let lines = batch(round, 100);
+        assert_eq!(c.write(0, "db=db", lines.join("\n")).0, 204);
+        acked.extend(lines);
+    }
+    c.gateways[0].terminate();
+
+    let (ok, report) = handoff(&c, &["--report"]);
+    assert!(ok, "{report}");
+    assert!(
+        report.contains(&format!("node {victim}: 3 hints")),
+        "{report}"
+    );
+    // The node is still down: what is left is reported and the exit code says so.
+    let (ok, out) = handoff(&c, &["--timeout", "1s"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("hints are left after 1s"), "{out}");
+    assert!(out.contains(&format!("node {victim}: 3 hints")), "{out}");
+
+    c.stores[1].proc.spawn();
+    let (ok, out) = handoff(&c, &["--timeout", "60s"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("delivered 3 hints"), "{out}");
+    assert!(out.contains("are empty"), "{out}");
     let at = audit(&mut c);
     assert_replicated(&at, &acked, 2);
 }

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sundial_common::config::duration;
 use sundial_common::ErrorClass;
 use sundial_meta::NodeId;
 use tokio::sync::Notify;
@@ -26,28 +28,46 @@ use tokio::sync::Notify;
 use crate::error::{Error, Result};
 use queue::NodeQueue;
 
-/// Where hints go and how long they may wait.
-#[derive(Debug, Clone)]
+/// Where hints go and how long they may wait: the gateway's `[hinted-handoff]`
+/// section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct HandoffOptions {
+    /// The queues' directory, on this gateway's disk (a gateway replaced for good
+    /// hands its queues over: `sundial-gateway handoff`).
     pub dir: PathBuf,
-    /// Bytes one node's queue may hold (0: no limit).
+    /// Bytes one node's queue may hold (0: no limit); past it, writes that need a
+    /// hint for that node get 503.
     pub max_size: u64,
-    /// Hints older than this are dropped instead of delivered.
+    /// Hints older than this are dropped (counted and logged), not delivered.
+    #[serde(with = "duration")]
     pub max_age: Duration,
-    /// First wait after a failed delivery; doubles up to `retry_max_interval`.
+    /// First wait after a failed delivery; doubles up to `retry-max-interval`.
+    #[serde(with = "duration")]
     pub retry_interval: Duration,
+    #[serde(with = "duration")]
     pub retry_max_interval: Duration,
 }
 
-impl HandoffOptions {
+impl Default for HandoffOptions {
     /// InfluxDB Enterprise's defaults: 10 GiB and 7 days per node.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
+    fn default() -> Self {
         HandoffOptions {
-            dir: dir.into(),
+            dir: PathBuf::from("data/hh"),
             max_size: 10 << 30,
             max_age: Duration::from_secs(7 * 24 * 3600),
             retry_interval: Duration::from_millis(200),
             retry_max_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl HandoffOptions {
+    /// The defaults with queues in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        HandoffOptions {
+            dir: dir.into(),
+            ..HandoffOptions::default()
         }
     }
 }
@@ -102,6 +122,9 @@ pub struct HintedHandoff {
     pub counters: Arc<HandoffCounters>,
     sender: Mutex<Option<Arc<dyn HintSender>>>,
     drainers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Held (flock) while open: two processes draining one queue would deliver
+    /// hints twice and corrupt its head.
+    _lock: std::fs::File,
 }
 
 fn now_ms() -> i64 {
@@ -113,14 +136,28 @@ fn now_ms() -> i64 {
 impl HintedHandoff {
     /// Opens the queues left in `opts.dir` (a restarted gateway delivers them).
     pub fn open(opts: HandoffOptions) -> Result<Arc<HintedHandoff>> {
-        std::fs::create_dir_all(&opts.dir)
-            .map_err(|e| Error::Internal(format!("hinted handoff {}: {e}", opts.dir.display())))?;
+        let io = |e: std::io::Error| {
+            Error::Internal(format!("hinted handoff {}: {e}", opts.dir.display()))
+        };
+        std::fs::create_dir_all(&opts.dir).map_err(io)?;
+        let lock = std::fs::File::create(opts.dir.join("LOCK")).map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Internal(format!(
+                    "hinted handoff {}: in use by another process",
+                    opts.dir.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
         let hh = Arc::new(HintedHandoff {
             opts,
             nodes: Mutex::new(HashMap::new()),
             counters: Arc::new(HandoffCounters::default()),
             sender: Mutex::new(None),
             drainers: Mutex::new(Vec::new()),
+            _lock: lock,
         });
         let entries = std::fs::read_dir(&hh.opts.dir)
             .map_err(|e| Error::Internal(format!("hinted handoff: {e}")))?;
@@ -145,7 +182,12 @@ impl HintedHandoff {
         if let Some(n) = nodes.get(&id) {
             return Ok(n.clone());
         }
-        let q = NodeQueue::open(&self.opts.dir.join(id.to_string()))?;
+        let mut q = NodeQueue::open(&self.opts.dir.join(id.to_string()))?;
+        // The head's age, for the metrics and reports before the drainer runs.
+        let oldest_ms = match q.peek() {
+            Ok(Some((head, _))) => head.enqueued_ms.max(0) as u64,
+            _ => 0,
+        };
         if q.records > 0 {
             tracing::info!(
                 node = id,
@@ -162,7 +204,7 @@ impl HintedHandoff {
         let n = Arc::new(Node {
             queue: Mutex::new(q),
             wake: Notify::new(),
-            oldest_ms: AtomicU64::new(0),
+            oldest_ms: AtomicU64::new(oldest_ms),
         });
         nodes.insert(id, n.clone());
         drop(nodes);

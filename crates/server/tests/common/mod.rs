@@ -3,10 +3,9 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Server {
     child: Option<Child>,
@@ -81,28 +80,11 @@ impl Server {
             .args(&self.args)
             .env("SUNDIAL_LOG", "warn")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("start sundial");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut addr = None;
-        while Instant::now() < deadline {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    if let Some(a) = l.strip_prefix("listening on ") {
-                        addr = Some(a.to_string());
-                        break;
-                    }
-                }
-                _ => break,
-            }
-        }
-        self.addr = addr.expect("sundial did not report its address");
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        self.child = Some(child);
+        let started = sundial_testkit::spawn_listening(&mut cmd, Duration::from_secs(30))
+            .expect("sundial did not report its address");
+        self.addr = started.addr().to_string();
+        self.child = Some(started.child);
     }
 
     /// The server's process id (for /proc readings).
@@ -135,21 +117,8 @@ impl Server {
     /// SIGTERM and wait for a clean exit; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(st)) = c.try_wait() {
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                panic!("sundial did not stop within 30 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        sundial_testkit::terminate(&mut c, Duration::from_secs(30))
+            .expect("sundial did not stop within 30 s of SIGTERM")
     }
 
     pub fn data_dir(&self) -> &Path {
