@@ -94,7 +94,12 @@ impl PointsWriter {
     }
 
     /// Writes the points of `batch` to `db`/`rp` (`rp` empty: the database's default policy).
-    #[tracing::instrument(name = "points_writer.write", skip_all, fields(db, rp, points = batch.parsed().len()))]
+    #[tracing::instrument(
+        name = "points_writer.write",
+        skip_all,
+        err(level = "info"),
+        fields(db = %db, rp = %rp, points = batch.parsed().len(), consistency = ?consistency)
+    )]
     pub async fn write_points(
         &self,
         db: &str,

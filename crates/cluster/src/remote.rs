@@ -21,6 +21,7 @@ use sundial_proto::store::store_service_client::StoreServiceClient;
 use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tracing::Instrument;
 
 type Client = StoreServiceClient<InterceptedService<Channel, SecretInterceptor>>;
 
@@ -139,6 +140,21 @@ impl Delivery {
     }
 
     pub async fn write(&self, node: NodeId, req: pb::WriteToShardRequest) -> Result<WriteOutcome> {
+        let span = tracing::info_span!(
+            "store_client.WriteToShard",
+            otel.kind = "client",
+            node_id = node,
+            shard_id = req.shard_id,
+            bytes = req.points.len(),
+        );
+        self.write_in_span(node, req).instrument(span).await
+    }
+
+    async fn write_in_span(
+        &self,
+        node: NodeId,
+        req: pb::WriteToShardRequest,
+    ) -> Result<WriteOutcome> {
         let info = self.meta.node(node).ok_or_else(|| {
             Error::shard(
                 ErrorClass::Unavailable,

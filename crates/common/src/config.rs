@@ -142,6 +142,11 @@ fn env_value(slot: &toml::Value, name: &str, value: &str) -> Result<toml::Value,
                 .parse()
                 .map_err(|_| err(format!("{name}: expected an integer, got {value:?}")))?,
         ),
+        toml::Value::Float(_) => toml::Value::Float(
+            value
+                .parse()
+                .map_err(|_| err(format!("{name}: expected a number, got {value:?}")))?,
+        ),
         toml::Value::Array(_) => toml::Value::Array(
             value
                 .split(',')
@@ -206,13 +211,90 @@ pub struct LoggingConfig {
     /// A `tracing` filter: `info`, `sundial=debug,warn`, … (`SUNDIAL_LOG` or
     /// `RUST_LOG` win over it).
     pub level: String,
+    /// `text` (for people) or `json` (one object per line, for log collectors).
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for LoggingConfig {
     fn default() -> Self {
         LoggingConfig {
             level: "info".into(),
+            format: LogFormat::Text,
         }
+    }
+}
+
+/// `[tracing]`: OpenTelemetry traces, exported over OTLP/gRPC (Jaeger, an
+/// OpenTelemetry collector…). Off while `otlp-endpoint` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct TracingConfig {
+    /// OTLP/gRPC endpoint, e.g. `http://jaeger:4317` (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub otlp_endpoint: String,
+    /// The service name spans are reported under (`OTEL_SERVICE_NAME`); empty: the
+    /// binary's name.
+    pub service_name: String,
+    /// Share of new traces sampled, 0 to 1 (`OTEL_TRACES_SAMPLER_ARG`); a request
+    /// whose caller sampled it (`traceparent`) is sampled too, within the cap.
+    pub sample_ratio: f64,
+    /// Traces this process starts or accepts from clients per second at most (0: no
+    /// cap), so that clients sending sampled `traceparent` headers cannot have every
+    /// request traced. Calls between our own nodes follow their caller.
+    pub max_traces_per_second: u32,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            otlp_endpoint: String::new(),
+            service_name: String::new(),
+            sample_ratio: 1.0,
+            max_traces_per_second: 100,
+        }
+    }
+}
+
+impl TracingConfig {
+    /// The standard OpenTelemetry variables override the file (like `SUNDIAL_…`).
+    pub fn apply_otel_env(
+        &mut self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (k, v) in env {
+            match k.as_str() {
+                "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => {
+                    self.otlp_endpoint = v
+                }
+                "OTEL_SERVICE_NAME" => self.service_name = v,
+                "OTEL_TRACES_SAMPLER_ARG" => {
+                    self.sample_ratio = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| err(format!("{k}: expected a number, got {v:?}")))?
+                }
+                _ => {}
+            }
+        }
+        self.validate()
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(err(format!(
+                "tracing.sample-ratio must be between 0 and 1, not {}",
+                self.sample_ratio
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -10,6 +10,8 @@ mod outcome;
 pub mod process;
 #[cfg(feature = "grpc")]
 pub mod secret;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 
 pub use outcome::{WriteOutcome, MAX_REASONS};
 

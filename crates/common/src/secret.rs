@@ -1,5 +1,6 @@
 //! The cluster's shared secret: every node-to-node call carries it in the
-//! `x-sundial-secret` metadata entry, and servers refuse calls without it.
+//! `x-sundial-secret` metadata entry, and servers refuse calls without it. The
+//! same client interceptor carries the caller's trace context (`traceparent`).
 
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
@@ -7,7 +8,8 @@ use tonic::{Request, Status};
 /// The metadata key carrying the secret.
 pub const SECRET_METADATA: &str = "x-sundial-secret";
 
-/// Adds the secret to every outgoing call (nothing when none is configured).
+/// Adds the secret to every outgoing call (nothing when none is configured), and
+/// the current span's trace context.
 #[derive(Clone, Default)]
 pub struct SecretInterceptor {
     value: Option<MetadataValue<tonic::metadata::Ascii>>,
@@ -41,6 +43,8 @@ impl tonic::service::Interceptor for SecretInterceptor {
         if let Some(v) = &self.value {
             req.metadata_mut().insert(SECRET_METADATA, v.clone());
         }
+        #[cfg(feature = "telemetry")]
+        crate::telemetry::inject_metadata(req.metadata_mut());
         Ok(req)
     }
 }

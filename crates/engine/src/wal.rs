@@ -22,6 +22,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::{Condvar, Mutex};
+use sundial_common::telemetry;
 
 use crate::error::{Error, Result};
 use crate::options::FsyncPolicy;
@@ -90,6 +91,9 @@ struct SyncState {
     /// then forgets it, so a later fsync "succeeding" proves nothing: waiters that were
     /// not covered before the failure must fail too, never be acknowledged.
     failed: Option<String>,
+    /// The span of the last fsync that completed: writers it covered while they
+    /// waited link their `wal.commit` span to it (one fsync serves many writes).
+    last_sync: Option<telemetry::SpanContext>,
 }
 
 fn unusable(reason: &str) -> Error {
@@ -115,10 +119,19 @@ impl Shared {
     /// Returns once an fsync covering `seq` has completed. With `wait` false (the
     /// sync pool) it returns at once when another thread is already leading: that
     /// fsync or the writer's own will cover `seq`.
-    fn sync_to(&self, seq: u64, wait: bool) -> Result<()> {
+    ///
+    /// The leader's fsync runs in a `wal.sync` span, a child of `parent` (the write
+    /// that asked the sync pool for it) or else of the current span.
+    fn sync_to(&self, seq: u64, wait: bool, parent: Option<&tracing::Span>) -> Result<()> {
         let mut s = self.sync.lock();
+        let mut waited = false;
         loop {
             if s.synced_seq >= seq {
+                if waited {
+                    if let Some(sc) = s.last_sync.clone() {
+                        telemetry::add_link(&tracing::Span::current(), sc);
+                    }
+                }
                 return Ok(());
             }
             if let Some(f) = &s.failed {
@@ -131,14 +144,21 @@ impl Shared {
             if !wait {
                 return Ok(());
             }
+            waited = true;
             self.synced.wait(&mut s);
         }
         drop(s);
+        let span = match parent {
+            Some(p) => tracing::info_span!(parent: p, "wal.sync", upto = tracing::field::Empty),
+            None => tracing::info_span!("wal.sync", upto = tracing::field::Empty),
+        };
+        let _e = span.enter();
         // Leader: everything appended before this point is covered by this fsync.
         let (file, id, upto) = {
             let st = self.state.lock();
             (st.cur.file.clone(), st.cur.id, st.last_seq)
         };
+        span.record("upto", upto);
         let res = self.fsync(&file);
         self.metrics.add(&self.metrics.wal_fsyncs, 1);
         if let Err(e) = &res {
@@ -147,6 +167,7 @@ impl Shared {
         }
         let mut s = self.sync.lock();
         s.leader = false;
+        s.last_sync = telemetry::span_context(&span);
         // Another fsync of the same file (a segment roll) may have taken the error
         // meanwhile; the kernel reports it only once, so this one "succeeding" does
         // not make the entries durable.
@@ -198,7 +219,8 @@ pub(crate) struct Wal {
     sh: Arc<Shared>,
 }
 
-type SyncRequest = (Weak<Shared>, u64);
+/// A WAL, the sequence number to cover, and the span of the write that asked.
+type SyncRequest = (Weak<Shared>, u64, tracing::Span);
 
 /// Early fsyncs for policy `always`, shared by every WAL of the process (a thread
 /// per shard would make ten thousand shards ten thousand threads). The pool only
@@ -225,12 +247,12 @@ fn sync_pool() -> &'static Mutex<Sender<SyncRequest>> {
 
 fn sync_worker(rx: &Mutex<Receiver<SyncRequest>>) {
     loop {
-        let Ok((wal, seq)) = rx.lock().recv() else {
+        let Ok((wal, seq, parent)) = rx.lock().recv() else {
             return;
         };
         // A WAL dropped meanwhile needs nothing.
         if let Some(sh) = wal.upgrade() {
-            if let Err(e) = sh.sync_to(seq, false) {
+            if let Err(e) = sh.sync_to(seq, false, Some(&parent)) {
                 tracing::error!(error = %e, "WAL fsync failed");
             }
         }
@@ -513,10 +535,15 @@ impl Wal {
         Ok(())
     }
 
-    /// Wait until `seq` is durable according to the policy.
+    /// Wait until `seq` is durable according to the policy (in a `wal.commit`
+    /// span, linked to the fsync that covered it when another thread led it).
     pub fn commit(&self, seq: u64) -> Result<()> {
         match self.policy {
-            FsyncPolicy::Always => self.sync_to(seq),
+            FsyncPolicy::Always => {
+                let span = tracing::info_span!("wal.commit", seq);
+                let _e = span.enter();
+                self.sync_to(seq)
+            }
             _ => Ok(()),
         }
     }
@@ -528,14 +555,15 @@ impl Wal {
     }
 
     fn sync_to(&self, seq: u64) -> Result<()> {
-        self.sh.sync_to(seq, true)
+        self.sh.sync_to(seq, true, None)
     }
 
     /// Start the fsync covering `seq` in the background, so the caller can apply its
     /// batch to the memtable while the disk works; [`Wal::commit`] then waits for it.
     pub fn start_sync(&self, seq: u64) {
         if self.policy == FsyncPolicy::Always {
-            let _ = sync_pool().lock().send((Arc::downgrade(&self.sh), seq));
+            let req = (Arc::downgrade(&self.sh), seq, tracing::Span::current());
+            let _ = sync_pool().lock().send(req);
         }
     }
 }

@@ -20,9 +20,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 use sundial_cluster::{Batch, Consistency, PointsWriter, WriteSummary};
+use sundial_common::telemetry;
 use sundial_lineproto::{Cursor, ParseOptions, ParsedBatch, Precision, MAX_LINE_ERRORS};
 use sundial_meta::{MetaClient, UserInfo};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -162,20 +164,44 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 }
 
 /// Version, build and request-id headers on every response; status counters;
-/// the URL length limit, before any handler reads the query string.
+/// the URL length limit, before any handler reads the query string. Each request
+/// runs in a span (`http.write`, `http.query`, …) that joins the caller's trace
+/// when it sends `traceparent`; its trace id is the `Request-Id` when traced.
 async fn common_headers(
     State(gw): State<Arc<Gateway>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = route_name(req.uri().path()),
+        otel.kind = "server",
+        http.method = %req.method(),
+        http.status_code = tracing::field::Empty,
+        request_id = tracing::field::Empty,
+    );
+    telemetry::set_parent(&span, telemetry::extract(req.headers()), false);
+    let request_id = match telemetry::trace_id(&span) {
+        Some(t) if t.len() == 32 => format!(
+            "{}-{}-{}-{}-{}",
+            &t[..8],
+            &t[8..12],
+            &t[12..16],
+            &t[16..20],
+            &t[20..]
+        ),
+        _ => uuid::Uuid::new_v4().to_string(),
+    };
+    span.record("request_id", request_id.as_str());
     let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     let limit = gw.opts.max_url_size;
     let mut resp = if len > limit {
         Error::UriTooLong { len, limit }.into_response()
     } else {
-        next.run(req).await
+        next.run(req).instrument(span.clone()).await
     };
     let status = resp.status().as_u16();
+    span.record("http.status_code", status);
     if (400..500).contains(&status) {
         gw.stats.client_errors.fetch_add(1, Relaxed);
     } else if status >= 500 {
@@ -184,12 +210,24 @@ async fn common_headers(
     let h = resp.headers_mut();
     h.insert("X-Influxdb-Version", HeaderValue::from_static(VERSION));
     h.insert("X-Influxdb-Build", HeaderValue::from_static("OSS"));
-    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("Request-Id", v.clone());
         h.insert("X-Request-Id", v);
     }
     h.insert("Access-Control-Allow-Origin", HeaderValue::from_static("*"));
     resp
+}
+
+/// The span name of a route, as Jaeger lists it.
+fn route_name(path: &str) -> &'static str {
+    match path {
+        "/write" | "/api/v2/write" => "http.write",
+        "/query" => "http.query",
+        "/ping" => "http.ping",
+        "/health" => "http.health",
+        "/metrics" => "http.metrics",
+        _ => "http.other",
+    }
 }
 
 /// InfluxDB's error body `{"error":"…"}` with the same text in `X-Influxdb-Error`.
@@ -596,23 +634,27 @@ async fn serve_write(
     let in_first = first.parsed().len() + bad.count;
     let task = {
         let (writer, db, rp) = (gw.writer.clone(), db.to_owned(), rp.to_owned());
-        tokio::spawn(async move {
-            let _permits = (admitted, slot);
-            let mut summary = WriteSummary::default();
-            let mut chunk = first;
-            loop {
-                summary.merge(writer.write_points(&db, &rp, &chunk, consistency).await?);
-                let Some(next) = chunk.parsed().next() else {
-                    break;
-                };
-                chunk = parse_chunk(body.clone(), next, opts).await?;
-                bad.add(chunk.parsed());
-                if chunk.parsed().is_empty() {
-                    break;
+        // The request's span goes along: the shard writes stay in its trace.
+        tokio::spawn(
+            async move {
+                let _permits = (admitted, slot);
+                let mut summary = WriteSummary::default();
+                let mut chunk = first;
+                loop {
+                    summary.merge(writer.write_points(&db, &rp, &chunk, consistency).await?);
+                    let Some(next) = chunk.parsed().next() else {
+                        break;
+                    };
+                    chunk = parse_chunk(body.clone(), next, opts).await?;
+                    bad.add(chunk.parsed());
+                    if chunk.parsed().is_empty() {
+                        break;
+                    }
                 }
+                Ok::<_, Error>((summary, bad))
             }
-            Ok::<_, Error>((summary, bad))
-        })
+            .instrument(tracing::Span::current()),
+        )
     };
     let (summary, bad) = match tokio::time::timeout(gw.opts.write_timeout, task).await {
         Ok(joined) => joined.map_err(|e| Error::Internal(format!("write task failed: {e}")))??,

@@ -23,8 +23,11 @@ use sundial_cluster::handoff::{HandoffOptions, HintedHandoff, QueueStats};
 use sundial_cluster::{
     CoordinatorConfig, Delivery, NodePool, PointsWriter, RemoteOptions, RemoteShardWriter,
 };
-use sundial_common::config::{self, duration, set, ClusterConfig, LoggingConfig, RuntimeConfig};
+use sundial_common::config::{
+    self, duration, set, ClusterConfig, LoggingConfig, RuntimeConfig, TracingConfig,
+};
 use sundial_common::duration::{format_duration, parse_duration};
+use sundial_common::telemetry::export;
 use sundial_gateway::config::HttpConfig;
 use sundial_gateway::http::{router, ExtraMetrics, Gateway};
 use sundial_meta::{ClientOptions, MetaClient};
@@ -80,6 +83,7 @@ struct Config {
     hinted_handoff: HandoffOptions,
     runtime: RuntimeConfig,
     logging: LoggingConfig,
+    tracing: TracingConfig,
 }
 
 /// `[gateway]`: how the gateway reaches the cluster.
@@ -156,6 +160,7 @@ impl Flags {
         set(&mut hh.max_size, self.hh_max_size);
         set(&mut hh.max_age, self.hh_max_age);
         set(&mut hh.retry_interval, self.hh_retry_interval);
+        c.tracing.apply_otel_env(std::env::vars())?;
         c.http.validate()?;
         c.runtime.validate()?;
         Ok((c, loaded.unknown_env))
@@ -177,15 +182,12 @@ fn main() -> Result<()> {
         None => (cli.run, None),
     };
     let (cfg, unknown) = flags.load()?;
-    sundial_common::process::init_logging(&cfg.logging.level);
-    for name in unknown {
-        tracing::warn!(variable = %name, "unknown SUNDIAL_ variable ignored");
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(cfg.runtime.max_blocking_threads)
         .build()?;
-    match handoff {
+    let telemetry = export::start("sundial-gateway", &rt, &cfg.logging, &cfg.tracing, &unknown)?;
+    let res = match handoff {
         Some((true, _)) => {
             let hh = HintedHandoff::open(cfg.hinted_handoff.clone())
                 .context("opening the hinted handoff queues")?;
@@ -194,7 +196,9 @@ fn main() -> Result<()> {
         }
         Some((false, timeout)) => rt.block_on(hand_over(cfg, timeout)),
         None => rt.block_on(run(cfg)),
-    }
+    };
+    telemetry.shutdown();
+    res
 }
 
 /// The meta client and the gRPC delivery to the stores.

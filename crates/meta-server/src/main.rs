@@ -20,9 +20,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
-use sundial_common::config::{self, duration, set, ClusterConfig, LoggingConfig};
+use sundial_common::config::{self, duration, set, ClusterConfig, LoggingConfig, TracingConfig};
 use sundial_common::duration::parse_duration;
-use sundial_common::process::{init_logging, shutdown_signal};
+use sundial_common::process::shutdown_signal;
+use sundial_common::telemetry::export;
 use sundial_meta::election::{Election, ElectionOptions};
 use sundial_meta::services::{run_elected, PrecreationConfig, RetentionConfig, ServiceOptions};
 use sundial_meta::{EtcdBackend, KvBackend, MetaServer, MetaStore};
@@ -58,6 +59,7 @@ struct Config {
     retention: RetentionConfig,
     shard_precreation: PrecreationConfig,
     logging: LoggingConfig,
+    tracing: TracingConfig,
 }
 
 /// `[meta]`: the service and its etcd.
@@ -175,6 +177,7 @@ impl Flags {
             c.retention.enabled = false;
             c.shard_precreation.enabled = false;
         }
+        c.tracing.apply_otel_env(std::env::vars())?;
         c.validate()?;
         Ok((c, loaded.unknown_env))
     }
@@ -190,14 +193,13 @@ fn main() -> anyhow::Result<()> {
         None => cli.run,
     };
     let (cfg, unknown) = flags.load()?;
-    init_logging(&cfg.logging.level);
-    for name in unknown {
-        tracing::warn!(variable = %name, "unknown SUNDIAL_ variable ignored");
-    }
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run(cfg))
+        .build()?;
+    let telemetry = export::start("sundial-meta", &rt, &cfg.logging, &cfg.tracing, &unknown)?;
+    let res = rt.block_on(run(cfg));
+    telemetry.shutdown();
+    res
 }
 
 async fn run(cfg: Config) -> anyhow::Result<()> {

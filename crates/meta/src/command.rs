@@ -101,6 +101,30 @@ impl MetaStore {
     }
 }
 
+/// The command's name, for spans and logs.
+pub(crate) fn command_name(op: &Op) -> &'static str {
+    match op {
+        Op::CreateDatabase(_) => "create_database",
+        Op::DropDatabase(_) => "drop_database",
+        Op::CreateRetentionPolicy(_) => "create_retention_policy",
+        Op::AlterRetentionPolicy(_) => "alter_retention_policy",
+        Op::DropRetentionPolicy(_) => "drop_retention_policy",
+        Op::CreateShardGroup(_) => "create_shard_group",
+        Op::DeleteExpiredShardGroups(_) => "delete_expired_shard_groups",
+        Op::PrecreateShardGroups(_) => "precreate_shard_groups",
+        Op::SetShardOwners(_) => "set_shard_owners",
+        Op::RegisterNode(_) => "register_node",
+        Op::Heartbeat(_) => "heartbeat",
+        Op::DeleteNode(_) => "delete_node",
+        Op::CreateUser(_) => "create_user",
+        Op::DropUser(_) => "drop_user",
+        Op::SetPassword(_) => "set_password",
+        Op::SetAdmin(_) => "set_admin",
+        Op::GrantPrivilege(_) => "grant_privilege",
+        Op::RevokePrivilege(_) => "revoke_privilege",
+    }
+}
+
 // ------------------------------------------------------------------ results
 
 fn missing(what: &str) -> Error {

@@ -16,8 +16,11 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::client::MetaTransport;
+use crate::command::command_name;
 use crate::error::{Error, Result};
 use crate::store::MetaStore;
+use sundial_common::telemetry;
+use tracing::Instrument;
 
 // ------------------------------------------------------------------ the service
 
@@ -134,6 +137,27 @@ impl MetaService for MetaServer {
     }
 
     async fn apply(&self, req: Request<pb::Command>) -> GrpcResult<pb::Applied> {
-        Ok(Response::new(self.store.apply(req.into_inner()).await?))
+        // Calls outside any trace (heartbeats) get no exported span of their own.
+        let parent = telemetry::extract_metadata(req.metadata());
+        let span = if parent.is_some() {
+            tracing::info_span!(
+                "meta.Apply",
+                otel.kind = "server",
+                op = tracing::field::Empty
+            )
+        } else {
+            tracing::debug_span!(
+                "meta.Apply",
+                otel.kind = "server",
+                op = tracing::field::Empty
+            )
+        };
+        telemetry::set_parent(&span, parent, true);
+        let cmd = req.into_inner();
+        if let Some(op) = &cmd.op {
+            span.record("op", command_name(op));
+        }
+        let applied = self.store.apply(cmd).instrument(span).await?;
+        Ok(Response::new(applied))
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use sundial_cluster::CoordinatorConfig;
-use sundial_common::config::{LoggingConfig, RuntimeConfig};
+use sundial_common::config::{LoggingConfig, RuntimeConfig, TracingConfig};
 use sundial_gateway::config::HttpConfig;
 use sundial_meta::services::{PrecreationConfig, RetentionConfig};
 use sundial_store::config::DataConfig;
@@ -23,6 +23,7 @@ pub struct Config {
     pub shard_precreation: PrecreationConfig,
     pub runtime: RuntimeConfig,
     pub logging: LoggingConfig,
+    pub tracing: TracingConfig,
 }
 
 impl Config {
@@ -32,7 +33,9 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(Config, Vec<String>)> {
-        let loaded = sundial_common::config::load::<Config>(file, env)?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut loaded = sundial_common::config::load::<Config>(file, env.clone())?;
+        loaded.config.tracing.apply_otel_env(env)?;
         loaded.config.validate()?;
         Ok((loaded.config, loaded.unknown_env))
     }

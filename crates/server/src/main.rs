@@ -155,18 +155,23 @@ fn load_config(args: RunArgs) -> Result<(Config, Vec<String>)> {
 
 fn run(args: RunArgs) -> Result<()> {
     let (cfg, unknown) = load_config(args)?;
-    sundial_common::process::init_logging(&cfg.logging.level);
-    for name in unknown {
-        tracing::warn!(variable = %name, "unknown SUNDIAL_ variable ignored");
-    }
-    raise_fd_limit();
     // Blocking work (shard writes, parsing) is bounded: a write to a thousand shards
     // queues on these threads instead of starting a thousand.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(cfg.runtime.max_blocking_threads)
         .build()?;
-    rt.block_on(serve(cfg))
+    let telemetry = sundial_common::telemetry::export::start(
+        "sundial",
+        &rt,
+        &cfg.logging,
+        &cfg.tracing,
+        &unknown,
+    )?;
+    raise_fd_limit();
+    let res = rt.block_on(serve(cfg));
+    telemetry.shutdown();
+    res
 }
 
 async fn serve(cfg: Config) -> Result<()> {

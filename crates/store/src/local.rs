@@ -36,8 +36,11 @@ impl ShardWriter for LocalShardWriter {
         let id = shard.id;
         let database = database.to_owned();
         // The engine blocks (WAL fsync): run it on the blocking pool so the
-        // request can time out while the write finishes in the background.
+        // request can time out while the write finishes in the background. The
+        // caller's span goes along (the shard write joins its trace).
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || -> Result<WriteOutcome> {
+            let _e = span.enter();
             let parsed = batch.parsed();
             let points: Vec<Point<'_>> = indices.iter().map(|&i| parsed.get(i as usize)).collect();
             // A shard group created a moment ago has no local shard yet.

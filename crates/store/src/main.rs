@@ -20,8 +20,11 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use sundial_cluster::secret::SecretCheck;
-use sundial_common::config::{self, duration, set, ClusterConfig, LoggingConfig, RuntimeConfig};
+use sundial_common::config::{
+    self, duration, set, ClusterConfig, LoggingConfig, RuntimeConfig, TracingConfig,
+};
 use sundial_common::duration::parse_duration;
+use sundial_common::telemetry::export;
 use sundial_engine::{EngineOptions, FsyncPolicy, Store};
 use sundial_meta::{ClientOptions, MetaClient};
 use sundial_proto::store::store_service_server::StoreServiceServer;
@@ -78,6 +81,7 @@ struct Config {
     data: DataConfig,
     runtime: RuntimeConfig,
     logging: LoggingConfig,
+    tracing: TracingConfig,
 }
 
 impl Default for Config {
@@ -92,6 +96,7 @@ impl Default for Config {
             },
             runtime: RuntimeConfig::default(),
             logging: LoggingConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }
@@ -211,6 +216,7 @@ impl Flags {
         set(&mut s.max_message_size, self.max_message_size);
         set(&mut s.reconcile_interval, self.reconcile_interval);
         set(&mut c.data.wal_fsync, self.wal_fsync);
+        c.tracing.apply_otel_env(std::env::vars())?;
         c.validate()?;
         Ok((c, loaded.unknown_env))
     }
@@ -230,16 +236,15 @@ fn main() -> Result<()> {
         None => cli.run,
     };
     let (cfg, unknown) = flags.load()?;
-    sundial_common::process::init_logging(&cfg.logging.level);
-    for name in unknown {
-        tracing::warn!(variable = %name, "unknown SUNDIAL_ variable ignored");
-    }
-    raise_fd_limit();
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(cfg.runtime.max_blocking_threads)
-        .build()?
-        .block_on(run(cfg))
+        .build()?;
+    let telemetry = export::start("sundial-store", &rt, &cfg.logging, &cfg.tracing, &unknown)?;
+    raise_fd_limit();
+    let res = rt.block_on(run(cfg));
+    telemetry.shutdown();
+    res
 }
 
 fn export(data_dir: &std::path::Path, shard: Option<u64>) -> Result<()> {

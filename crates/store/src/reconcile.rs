@@ -94,7 +94,8 @@ pub fn spawn_reconciler(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let span = tracing::info_span!("store.reconcile", node_id = node);
+            // Every few seconds: logs at debug, not a trace of its own each time.
+            let span = tracing::debug_span!("store.reconcile", node_id = node);
             if let Some(r) = reconcile(&meta, &store, node).instrument(span).await {
                 if r != Reconciled::default() {
                     tracing::info!(

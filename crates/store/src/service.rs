@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::borrow::Cow;
 
 use sundial_cluster::wire::{decode_points, encode_points, DecodeLimits};
+use sundial_common::telemetry;
 use sundial_common::ErrorClass;
 use sundial_engine::Store;
 use sundial_lineproto::{Field, OwnedPoint, Point, Tag};
@@ -189,14 +190,17 @@ impl Svc for StoreService {
         &self,
         req: Request<pb::WriteToShardRequest>,
     ) -> Result<Response<pb::WriteToShardResponse>, Status> {
+        let parent = telemetry::extract_metadata(req.metadata());
         let r = req.into_inner();
         let span = tracing::info_span!(
             "store.WriteToShard",
+            otel.kind = "server",
             node_id = self.node_id,
             shard_id = r.shard_id,
             bytes = r.points.len(),
             points = tracing::field::Empty,
         );
+        telemetry::set_parent(&span, parent, true);
         let database = self.owned_shard(r.shard_id).await?;
         if !r.database.is_empty() && r.database != database {
             return Err(status(

@@ -57,7 +57,7 @@ impl Shard {
     }
 
     fn flush_one(&self, fz: &Frozen) -> Result<()> {
-        let span = tracing::debug_span!("shard.flush", shard_id = self.id, max_seq = fz.max_seq);
+        let span = tracing::info_span!("shard.flush", shard_id = self.id, max_seq = fz.max_seq);
         let _e = span.enter();
         let min_seq = self.manifest.lock().flushed_seq + 1;
         let mut new_files = Vec::new();

@@ -506,7 +506,7 @@ impl Store {
     /// policy) when this returns.
     pub fn write_to_shard(&self, shard_id: u64, points: &[Point<'_>]) -> Result<WriteOutcome> {
         let span = tracing::info_span!(
-            "store.write",
+            "shard.write",
             shard_id,
             points = points.len(),
             values = tracing::field::Empty,
