@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build test test-deps lint fmt bench bench-ingest bench-cluster fuzz clean
+.PHONY: run build test test-deps lint fmt bench bench-ingest bench-cluster bench-tracing fuzz clean
 
 # The all-in-one server on the embedded meta backend, data in ./data, HTTP on 127.0.0.1:8086.
 run:
@@ -39,6 +39,10 @@ bench-ingest:
 # RF 1 and 2) next to the all-in-one server, interleaved rounds.
 bench-cluster:
 	scripts/bench-cluster.sh
+
+# Ingest with tracing off and with OTLP export at 1 % sampling, interleaved rounds.
+bench-tracing:
+	scripts/bench-tracing.sh
 
 # Bounded fuzzing of every parser (needs nightly features: RUSTC_BOOTSTRAP=1).
 fuzz:

@@ -614,6 +614,7 @@ async fn serve_write(
     .await
     .map_err(|e| Error::Internal(format!("inflate task failed: {e}")))??;
     let opts = ParseOptions::new(precision, sundial_meta::now_ns());
+    tracing::debug!(db, rp, bytes = body.len(), "write body read");
     let first = parse_chunk(body.clone(), Cursor::START, opts).await?;
     let mut bad = BadLines::default();
     bad.add(first.parsed());

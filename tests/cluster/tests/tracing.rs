@@ -302,3 +302,56 @@ fn sampled_headers_are_capped_per_second() {
     let after: Vec<Got> = rx.spans().into_iter().skip(before).collect();
     assert!(!after.iter().any(|s| s.name == "http.write"), "{after:#?}");
 }
+
+/// `[logging] format = "json"`: one JSON object per line, and a line written inside
+/// a request carries the request's id — its trace id when traced.
+#[test]
+fn json_log_lines_inside_a_request_carry_its_trace_id() {
+    use std::io::{BufRead, BufReader};
+    let rx = Receiver::default();
+    let endpoint = rx.start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(sundial_cluster_tests::bin("sundial"))
+        .args(["run", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("SUNDIAL_LOGGING_FORMAT", "json")
+        .env("SUNDIAL_LOG", "sundial_gateway=debug,info")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let addr = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_string))
+        .unwrap();
+    let url = format!("http://{addr}");
+    reqwest::blocking::Client::new()
+        .post(format!("{url}/query"))
+        .form(&[("q", "CREATE DATABASE db")])
+        .send()
+        .unwrap();
+    let r = traced_write(&url);
+    assert_eq!(r.status(), 204);
+    let request_id = r.headers()["Request-Id"].to_str().unwrap().to_string();
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = BufReader::new(child.stderr.take().unwrap());
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map_while(Result::ok)
+        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let inside = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "write body read")
+        .unwrap_or_else(|| panic!("no line from inside the write in {lines:#?}"));
+    assert_eq!(
+        inside["span"]["request_id"],
+        request_id.as_str(),
+        "{inside}"
+    );
+    assert_eq!(request_id.replace('-', ""), TRACE);
+}

@@ -165,8 +165,13 @@ pub fn init(
         .build();
     let tracer = provider.tracer("sundial");
     // Spans at info and above are exported, whatever the log level.
+    // No per-span timing of idle/busy time, thread or source location: work on
+    // every span, sampled or not, that Jaeger does not need.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_location(false)
         .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     let _ = registry.with(otel).try_init();
     super::ENABLED.store(true, std::sync::atomic::Ordering::Relaxed);
