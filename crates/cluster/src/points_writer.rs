@@ -97,7 +97,7 @@ impl PointsWriter {
     #[tracing::instrument(
         name = "points_writer.write",
         skip_all,
-        err(level = "info"),
+        err(level = "debug"),
         fields(db = %db, rp = %rp, points = batch.parsed().len(), consistency = ?consistency)
     )]
     pub async fn write_points(

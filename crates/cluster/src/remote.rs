@@ -140,13 +140,24 @@ impl Delivery {
     }
 
     pub async fn write(&self, node: NodeId, req: pb::WriteToShardRequest) -> Result<WriteOutcome> {
-        let span = tracing::info_span!(
-            "store_client.WriteToShard",
-            otel.kind = "client",
-            node_id = node,
-            shard_id = req.shard_id,
-            bytes = req.points.len(),
-        );
+        // Outside a request (hinted handoff retrying a node that is down) the call
+        // is not a trace of its own.
+        let span = if tracing::Span::current().is_none() {
+            tracing::debug_span!(
+                "store_client.WriteToShard",
+                node_id = node,
+                shard_id = req.shard_id,
+                bytes = req.points.len(),
+            )
+        } else {
+            tracing::info_span!(
+                "store_client.WriteToShard",
+                otel.kind = "client",
+                node_id = node,
+                shard_id = req.shard_id,
+                bytes = req.points.len(),
+            )
+        };
         self.write_in_span(node, req).instrument(span).await
     }
 

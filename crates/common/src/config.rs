@@ -28,16 +28,37 @@ fn err(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
 }
 
-/// A loaded configuration and the `SUNDIAL_` variables that matched no key (to be
-/// logged once logging is set up from the configuration itself).
+/// A loaded configuration and what to warn about once logging is set up from the
+/// configuration itself (`SUNDIAL_` variables that matched no key, old names).
 #[derive(Debug)]
 pub struct Loaded<T> {
     pub config: T,
-    pub unknown_env: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Renames variables a binary read under another name before its configuration
+/// had sections (old name → new name), with a warning each, so that a deployment
+/// that sets the old name keeps its setting instead of losing it silently.
+pub fn rename_env(
+    env: impl IntoIterator<Item = (String, String)>,
+    renamed: &[(&str, &str)],
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let env = env
+        .into_iter()
+        .map(|(k, v)| match renamed.iter().find(|(old, _)| *old == k) {
+            Some((old, new)) => {
+                warnings.push(format!("{old} is deprecated: use {new}"));
+                (new.to_string(), v)
+            }
+            None => (k, v),
+        })
+        .collect();
+    (env, warnings)
 }
 
 /// Variables read by the binaries themselves, not keys of a section.
-const OWN_VARIABLES: [&str; 2] = ["SUNDIAL_LOG", "SUNDIAL_CONFIG"];
+const OWN_VARIABLES: [&str; 3] = ["SUNDIAL_LOG", "SUNDIAL_CONFIG", "SUNDIAL_CTL_META"];
 
 /// Defaults, then the TOML file (if any), then `SUNDIAL_…` variables from `env`
 /// (the value is read as the type the key has: bool, integer, string, or a comma
@@ -58,11 +79,14 @@ where
             .map_err(|e| err(format!("parsing config {}: {e}", path.display())))?;
         merge(&mut table, over);
     }
-    let unknown_env = apply_env(&mut table, env)?;
+    let unknown = apply_env(&mut table, env)?;
     let config = T::deserialize(table).map_err(|e| err(format!("invalid configuration: {e}")))?;
     Ok(Loaded {
         config,
-        unknown_env,
+        warnings: unknown
+            .into_iter()
+            .map(|n| format!("unknown SUNDIAL_ variable {n} ignored"))
+            .collect(),
     })
 }
 
@@ -73,9 +97,23 @@ pub fn set<T>(slot: &mut T, flag: Option<T>) {
     }
 }
 
-/// The configuration as TOML (what `<binary> config` prints; loads back unchanged).
+/// The configuration as TOML (what `<binary> config` prints; loads back unchanged
+/// but for secrets: a key ending in `secret` that is set is printed as a comment).
 pub fn to_toml<T: Serialize>(cfg: &T) -> String {
-    toml::to_string_pretty(cfg).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    let text = toml::to_string_pretty(cfg).unwrap_or_else(|e| format!("# cannot print: {e}\n"));
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        match line.split_once(" = ") {
+            Some((k, v)) if k.ends_with("secret") && v != "\"\"" => {
+                out.push_str(&format!("# {k} = (set, not shown)\n"));
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 fn merge(base: &mut toml::Value, over: toml::Value) {
@@ -137,11 +175,15 @@ fn env_value(slot: &toml::Value, name: &str, value: &str) -> Result<toml::Value,
                 .parse()
                 .map_err(|_| err(format!("{name}: expected true or false, got {value:?}")))?,
         ),
-        toml::Value::Integer(_) => toml::Value::Integer(
-            value
-                .parse()
-                .map_err(|_| err(format!("{name}: expected an integer, got {value:?}")))?,
-        ),
+        // A file may write a number key as an integer (`sample-ratio = 1`).
+        toml::Value::Integer(_) => match value.parse() {
+            Ok(i) => toml::Value::Integer(i),
+            Err(_) => toml::Value::Float(
+                value
+                    .parse()
+                    .map_err(|_| err(format!("{name}: expected a number, got {value:?}")))?,
+            ),
+        },
         toml::Value::Float(_) => toml::Value::Float(
             value
                 .parse()
@@ -269,11 +311,37 @@ impl TracingConfig {
         &mut self,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), ConfigError> {
+        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        // The signal's own endpoint wins over the general one.
+        for k in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            if let Some(v) = env.get(k) {
+                self.otlp_endpoint = v.clone();
+            }
+        }
+        for k in [
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        ] {
+            match env.get(k).map(|v| v.trim()) {
+                None | Some("grpc") => {}
+                Some(p) => {
+                    return Err(err(format!(
+                        "{k}={p}: spans are exported over OTLP/gRPC only (port 4317)"
+                    )))
+                }
+            }
+        }
+        if env
+            .get("OTEL_SDK_DISABLED")
+            .is_some_and(|v| v.trim() == "true")
+        {
+            self.otlp_endpoint.clear();
+        }
         for (k, v) in env {
             match k.as_str() {
-                "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => {
-                    self.otlp_endpoint = v
-                }
                 "OTEL_SERVICE_NAME" => self.service_name = v,
                 "OTEL_TRACES_SAMPLER_ARG" => {
                     self.sample_ratio = v
@@ -426,7 +494,10 @@ mod tests {
         assert_eq!(l.config.a.every, Duration::from_millis(1500));
         assert_eq!(l.config.a.list, ["p", "q"]);
         assert_eq!(l.config.runtime.max_blocking_threads, 8);
-        assert_eq!(l.unknown_env, ["SUNDIAL_NOPE"]);
+        assert_eq!(
+            l.warnings,
+            ["unknown SUNDIAL_ variable SUNDIAL_NOPE ignored"]
+        );
     }
 
     #[test]

@@ -127,10 +127,10 @@ impl Shared {
         let mut waited = false;
         loop {
             if s.synced_seq >= seq {
-                if waited {
-                    if let Some(sc) = s.last_sync.clone() {
-                        telemetry::add_link(&tracing::Span::current(), sc);
-                    }
+                let covered_by = if waited { s.last_sync.clone() } else { None };
+                drop(s);
+                if let Some(sc) = covered_by {
+                    telemetry::add_link(&tracing::Span::current(), sc);
                 }
                 return Ok(());
             }

@@ -166,33 +166,43 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 /// Version, build and request-id headers on every response; status counters;
 /// the URL length limit, before any handler reads the query string. Each request
 /// runs in a span (`http.write`, `http.query`, …) that joins the caller's trace
-/// when it sends `traceparent`; its trace id is the `Request-Id` when traced.
+/// when it sends `traceparent`; log lines inside it carry its `request_id` (the
+/// `Request-Id` header) and, when traced, its `trace_id`.
 async fn common_headers(
     State(gw): State<Arc<Gateway>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let span = tracing::info_span!(
-        "http.request",
-        otel.name = route_name(req.uri().path()),
-        otel.kind = "server",
-        http.method = %req.method(),
-        http.status_code = tracing::field::Empty,
-        request_id = tracing::field::Empty,
-    );
-    telemetry::set_parent(&span, telemetry::extract(req.headers()), false);
-    let request_id = match telemetry::trace_id(&span) {
-        Some(t) if t.len() == 32 => format!(
-            "{}-{}-{}-{}-{}",
-            &t[..8],
-            &t[8..12],
-            &t[12..16],
-            &t[16..20],
-            &t[20..]
-        ),
-        _ => uuid::Uuid::new_v4().to_string(),
+    // Probes and scrapes are not traces of their own (they would use up the
+    // budget of sampled traces); writes and queries are.
+    let name = route_name(req.uri().path());
+    let span = if matches!(name, "http.write" | "http.query") {
+        tracing::info_span!(
+            "http.request",
+            otel.name = name,
+            otel.kind = "server",
+            http.method = %req.method(),
+            http.status_code = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        )
+    } else {
+        tracing::debug_span!(
+            "http.request",
+            otel.name = name,
+            http.method = %req.method(),
+            http.status_code = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        )
     };
+    telemetry::set_parent(&span, telemetry::extract(req.headers()), false);
+    // InfluxDB's request id, unique per request; the trace id is logged beside it.
+    let request_id = uuid::Uuid::new_v4().to_string();
     span.record("request_id", request_id.as_str());
+    if let Some(t) = telemetry::trace_id(&span) {
+        span.record("trace_id", t.as_str());
+    }
     let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     let limit = gw.opts.max_url_size;
     let mut resp = if len > limit {

@@ -106,6 +106,25 @@ impl Default for GatewayConfig {
     }
 }
 
+/// Variables this binary read before its configuration had sections.
+const RENAMED_ENV: &[(&str, &str)] = &[
+    ("SUNDIAL_GATEWAY_BIND", "SUNDIAL_HTTP_BIND_ADDRESS"),
+    ("SUNDIAL_GATEWAY_AUTH_ENABLED", "SUNDIAL_HTTP_AUTH_ENABLED"),
+    ("SUNDIAL_GATEWAY_HH_DIR", "SUNDIAL_HINTED_HANDOFF_DIR"),
+    (
+        "SUNDIAL_GATEWAY_HH_MAX_SIZE",
+        "SUNDIAL_HINTED_HANDOFF_MAX_SIZE",
+    ),
+    (
+        "SUNDIAL_GATEWAY_HH_MAX_AGE",
+        "SUNDIAL_HINTED_HANDOFF_MAX_AGE",
+    ),
+    (
+        "SUNDIAL_GATEWAY_HH_RETRY_INTERVAL",
+        "SUNDIAL_HINTED_HANDOFF_RETRY_INTERVAL",
+    ),
+];
+
 /// Flags: each overrides its key of the configuration.
 #[derive(Debug, Clone, Default, clap::Args)]
 struct Flags {
@@ -147,7 +166,10 @@ struct Flags {
 impl Flags {
     /// Defaults < file < `SUNDIAL_…` variables < these flags.
     fn load(self) -> Result<(Config, Vec<String>)> {
-        let loaded = config::load::<Config>(self.config.as_deref(), std::env::vars())?;
+        let env = std::env::vars();
+        let (env, mut warnings) = config::rename_env(env, RENAMED_ENV);
+        let loaded = config::load::<Config>(self.config.as_deref(), env.clone())?;
+        warnings.extend(loaded.warnings);
         let mut c = loaded.config;
         let hh = &mut c.hinted_handoff;
         set(&mut c.http.bind_address, self.bind);
@@ -160,10 +182,11 @@ impl Flags {
         set(&mut hh.max_size, self.hh_max_size);
         set(&mut hh.max_age, self.hh_max_age);
         set(&mut hh.retry_interval, self.hh_retry_interval);
-        c.tracing.apply_otel_env(std::env::vars())?;
+        c.tracing.apply_otel_env(env)?;
         c.http.validate()?;
         c.runtime.validate()?;
-        Ok((c, loaded.unknown_env))
+        c.hinted_handoff.validate()?;
+        Ok((c, warnings))
     }
 }
 
@@ -187,6 +210,13 @@ fn main() -> Result<()> {
         .max_blocking_threads(cfg.runtime.max_blocking_threads)
         .build()?;
     let telemetry = export::start("sundial-gateway", &rt, &cfg.logging, &cfg.tracing, &unknown)?;
+    if handoff.is_some() && !cfg.hinted_handoff.dir.is_dir() {
+        // Not created: a wrong or relative path must not read as "no hints".
+        anyhow::bail!(
+            "no hinted handoff directory at {} (give the retired gateway's --hh-dir or -c)",
+            cfg.hinted_handoff.dir.display()
+        );
+    }
     let res = match handoff {
         Some((true, _)) => {
             let hh = HintedHandoff::open(cfg.hinted_handoff.clone())
@@ -290,15 +320,25 @@ async fn hand_over(cfg: Config, timeout: Duration) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // Hints for a node meta no longer has cannot be delivered by anyone.
+    let unknown: Vec<u64> = left
+        .iter()
+        .flatten()
+        .filter(|q| q.records > 0 && meta.node(q.node).is_none())
+        .map(|q| q.node)
+        .collect();
     meta.close();
     let c = &hh.counters;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     println!(
-        "delivered {} hints; dropped {} past max-age, {} refused by their node",
+        "delivered {} hints; dropped {} past max-age, {} refused by their node or damaged",
         n(&c.delivered),
         n(&c.dropped_expired),
         n(&c.dropped_rejected)
     );
+    for node in &unknown {
+        println!("node {node} is not registered in meta (removed?): its hints cannot be delivered");
+    }
     match left {
         None => {
             println!("all hinted handoff queues in {} are empty", dir.display());

@@ -111,6 +111,22 @@ impl Config {
     }
 }
 
+/// Variables this binary read before its configuration had sections.
+const RENAMED_ENV: &[(&str, &str)] = &[
+    (
+        "SUNDIAL_META_RETENTION_CHECK_INTERVAL",
+        "SUNDIAL_RETENTION_CHECK_INTERVAL",
+    ),
+    (
+        "SUNDIAL_META_PRECREATE_CHECK_INTERVAL",
+        "SUNDIAL_SHARD_PRECREATION_CHECK_INTERVAL",
+    ),
+    (
+        "SUNDIAL_META_PRECREATE_ADVANCE_PERIOD",
+        "SUNDIAL_SHARD_PRECREATION_ADVANCE_PERIOD",
+    ),
+];
+
 /// Flags: each overrides its key of the configuration.
 #[derive(Debug, Clone, Default, clap::Args)]
 struct Flags {
@@ -156,7 +172,19 @@ struct Flags {
 impl Flags {
     /// Defaults < file < `SUNDIAL_…` variables < these flags.
     fn load(self) -> anyhow::Result<(Config, Vec<String>)> {
-        let loaded = config::load::<Config>(self.config.as_deref(), std::env::vars())?;
+        // The old switch stands for both services' `enabled = false`.
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        let mut no_services = self.no_services;
+        env.retain(|(k, v)| {
+            if k == "SUNDIAL_META_NO_SERVICES" {
+                no_services |= matches!(v.trim(), "1" | "true");
+                return false;
+            }
+            true
+        });
+        let (env, mut warnings) = config::rename_env(env, RENAMED_ENV);
+        let loaded = config::load::<Config>(self.config.as_deref(), env.clone())?;
+        warnings.extend(loaded.warnings);
         let mut c = loaded.config;
         let m = &mut c.meta;
         set(&mut m.listen, self.listen);
@@ -173,13 +201,13 @@ impl Flags {
         let p = &mut c.shard_precreation;
         set(&mut p.check_interval, self.precreate_check_interval);
         set(&mut p.advance_period, self.precreate_advance_period);
-        if self.no_services {
+        if no_services {
             c.retention.enabled = false;
             c.shard_precreation.enabled = false;
         }
-        c.tracing.apply_otel_env(std::env::vars())?;
+        c.tracing.apply_otel_env(env)?;
         c.validate()?;
-        Ok((c, loaded.unknown_env))
+        Ok((c, warnings))
     }
 }
 

@@ -37,7 +37,7 @@ impl Config {
         let mut loaded = sundial_common::config::load::<Config>(file, env.clone())?;
         loaded.config.tracing.apply_otel_env(env)?;
         loaded.config.validate()?;
-        Ok((loaded.config, loaded.unknown_env))
+        Ok((loaded.config, loaded.warnings))
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -158,6 +158,12 @@ impl Config {
     }
 }
 
+/// Variables this binary read before its configuration had sections.
+const RENAMED_ENV: &[(&str, &str)] = &[
+    ("SUNDIAL_STORE_DATA_DIR", "SUNDIAL_DATA_DIR"),
+    ("SUNDIAL_STORE_WAL_FSYNC", "SUNDIAL_DATA_WAL_FSYNC"),
+];
+
 /// Flags: each overrides its key of the configuration.
 #[derive(Debug, Clone, Default, clap::Args)]
 struct Flags {
@@ -202,7 +208,10 @@ struct Flags {
 impl Flags {
     /// Defaults < file < `SUNDIAL_…` variables < these flags.
     fn load(self) -> Result<(Config, Vec<String>)> {
-        let loaded = config::load::<Config>(self.config.as_deref(), std::env::vars())?;
+        let env = std::env::vars();
+        let (env, mut warnings) = config::rename_env(env, RENAMED_ENV);
+        let loaded = config::load::<Config>(self.config.as_deref(), env.clone())?;
+        warnings.extend(loaded.warnings);
         let mut c = loaded.config;
         let s = &mut c.store;
         set(&mut c.data.dir, self.data_dir);
@@ -216,9 +225,9 @@ impl Flags {
         set(&mut s.max_message_size, self.max_message_size);
         set(&mut s.reconcile_interval, self.reconcile_interval);
         set(&mut c.data.wal_fsync, self.wal_fsync);
-        c.tracing.apply_otel_env(std::env::vars())?;
+        c.tracing.apply_otel_env(env)?;
         c.validate()?;
-        Ok((c, loaded.unknown_env))
+        Ok((c, warnings))
     }
 }
 

@@ -131,3 +131,42 @@ fn bad_values_and_unknown_keys_name_their_place() {
         assert!(err.contains("unknown field `bogus`"), "{name}: {err}");
     }
 }
+
+#[test]
+fn old_variable_names_still_set_their_keys_and_secrets_are_not_printed() {
+    let (ok, out, err) = config(
+        "sundial-gateway",
+        &["--shared-secret", "s3cret"],
+        &[
+            ("SUNDIAL_GATEWAY_AUTH_ENABLED", "true"),
+            ("SUNDIAL_GATEWAY_HH_DIR", "/var/lib/hh"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(value(&out, "http", "auth-enabled"), "true");
+    assert_eq!(value(&out, "hinted-handoff", "dir"), "\"/var/lib/hh\"");
+    assert!(!out.contains("s3cret"), "{out}");
+    assert!(out.contains("# shared-secret = (set, not shown)"), "{out}");
+    let (ok, out, err) = config("sundial-store", &[], &[("SUNDIAL_STORE_DATA_DIR", "/d")]);
+    assert!(ok, "{err}");
+    assert_eq!(value(&out, "data", "dir"), "\"/d\"");
+    let (ok, out, err) = config("sundial-meta", &[], &[("SUNDIAL_META_NO_SERVICES", "true")]);
+    assert!(ok, "{err}");
+    assert_eq!(value(&out, "retention", "enabled"), "false");
+    assert_eq!(value(&out, "shard-precreation", "enabled"), "false");
+}
+
+#[test]
+fn handoff_refuses_a_queue_directory_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let out = Command::new(bin("sundial-gateway"))
+        .args(["handoff", "--report", "--hh-dir"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no hinted handoff directory"), "{err}");
+    assert!(!missing.exists(), "nothing is created");
+}

@@ -63,6 +63,16 @@ impl Default for HandoffOptions {
 }
 
 impl HandoffOptions {
+    pub fn validate(&self) -> std::result::Result<(), sundial_common::config::ConfigError> {
+        if self.retry_interval.is_zero() || self.retry_max_interval < self.retry_interval {
+            return Err(sundial_common::config::ConfigError(
+                "hinted-handoff.retry-interval must be longer than 0 and at most retry-max-interval"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The defaults with queues in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         HandoffOptions {

@@ -134,7 +134,7 @@ pub fn init(
         LogFormat::Json => fmt
             .json()
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(true)
             .with_filter(filter())
             .boxed(),
     };
@@ -180,18 +180,18 @@ pub fn init(
     })
 }
 
-/// [`init`] inside `rt`, then the `SUNDIAL_` variables that matched no key are
-/// logged (logging is only set up now, from the configuration).
+/// [`init`] inside `rt`, then the configuration's warnings are logged (logging is
+/// only set up now, from the configuration).
 pub fn start(
     service: &str,
     rt: &tokio::runtime::Runtime,
     logging: &LoggingConfig,
     tracing_cfg: &TracingConfig,
-    unknown_env: &[String],
+    warnings: &[String],
 ) -> Result<Telemetry, ConfigError> {
     let t = rt.block_on(async { init(service, logging, tracing_cfg) })?;
-    for name in unknown_env {
-        tracing::warn!(variable = %name, "unknown SUNDIAL_ variable ignored");
+    for w in warnings {
+        tracing::warn!("{w}");
     }
     Ok(t)
 }
