@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: real etcd, real InfluxDB
-# clients, protoc for the gRPC crates, cargo-nextest. Idempotent and quiet.
+# clients, protoc for the gRPC crates, promtool, cargo-nextest. Idempotent and quiet.
 set -euo pipefail
 
 need_apt=()
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v influx >/dev/null 2>&1 || need_apt+=(influxdb-client)
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+# promtool checks that every /metrics page parses as Prometheus text.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -98,6 +98,10 @@ fn ping_health_metrics_and_common_headers() {
         text.contains("sundial_engine_values_written_total 1"),
         "{text}"
     );
+    // Prometheus can read it (and its naming rules hold).
+    if let Err(e) = sundial_testkit::promtool_check(&text) {
+        panic!("/metrics does not pass promtool: {e}\n{text}");
+    }
 }
 
 #[test]

@@ -310,14 +310,19 @@ impl Cluster {
         self.gateways.len() - 1
     }
 
-    /// One sample of a gateway's `/metrics` (0 when absent).
-    pub fn metric(&self, gateway: usize, name: &str) -> f64 {
-        let text = client()
+    /// A gateway's `/metrics` page.
+    pub fn metrics_text(&self, gateway: usize) -> String {
+        client()
             .get(self.url(gateway, "/metrics"))
             .send()
             .expect("metrics")
             .text()
-            .expect("metrics text");
+            .expect("metrics text")
+    }
+
+    /// One sample of a gateway's `/metrics` (0 when absent).
+    pub fn metric(&self, gateway: usize, name: &str) -> f64 {
+        let text = self.metrics_text(gateway);
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0.0)

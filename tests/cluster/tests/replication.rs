@@ -99,6 +99,11 @@ fn a_gateway_killed_with_hints_queued_delivers_them_after_restart() {
     }
     let queued = format!("sundial_hh_queue_records{{node=\"{victim}\"}}");
     assert!(c.metric(0, &queued) >= 5.0);
+    // The page with per-node queue gauges is valid Prometheus text.
+    let text = c.metrics_text(0);
+    if let Err(e) = sundial_testkit::promtool_check(&text) {
+        panic!("/metrics does not pass promtool: {e}\n{text}");
+    }
     c.gateways[0].kill9();
     c.stores[1].proc.spawn();
     // Same queue directory: the restarted gateway finds the hints and delivers them.
