@@ -57,7 +57,7 @@ cluster() { # round, replication factor
   start_listening "$d/meta.out" $B/sundial-meta --listen 127.0.0.1:0 --etcd-endpoints "http://127.0.0.1:$cp"
   local meta=$ADDR
   for i in 1 2 3; do
-    start_listening "$d/s$i.out" $B/sundial-store --data-dir "$d/s$i" --listen 127.0.0.1:0 --meta "$meta" --shared-secret bench
+    start_listening "$d/s$i.out" $B/sundial-store --data-dir "$d/s$i" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --meta "$meta" --shared-secret bench
   done
   start_listening "$d/gw.out" $B/sundial-gateway --bind 127.0.0.1:0 --meta "$meta" --shared-secret bench --hh-dir "$d/hh"
   local gw=$ADDR

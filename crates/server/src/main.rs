@@ -4,7 +4,6 @@
 
 mod config;
 mod export;
-mod metrics;
 mod services;
 
 use anyhow::{Context, Result};
@@ -214,7 +213,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let listen = cfg.http.serve_options();
     let metrics_store = store.clone();
     let engine_metrics = ExtraMetrics(Arc::new(move |out: &mut String| {
-        metrics::render_engine(&metrics_store.stats(), out)
+        sundial_store::metrics::render_engine(&metrics_store.stats(), out)
     }));
     let health_store = store.clone();
     let storage_health = HealthCheck(Arc::new(move || {

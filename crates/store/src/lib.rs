@@ -6,6 +6,7 @@ pub mod config;
 mod error;
 pub mod export;
 mod local;
+pub mod metrics;
 pub mod node;
 pub mod reconcile;
 pub mod service;

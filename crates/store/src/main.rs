@@ -125,6 +125,8 @@ struct StoreConfig {
     /// The node's liveness lease: a node silent this long leaves the live set.
     #[serde(with = "duration")]
     lease_ttl: Duration,
+    /// HTTP address of the node's `/metrics` (Prometheus); empty: none.
+    metrics_listen: String,
 }
 
 impl Default for StoreConfig {
@@ -138,6 +140,7 @@ impl Default for StoreConfig {
             max_message_size: 64 << 20,
             reconcile_interval: Duration::from_secs(10),
             lease_ttl: Duration::from_secs(10),
+            metrics_listen: "127.0.0.1:8089".into(),
         }
     }
 }
@@ -194,6 +197,9 @@ struct Flags {
     /// [cluster] tls-ca: meta calls use TLS.
     #[arg(long)]
     tls_ca: Option<PathBuf>,
+    /// [store] metrics-listen (empty: no metrics listener).
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// [store] max-message-size.
     #[arg(long)]
     max_message_size: Option<usize>,
@@ -223,6 +229,7 @@ impl Flags {
         set(&mut s.tls_key, self.tls_key);
         set(&mut c.cluster.tls_ca, self.tls_ca);
         set(&mut s.max_message_size, self.max_message_size);
+        set(&mut s.metrics_listen, self.metrics_listen);
         set(&mut s.reconcile_interval, self.reconcile_interval);
         set(&mut c.data.wal_fsync, self.wal_fsync);
         c.tracing.apply_otel_env(env)?;
@@ -269,6 +276,45 @@ fn export(data_dir: &std::path::Path, shard: Option<u64>) -> Result<()> {
     out.flush()?;
     store.close()?;
     Ok(())
+}
+
+/// The node's `/metrics` (the engine's statistics, Prometheus text) on its own
+/// small HTTP listener; returns the bound address.
+async fn serve_metrics(
+    addr: &str,
+    store: Arc<Store>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics listener {addr}"))?;
+    let bound = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let store = store.clone();
+            async move {
+                (
+                    [("Content-Type", "text/plain; version=0.0.4")],
+                    sundial_store::metrics::render_store(&store),
+                )
+            }
+        }),
+    );
+    let opts = sundial_serve::ServeOptions {
+        max_connections: 64,
+        ..sundial_serve::ServeOptions::default()
+    };
+    let stats = Arc::new(sundial_serve::ConnStats::default());
+    tokio::spawn(async move {
+        let stopped = async {
+            let _ = stop.await;
+        };
+        if let Err(e) = sundial_serve::serve(listener, app, opts, stats, stopped).await {
+            tracing::warn!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok(bound)
 }
 
 async fn run(cfg: Config) -> Result<()> {
@@ -325,9 +371,17 @@ async fn run(cfg: Config) -> Result<()> {
             .max_decoding_message_size(cfg.store.max_message_size),
         SecretCheck::new(secret.as_deref()),
     );
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_addr = match cfg.store.metrics_listen.as_str() {
+        "" => None,
+        addr => Some(serve_metrics(addr, store.clone(), metrics_stopped).await?),
+    };
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {bound} node {}", node.id)?;
+        match metrics_addr {
+            Some(m) => writeln!(out, "listening on {bound} node {} metrics {m}", node.id)?,
+            None => writeln!(out, "listening on {bound} node {}", node.id)?,
+        }
         out.flush()?;
     }
     let mut server = tonic::transport::Server::builder();
@@ -348,6 +402,7 @@ async fn run(cfg: Config) -> Result<()> {
         .context("gRPC server")?;
 
     reconciler.abort();
+    let _ = metrics_stop.send(());
     drop(heartbeat);
     meta.close();
     let closing = store.clone();

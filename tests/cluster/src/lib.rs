@@ -129,13 +129,24 @@ impl StoreNode {
             .unwrap_or_default()
     }
 
-    /// The node id it registered under (from its `listening on ADDR node N` line).
+    /// The node id it registered under (from its `listening on ADDR node N …` line).
     pub fn node_id(&self) -> u64 {
-        self.proc
-            .extra
-            .strip_prefix("node ")
+        self.word_after("node")
             .and_then(|n| n.parse().ok())
             .expect("node id in the listening line")
+    }
+
+    /// The address of its `/metrics` listener (`… metrics ADDR`).
+    pub fn metrics_addr(&self) -> String {
+        self.word_after("metrics")
+            .expect("metrics address in the listening line")
+            .to_string()
+    }
+
+    fn word_after(&self, key: &str) -> Option<&str> {
+        let mut words = self.proc.extra.split(' ');
+        words.by_ref().find(|w| *w == key)?;
+        words.next()
     }
 
     /// `sundial-store export` of its (stopped) data directory: shard id → (database,
@@ -253,6 +264,8 @@ impl Cluster {
             SECRET.into(),
             "--reconcile-interval".into(),
             "200ms".into(),
+            "--metrics-listen".into(),
+            "127.0.0.1:0".into(),
         ];
         if let Some((cert, key)) = &self.tls {
             args.extend([

@@ -295,3 +295,35 @@ fn meta_refuses_calls_without_the_cluster_secret() {
     // With it, the same meta answers.
     assert_eq!(c.shard_groups("db").len(), 0);
 }
+
+/// Every store serves `/metrics` on its own listener: the engine's counters of the
+/// points it wrote, as valid Prometheus text.
+#[test]
+fn each_store_serves_its_engine_metrics() {
+    let c = Cluster::start(2, 1);
+    c.query("CREATE DATABASE db");
+    let lines: Vec<String> = (0..100)
+        .map(|i| format!("cpu,host=h{i} v={i}i 1700000000000000000"))
+        .collect();
+    assert_eq!(c.write(0, "db=db", lines.join("\n")).0, 204);
+    let mut written = 0.0;
+    for s in &c.stores {
+        let text = reqwest::blocking::get(format!("http://{}/metrics", s.metrics_addr()))
+            .unwrap()
+            .text()
+            .unwrap();
+        if let Err(e) = sundial_testkit::promtool_check(&text) {
+            panic!("store /metrics does not pass promtool: {e}\n{text}");
+        }
+        written += text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("sundial_engine_points_written_total ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no points counter in {text}"));
+    }
+    // Replication factor 1: each point on exactly one store.
+    assert_eq!(written, 100.0);
+}

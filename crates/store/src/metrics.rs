@@ -1,4 +1,5 @@
-//! Engine statistics in Prometheus text format, appended to `/metrics`.
+//! Engine statistics in Prometheus text format: appended to the all-in-one's
+//! `/metrics`, and served by `sundial-store`'s metrics listener.
 
 use std::fmt::Write as _;
 use sundial_engine::EngineStats;
@@ -182,4 +183,11 @@ fn labelled<'a>(
             .replace('\n', "\\n");
         let _ = writeln!(out, "sundial_engine_{name}{{database=\"{db}\"}} {v}");
     }
+}
+
+/// A storage node's `/metrics` page: the engine's statistics.
+pub fn render_store(store: &sundial_engine::Store) -> String {
+    let mut out = String::new();
+    render_engine(&store.stats(), &mut out);
+    out
 }
