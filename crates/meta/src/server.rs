@@ -152,7 +152,8 @@ impl MetaService for MetaServer {
                 op = tracing::field::Empty
             )
         };
-        telemetry::set_parent(&span, parent, true);
+        // Callers that proved the cluster's secret decided sampling already.
+        telemetry::set_parent(&span, parent, self.secret.is_some());
         let cmd = req.into_inner();
         if let Some(op) = &cmd.op {
             span.record("op", command_name(op));

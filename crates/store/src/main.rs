@@ -367,8 +367,11 @@ async fn run(cfg: Config) -> Result<()> {
     );
 
     let svc = tonic::service::interceptor::InterceptedService::new(
-        StoreServiceServer::new(StoreService::new(store.clone(), meta.clone(), node.id))
-            .max_decoding_message_size(cfg.store.max_message_size),
+        StoreServiceServer::new(
+            StoreService::new(store.clone(), meta.clone(), node.id)
+                .with_authenticated_callers(secret.is_some()),
+        )
+        .max_decoding_message_size(cfg.store.max_message_size),
         SecretCheck::new(secret.as_deref()),
     );
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -37,6 +37,10 @@ pub struct StoreService {
     meta: MetaClient,
     node_id: NodeId,
     limits: DecodeLimits,
+    /// Callers proved they are cluster nodes (a shared secret is required): their
+    /// sampling decision stands. Otherwise a caller's sampled flag is capped like a
+    /// client's.
+    trusted_callers: bool,
 }
 
 impl StoreService {
@@ -46,7 +50,14 @@ impl StoreService {
             meta,
             node_id,
             limits: DecodeLimits::default(),
+            trusted_callers: false,
         }
+    }
+
+    /// Calls are authenticated by the cluster's secret (see `trusted_callers`).
+    pub fn with_authenticated_callers(mut self, yes: bool) -> Self {
+        self.trusted_callers = yes;
+        self
     }
 
     /// The database of shard `id` if meta assigns it to this node.
@@ -200,7 +211,7 @@ impl Svc for StoreService {
             bytes = r.points.len(),
             points = tracing::field::Empty,
         );
-        telemetry::set_parent(&span, parent, true);
+        telemetry::set_parent(&span, parent, self.trusted_callers);
         let database = self.owned_shard(r.shard_id).await?;
         if !r.database.is_empty() && r.database != database {
             return Err(status(

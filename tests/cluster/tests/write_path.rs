@@ -240,19 +240,29 @@ fn a_tls_cluster_writes_and_refuses_plaintext() {
     // A plaintext client cannot talk to a TLS store.
     let addr = c.stores[0].proc.addr.clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    // Bounded: the call must fail, not hang the test (seen once under full load:
+    // the plaintext call never returned).
     let plain = rt.block_on(async {
-        let mut client = sundial_proto::store::store_service_client::StoreServiceClient::connect(
-            format!("http://{addr}"),
-        )
-        .await?;
-        let mut r = tonic::Request::new(sundial_proto::store::HealthRequest {});
-        r.metadata_mut()
-            .insert("x-sundial-secret", SECRET.parse().unwrap());
-        client
-            .health(r)
-            .await
-            .map_err(|s| Box::new(s) as Box<dyn std::error::Error>)?;
-        Ok::<_, Box<dyn std::error::Error>>(())
+        let call = async {
+            let mut client =
+                sundial_proto::store::store_service_client::StoreServiceClient::connect(format!(
+                    "http://{addr}"
+                ))
+                .await?;
+            let mut r = tonic::Request::new(sundial_proto::store::HealthRequest {});
+            r.set_timeout(std::time::Duration::from_secs(5));
+            r.metadata_mut()
+                .insert("x-sundial-secret", SECRET.parse().unwrap());
+            client
+                .health(r)
+                .await
+                .map_err(|s| Box::new(s) as Box<dyn std::error::Error>)?;
+            Ok::<_, Box<dyn std::error::Error>>(())
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(10), call).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("no answer within 10 s".to_string()),
+        }
     });
     assert!(plain.is_err(), "a plaintext call to a TLS store succeeded");
     // Meta serves TLS too: a plaintext client cannot load its snapshot.
