@@ -9,25 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BATCHES=${1:-200}
 REPEATS=${2:-3}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ping() { for _ in $(seq 100); do curl -fs "http://127.0.0.1:$1/ping" >/dev/null && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; return 1; }
-# Starts a binary that prints "listening on ADDR"; sets ADDR.
-start_listening() {
-  local out=$1; shift
-  "$@" >"$out" 2>>"$WORK/logs" &
-  PIDS+=($!)
-  for _ in $(seq 100); do
-    ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$out" | head -1)
-    [ -n "$ADDR" ] && return 0
-    sleep 0.1
-  done
-  echo "$* did not start" >&2; return 1
-}
+. scripts/bench-lib.sh
 stop_all() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done; PIDS=(); }
 
 cargo build --release -q --bin sundial --bin sundial-load --bin sundial-meta --bin sundial-store --bin sundial-gateway

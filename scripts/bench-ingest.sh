@@ -7,13 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BATCHES=${1:-200}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ping() { for _ in $(seq 100); do curl -fs "http://127.0.0.1:$1/ping" >/dev/null && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; return 1; }
+. scripts/bench-lib.sh
 
 cargo build --release -q --bin sundial --bin sundial-load
 LOAD="target/release/sundial-load --batches $BATCHES --batch 5000 --connections 4 --hosts 1000"

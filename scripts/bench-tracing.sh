@@ -11,27 +11,16 @@ cd "$(dirname "$0")/.."
 BATCHES=${1:-200}
 REPEATS=${2:-5}
 RATIO=${3:-0.01}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ping() { for _ in $(seq 100); do curl -fs "http://127.0.0.1:$1/ping" >/dev/null && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; return 1; }
+. scripts/bench-lib.sh
 
 cargo build --release -q --bin sundial --bin sundial-load --bin sundial-otlp-sink
 B=target/release
 LOAD="$B/sundial-load --batches $BATCHES --batch 5000 --connections 4 --hosts 1000"
 RESULTS="$WORK/results"
 
-$B/sundial-otlp-sink --listen 127.0.0.1:0 >"$WORK/sink.out" &
-SINK_PID=$!
-PIDS+=($SINK_PID)
-for _ in $(seq 100); do
-  SINK=$(sed -n 's/^listening on //p' "$WORK/sink.out" | head -1)
-  [ -n "$SINK" ] && break
-  sleep 0.1
-done
+start_listening "$WORK/sink.out" $B/sundial-otlp-sink --listen 127.0.0.1:0
+SINK=$ADDR
+SINK_PID=${PIDS[-1]}
 
 # run LABEL [ENV...]: one server, one load, a graceful stop.
 run() {

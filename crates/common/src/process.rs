@@ -4,13 +4,19 @@
 /// Logs to stderr; the level comes from `SUNDIAL_LOG`, then `RUST_LOG`, then
 /// `default` (e.g. `info`, `warn`, `sundial_engine=debug`).
 pub fn init_logging(default: &str) {
-    let filter = std::env::var("SUNDIAL_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| default.to_string());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(log_filter(default))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The log level filter: `SUNDIAL_LOG`, then `RUST_LOG`, then `default`.
+pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::new(
+        std::env::var("SUNDIAL_LOG")
+            .or_else(|_| std::env::var("RUST_LOG"))
+            .unwrap_or_else(|_| default.to_string()),
+    )
 }
 
 /// Resolves at SIGINT or SIGTERM.

@@ -32,6 +32,15 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// Waits (at most `secs`, checking every 100 ms) until `cond` holds.
+pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// One of our processes: started with fixed arguments, `listening on ADDR …` read
 /// from its stdout.
 #[derive(Debug)]
@@ -342,12 +351,8 @@ impl Cluster {
     }
 
     /// Waits (at most `secs`) until `cond` holds.
-    pub fn wait_for(&self, secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !cond() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    pub fn wait_for(&self, secs: u64, what: &str, cond: impl FnMut() -> bool) {
+        wait_until(secs, what, cond);
     }
 
     /// The store with node id `id`.

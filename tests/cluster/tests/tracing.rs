@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use sundial_cluster_tests::Cluster;
+use sundial_cluster_tests::{wait_until, Cluster};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER: &str = "00f067aa0ba902b7";
@@ -197,21 +197,15 @@ fn one_write_is_one_trace_from_the_gateway_to_the_wal() {
     // Open at start, close at a graceful stop.
     rx.0.lock().unwrap().clear();
     c.stores[0].proc.terminate();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !rx.spans().iter().any(|s| s.name == "store.close") {
-        assert!(Instant::now() < deadline, "no store.close span");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(30, "a store.close span", || {
+        rx.spans().iter().any(|s| s.name == "store.close")
+    });
     c.stores[0].proc.spawn();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !rx
-        .spans()
-        .iter()
-        .any(|s| s.name == "store.open" && s.service == "sundial-store")
-    {
-        assert!(Instant::now() < deadline, "no store.open span");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(30, "a store.open span", || {
+        rx.spans()
+            .iter()
+            .any(|s| s.name == "store.open" && s.service == "sundial-store")
+    });
 }
 
 /// The all-in-one server: the same spans, in one service.

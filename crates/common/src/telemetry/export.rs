@@ -17,7 +17,7 @@ use opentelemetry_sdk::trace::{
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::Layer;
 
 use crate::config::{ConfigError, LogFormat, LoggingConfig, TracingConfig};
 
@@ -121,13 +121,7 @@ pub fn init(
     logging: &LoggingConfig,
     tracing_cfg: &TracingConfig,
 ) -> Result<Telemetry, ConfigError> {
-    let filter = || {
-        EnvFilter::new(
-            std::env::var("SUNDIAL_LOG")
-                .or_else(|_| std::env::var("RUST_LOG"))
-                .unwrap_or_else(|_| logging.level.clone()),
-        )
-    };
+    let filter = || crate::process::log_filter(&logging.level);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match logging.format {
         LogFormat::Text => fmt.with_filter(filter()).boxed(),
