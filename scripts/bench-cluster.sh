@@ -36,7 +36,7 @@ cluster() { # round, replication factor
     --initial-cluster "default=http://127.0.0.1:$pp" >/dev/null 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$cp/health" >/dev/null && break; sleep 0.1; done
-  start_listening "$d/meta.out" $B/sundial-meta --listen 127.0.0.1:0 --etcd-endpoints "http://127.0.0.1:$cp"
+  start_listening "$d/meta.out" $B/sundial-meta --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --etcd-endpoints "http://127.0.0.1:$cp"
   local meta=$ADDR
   for i in 1 2 3; do
     start_listening "$d/s$i.out" $B/sundial-store --data-dir "$d/s$i" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --meta "$meta" --shared-secret bench

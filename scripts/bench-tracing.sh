@@ -3,7 +3,9 @@
 # batches, 4 connections, fsync on every write) into the all-in-one `sundial` with
 # tracing off, and with spans exported over OTLP (to `sundial-otlp-sink`, a real
 # OTLP/gRPC receiver) at 1 % sampling, rounds interleaved so the machine's noise
-# shows.
+# shows. Besides throughput it reports the server's CPU time for the same load
+# (user + system, from /proc): the work tracing adds, which the machine's noise
+# moves far less than values/s (this machine has no instruction counters).
 #
 #   scripts/bench-tracing.sh [BATCHES] [REPEATS] [RATIO]   (default 200, 5, 0.01)
 set -euo pipefail
@@ -31,6 +33,9 @@ run() {
   PIDS+=($pid)
   wait_ping "$p"
   $LOAD --url "http://127.0.0.1:$p" --label "$label" | tee -a "$RESULTS"
+  # utime + stime in clock ticks, fields 14 and 15 (after the command's parentheses).
+  local ticks; ticks=$(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+  echo "$label cpu $(python3 -c "print($ticks / $(getconf CLK_TCK))")" | tee -a "$RESULTS"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$WORK/$label-$ROUND"
 }
@@ -53,6 +58,11 @@ for line in open(sys.argv[1]):
         runs.setdefault(m.group(1), []).append(int(m.group(2)))
 off = runs.pop("tracing-off")
 base = statistics.median(off)
+cpu = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\S+) cpu ([0-9.]+)$", line)
+    if m:
+        cpu.setdefault(m.group(1), []).append(float(m.group(2)))
 print(f"{'tracing-off':14} median {base:>12,.0f}  = 100.0%  (runs: {', '.join(f'{x:,}' for x in off)})")
 for label, v in runs.items():
     med = statistics.median(v)
@@ -60,4 +70,11 @@ for label, v in runs.items():
     paired = statistics.median(t / o for t, o in zip(v, off))
     print(f"{label:14} median {med:>12,.0f}  = {100 * med / base:5.1f}% of tracing off; "
           f"median of per-round ratios {100 * paired:5.1f}%  (runs: {', '.join(f'{x:,}' for x in v)})")
+print("== server CPU seconds for the same load (median of per-round ratios)")
+coff = cpu.pop("tracing-off")
+print(f"{'tracing-off':14} median {statistics.median(coff):6.2f} s  (runs: {', '.join(f'{x:.2f}' for x in coff)})")
+for label, v in cpu.items():
+    paired = statistics.median(t / o for t, o in zip(v, coff))
+    print(f"{label:14} median {statistics.median(v):6.2f} s  = {100 * paired:5.1f}% of tracing off's CPU  "
+          f"(runs: {', '.join(f'{x:.2f}' for x in v)})")
 PY

@@ -5,6 +5,8 @@
 #[cfg(feature = "config")]
 pub mod config;
 pub mod duration;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod outcome;
 #[cfg(feature = "process")]
 pub mod process;

@@ -144,8 +144,10 @@
 //! ## Metrics
 //!
 //! [`Store::stats`] returns [`EngineStats`]: points/values written and dropped, WAL
-//! fsyncs and bytes, torn tails truncated, corrupt segments, flush and compaction counts
-//! and durations, write stalls, overloaded writes, files quarantined.
+//! fsyncs and bytes, torn tails truncated, corrupt segments, flush and compaction
+//! counts, write stalls, overloaded writes, files quarantined, files per level.
+//! [`Store::latencies`] shares the histograms of WAL fsyncs, flushes and
+//! compactions. `EngineOptions::metrics_enabled(false)` stops counting.
 //!
 //! ## Tests and benchmarks
 //!
@@ -180,7 +182,7 @@ pub use error::{Error, Result};
 pub use index::TagPredicate;
 pub use options::{EngineOptions, EngineOptionsBuilder, FsyncPolicy};
 pub use shard::{FieldData, RecoveryReport, SeriesData};
-pub use stats::{DatabaseStats, EngineStats};
+pub use stats::{DatabaseStats, EngineLatencies, EngineStats};
 pub use store::{SeriesIter, Store, StoreHealth};
 pub use sundial_common::{ErrorClass, WriteOutcome};
 pub use types::{Column, FieldType, Value, Values};

@@ -1,11 +1,26 @@
 //! Engine counters. Atomic, shared by every shard of a store; `Store::stats` snapshots them.
+//! Latencies are histograms ([`EngineLatencies`]), observed where the work happens.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use sundial_common::metrics::Latency;
+
+/// Latency histograms of the engine's slow operations (seconds; clones share them).
+#[derive(Debug, Clone, Default)]
+pub struct EngineLatencies {
+    /// One WAL fsync (group commit shares one among writers).
+    pub wal_fsync: Latency,
+    /// One memtable flush into a level-0 file.
+    pub flush: Latency,
+    /// One compaction.
+    pub compaction: Latency,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     pub enabled: bool,
+    pub latencies: EngineLatencies,
     pub points_written: AtomicU64,
     pub values_written: AtomicU64,
     pub points_dropped: AtomicU64,
@@ -14,9 +29,7 @@ pub(crate) struct Metrics {
     pub wal_torn_tails_truncated: AtomicU64,
     pub wal_corrupt_segments: AtomicU64,
     pub flushes: AtomicU64,
-    pub flush_nanos: AtomicU64,
     pub compactions: AtomicU64,
-    pub compaction_nanos: AtomicU64,
     pub write_stalls: AtomicU64,
     pub writes_overloaded: AtomicU64,
     pub files_quarantined: AtomicU64,
@@ -44,8 +57,10 @@ impl Metrics {
     }
 
     #[inline]
-    pub fn add_duration(&self, c: &AtomicU64, d: Duration) {
-        self.add(c, d.as_nanos().min(u128::from(u64::MAX)) as u64)
+    pub fn observe(&self, h: &Latency, d: Duration) {
+        if self.enabled {
+            h.observe(d);
+        }
     }
 
     pub fn snapshot(&self) -> EngineStats {
@@ -59,9 +74,7 @@ impl Metrics {
             wal_torn_tails_truncated: g(&self.wal_torn_tails_truncated),
             wal_corrupt_segments: g(&self.wal_corrupt_segments),
             flushes: g(&self.flushes),
-            flush_duration: Duration::from_nanos(g(&self.flush_nanos)),
             compactions: g(&self.compactions),
-            compaction_duration: Duration::from_nanos(g(&self.compaction_nanos)),
             write_stalls: g(&self.write_stalls),
             writes_overloaded: g(&self.writes_overloaded),
             files_quarantined: g(&self.files_quarantined),
@@ -86,11 +99,10 @@ pub struct EngineStats {
     pub wal_bytes: u64,
     pub wal_torn_tails_truncated: u64,
     pub wal_corrupt_segments: u64,
+    /// Memtable flushes and compactions done (their latencies:
+    /// [`EngineLatencies`]).
     pub flushes: u64,
-    /// Total time spent flushing.
-    pub flush_duration: Duration,
     pub compactions: u64,
-    pub compaction_duration: Duration,
     /// Writes that had to wait for a flush.
     pub write_stalls: u64,
     /// Writes rejected with `Overloaded`.
@@ -113,6 +125,9 @@ pub struct EngineStats {
     /// Gauges: shards known and open, descriptors they hold, and the budget.
     pub shards: u64,
     pub shards_open: u64,
+    /// Data files per level (index: level), over open shards and the closed ones
+    /// opened since start.
+    pub files_per_level: Vec<u64>,
     pub open_files: u64,
     pub open_files_budget: u64,
     /// Bytes of per-series structures (catalogs, series lists, file summaries) and

@@ -159,8 +159,11 @@ impl Shared {
             (st.cur.file.clone(), st.cur.id, st.last_seq)
         };
         span.record("upto", upto);
+        let started = std::time::Instant::now();
         let res = self.fsync(&file);
         self.metrics.add(&self.metrics.wal_fsyncs, 1);
+        self.metrics
+            .observe(&self.metrics.latencies.wal_fsync, started.elapsed());
         if let Err(e) = &res {
             // Lock order is state then sync, as in `append`'s callers.
             self.fail(e.to_string());

@@ -15,11 +15,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 use sundial_cluster::{Batch, Consistency, PointsWriter, WriteSummary};
+use sundial_common::metrics::{self, Collect, Emit, Registry};
 use sundial_common::telemetry;
 use sundial_lineproto::{Cursor, ParseOptions, ParsedBatch, Precision, MAX_LINE_ERRORS};
 use sundial_meta::{MetaClient, UserInfo};
@@ -61,7 +61,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
 pub struct Gateway {
     pub meta: MetaClient,
     pub writer: PointsWriter,
-    pub stats: HttpStats,
+    pub stats: Arc<HttpStats>,
     pub opts: HttpConfig,
     /// Writes past the door: reading, parsing, queued or writing. Bounds the bodies
     /// held in memory to `max-concurrent-write-limit + max-enqueued-write-limit`.
@@ -69,7 +69,8 @@ pub struct Gateway {
     /// Writes in the engine. A permit lives as long as the write's work, which may
     /// outlast a request that timed out.
     write_slots: Arc<Semaphore>,
-    extra_metrics: Option<ExtraMetrics>,
+    /// What `/metrics` shows: the HTTP metrics and what the binary added.
+    registry: Registry,
     health: Option<HealthCheck>,
     /// When meta was last re-read because a request named a database this
     /// gateway's cache did not know (ms since the Unix epoch).
@@ -89,34 +90,39 @@ impl std::fmt::Debug for HealthCheck {
     }
 }
 
-/// Appends more Prometheus text to `/metrics` (the engine's statistics).
-#[derive(Clone)]
-pub struct ExtraMetrics(pub Arc<dyn Fn(&mut String) + Send + Sync>);
-
-impl std::fmt::Debug for ExtraMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ExtraMetrics")
-    }
-}
-
 impl Gateway {
     pub fn new(
         meta: MetaClient,
         writer: PointsWriter,
         opts: HttpConfig,
-        extra_metrics: Option<ExtraMetrics>,
+        mut registry: Registry,
         health: Option<HealthCheck>,
     ) -> Arc<Self> {
+        let stats = Arc::new(HttpStats::default());
+        stats.register(&mut registry);
+        // Admission places in use: what max-concurrent + max-enqueued bound, and
+        // what a 503 "too many writes in flight" means.
+        let places = opts.max_concurrent_write_limit.max(1) + opts.max_enqueued_write_limit;
+        let admitted = Arc::new(Semaphore::new(places));
+        let in_use = admitted.clone();
+        registry
+            .sub_registry_with_prefix("http")
+            .register_collector(Box::new(Collect(move |e: &mut Emit<'_>| {
+                let used = places.saturating_sub(in_use.available_permits());
+                e.gauge(
+                    "write_requests_admitted",
+                    "Write requests holding an admission place (reading, parsing or writing).",
+                    i64::try_from(used).unwrap_or(i64::MAX),
+                )
+            })));
         Arc::new(Gateway {
             meta,
             writer,
-            stats: HttpStats::default(),
-            admitted: Arc::new(Semaphore::new(
-                opts.max_concurrent_write_limit.max(1) + opts.max_enqueued_write_limit,
-            )),
+            stats,
+            admitted,
             write_slots: Arc::new(Semaphore::new(opts.max_concurrent_write_limit.max(1))),
             opts,
-            extra_metrics,
+            registry,
             health,
             last_miss_refresh: std::sync::atomic::AtomicU64::new(0),
         })
@@ -175,7 +181,9 @@ async fn common_headers(
 ) -> Response {
     // Probes and scrapes are not traces of their own (they would use up the
     // budget of sampled traces); writes and queries are.
-    let name = route_name(req.uri().path());
+    let started = Instant::now();
+    let (name, route) = route_name(req.uri().path());
+    let method = req.method().clone();
     let span = if matches!(name, "http.write" | "http.query") {
         tracing::info_span!(
             "http.request",
@@ -212,6 +220,8 @@ async fn common_headers(
     };
     let status = resp.status().as_u16();
     span.record("http.status_code", status);
+    gw.stats
+        .observe_request(route, &method, status, started.elapsed());
     if (400..500).contains(&status) {
         gw.stats.client_errors.fetch_add(1, Relaxed);
     } else if status >= 500 {
@@ -228,15 +238,17 @@ async fn common_headers(
     resp
 }
 
-/// The span name of a route, as Jaeger lists it.
-fn route_name(path: &str) -> &'static str {
+/// The span name of a route, as Jaeger lists it, and its `route` label in
+/// metrics (a fixed set: made-up paths must not grow the label values).
+fn route_name(path: &str) -> (&'static str, &'static str) {
     match path {
-        "/write" | "/api/v2/write" => "http.write",
-        "/query" => "http.query",
-        "/ping" => "http.ping",
-        "/health" => "http.health",
-        "/metrics" => "http.metrics",
-        _ => "http.other",
+        "/write" => ("http.write", "/write"),
+        "/api/v2/write" => ("http.write", "/api/v2/write"),
+        "/query" => ("http.query", "/query"),
+        "/ping" => ("http.ping", "/ping"),
+        "/health" => ("http.health", "/health"),
+        "/metrics" => ("http.metrics", "/metrics"),
+        _ => ("http.other", "other"),
     }
 }
 
@@ -337,22 +349,11 @@ async fn health_handler(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
-    let mut out = String::new();
-    gw.stats.render(&mut out);
-    // Admission places in use: what max-concurrent + max-enqueued bound, and what
-    // a 503 "too many writes in flight" means.
-    let places = gw.opts.max_concurrent_write_limit.max(1) + gw.opts.max_enqueued_write_limit;
-    let used = places.saturating_sub(gw.admitted.available_permits());
-    let _ = write!(
-        out,
-        "# HELP sundial_http_write_requests_admitted Write requests holding an admission place (reading, parsing or writing).\n\
-         # TYPE sundial_http_write_requests_admitted gauge\n\
-         sundial_http_write_requests_admitted {used}\n"
-    );
-    if let Some(f) = &gw.extra_metrics {
-        (f.0)(&mut out);
-    }
-    ([("Content-Type", "text/plain; version=0.0.4")], out).into_response()
+    (
+        [("Content-Type", metrics::CONTENT_TYPE)],
+        metrics::encode(&gw.registry),
+    )
+        .into_response()
 }
 
 // ------------------------------------------------------------------ auth

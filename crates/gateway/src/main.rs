@@ -27,9 +27,10 @@ use sundial_common::config::{
     self, duration, set, ClusterConfig, LoggingConfig, RuntimeConfig, TracingConfig,
 };
 use sundial_common::duration::{format_duration, parse_duration};
+use sundial_common::metrics;
 use sundial_common::telemetry::export;
 use sundial_gateway::config::HttpConfig;
-use sundial_gateway::http::{router, ExtraMetrics, Gateway};
+use sundial_gateway::http::{router, Gateway};
 use sundial_meta::{ClientOptions, MetaClient};
 
 #[global_allocator]
@@ -266,12 +267,11 @@ async fn run(cfg: Config) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.http.bind_address))?;
     let addr = listener.local_addr()?;
-    let hh_metrics = hh.clone();
-    let metrics = ExtraMetrics(Arc::new(move |out: &mut String| {
-        sundial_gateway::stats::render_handoff(&hh_metrics, out)
-    }));
+    let mut registry = metrics::registry();
+    sundial_gateway::stats::register_handoff(&mut registry, hh.clone());
+    meta.register_metrics(&mut registry);
     let listen = cfg.http.serve_options();
-    let gw = Gateway::new(meta.clone(), writer, cfg.http.clone(), Some(metrics), None);
+    let gw = Gateway::new(meta.clone(), writer, cfg.http.clone(), registry, None);
     tracing::info!(%addr, meta = %cfg.gateway.meta, "sundial-gateway ready");
     println!("listening on {addr}");
     let conn_stats = gw.stats.connections.clone();

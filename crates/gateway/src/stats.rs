@@ -1,14 +1,17 @@
 //! HTTP write/query statistics, named after InfluxDB's `httpd` stats (seed 004:
 //! WriteRequests, ActiveWriteRequests, WriteRequestDuration, bytes received,
-//! points written OK/failed/dropped, values written), exported as Prometheus text.
+//! points written OK/failed/dropped, values written), plus request latency by
+//! route and status, registered in the gateway's Prometheus registry.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use sundial_common::metrics::{latency_family, Collect, Emit, LatencyFamily, Registry};
 use sundial_serve::ConnStats;
 
-#[derive(Debug, Default)]
+type RouteLabels = [(&'static str, &'static str); 3];
+
+#[derive(Debug)]
 pub struct HttpStats {
     pub write_requests: AtomicU64,
     pub active_write_requests: AtomicI64,
@@ -26,6 +29,31 @@ pub struct HttpStats {
     pub auth_failures: AtomicU64,
     /// The HTTP listener's connections: open, closed by timeouts, evicted.
     pub connections: Arc<ConnStats>,
+    /// `sundial_http_request_duration_seconds{route, status}`.
+    requests: LatencyFamily<RouteLabels>,
+}
+
+impl Default for HttpStats {
+    fn default() -> Self {
+        HttpStats {
+            write_requests: AtomicU64::new(0),
+            active_write_requests: AtomicI64::new(0),
+            write_request_duration_ns: AtomicU64::new(0),
+            write_request_bytes_received: AtomicU64::new(0),
+            points_written_ok: AtomicU64::new(0),
+            points_written_fail: AtomicU64::new(0),
+            points_written_dropped: AtomicU64::new(0),
+            values_written_ok: AtomicU64::new(0),
+            write_rejected_overload: AtomicU64::new(0),
+            query_requests: AtomicU64::new(0),
+            query_request_duration_ns: AtomicU64::new(0),
+            client_errors: AtomicU64::new(0),
+            server_errors: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            connections: Arc::default(),
+            requests: latency_family(),
+        }
+    }
 }
 
 /// Counts a write request as active until dropped, then adds its duration.
@@ -45,115 +73,148 @@ impl HttpStats {
         }
     }
 
-    /// Appends the counters in Prometheus text exposition format.
-    pub fn render(&self, out: &mut String) {
-        let c = |out: &mut String, name: &str, help: &str, kind: &str, v: String| {
-            let _ = writeln!(out, "# HELP sundial_http_{name} {help}");
-            let _ = writeln!(out, "# TYPE sundial_http_{name} {kind}");
-            let _ = writeln!(out, "sundial_http_{name} {v}");
+    /// Records one answered request: its route (a fixed set, see
+    /// `http::route_name`), method, status and time.
+    pub fn observe_request(
+        &self,
+        route: &'static str,
+        method: &axum::http::Method,
+        status: u16,
+        took: Duration,
+    ) {
+        use axum::http::Method;
+        // A fixed set: made-up methods must not grow the label values.
+        let method = match *method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::HEAD => "HEAD",
+            Method::OPTIONS => "OPTIONS",
+            _ => "other",
         };
-        let g = |a: &AtomicU64| a.load(Relaxed).to_string();
-        c(
-            out,
-            "write_requests_total",
-            "Write requests received.",
-            "counter",
-            g(&self.write_requests),
+        self.requests
+            .get_or_create(&[
+                ("route", route),
+                ("method", method),
+                ("status", status_label(status)),
+            ])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Registers the HTTP metrics (`sundial_http_…`) in `registry`.
+    pub fn register(self: &Arc<Self>, registry: &mut Registry) {
+        let reg = registry.sub_registry_with_prefix("http");
+        reg.register(
+            "request_duration_seconds",
+            "Time to answer HTTP requests, by route, method and status (count: requests answered)",
+            self.requests.clone(),
         );
-        c(
-            out,
+        let me = self.clone();
+        reg.register_collector(Box::new(Collect(move |e: &mut Emit<'_>| me.emit(e))));
+    }
+
+    fn emit(&self, e: &mut Emit<'_>) -> std::fmt::Result {
+        let g = |a: &AtomicU64| a.load(Relaxed);
+        let secs = |a: &AtomicU64| a.load(Relaxed) as f64 / 1e9;
+        e.counter(
+            "write_requests",
+            "Write requests received.",
+            g(&self.write_requests),
+        )?;
+        e.gauge(
             "active_write_requests",
             "Write requests in progress.",
-            "gauge",
-            self.active_write_requests.load(Relaxed).to_string(),
-        );
-        let secs = |a: &AtomicU64| format!("{:.6}", a.load(Relaxed) as f64 / 1e9);
-        c(
-            out,
-            "write_request_duration_seconds_total",
+            self.active_write_requests.load(Relaxed),
+        )?;
+        e.counter_f64(
+            "write_request_duration_seconds",
             "Time spent serving write requests.",
-            "counter",
             secs(&self.write_request_duration_ns),
-        );
-        c(
-            out,
-            "write_request_bytes_received_total",
-            "Body bytes received by write requests (after decompression).",
-            "counter",
-            g(&self.write_request_bytes_received),
-        );
-        c(
-            out,
-            "points_written_ok_total",
-            "Points written.",
-            "counter",
-            g(&self.points_written_ok),
-        );
-        c(
-            out,
-            "points_written_fail_total",
-            "Points that failed to be written (bad lines, errors).",
-            "counter",
-            g(&self.points_written_fail),
-        );
-        c(
-            out,
-            "points_written_dropped_total",
-            "Points dropped (outside retention, type conflicts).",
-            "counter",
-            g(&self.points_written_dropped),
-        );
-        c(
-            out,
-            "values_written_ok_total",
-            "Field values written.",
-            "counter",
-            g(&self.values_written_ok),
-        );
-        c(
-            out,
-            "write_rejected_overload_total",
-            "Writes refused with 503 because too many were in flight.",
-            "counter",
-            g(&self.write_rejected_overload),
-        );
-        c(
-            out,
-            "query_requests_total",
-            "Query requests received.",
-            "counter",
-            g(&self.query_requests),
-        );
-        c(
-            out,
-            "query_request_duration_seconds_total",
+        )?;
+        for (name, help, v) in [
+            (
+                "write_request_bytes_received",
+                "Body bytes received by write requests (after decompression).",
+                &self.write_request_bytes_received,
+            ),
+            (
+                "points_written_ok",
+                "Points written.",
+                &self.points_written_ok,
+            ),
+            (
+                "points_written_fail",
+                "Points that failed to be written (bad lines, errors).",
+                &self.points_written_fail,
+            ),
+            (
+                "points_written_dropped",
+                "Points dropped (outside retention, type conflicts).",
+                &self.points_written_dropped,
+            ),
+            (
+                "values_written_ok",
+                "Field values written.",
+                &self.values_written_ok,
+            ),
+            (
+                "write_rejected_overload",
+                "Writes refused with 503 because too many were in flight.",
+                &self.write_rejected_overload,
+            ),
+            (
+                "query_requests",
+                "Query requests received.",
+                &self.query_requests,
+            ),
+        ] {
+            e.counter(name, help, g(v))?;
+        }
+        e.counter_f64(
+            "query_request_duration_seconds",
             "Time spent serving query requests.",
-            "counter",
             secs(&self.query_request_duration_ns),
-        );
-        c(
-            out,
-            "client_errors_total",
-            "Responses with a 4xx status.",
-            "counter",
-            g(&self.client_errors),
-        );
-        c(
-            out,
-            "server_errors_total",
-            "Responses with a 5xx status.",
-            "counter",
-            g(&self.server_errors),
-        );
-        c(
-            out,
-            "auth_failures_total",
-            "Failed authentications.",
-            "counter",
-            g(&self.auth_failures),
-        );
-        self.connections.render("sundial_http", out);
+        )?;
+        for (name, help, v) in [
+            (
+                "client_errors",
+                "Responses with a 4xx status.",
+                &self.client_errors,
+            ),
+            (
+                "server_errors",
+                "Responses with a 5xx status.",
+                &self.server_errors,
+            ),
+            (
+                "auth_failures",
+                "Failed authentications.",
+                &self.auth_failures,
+            ),
+        ] {
+            e.counter(name, help, g(v))?;
+        }
+        self.connections.emit(e)
     }
+}
+
+/// Status codes as label values, without an allocation per request.
+fn status_label(status: u16) -> &'static str {
+    macro_rules! codes {
+        ($($c:literal),*) => {
+            match status {
+                $($c => stringify!($c),)*
+                100..=199 => "1xx",
+                200..=299 => "2xx",
+                300..=399 => "3xx",
+                400..=499 => "4xx",
+                _ => "5xx",
+            }
+        };
+    }
+    codes!(
+        200, 204, 301, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 422, 429, 431, 500, 501,
+        503, 504
+    )
 }
 
 impl Drop for ActiveWrite<'_> {
@@ -164,64 +225,65 @@ impl Drop for ActiveWrite<'_> {
     }
 }
 
-/// Hinted handoff's queues and counters in Prometheus text: depth and oldest age
-/// per node, hints enqueued, delivered, dropped (expired, refused by the node) and
-/// writes refused because a queue was full.
-pub fn render_handoff(hh: &sundial_cluster::handoff::HintedHandoff, out: &mut String) {
-    let c = &hh.counters;
-    for (name, help, v) in [
-        (
-            "enqueued_total",
-            "Hints queued for unreachable owners.",
-            &c.enqueued,
-        ),
-        (
-            "delivered_total",
-            "Hints delivered to their node.",
-            &c.delivered,
-        ),
-        (
-            "dropped_expired_total",
-            "Hints dropped because they were older than max-age.",
-            &c.dropped_expired,
-        ),
-        (
-            "dropped_rejected_total",
-            "Hints dropped because their node refused them for good, or damaged on disk.",
-            &c.dropped_rejected,
-        ),
-        (
-            "refused_full_total",
-            "Writes refused because a node's queue was at max-size.",
-            &c.refused_full,
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP sundial_hh_{name} {help}");
-        let _ = writeln!(out, "# TYPE sundial_hh_{name} counter");
-        let _ = writeln!(out, "sundial_hh_{name} {}", v.load(Relaxed));
-    }
-    let stats = hh.stats();
-    for (name, help, get) in [
-        (
+/// Registers hinted handoff's queues and counters (`sundial_hh_…`): depth, bytes
+/// and oldest age per node; hints enqueued, delivered, dropped (expired, refused by
+/// the node) and writes refused because a queue was full.
+pub fn register_handoff(registry: &mut Registry, hh: Arc<sundial_cluster::handoff::HintedHandoff>) {
+    let reg = registry.sub_registry_with_prefix("hh");
+    reg.register_collector(Box::new(Collect(move |e: &mut Emit<'_>| {
+        let c = &hh.counters;
+        for (name, help, v) in [
+            (
+                "enqueued",
+                "Hints queued for unreachable owners.",
+                &c.enqueued,
+            ),
+            ("delivered", "Hints delivered to their node.", &c.delivered),
+            (
+                "dropped_expired",
+                "Hints dropped because they were older than max-age.",
+                &c.dropped_expired,
+            ),
+            (
+                "dropped_rejected",
+                "Hints dropped because their node refused them for good, or damaged on disk.",
+                &c.dropped_rejected,
+            ),
+            (
+                "refused_full",
+                "Writes refused because a node's queue was at max-size.",
+                &c.refused_full,
+            ),
+        ] {
+            e.counter(name, help, v.load(Relaxed))?;
+        }
+        let stats = hh.stats();
+        let nodes: Vec<String> = stats.iter().map(|s| s.node.to_string()).collect();
+        let rows = |f: fn(&sundial_cluster::handoff::QueueStats) -> f64| {
+            nodes
+                .iter()
+                .zip(&stats)
+                .map(move |(n, s)| (n.as_str(), f(s)))
+        };
+        e.gauges(
             "queue_records",
             "Hints waiting for a node.",
-            (|s: &sundial_cluster::handoff::QueueStats| s.records as f64) as fn(&_) -> f64,
-        ),
-        ("queue_bytes", "Bytes of hints waiting for a node.", |s| {
-            s.bytes as f64
-        }),
-        (
+            "node",
+            rows(|s| s.records as f64),
+        )?;
+        e.gauges(
+            "queue_bytes",
+            "Bytes of hints waiting for a node.",
+            "node",
+            rows(|s| s.bytes as f64),
+        )?;
+        e.gauges(
             "queue_oldest_age_seconds",
             "Age of a node's oldest waiting hint.",
-            |s| s.oldest_age_ms as f64 / 1000.0,
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP sundial_hh_{name} {help}");
-        let _ = writeln!(out, "# TYPE sundial_hh_{name} gauge");
-        for s in &stats {
-            let _ = writeln!(out, "sundial_hh_{name}{{node=\"{}\"}} {}", s.node, get(s));
-        }
-    }
+            "node",
+            rows(|s| s.oldest_age_ms as f64 / 1000.0),
+        )
+    })));
 }
 
 #[cfg(test)]
@@ -229,16 +291,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn active_writes_are_tracked_and_rendered() {
-        let s = HttpStats::default();
+    fn active_writes_and_requests_are_tracked_and_encoded() {
+        let s = Arc::new(HttpStats::default());
+        let mut reg = sundial_common::metrics::registry();
+        s.register(&mut reg);
         {
             let _w = s.begin_write();
             assert_eq!(s.active_write_requests.load(Relaxed), 1);
         }
         assert_eq!(s.active_write_requests.load(Relaxed), 0);
         s.points_written_ok.fetch_add(5, Relaxed);
-        let mut out = String::new();
-        s.render(&mut out);
+        let post = axum::http::Method::POST;
+        s.observe_request("/write", &post, 204, Duration::from_millis(2));
+        s.observe_request("/write", &post, 299, Duration::from_millis(2));
+        let out = sundial_common::metrics::encode(&reg);
         assert!(
             out.contains("sundial_http_write_requests_total 1\n"),
             "{out}"
@@ -249,10 +315,12 @@ mod tests {
             out.contains("sundial_http_connections_evicted_total 0\n"),
             "{out}"
         );
-        // Every sample line is `name value` with a numeric value.
-        for l in out.lines().filter(|l| !l.starts_with('#')) {
-            let (_, v) = l.split_once(' ').unwrap();
-            assert!(v.parse::<f64>().is_ok(), "{l}");
-        }
+        assert!(
+            out.contains(
+                "sundial_http_request_duration_seconds_count{route=\"/write\",method=\"POST\",status=\"204\"} 1\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("status=\"2xx\"} 1\n"), "{out}");
     }
 }

@@ -22,6 +22,7 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use sundial_common::config::{self, duration, set, ClusterConfig, LoggingConfig, TracingConfig};
 use sundial_common::duration::parse_duration;
+use sundial_common::metrics::{self, GrpcMetrics};
 use sundial_common::process::shutdown_signal;
 use sundial_common::telemetry::export;
 use sundial_meta::election::{Election, ElectionOptions};
@@ -80,6 +81,8 @@ struct MetaConfig {
     /// replaced within about this plus a third of it.
     #[serde(with = "duration")]
     leader_lease_ttl: Duration,
+    /// HTTP address of the service's `/metrics` (Prometheus); empty: none.
+    metrics_listen: String,
 }
 
 impl Default for MetaConfig {
@@ -91,6 +94,7 @@ impl Default for MetaConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             leader_lease_ttl: Duration::from_secs(10),
+            metrics_listen: "127.0.0.1:8092".into(),
         }
     }
 }
@@ -167,6 +171,9 @@ struct Flags {
     /// [meta] leader-lease-ttl.
     #[arg(long, value_parser = parse_duration)]
     leader_lease_ttl: Option<Duration>,
+    /// [meta] metrics-listen (empty: no metrics listener).
+    #[arg(long)]
+    metrics_listen: Option<String>,
 }
 
 impl Flags {
@@ -193,6 +200,7 @@ impl Flags {
         set(&mut m.tls_cert, self.tls_cert);
         set(&mut m.tls_key, self.tls_key);
         set(&mut m.leader_lease_ttl, self.leader_lease_ttl);
+        set(&mut m.metrics_listen, self.metrics_listen);
         set(&mut c.cluster.shared_secret, self.shared_secret);
         set(
             &mut c.retention.check_interval,
@@ -241,14 +249,38 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .parse()
         .with_context(|| format!("meta.listen {:?}", m.listen))?;
     let (listener, addr) = MetaServer::bind(listen).await?;
+    let grpc_metrics = GrpcMetrics::default();
+    let mut registry = metrics::registry();
+    grpc_metrics.register(&mut registry);
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_addr = match m.metrics_listen.as_str() {
+        "" => None,
+        maddr => {
+            let registry = Arc::new(registry);
+            let render: sundial_serve::Render = Arc::new(move || metrics::encode(&registry));
+            let stopped = async {
+                let _ = metrics_stopped.await;
+            };
+            Some(
+                sundial_serve::serve_metrics(maddr, render, metrics::CONTENT_TYPE, stopped)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {maddr}"))?,
+            )
+        }
+    };
     tracing::info!(%addr, etcd = ?m.etcd_endpoints, prefix = %m.prefix, "sundial-meta started");
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {addr}")?;
+        match metrics_addr {
+            Some(maddr) => writeln!(out, "listening on {addr} metrics {maddr}")?,
+            None => writeln!(out, "listening on {addr}")?,
+        }
         out.flush()?;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut meta_server = MetaServer::new(store.clone()).with_secret(cfg.cluster.secret());
+    let mut meta_server = MetaServer::new(store.clone())
+        .with_secret(cfg.cluster.secret())
+        .with_metrics(grpc_metrics);
     if let Some(config::TlsPem { cert, key }) = identity {
         meta_server = meta_server.with_tls(cert, key);
     }
@@ -302,6 +334,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!("sundial-meta stopping");
     let _ = stop_tx.send(());
+    let _ = metrics_stop.send(());
     let _ = services_stop.send(true);
     if let Some(services) = services {
         // Resigning is bounded by the lease TTL; do not hang on a dead etcd.

@@ -376,8 +376,27 @@ async fn meta_service_restart() {
         .await
         .unwrap();
     c.create_database("m").await.unwrap();
+    let mut registry = sundial_common::metrics::registry();
+    c.register_metrics(&mut registry);
+    let sample = |name: &str| -> f64 {
+        let text = sundial_common::metrics::encode(&registry);
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from {text}"))
+    };
+    assert_eq!(sample("sundial_meta_watch_connected"), 1.0);
+    assert_eq!(sample("sundial_meta_cache_age_seconds"), 0.0);
     drop(meta);
     assert!(c.database("m").is_some());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.is_connected() {
+        assert!(Instant::now() < deadline, "the watch did not notice");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The cache is served while meta is away, and its age says how stale it may be.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sample("sundial_meta_watch_connected"), 0.0);
+    assert!(sample("sundial_meta_cache_age_seconds") >= 0.3);
     let started = Instant::now();
     let e = c.create_database("n").await.unwrap_err();
     assert!(e.is_unavailable(), "{e:?}");
@@ -399,4 +418,6 @@ async fn meta_service_restart() {
         assert!(Instant::now() < deadline, "watch did not come back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(sample("sundial_meta_watch_reconnects_total") >= 1.0);
+    assert_eq!(sample("sundial_meta_cache_age_seconds"), 0.0);
 }

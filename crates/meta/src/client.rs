@@ -18,7 +18,7 @@
 //! has caught up with the mutation's revision, so a caller reads its own writes.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use parking_lot::RwLock;
 
+use sundial_common::metrics::{Collect, Emit, Registry};
 use sundial_proto::meta as pb;
 use sundial_proto::meta::command::Op;
 
@@ -143,6 +144,11 @@ struct Shared {
     snap: RwLock<Arc<MetaSnapshot>>,
     rev_tx: tokio::sync::watch::Sender<i64>,
     connected: AtomicBool,
+    /// Watch health for `/metrics`: re-established after a loss, and when the
+    /// last loss began (`None` while live or before the first connection).
+    watch_reconnects: AtomicU64,
+    ever_connected: AtomicBool,
+    lost_at: parking_lot::Mutex<Option<std::time::Instant>>,
     passwords: crate::auth::PasswordChecker,
 }
 
@@ -230,8 +236,13 @@ impl Shared {
         let was = self.connected.swap(up, Ordering::SeqCst);
         if was != up {
             if up {
+                *self.lost_at.lock() = None;
+                if self.ever_connected.swap(true, Ordering::SeqCst) {
+                    self.watch_reconnects.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::info!(transport = self.transport.name(), "meta watch connected");
             } else {
+                *self.lost_at.lock() = Some(std::time::Instant::now());
                 tracing::warn!(
                     transport = self.transport.name(),
                     "meta watch lost; serving cached metadata, reconnecting"
@@ -327,6 +338,9 @@ impl MetaClient {
             snap: RwLock::new(Arc::new(MetaSnapshot::default())),
             rev_tx,
             connected: AtomicBool::new(false),
+            watch_reconnects: AtomicU64::new(0),
+            ever_connected: AtomicBool::new(false),
+            lost_at: parking_lot::Mutex::new(None),
             passwords: crate::auth::PasswordChecker::new(),
         });
         shared.resync().await?;
@@ -361,6 +375,41 @@ impl MetaClient {
     /// Revision of the cached snapshot.
     pub fn revision(&self) -> i64 {
         self.shared.revision()
+    }
+
+    /// Registers the cache's metrics (`sundial_meta_…`): how stale it may be, its
+    /// revision, whether the watch is live and how often it was re-established.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let shared = self.shared.clone();
+        let reg = registry.sub_registry_with_prefix("meta");
+        reg.register_collector(Box::new(Collect(move |e: &mut Emit<'_>| {
+            let connected = shared.connected.load(Ordering::SeqCst);
+            let age = shared
+                .lost_at
+                .lock()
+                .map_or(0.0, |t| t.elapsed().as_secs_f64());
+            e.gauge_f64(
+                "cache_age_seconds",
+                "How far the cached metadata may lag the meta store: 0 while the watch is \
+                 live, else the time since it was lost.",
+                age,
+            )?;
+            e.gauge(
+                "cache_revision",
+                "Meta store revision the cache holds.",
+                shared.revision(),
+            )?;
+            e.gauge(
+                "watch_connected",
+                "1 while the watch on the meta store is established.",
+                i64::from(connected),
+            )?;
+            e.counter(
+                "watch_reconnects",
+                "Times the watch was re-established after it was lost.",
+                shared.watch_reconnects.load(Ordering::Relaxed),
+            )
+        })));
     }
 
     /// Whether the watch stream is currently established (cache is live).

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
+use sundial_common::metrics::GrpcMetrics;
 use sundial_common::secret::SecretCheck;
 use sundial_proto::meta as pb;
 use sundial_proto::meta::meta_service_server::{MetaService, MetaServiceServer};
@@ -31,6 +32,8 @@ pub struct MetaServer {
     secret: Option<String>,
     /// PEM certificate and key to serve TLS with.
     tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Latency of the calls it answers (registered by the binary).
+    grpc_metrics: GrpcMetrics,
 }
 
 type GrpcResult<T> = std::result::Result<Response<T>, Status>;
@@ -42,12 +45,19 @@ impl MetaServer {
             store,
             secret: None,
             tls: None,
+            grpc_metrics: GrpcMetrics::default(),
         }
     }
 
     /// Serves over TLS with this PEM certificate (chain) and key.
     pub fn with_tls(mut self, cert: Vec<u8>, key: Vec<u8>) -> Self {
         self.tls = Some((cert, key));
+        self
+    }
+
+    /// Records the latency of every call in `metrics`.
+    pub fn with_metrics(mut self, metrics: GrpcMetrics) -> Self {
+        self.grpc_metrics = metrics;
         self
     }
 
@@ -77,7 +87,9 @@ impl MetaServer {
                 .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
                 .map_err(|e| Error::InvalidArgument(format!("TLS configuration: {e}")))?;
         }
+        let layer = self.grpc_metrics.layer();
         builder
+            .layer(layer)
             .add_service(InterceptedService::new(self.into_service(), check))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await

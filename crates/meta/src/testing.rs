@@ -186,6 +186,7 @@ impl Drop for EtcdProcess {
 pub struct MetaProcess {
     child: Child,
     addr: SocketAddr,
+    metrics: Option<SocketAddr>,
 }
 
 impl MetaProcess {
@@ -265,17 +266,32 @@ impl MetaProcess {
             .arg(prefix)
             .args(args)
             .env("RUST_LOG", "warn")
+            // Any free port: tests run many metas at once.
+            .env("SUNDIAL_META_METRICS_LISTEN", "127.0.0.1:0")
             .stderr(Stdio::inherit());
         // Exited (e.g. address still in use) or hung: `None`, the caller retries.
         let started = sundial_testkit::spawn_listening(&mut cmd, Duration::from_secs(20))?;
         let addr = started.addr().parse().expect("bad address printed");
+        let metrics = started
+            .extra()
+            .strip_prefix("metrics ")
+            .and_then(|m| m.trim().parse().ok());
         let child = started.child;
-        Some(MetaProcess { child, addr })
+        Some(MetaProcess {
+            child,
+            addr,
+            metrics,
+        })
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of its `/metrics` listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
     }
 
     /// `http://ADDR` for `MetaClient::remote`.

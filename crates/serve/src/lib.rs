@@ -19,10 +19,12 @@
 //! Generic over any `tower` service, so every listener of a node (HTTP API,
 //! later metrics and gRPC) gets the same protection.
 
+mod page;
 mod registry;
 mod stats;
 mod track;
 
+pub use page::{serve_metrics, Render};
 pub use stats::ConnStats;
 pub use track::TrackedBody;
 

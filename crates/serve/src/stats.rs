@@ -1,7 +1,6 @@
 //! Connection counters of one listener, rendered as Prometheus text under the
 //! listener's prefix (`sundial_http_connections_open`, …).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// Why the listener closed a connection itself.
@@ -42,55 +41,48 @@ impl ConnStats {
         counter.fetch_add(1, Relaxed);
     }
 
-    /// Appends the counters in Prometheus text format, each named `{prefix}_…`.
-    pub fn render(&self, prefix: &str, out: &mut String) {
-        let mut c = |name: &str, help: &str, kind: &str, v: String| {
-            let _ = writeln!(out, "# HELP {prefix}_{name} {help}");
-            let _ = writeln!(out, "# TYPE {prefix}_{name} {kind}");
-            let _ = writeln!(out, "{prefix}_{name} {v}");
-        };
-        let g = |a: &AtomicU64| a.load(Relaxed).to_string();
-        c(
+    /// The counters as `connections_…` metrics (the caller's registry prefixes them).
+    pub fn emit(&self, e: &mut sundial_common::metrics::Emit<'_>) -> std::fmt::Result {
+        let g = |a: &AtomicU64| a.load(Relaxed);
+        e.gauge(
             "connections_open",
             "Open client connections.",
-            "gauge",
-            self.open.load(Relaxed).to_string(),
-        );
-        c(
-            "connections_accepted_total",
-            "Client connections accepted.",
-            "counter",
-            g(&self.accepted),
-        );
-        c(
-            "connections_closed_header_timeout_total",
-            "Connections closed because a request head did not arrive within header-read-timeout.",
-            "counter",
-            g(&self.closed_header_timeout),
-        );
-        c(
-            "connections_closed_idle_total",
-            "Kept-alive connections closed after idle-timeout without a request.",
-            "counter",
-            g(&self.closed_idle),
-        );
-        c(
-            "connections_evicted_total",
-            "Idle or slow connections closed to make room for a new one at max-connections.",
-            "counter",
-            g(&self.evicted),
-        );
-        c(
-            "connections_refused_total",
-            "New connections closed at once because every open one was busy.",
-            "counter",
-            g(&self.refused),
-        );
-        c(
-            "accept_errors_total",
-            "Errors accepting connections (e.g. out of file descriptors).",
-            "counter",
-            g(&self.accept_errors),
-        );
+            self.open.load(Relaxed),
+        )?;
+        for (name, help, v) in [
+            (
+                "connections_accepted",
+                "Client connections accepted.",
+                g(&self.accepted),
+            ),
+            (
+                "connections_closed_header_timeout",
+                "Connections closed because a request head did not arrive within header-read-timeout.",
+                g(&self.closed_header_timeout),
+            ),
+            (
+                "connections_closed_idle",
+                "Kept-alive connections closed after idle-timeout without a request.",
+                g(&self.closed_idle),
+            ),
+            (
+                "connections_evicted",
+                "Idle or slow connections closed to make room for a new one at max-connections.",
+                g(&self.evicted),
+            ),
+            (
+                "connections_refused",
+                "New connections closed at once because every open one was busy.",
+                g(&self.refused),
+            ),
+            (
+                "accept_errors",
+                "Errors accepting connections (e.g. out of file descriptors).",
+                g(&self.accept_errors),
+            ),
+        ] {
+            e.counter(name, help, v)?;
+        }
+        Ok(())
     }
 }

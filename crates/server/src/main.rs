@@ -12,8 +12,9 @@ use config::Config;
 use std::path::PathBuf;
 use std::sync::Arc;
 use sundial_cluster::PointsWriter;
+use sundial_common::metrics;
 use sundial_engine::Store;
-use sundial_gateway::http::{router, ExtraMetrics, Gateway, HealthCheck};
+use sundial_gateway::http::{router, Gateway, HealthCheck};
 use sundial_meta::{ClientOptions, EmbeddedBackend, MetaClient};
 use sundial_store::config::raise_fd_limit;
 use sundial_store::LocalShardWriter;
@@ -211,10 +212,9 @@ async fn serve(cfg: Config) -> Result<()> {
         .with_max_new_shard_groups(cfg.coordinator.max_shard_groups_per_write);
     // After `raise_fd_limit`: the auto cap is a share of the raised limit.
     let listen = cfg.http.serve_options();
-    let metrics_store = store.clone();
-    let engine_metrics = ExtraMetrics(Arc::new(move |out: &mut String| {
-        sundial_store::metrics::render_engine(&metrics_store.stats(), out)
-    }));
+    let mut registry = metrics::registry();
+    sundial_store::metrics::register_engine(&mut registry, store.clone(), cfg.data.metrics_enabled);
+    meta.register_metrics(&mut registry);
     let health_store = store.clone();
     let storage_health = HealthCheck(Arc::new(move || {
         sundial_store::health_checks(&health_store.health())
@@ -223,7 +223,7 @@ async fn serve(cfg: Config) -> Result<()> {
         meta.clone(),
         writer,
         cfg.http.clone(),
-        Some(engine_metrics),
+        registry,
         Some(storage_health),
     );
     let mut tasks = vec![services::spawn_reconciler(

@@ -98,10 +98,40 @@ fn ping_health_metrics_and_common_headers() {
         text.contains("sundial_engine_values_written_total 1"),
         "{text}"
     );
+    // Latencies: the write's request, and the fsync it waited for.
+    assert!(
+        text.contains(
+            "sundial_http_request_duration_seconds_count{route=\"/write\",method=\"POST\",status=\"204\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("sundial_engine_wal_fsync_duration_seconds_count 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sundial_engine_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} 1\n"),
+        "{text}"
+    );
     // Prometheus can read it (and its naming rules hold).
     if let Err(e) = sundial_testkit::promtool_check(&text) {
         panic!("/metrics does not pass promtool: {e}\n{text}");
     }
+}
+
+/// `[data] metrics-enabled = false`: the engine stops counting, and its metrics
+/// leave `/metrics` (the HTTP ones stay).
+#[test]
+fn engine_metrics_can_be_turned_off() {
+    let s = Server::start_env(&[], &[("SUNDIAL_DATA_METRICS_ENABLED", "false")]);
+    query(&s, "CREATE DATABASE m");
+    assert_eq!(write(&s, "db=m", "cpu v=1").status(), 204);
+    let text = metrics_text(&s);
+    assert!(!text.contains("sundial_engine_"), "{text}");
+    assert!(
+        text.contains("sundial_http_points_written_ok_total 1\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -41,6 +41,9 @@ pub struct DataConfig {
     /// Writes are refused with 503 while the data directory's file system has less
     /// free space than this (bytes; 0: no reserve).
     pub disk_free_reserve: u64,
+    /// Keep the engine's statistics and latency histograms (`/metrics`); `false`
+    /// spares the counting on the write path.
+    pub metrics_enabled: bool,
 }
 
 impl Default for DataConfig {
@@ -57,6 +60,7 @@ impl Default for DataConfig {
             max_open_files: 0,
             shard_idle_timeout: e.shard_idle_timeout,
             disk_free_reserve: e.disk_free_reserve,
+            metrics_enabled: e.metrics_enabled,
         }
     }
 }
@@ -85,6 +89,7 @@ impl DataConfig {
             .max_open_files(max_open_files)
             .shard_idle_timeout(self.shard_idle_timeout)
             .disk_free_reserve(self.disk_free_reserve)
+            .metrics_enabled(self.metrics_enabled)
             .build()
     }
 }

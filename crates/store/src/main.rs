@@ -24,6 +24,7 @@ use sundial_common::config::{
     self, duration, set, ClusterConfig, LoggingConfig, RuntimeConfig, TracingConfig,
 };
 use sundial_common::duration::parse_duration;
+use sundial_common::metrics::{self, GrpcMetrics};
 use sundial_common::telemetry::export;
 use sundial_engine::{EngineOptions, FsyncPolicy, Store};
 use sundial_meta::{ClientOptions, MetaClient};
@@ -278,45 +279,6 @@ fn export(data_dir: &std::path::Path, shard: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-/// The node's `/metrics` (the engine's statistics, Prometheus text) on its own
-/// small HTTP listener; returns the bound address.
-async fn serve_metrics(
-    addr: &str,
-    store: Arc<Store>,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) -> Result<std::net::SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the metrics listener {addr}"))?;
-    let bound = listener.local_addr()?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let store = store.clone();
-            async move {
-                (
-                    [("Content-Type", "text/plain; version=0.0.4")],
-                    sundial_store::metrics::render_store(&store),
-                )
-            }
-        }),
-    );
-    let opts = sundial_serve::ServeOptions {
-        max_connections: 64,
-        ..sundial_serve::ServeOptions::default()
-    };
-    let stats = Arc::new(sundial_serve::ConnStats::default());
-    tokio::spawn(async move {
-        let stopped = async {
-            let _ = stop.await;
-        };
-        if let Err(e) = sundial_serve::serve(listener, app, opts, stats, stopped).await {
-            tracing::warn!(error = %e, "metrics listener stopped");
-        }
-    });
-    Ok(bound)
-}
-
 async fn run(cfg: Config) -> Result<()> {
     let data_dir = &cfg.data.dir;
     std::fs::create_dir_all(data_dir)
@@ -374,10 +336,27 @@ async fn run(cfg: Config) -> Result<()> {
         .max_decoding_message_size(cfg.store.max_message_size),
         SecretCheck::new(secret.as_deref()),
     );
+    // `/metrics`: the engine, the gRPC calls answered, the meta cache.
+    let grpc_metrics = GrpcMetrics::default();
+    let mut registry = metrics::registry();
+    sundial_store::metrics::register_engine(&mut registry, store.clone(), cfg.data.metrics_enabled);
+    grpc_metrics.register(&mut registry);
+    meta.register_metrics(&mut registry);
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_addr = match cfg.store.metrics_listen.as_str() {
         "" => None,
-        addr => Some(serve_metrics(addr, store.clone(), metrics_stopped).await?),
+        addr => {
+            let registry = Arc::new(registry);
+            let render: sundial_serve::Render = Arc::new(move || metrics::encode(&registry));
+            let stopped = async {
+                let _ = metrics_stopped.await;
+            };
+            Some(
+                sundial_serve::serve_metrics(addr, render, metrics::CONTENT_TYPE, stopped)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {addr}"))?,
+            )
+        }
     };
     {
         let mut out = std::io::stdout().lock();
@@ -396,6 +375,7 @@ async fn run(cfg: Config) -> Result<()> {
     }
     server
         .timeout(Duration::from_secs(60))
+        .layer(grpc_metrics.layer())
         .add_service(svc)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),

@@ -295,8 +295,15 @@ impl Cluster {
     }
 
     pub fn add_store(&mut self) -> usize {
+        self.add_store_with(&[])
+    }
+
+    /// A store with extra flags (e.g. `-c FILE`).
+    pub fn add_store_with(&mut self, extra: &[&str]) -> usize {
         let data = self.dir.path().join(format!("store{}", self.stores.len()));
-        let proc = Proc::start("sundial-store", self.store_args(&data));
+        let mut args = self.store_args(&data);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let proc = Proc::start("sundial-store", args);
         self.stores.push(StoreNode { proc, data });
         self.stores.len() - 1
     }
@@ -344,10 +351,7 @@ impl Cluster {
 
     /// One sample of a gateway's `/metrics` (0 when absent).
     pub fn metric(&self, gateway: usize, name: &str) -> f64 {
-        let text = self.metrics_text(gateway);
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
+        sample(&self.metrics_text(gateway), name)
     }
 
     /// Waits (at most `secs`) until `cond` holds.
@@ -425,6 +429,24 @@ impl Cluster {
             meta.shard_groups(db, &rp)
         })
     }
+}
+
+/// One sample of a Prometheus text page, by name with labels as printed (e.g.
+/// `x_count{route="/write",status="204"}`); 0 when absent.
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `GET http://ADDR/metrics`.
+pub fn scrape(addr: &str) -> String {
+    client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("metrics text")
 }
 
 pub fn client() -> reqwest::blocking::Client {

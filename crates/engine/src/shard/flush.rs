@@ -39,7 +39,7 @@ impl Shard {
             self.flush_one(&fz)?;
             self.metrics.add(&self.metrics.flushes, 1);
             self.metrics
-                .add_duration(&self.metrics.flush_nanos, started.elapsed());
+                .observe(&self.metrics.latencies.flush, started.elapsed());
             // Wake stalled writers (taking the lock orders this after their check).
             drop(self.write.lock());
             self.stall.notify_all();
@@ -231,7 +231,7 @@ impl Shard {
         self.report_index_mem();
         self.metrics.add(&self.metrics.compactions, 1);
         self.metrics
-            .add_duration(&self.metrics.compaction_nanos, started.elapsed());
+            .observe(&self.metrics.latencies.compaction, started.elapsed());
         Ok(true)
     }
 

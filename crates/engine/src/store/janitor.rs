@@ -171,6 +171,8 @@ impl Inner {
         if let Err(e) = res {
             tracing::warn!(shard_id = slot.id, error = %e, "closing a shard reported errors");
         }
+        // What the flush left, for `Store::stats` while the shard is closed.
+        *slot.files_by_level.lock() = super::slots::files_by_level(&s);
         drop(s);
         slot.finish_close();
         true

@@ -666,6 +666,11 @@ impl Store {
         }
     }
 
+    /// The engine's latency histograms (shared: they keep counting).
+    pub fn latencies(&self) -> crate::stats::EngineLatencies {
+        self.inner.metrics.latencies.clone()
+    }
+
     /// A snapshot of the engine's counters and gauges.
     pub fn stats(&self) -> EngineStats {
         let inner = &self.inner;
@@ -673,9 +678,25 @@ impl Store {
         s.memtable_bytes = inner.budget.used() as u64;
         let limit = inner.budget.limit();
         s.memtable_budget = if limit == usize::MAX { 0 } else { limit as u64 };
-        let open = inner.open_shards();
-        s.shards = inner.slots.read().len() as u64;
-        s.shards_open = open.len() as u64;
+        let slots: Vec<Arc<Slot>> = inner.slots.read().values().cloned().collect();
+        s.shards = slots.len() as u64;
+        for slot in &slots {
+            let levels = match slot.open_shard() {
+                Some(shard) => {
+                    s.shards_open += 1;
+                    let l = slots::files_by_level(&shard);
+                    slot.files_by_level.lock().clone_from(&l);
+                    l
+                }
+                None => slot.files_by_level.lock().clone(),
+            };
+            if s.files_per_level.len() < levels.len() {
+                s.files_per_level.resize(levels.len(), 0);
+            }
+            for (total, n) in s.files_per_level.iter_mut().zip(levels) {
+                *total += n;
+            }
+        }
         s.open_files = inner.descriptors_in_use() as u64;
         s.open_files_budget = inner.opts.max_open_files as u64;
         s.index_memory_bytes = inner.index_mem.used() as u64;
