@@ -253,21 +253,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut registry = metrics::registry();
     grpc_metrics.register(&mut registry);
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    let metrics_addr = match m.metrics_listen.as_str() {
-        "" => None,
-        maddr => {
-            let registry = Arc::new(registry);
-            let render: sundial_serve::Render = Arc::new(move || metrics::encode(&registry));
-            let stopped = async {
-                let _ = metrics_stopped.await;
-            };
-            Some(
-                sundial_serve::serve_metrics(maddr, render, metrics::CONTENT_TYPE, stopped)
-                    .await
-                    .with_context(|| format!("binding the metrics listener {maddr}"))?,
-            )
-        }
+    let stopped = async {
+        let _ = metrics_stopped.await;
     };
+    let metrics_addr = sundial_serve::serve_metrics(&m.metrics_listen, registry, stopped).await?;
     tracing::info!(%addr, etcd = ?m.etcd_endpoints, prefix = %m.prefix, "sundial-meta started");
     {
         let mut out = std::io::stdout().lock();

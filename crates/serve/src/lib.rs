@@ -24,7 +24,7 @@ mod registry;
 mod stats;
 mod track;
 
-pub use page::{serve_metrics, Render};
+pub use page::serve_metrics;
 pub use stats::ConnStats;
 pub use track::TrackedBody;
 

@@ -14,13 +14,11 @@ use tokio::net::TcpListener;
 
 use crate::{serve, ConnStats, ServeOptions};
 
-/// Renders the page's body (called per request).
-pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+use sundial_common::metrics::{self, Registry};
 
 #[derive(Clone)]
 struct Page {
-    render: Render,
-    content_type: &'static str,
+    registry: Arc<Registry>,
 }
 
 impl tower_service::Service<Request<Incoming>> for Page {
@@ -39,33 +37,40 @@ impl tower_service::Service<Request<Incoming>> for Page {
         } else if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
             *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
         } else {
-            *resp.body_mut() = (self.render)();
+            *resp.body_mut() = metrics::encode(&self.registry);
             resp.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static(self.content_type),
+                hyper::header::HeaderValue::from_static(metrics::CONTENT_TYPE),
             );
         }
         ready(Ok(resp))
     }
 }
 
-/// Binds `addr` and serves `GET /metrics` with `render`'s text until `stop`
-/// resolves; returns the bound address.
+/// Binds `addr` and serves `GET /metrics` (the registry as Prometheus text)
+/// until `stop` resolves; returns the bound address, `None` when `addr` is empty
+/// (no listener configured).
 pub async fn serve_metrics(
     addr: &str,
-    render: Render,
-    content_type: &'static str,
+    registry: Registry,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
+) -> std::io::Result<Option<SocketAddr>> {
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("binding the metrics listener {addr}: {e}"),
+        )
+    })?;
     let bound = listener.local_addr()?;
     let opts = ServeOptions {
         max_connections: 64,
         ..ServeOptions::default()
     };
     let page = Page {
-        render,
-        content_type,
+        registry: Arc::new(registry),
     };
     tokio::spawn(async move {
         let stats = Arc::new(ConnStats::default());
@@ -73,5 +78,5 @@ pub async fn serve_metrics(
             tracing::warn!(error = %e, "metrics listener stopped");
         }
     });
-    Ok(bound)
+    Ok(Some(bound))
 }

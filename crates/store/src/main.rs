@@ -343,21 +343,11 @@ async fn run(cfg: Config) -> Result<()> {
     grpc_metrics.register(&mut registry);
     meta.register_metrics(&mut registry);
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    let metrics_addr = match cfg.store.metrics_listen.as_str() {
-        "" => None,
-        addr => {
-            let registry = Arc::new(registry);
-            let render: sundial_serve::Render = Arc::new(move || metrics::encode(&registry));
-            let stopped = async {
-                let _ = metrics_stopped.await;
-            };
-            Some(
-                sundial_serve::serve_metrics(addr, render, metrics::CONTENT_TYPE, stopped)
-                    .await
-                    .with_context(|| format!("binding the metrics listener {addr}"))?,
-            )
-        }
+    let stopped = async {
+        let _ = metrics_stopped.await;
     };
+    let metrics_addr =
+        sundial_serve::serve_metrics(&cfg.store.metrics_listen, registry, stopped).await?;
     {
         let mut out = std::io::stdout().lock();
         match metrics_addr {
