@@ -58,6 +58,9 @@ enum Cmd {
     /// Print the configuration as TOML: the defaults, with the file (-c), the
     /// `SUNDIAL_…` variables and the flags given applied.
     Config(Flags),
+    /// Exit 0 when the running process answers on its own `/health` (for
+    /// container health checks: the images have no shell), else 1.
+    Health(Flags),
     /// Hand over a stopped gateway's hinted-handoff queues: deliver every hint to
     /// its node and exit when all queues are empty (or, with --report, only say what
     /// they hold). Exits 1 with a report of what is left when --timeout passes.
@@ -197,6 +200,9 @@ fn main() -> Result<()> {
         Some(Cmd::Config(flags)) => {
             print!("{}", config::to_toml(&flags.load()?.0));
             return Ok(());
+        }
+        Some(Cmd::Health(flags)) => {
+            sundial_serve::health_command(&flags.load()?.0.http.bind_address, "/health")
         }
         Some(Cmd::Handoff {
             flags,

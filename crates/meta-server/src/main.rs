@@ -49,6 +49,9 @@ enum Cmd {
     /// Print the configuration as TOML: the defaults, with the file (-c), the
     /// `SUNDIAL_…` variables and the flags given applied.
     Config(Flags),
+    /// Exit 0 when the running process answers on its own `/health` (for
+    /// container health checks: the images have no shell), else 1.
+    Health(Flags),
 }
 
 /// The configuration file's sections.
@@ -81,8 +84,12 @@ struct MetaConfig {
     /// replaced within about this plus a third of it.
     #[serde(with = "duration")]
     leader_lease_ttl: Duration,
-    /// HTTP address of the service's `/metrics` (Prometheus); empty: none.
+    /// HTTP address of the service's `/metrics` (Prometheus) and `/health`;
+    /// empty: none.
     metrics_listen: String,
+    /// Copies of each shard in the `autogen` policy of databases created without
+    /// a policy (`CREATE DATABASE db`, or a write's auto-creation).
+    default_replication_factor: u32,
 }
 
 impl Default for MetaConfig {
@@ -95,6 +102,7 @@ impl Default for MetaConfig {
             tls_key: PathBuf::new(),
             leader_lease_ttl: Duration::from_secs(10),
             metrics_listen: "127.0.0.1:8092".into(),
+            default_replication_factor: 1,
         }
     }
 }
@@ -106,6 +114,10 @@ impl Config {
         anyhow::ensure!(
             !self.meta.etcd_endpoints.is_empty(),
             "meta.etcd-endpoints: at least one endpoint"
+        );
+        anyhow::ensure!(
+            self.meta.default_replication_factor >= 1,
+            "meta.default-replication-factor: at least 1"
         );
         anyhow::ensure!(
             self.meta.leader_lease_ttl >= Duration::from_secs(1),
@@ -226,6 +238,14 @@ fn main() -> anyhow::Result<()> {
             print!("{}", config::to_toml(&flags.load()?.0));
             return Ok(());
         }
+        Some(Cmd::Health(flags)) => {
+            let addr = flags.load()?.0.meta.metrics_listen;
+            anyhow::ensure!(
+                !addr.is_empty(),
+                "health is served on [meta] metrics-listen"
+            );
+            sundial_serve::health_command(&addr, "/health")
+        }
         None => cli.run,
     };
     let (cfg, unknown) = flags.load()?;
@@ -243,7 +263,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let identity = config::tls_identity(&m.tls_cert, &m.tls_key, "meta")?;
     let kv: Arc<dyn KvBackend> =
         Arc::new(EtcdBackend::connect(&m.etcd_endpoints, m.prefix.as_bytes().to_vec()).await?);
-    let store = MetaStore::new(kv.clone());
+    let store = MetaStore::new(kv.clone()).with_default_replication(m.default_replication_factor);
     let listen: SocketAddr = m
         .listen
         .parse()

@@ -29,6 +29,8 @@ const MAX_ATTEMPTS: usize = 200;
 #[derive(Debug, Clone)]
 pub struct MetaStore {
     kv: Arc<dyn KvBackend>,
+    /// Replication factor of the `autogen` policy of databases created without one.
+    default_replication: u32,
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -76,7 +78,17 @@ enum Change<T> {
 impl MetaStore {
     /// Operations over `kv`.
     pub fn new(kv: Arc<dyn KvBackend>) -> Self {
-        MetaStore { kv }
+        MetaStore {
+            kv,
+            default_replication: 1,
+        }
+    }
+
+    /// Databases created without a policy get `autogen` with `n` copies of each
+    /// shard (a cluster's `[meta] default-replication-factor`; at least 1).
+    pub fn with_default_replication(mut self, n: u32) -> Self {
+        self.default_replication = n.max(1);
+        self
     }
 
     /// The backend.
@@ -149,7 +161,10 @@ impl MetaStore {
         validate_db_name(name)?;
         let rp = match &policy {
             Some(spec) => spec.validate()?,
-            None => RetentionPolicyInfo::autogen(),
+            None => RetentionPolicyInfo {
+                replication_factor: self.default_replication,
+                ..RetentionPolicyInfo::autogen()
+            },
         };
         let key = keys::database(name);
         self.update::<DatabaseInfo, _>(&key, |cur| match cur {

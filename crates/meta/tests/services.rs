@@ -64,3 +64,28 @@ async fn passes_through_the_client_and_the_store() {
     c.refresh().await.unwrap();
     assert_eq!(c.shard_groups("db", "short").len(), 2);
 }
+
+/// A cluster's default replication factor: databases created without a policy
+/// get `autogen` with that many copies; an explicit policy keeps its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databases_without_a_policy_get_the_default_replication() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn KvBackend> = Arc::new(EmbeddedBackend::open(dir.path()).unwrap());
+    let store = MetaStore::new(kv.clone()).with_default_replication(2);
+    store.create_database("a", None).await.unwrap();
+    let spec = RetentionPolicySpec {
+        replication_factor: 3,
+        ..RetentionPolicySpec::new("p", 0)
+    };
+    let rev = store.create_database("b", Some(spec)).await.unwrap();
+    let c = MetaClient::local(kv, ClientOptions::default())
+        .await
+        .unwrap();
+    assert!(c.wait_for_revision(rev, Duration::from_secs(5)).await);
+    let snap = c.snapshot();
+    let rf = |db: &str| {
+        let d = &snap.databases[db];
+        d.retention_policies[&d.default_retention_policy].replication_factor
+    };
+    assert_eq!((rf("a"), rf("b")), (2, 3));
+}

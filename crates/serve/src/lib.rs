@@ -20,11 +20,13 @@
 //! later metrics and gRPC) gets the same protection.
 
 mod page;
+mod probe;
 mod registry;
 mod stats;
 mod track;
 
 pub use page::serve_metrics;
+pub use probe::{health_command, probe};
 pub use stats::ConnStats;
 pub use track::TrackedBody;
 

@@ -1,6 +1,8 @@
-//! A small listener for one page, `GET /metrics`: stores and meta have no HTTP
-//! API of their own, so their Prometheus metrics get this (with the same
-//! connection limits as every listener).
+//! A small listener for `GET /metrics` and `GET /health`: stores and meta have
+//! no HTTP API of their own, so their Prometheus metrics and container health
+//! checks get this (with the same connection limits as every listener). It
+//! starts once the process is ready (a store has registered with meta), so
+//! `/health` answering means ready.
 
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
@@ -32,10 +34,13 @@ impl tower_service::Service<Request<Incoming>> for Page {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let mut resp = Response::new(String::new());
-        if req.uri().path() != "/metrics" {
+        let path = req.uri().path();
+        if path != "/metrics" && path != "/health" {
             *resp.status_mut() = StatusCode::NOT_FOUND;
         } else if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
             *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        } else if path == "/health" {
+            *resp.body_mut() = "{\"status\":\"pass\"}".into();
         } else {
             *resp.body_mut() = metrics::encode(&self.registry);
             resp.headers_mut().insert(

@@ -70,6 +70,9 @@ enum Cmd {
     /// Print the configuration as TOML: the defaults, with the file (-c), the
     /// `SUNDIAL_…` variables and the flags given applied.
     Config(RunArgs),
+    /// Exit 0 when the running process answers on its own `/health` (for
+    /// container health checks: the images have no shell), else 1.
+    Health(RunArgs),
     /// Print a database's points as line protocol, read from a data directory.
     Export(ExportCmd),
 }
@@ -113,6 +116,9 @@ fn main() -> Result<()> {
         Some(Cmd::Config(args)) => {
             print!("{}", load_config(args)?.0.to_toml());
             Ok(())
+        }
+        Some(Cmd::Health(args)) => {
+            sundial_serve::health_command(&load_config(args)?.0.http.bind_address, "/health")
         }
         Some(Cmd::Export(e)) => {
             sundial_common::process::init_logging("warn");

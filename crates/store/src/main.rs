@@ -62,6 +62,9 @@ enum Cmd {
     /// Print the configuration as TOML: the defaults, with the file (-c), the
     /// `SUNDIAL_…` variables and the flags given applied.
     Config(Flags),
+    /// Exit 0 when the running process answers on its own `/health` (for
+    /// container health checks: the images have no shell), else 1.
+    Health(Flags),
     /// Print a stopped store's points as line protocol, shard by shard
     /// (`# SHARD <id> <database>` before each).
     Export {
@@ -249,6 +252,14 @@ fn main() -> Result<()> {
         Some(Cmd::Config(flags)) => {
             print!("{}", config::to_toml(&flags.load()?.0));
             return Ok(());
+        }
+        Some(Cmd::Health(flags)) => {
+            let addr = flags.load()?.0.store.metrics_listen;
+            anyhow::ensure!(
+                !addr.is_empty(),
+                "health is served on [store] metrics-listen"
+            );
+            sundial_serve::health_command(&addr, "/health")
         }
         None => cli.run,
     };
