@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build test test-deps lint fmt bench bench-ingest bench-cluster bench-tracing fuzz clean
+.PHONY: run build test test-deps test-compose images compose-up compose-down lint fmt bench bench-ingest bench-cluster bench-tracing fuzz clean
 
 # The all-in-one server on the embedded meta backend, data in ./data, HTTP on 127.0.0.1:8086.
 run:
@@ -20,6 +20,28 @@ test-deps:
 test: test-deps build
 	$(CARGO) test --workspace --doc
 	$(CARGO) nextest run --workspace --no-fail-fast
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory test-compose; \
+	elif [ "$$CI" = true ]; then echo "CI: Docker is missing, the compose test cannot run" >&2; exit 1; \
+	else echo "Docker is not here: skipping the compose test"; fi
+
+# The compose cluster's images (sundial:latest, sundial-etcd:latest) from one
+# release build, on `scratch`; writes the shared secret into .env the first time.
+images:
+	deploy/images.sh
+
+# The compose cluster, returning once every service is healthy (Compose v1 has
+# no `up --wait`); without Jaeger's image it starts everything else.
+compose-up:
+	deploy/compose-up.sh
+
+compose-down:
+	@mkdir -p target/docker/sundial target/docker/etcd
+	@if docker compose version >/dev/null 2>&1; then docker compose down -v; else docker-compose down -v; fi
+
+# Images, then the cluster under Docker: bring-up, kills, a partition, etcd down,
+# a gateway restart, one trace, `down -v` (tests/compose/test_compose.py).
+test-compose: images
+	timeout 900 python3 tests/compose/test_compose.py
 
 lint:
 	$(CARGO) fmt --all -- --check

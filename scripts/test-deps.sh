@@ -5,6 +5,8 @@ set -euo pipefail
 
 need_apt=()
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+# etcdctl: the compose cluster's etcd image checks its health with it.
+command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 command -v influx >/dev/null 2>&1 || need_apt+=(influxdb-client)
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 # promtool checks that every /metrics page parses as Prometheus text.

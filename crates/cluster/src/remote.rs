@@ -3,7 +3,7 @@
 //!
 //! A write goes to every owner at once; it is acknowledged when as many as its
 //! consistency level needs have written it, and owners out of reach get the points
-//! through hinted handoff.
+//! through hinted handoff — also those that answer only after the request was.
 
 use crate::error::{Error, Result};
 use crate::handoff::{Hint, HintSender, HintedHandoff};
@@ -11,6 +11,7 @@ use crate::seam::{Batch, Consistency, ShardWriter};
 use crate::secret::SecretInterceptor;
 use crate::wire::encode_points;
 use async_trait::async_trait;
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use sundial_meta::{MetaClient, NodeId, ShardInfo};
 use sundial_proto::store as pb;
 use sundial_proto::store::store_service_client::StoreServiceClient;
 use tokio::sync::Mutex;
+use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tracing::Instrument;
@@ -216,6 +218,24 @@ fn owner_unreachable(e: &Error) -> bool {
 pub struct RemoteShardWriter {
     delivery: Arc<Delivery>,
     handoff: Option<Arc<HintedHandoff>>,
+    /// Owner writes, including those still running after their request was
+    /// answered; a stopping gateway waits for them ([`Self::close`]).
+    tasks: TaskTracker,
+}
+
+/// How long a request that met its consistency level still waits for the other
+/// owners: long enough for a healthy replica, short next to a write timeout.
+const OTHER_OWNERS_GRACE: Duration = Duration::from_millis(200);
+
+/// What one owner's write came to.
+enum Owner {
+    Wrote(WriteOutcome),
+    /// Out of reach; its points are queued for it.
+    Hinted(Error),
+    /// Out of reach, and no queue to keep its points.
+    Unreachable(Error),
+    /// An answer for the whole request: a bad request, or a full queue.
+    Refused(Error),
 }
 
 impl RemoteShardWriter {
@@ -223,7 +243,16 @@ impl RemoteShardWriter {
         RemoteShardWriter {
             delivery,
             handoff: None,
+            tasks: TaskTracker::new(),
         }
+    }
+
+    /// Waits (at most `limit`) for owner writes still running after their
+    /// requests were answered, so that their hints are queued before the
+    /// process exits. False when some were still running.
+    pub async fn close(&self, limit: Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(limit, self.tasks.wait()).await.is_ok()
     }
 
     /// Queues the points of owners that cannot be reached in `hh`.
@@ -256,46 +285,82 @@ impl ShardWriter for RemoteShardWriter {
             encode_points(indices.iter().map(|&i| parsed.get(i as usize)), &mut points);
         }
         let points = bytes::Bytes::from(points);
-        let calls = shard.owners.iter().map(|&node| {
-            let req = pb::WriteToShardRequest {
-                shard_id: shard.id,
-                database: database.to_string(),
-                points: points.clone(),
-            };
-            self.delivery.write(node, req)
-        });
-        let results = futures::future::join_all(calls).await;
+        // One task per owner: it writes, and queues a hint when its owner is out
+        // of reach. The request waits only until the consistency level is met
+        // (plus a short grace so that the usual answer covers every owner); a
+        // slow or cut-off owner's task goes on detached, bounded by the write
+        // timeout, and queues its hint then (InfluxDB Enterprise's rule).
+        let mut calls: FuturesUnordered<_> = shard
+            .owners
+            .iter()
+            .map(|&node| {
+                let req = pb::WriteToShardRequest {
+                    shard_id: shard.id,
+                    database: database.to_string(),
+                    points: points.clone(),
+                };
+                let delivery = self.delivery.clone();
+                let handoff = self.handoff.clone();
+                let (shard_id, db, points) = (shard.id, database.to_string(), points.clone());
+                let call = async move {
+                    let r = match delivery.write(node, req).await {
+                        Err(e) if owner_unreachable(&e) => match &handoff {
+                            Some(hh) => match hh.enqueue(node, shard_id, &db, points).await {
+                                Ok(()) => Owner::Hinted(e),
+                                Err(full) => {
+                                    tracing::warn!(node, shard = shard_id, error = %full, "hinted handoff refused a write");
+                                    Owner::Refused(full)
+                                }
+                            },
+                            None => Owner::Unreachable(e),
+                        },
+                        Err(e) => Owner::Refused(e),
+                        Ok(o) => Owner::Wrote(o),
+                    };
+                    (node, r)
+                };
+                self.tasks.spawn(call.in_current_span())
+            })
+            .collect();
+        let required = consistency.required(n);
+        let met = |wrote: usize, hinted: usize| {
+            wrote >= required || (consistency == Consistency::Any && wrote + hinted > 0)
+        };
         let (mut outcome, mut wrote, mut hinted) = (None, 0, 0);
         let mut failures = Vec::new();
-        for (&node, r) in shard.owners.iter().zip(results) {
+        let mut grace_until = None;
+        loop {
+            let next = match grace_until {
+                None => calls.next().await,
+                Some(t) => match tokio::time::timeout_at(t, calls.next()).await {
+                    Ok(next) => next,
+                    // The rest finish (or queue their hints) on their own.
+                    Err(_) => break,
+                },
+            };
+            let Some(joined) = next else { break };
+            let (node, r) =
+                joined.map_err(|e| Error::Internal(format!("shard write task: {e}")))?;
             match r {
-                Ok(o) => {
+                Owner::Wrote(o) => {
                     wrote += 1;
                     outcome.get_or_insert(o);
                 }
-                Err(e) if !owner_unreachable(&e) => return Err(e),
-                Err(e) => failures.push((node, e)),
-            }
-        }
-        let mut queue_full = None;
-        if let Some(hh) = &self.handoff {
-            for (node, _) in &failures {
-                match hh.enqueue(*node, shard.id, database, points.clone()).await {
-                    Ok(()) => hinted += 1,
-                    Err(e) => {
-                        tracing::warn!(node, shard = shard.id, error = %e, "hinted handoff refused a write");
-                        queue_full.get_or_insert(e);
-                    }
+                // The request is wrong (the same on every owner), or a queue is
+                // full: the client retries later rather than have a replica
+                // silently miss the points.
+                Owner::Refused(e) => return Err(e),
+                Owner::Hinted(e) => {
+                    hinted += 1;
+                    failures.push((node, e));
                 }
+                Owner::Unreachable(e) => failures.push((node, e)),
+            }
+            if grace_until.is_none() && met(wrote, hinted) {
+                grace_until = Some(tokio::time::Instant::now() + OTHER_OWNERS_GRACE);
             }
         }
-        // A full queue refuses the write for its node: the client retries later
-        // rather than have a replica silently miss the points.
-        if let Some(e) = queue_full {
-            return Err(e);
-        }
-        let required = consistency.required(n);
-        if wrote >= required || (consistency == Consistency::Any && wrote + hinted > 0) {
+        if met(wrote, hinted) {
             // Met by hints alone (`any`): count what was queued.
             return Ok(outcome.unwrap_or_else(|| {
                 let parsed = batch.parsed();

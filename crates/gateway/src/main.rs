@@ -264,11 +264,9 @@ async fn run(cfg: Config) -> Result<()> {
     let hh = HintedHandoff::open(cfg.hinted_handoff.clone())
         .context("opening the hinted handoff queues")?;
     hh.start(delivery.clone());
-    let writer = PointsWriter::new(
-        meta.clone(),
-        Arc::new(RemoteShardWriter::new(delivery).with_handoff(hh.clone())),
-    )
-    .with_max_new_shard_groups(cfg.coordinator.max_shard_groups_per_write);
+    let shard_writer = Arc::new(RemoteShardWriter::new(delivery).with_handoff(hh.clone()));
+    let writer = PointsWriter::new(meta.clone(), shard_writer.clone())
+        .with_max_new_shard_groups(cfg.coordinator.max_shard_groups_per_write);
     let listener = tokio::net::TcpListener::bind(&cfg.http.bind_address)
         .await
         .with_context(|| format!("binding {}", cfg.http.bind_address))?;
@@ -290,6 +288,12 @@ async fn run(cfg: Config) -> Result<()> {
     )
     .await
     .context("http server")?;
+    // Owner writes still running after their requests were answered queue their
+    // hints when they fail: let them, within the time a shard write may take.
+    let bound = cfg.gateway.shard_write_timeout + Duration::from_secs(1);
+    if !shard_writer.close(bound).await {
+        tracing::warn!(?bound, "shard writes still running at exit");
+    }
     let left: Vec<QueueStats> = hh.stats().into_iter().filter(|q| q.records > 0).collect();
     if !left.is_empty() {
         let hints: u64 = left.iter().map(|q| q.records).sum();

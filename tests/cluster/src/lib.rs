@@ -107,6 +107,17 @@ impl Proc {
         }
     }
 
+    /// Sends `signal` (e.g. `STOP`, `CONT`) with kill(1): a stopped process
+    /// keeps its sockets open and answers nothing, like a host cut off.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let st = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill -{signal} {pid}");
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()

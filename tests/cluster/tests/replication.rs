@@ -84,6 +84,42 @@ fn with_an_owner_killed_one_succeeds_all_fails_and_handoff_catches_it_up() {
     assert_replicated(&at, &acked, 2);
 }
 
+/// An owner that stops answering (SIGSTOP: its sockets stay open, like a host
+/// cut off from the network) does not hold up `consistency=one`: the write is
+/// acknowledged once the other owner wrote it, and the silent owner's points
+/// are queued for it when its call times out.
+#[test]
+fn a_silent_owner_does_not_hold_up_consistency_one() {
+    let mut c = Cluster::start(2, 0);
+    c.add_gateway_with(&["--shard-write-timeout", "2s"]);
+    c.query("CREATE DATABASE db WITH REPLICATION 2");
+    let mut acked = batch(0, 100);
+    assert_eq!(c.write(0, "db=db", acked.join("\n")).0, 204);
+    let victim = an_owner(&c, "db");
+    c.store_by_id(victim).proc.signal("STOP");
+    for round in 1..=5 {
+        let lines = batch(round, 100);
+        let started = std::time::Instant::now();
+        let (st, e) = c.write(0, "db=db&consistency=one", lines.join("\n"));
+        assert_eq!(st, 204, "round {round}: {e}");
+        // Not the 2 s the silent owner's call takes to time out.
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(1500),
+            "round {round} took {:?}",
+            started.elapsed()
+        );
+        acked.extend(lines);
+    }
+    let queued = format!("sundial_hh_queue_records{{node=\"{victim}\"}}");
+    c.wait_for(10, "hints for the silent owner", || {
+        c.metric(0, &queued) >= 5.0
+    });
+    c.store_by_id(victim).proc.signal("CONT");
+    c.wait_for(30, "the queue to drain", || c.metric(0, &queued) == 0.0);
+    let at = audit(&mut c);
+    assert_replicated(&at, &acked, 2);
+}
+
 #[test]
 fn a_gateway_killed_with_hints_queued_delivers_them_after_restart() {
     let mut c = Cluster::start(2, 1);
