@@ -154,14 +154,14 @@ def ctl(*args):
     return run(["docker", "exec", container("gateway2"), "sundial-ctl", "--meta", "meta:8091", *args])
 
 
-def hints_queued(port):
+def metric_sum(port, prefix):
     status, text = http("GET", port, "/metrics")
     assert status == 200, text
-    return sum(
-        float(l.rsplit(" ", 1)[1])
-        for l in text.splitlines()
-        if l.startswith("sundial_hh_queue_records{")
-    )
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(prefix))
+
+
+def hints_queued(port):
+    return metric_sum(port, "sundial_hh_queue_records{")
 
 
 def audit():
@@ -193,6 +193,13 @@ def audit():
 
 
 def wait_drained(port):
+    """No owner write still running (a cut-off owner's call ends, or times out and
+    queues its hint), then no hint left to deliver."""
+    wait(
+        f"gateway on {port}: owner writes finished",
+        lambda: metric_sum(port, "sundial_coordinator_owner_writes_in_flight ") == 0,
+        secs=60,
+    )
     wait(f"gateway on {port} to deliver its hints", lambda: hints_queued(port) == 0, secs=120)
 
 

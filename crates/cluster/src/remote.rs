@@ -247,6 +247,11 @@ impl RemoteShardWriter {
         }
     }
 
+    /// Owner writes running now, including those whose requests were answered.
+    pub fn in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+
     /// Waits (at most `limit`) for owner writes still running after their
     /// requests were answered, so that their hints are queued before the
     /// process exits. False when some were still running.

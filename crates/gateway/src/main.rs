@@ -27,7 +27,7 @@ use sundial_common::config::{
     self, duration, set, ClusterConfig, LoggingConfig, RuntimeConfig, TracingConfig,
 };
 use sundial_common::duration::{format_duration, parse_duration};
-use sundial_common::metrics;
+use sundial_common::metrics::{self, Collect, Emit};
 use sundial_common::telemetry::export;
 use sundial_gateway::config::HttpConfig;
 use sundial_gateway::http::{router, Gateway};
@@ -274,6 +274,16 @@ async fn run(cfg: Config) -> Result<()> {
     let mut registry = metrics::registry();
     sundial_gateway::stats::register_handoff(&mut registry, hh.clone());
     meta.register_metrics(&mut registry);
+    let in_flight = shard_writer.clone();
+    registry.register_collector(Box::new(Collect(move |e: &mut Emit<'_>| {
+        e.gauge(
+            "coordinator_owner_writes_in_flight",
+            "Writes to shard owners running now, including those still running after \
+             their request was answered (a slow or cut-off owner; its hint is queued when \
+             the call fails).",
+            i64::try_from(in_flight.in_flight()).unwrap_or(i64::MAX),
+        )
+    })));
     let listen = cfg.http.serve_options();
     let gw = Gateway::new(meta.clone(), writer, cfg.http.clone(), registry, None);
     tracing::info!(%addr, meta = %cfg.gateway.meta, "sundial-gateway ready");
