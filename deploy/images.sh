@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+started=$SECONDS
 BINS=(sundial sundial-store sundial-gateway sundial-meta sundial-ctl sundial-otlp-sink)
 args=(); for b in "${BINS[@]}"; do args+=(--bin "$b"); done
 cargo build --release -q "${args[@]}"
@@ -66,3 +67,4 @@ fi
 
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^sundial(-etcd)?:latest ' \
   | sed 's/^/image /'
+echo "images built in $((SECONDS - started))s (release build included)"
