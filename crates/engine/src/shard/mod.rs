@@ -576,7 +576,8 @@ impl Shard {
     // ---------------------------------------------------------------- lifecycle
 
     /// Make the WAL durable and persist the index. Memtables are not flushed: the WAL
-    /// replays them at the next open, which keeps shutdown fast.
+    /// replays them at the next open (`Store::close` flushes first, through
+    /// [`Shard::flush_and_close`]).
     pub fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());

@@ -285,8 +285,9 @@ impl Inner {
         }
     }
 
-    /// Closes every open shard (store shutdown); returns the errors.
-    pub(super) fn close_all(&self) -> Vec<Error> {
+    /// Closes every open shard (store shutdown); with `flush` their memtables go
+    /// to files first, so that the next open replays no WAL. Returns the errors.
+    pub(super) fn close_all(&self, flush: bool) -> Vec<Error> {
         let mut errs = Vec::new();
         for slot in self.slots_vec() {
             let shard = {
@@ -304,7 +305,8 @@ impl Inner {
             };
             slot.changed.notify_all();
             if let Some(s) = shard {
-                if let Err(e) = s.close() {
+                let closed = if flush { s.flush_and_close() } else { s.close() };
+                if let Err(e) = closed {
                     errs.push(Error::Internal(format!(
                         "error closing shard {}: {e}",
                         s.id

@@ -375,8 +375,10 @@ impl Store {
         &self.inner.opts
     }
 
-    /// Close every open shard and stop background work. Returns every error, not just
-    /// the first. Closing twice is harmless.
+    /// Flush every open shard's memtables into files, close it and stop background
+    /// work: the next open replays no WAL (a flush that fails, e.g. on a full disk,
+    /// leaves the data in the WAL). Returns every error, not just the first.
+    /// Closing twice is harmless.
     pub fn close(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             tracing::info!("close() called on an already-closed store");
@@ -384,7 +386,7 @@ impl Store {
         }
         let span = tracing::info_span!("store.close", dir = %self.inner.dir.display());
         let _e = span.enter();
-        let errs = self.inner.close_all();
+        let errs = self.inner.close_all(true);
         self.inner.stop_threads();
         Error::from_many(errs)
     }
@@ -726,7 +728,8 @@ impl Store {
 impl Drop for Inner {
     fn drop(&mut self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
-            for e in self.close_all() {
+            // Dropped without `close`: the WAL keeps the memtables' data.
+            for e in self.close_all(false) {
                 tracing::error!(error = %e, "error closing shard on drop");
             }
             self.bg.shutdown();
