@@ -34,6 +34,17 @@ pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"SDWAL\0\0\x01";
 pub(crate) const FRAME_HEADER: usize = 8 + 1 + 8;
 const MAX_ENTRY: u64 = 1 << 31;
 
+/// Replay takes an entry longer than [`MAX_ENTRY`] for damage (a torn tail):
+/// such an entry must never be written, let alone acknowledged.
+fn check_entry_len(len: usize) -> Result<()> {
+    if len as u64 > MAX_ENTRY {
+        return Err(Error::InvalidArgument(format!(
+            "a write of {len} bytes exceeds the WAL's largest entry ({MAX_ENTRY} bytes); send it in smaller requests"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) const KIND_WRITE: u8 = 1;
 pub(crate) const KIND_DELETE: u8 = 2;
 
@@ -384,7 +395,14 @@ impl Wal {
             let (valid, seq, why, n) = scan_segment(&data, last_seq, apply)?;
             last_seq = seq;
             rec.entries += n;
-            let Some(why) = why else { continue };
+            let Some(why) = why else {
+                // What was replayed may sit in the page cache only (a process
+                // killed before its fsync, or `wal-fsync = never`): make it
+                // durable before it is served as written.
+                let f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+                f.sync_all().map_err(|e| Error::io(&path, e))?;
+                continue;
+            };
             let lost = (data.len() - valid) as u64;
             let is_last = i + 1 == ids.len();
             if is_last {
@@ -473,8 +491,9 @@ impl Wal {
         if st.cur.size >= self.segment_size {
             self.roll_locked(&mut st)?;
         }
-        let seq = st.last_seq + 1;
         let len = frame.len() - 8;
+        check_entry_len(len)?;
+        let seq = st.last_seq + 1;
         frame[9..17].copy_from_slice(&seq.to_le_bytes());
         let crc = crc32c::crc32c(&frame[8..]);
         frame[0..4].copy_from_slice(&(len as u32).to_le_bytes());
@@ -589,6 +608,13 @@ mod tests {
         )
         .expect("open");
         wal
+    }
+
+    #[test]
+    fn entries_replay_would_refuse_are_refused_up_front() {
+        assert!(check_entry_len(MAX_ENTRY as usize).is_ok());
+        let e = check_entry_len(MAX_ENTRY as usize + 1).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     }
 
     fn append(wal: &Wal) -> Result<u64> {

@@ -305,7 +305,11 @@ impl Inner {
             };
             slot.changed.notify_all();
             if let Some(s) = shard {
-                let closed = if flush { s.flush_and_close() } else { s.close() };
+                let closed = if flush {
+                    s.flush_and_close()
+                } else {
+                    s.close()
+                };
                 if let Err(e) = closed {
                     errs.push(Error::Internal(format!(
                         "error closing shard {}: {e}",
