@@ -4,7 +4,7 @@ use super::corrupt;
 use crate::error::Result;
 
 #[inline]
-fn mask(w: u32) -> u64 {
+pub(crate) fn mask(w: u32) -> u64 {
     if w >= 64 {
         u64::MAX
     } else {
