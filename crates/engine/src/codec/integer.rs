@@ -1,15 +1,15 @@
 //! Integers (and timestamps, unsigned, decimal-encoded floats): zigzag + delta +
-//! frame-of-reference bit-packing. Four modes, the smallest wins per block:
+//! frame-of-reference bit-packing. Five modes, the smallest wins per block:
 //!
 //! * `RLE`      all deltas equal (regular timestamps): first value, delta.
 //! * `DELTA`    `zigzag(v[i] - v[i-1])` minus its minimum, bit-packed.
 //! * `RAW`      `v[i] - min(v)`, bit-packed (noisy values around a level).
 //! * `DOD`      zigzag of delta-of-delta minus its minimum, bit-packed (jittery clocks).
 //! * `PFOR`     deltas divided by their greatest common divisor, minus their median
-//!              (the usual step), zigzagged, bit-packed at the width most of them
-//!              fit, with the few that do not patched in afterwards (timestamps with a late batch or a gap:
-//!              a handful of exceptions instead of a wide width for the whole block;
-//!              second-aligned times in nanoseconds lose their nine zero digits).
+//!   (the usual step), zigzagged, bit-packed at the width most of them fit, with the
+//!   few that do not patched in afterwards (timestamps with a late batch or a gap: a
+//!   handful of exceptions instead of a wide width for the whole block;
+//!   second-aligned times in nanoseconds lose their nine zero digits).
 //!
 //! All arithmetic wraps, so the codec is a bijection on 64-bit patterns (i64::MIN/MAX
 //! and u64 reinterpreted as i64 round-trip).
