@@ -84,6 +84,32 @@ fn corrupt_manifest_is_a_clear_error() {
     assert!(err.to_string().contains("manifest"), "{err}");
 }
 
+/// A data file the manifest names but the disk lost holds acknowledged points
+/// whose WAL entries are gone: the shard refuses to open (naming the file)
+/// instead of dropping it from the manifest, and opens again once it is back.
+#[test]
+fn a_missing_data_file_stops_the_shard_until_it_is_back() {
+    let (dir, path) = make_store();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let before = scan_all(&store).unwrap();
+    store.close().unwrap();
+    let aside = dir.path().join("aside.tsf");
+    std::fs::rename(&path, &aside).unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let err = store.shard_files(1).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert!(!store.health().degraded_shards.is_empty());
+    drop(store);
+    std::fs::rename(&aside, &path).unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    assert_eq!(scan_all(&store).unwrap(), before);
+    store.close().unwrap();
+}
+
 #[test]
 fn corrupt_index_snapshot_is_rebuilt() {
     let (dir, _) = make_store();

@@ -121,8 +121,6 @@ pub struct RecoveryReport {
     pub wal: WalRecovery,
     /// Files moved to `quarantine/` (path, reason).
     pub quarantined: Vec<(PathBuf, String)>,
-    /// Files listed in the manifest but missing on disk.
-    pub missing: Vec<PathBuf>,
     /// Leftovers of interrupted flushes/compactions that were deleted.
     pub orphans_removed: usize,
     /// The series list was rebuilt from the data files (no usable snapshot).
@@ -299,9 +297,15 @@ impl Shard {
                         file: f,
                     }));
                 }
+                // Its points were acknowledged and its WAL entries are gone: dropping
+                // it from the manifest would lose them silently. The shard stays
+                // closed (degraded in /health) until the file is put back.
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                     tracing::error!(path = %path.display(), "data file listed in manifest is missing");
-                    report.missing.push(path);
+                    return Err(Error::Corrupt {
+                        path,
+                        reason: "a data file the manifest lists is missing (restore it from a backup or a replica; the shard stays closed until then)".into(),
+                    });
                 }
                 Err(e) if e.is_corruption() => {
                     let reason = e.to_string();
@@ -423,9 +427,8 @@ impl Shard {
             closed: AtomicBool::new(false),
             recovery: report,
         });
-        let repaired = !shard.recovery.quarantined.is_empty()
-            || !shard.recovery.missing.is_empty()
-            || kept_meta.len() != manifest.files.len();
+        let repaired =
+            !shard.recovery.quarantined.is_empty() || kept_meta.len() != manifest.files.len();
         if !new_tombs.is_empty() || repaired {
             let ms = shard.manifest.lock();
             let mut st = shard.state.write();

@@ -163,7 +163,9 @@ impl TsFileWriter {
         Ok(())
     }
 
-    /// Write index, resource and footer, then fsync. Returns the file size.
+    /// Write index, resource and footer, then fsync the file and its directory (the
+    /// manifest names it next: its entry must survive a power cut too). Returns
+    /// the file size.
     pub fn finish(mut self) -> Result<u64> {
         let index = std::mem::take(&mut self.index);
         let mut resource = Vec::new();
@@ -187,6 +189,9 @@ impl TsFileWriter {
             .into_inner()
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
         f.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        if let Some(dir) = self.path.parent() {
+            crate::util::sync_dir(dir)?;
+        }
         Ok(self.offset)
     }
 }
