@@ -199,10 +199,19 @@ fn shard_lifecycle_and_errors() {
     write(&store, 2, "x v=1 1\n");
     store.drop_shard(2).unwrap();
     assert!(!dir.path().join("2").exists());
+    assert!(!dir.path().join("2.dropping").exists());
     assert_eq!(store.shard_ids(), vec![1]);
+    // Dropped shards may be created again (meta decides which exist).
+    store.create_shard(2, "db").unwrap();
+    store.drop_shard(2).unwrap();
     store.close().unwrap();
+    // A drop cut short by a crash leaves its renamed directory: the next open
+    // removes it and does not take it for a shard.
+    std::fs::create_dir_all(dir.path().join("7.dropping/data")).unwrap();
+    std::fs::write(dir.path().join("7.dropping/DATABASE"), "db").unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
     assert_eq!(store.shard_ids(), vec![1]);
+    assert!(!dir.path().join("7.dropping").exists());
 }
 
 #[test]

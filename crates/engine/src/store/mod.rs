@@ -42,11 +42,17 @@ struct CatalogSlot {
     loaded: Mutex<Weak<Catalog>>,
 }
 
+/// The suffix of a shard directory being removed.
+const DROPPING_SUFFIX: &str = ".dropping";
+
 #[derive(Debug)]
 pub(crate) struct Inner {
     dir: PathBuf,
     opts: EngineOptions,
     slots: RwLock<HashMap<u64, Arc<Slot>>>,
+    /// Shards being dropped: their ids cannot be created again until the old
+    /// directory is gone (it is renamed away first, then removed).
+    dropping: Mutex<std::collections::HashSet<u64>>,
     catalogs: Mutex<HashMap<Arc<str>, Arc<CatalogSlot>>>,
     closed: AtomicBool,
     metrics: Arc<Metrics>,
@@ -327,6 +333,15 @@ impl Store {
                 continue;
             }
             let p = e.path();
+            // A drop interrupted by a crash: the shard was already renamed away.
+            if p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(DROPPING_SUFFIX))
+            {
+                tracing::info!(path = %p.display(), "removing the rest of a dropped shard");
+                std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+                continue;
+            }
             if let Some(id) = parse_shard_dir(&p) {
                 let db = slots::read_database(&p)?;
                 legacy += usize::from(db.is_none());
@@ -348,6 +363,7 @@ impl Store {
             index_mem: Arc::new(IndexMemory::new(opts.index_memory_limit)),
             opts,
             slots: RwLock::new(slots),
+            dropping: Mutex::new(Default::default()),
             catalogs: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             metrics,
@@ -428,6 +444,12 @@ impl Store {
             if slots.contains_key(&id) {
                 return Err(Error::ShardExists(id));
             }
+            if self.inner.dropping.lock().contains(&id) {
+                return Err(Error::ShardDegraded {
+                    shard: id,
+                    reason: "it is being dropped; try again".into(),
+                });
+            }
             let dir = self.inner.dir.join(id.to_string());
             crate::util::create_dir_durable(&dir)?;
             slots::write_database(&dir, database)?;
@@ -464,12 +486,19 @@ impl Store {
     /// Close a shard and delete all its data.
     pub fn drop_shard(&self, id: u64) -> Result<()> {
         self.inner.check_open()?;
-        let slot = self
-            .inner
-            .slots
-            .write()
-            .remove(&id)
-            .ok_or(Error::ShardNotFound(id))?;
+        let slot = {
+            let mut slots = self.inner.slots.write();
+            let slot = slots.remove(&id).ok_or(Error::ShardNotFound(id))?;
+            // Under the slots lock: `create_shard` sees the slot or this mark.
+            self.inner.dropping.lock().insert(id);
+            slot
+        };
+        let dropped = self.drop_slot(&slot);
+        self.inner.dropping.lock().remove(&id);
+        dropped
+    }
+
+    fn drop_slot(&self, slot: &Arc<Slot>) -> Result<()> {
         let shard = {
             let mut st = slot.state.lock();
             loop {
@@ -496,7 +525,14 @@ impl Store {
         };
         let close = shard.as_ref().map_or(Ok(()), |s| s.close());
         drop(shard);
-        std::fs::remove_dir_all(&slot.dir).map_err(|e| Error::io(&slot.dir, e))?;
+        // Renamed away first: a crash mid-removal leaves no half shard under its
+        // id for the next open (which removes `*.dropping` directories).
+        let mut away = slot.dir.clone().into_os_string();
+        away.push(DROPPING_SUFFIX);
+        let away = PathBuf::from(away);
+        std::fs::rename(&slot.dir, &away).map_err(|e| Error::io(&slot.dir, e))?;
+        crate::util::sync_dir(&self.inner.dir)?;
+        std::fs::remove_dir_all(&away).map_err(|e| Error::io(&away, e))?;
         if let Some(db) = database {
             self.inner.collect_series(&db, series);
         }
