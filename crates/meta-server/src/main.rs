@@ -239,12 +239,8 @@ fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Cmd::Health(flags)) => {
-            let addr = flags.load()?.0.meta.metrics_listen;
-            anyhow::ensure!(
-                !addr.is_empty(),
-                "health is served on [meta] metrics-listen"
-            );
-            sundial_serve::health_command(&addr, "/health")
+            // Served by the metrics listener (empty address: none, so unhealthy).
+            sundial_serve::health_command(&flags.load()?.0.meta.metrics_listen, "/health")
         }
         None => cli.run,
     };

@@ -49,6 +49,10 @@ pub fn probe(addr: &str, path: &str, timeout: Duration) -> io::Result<u16> {
 /// The `health` subcommand: exits 0 when `path` on `addr` answers 2xx, else
 /// prints why and exits 1.
 pub fn health_command(addr: &str, path: &str) -> ! {
+    if addr.is_empty() {
+        eprintln!("unhealthy: no listener is configured to serve {path}");
+        std::process::exit(1)
+    }
     match probe(addr, path, Duration::from_secs(3)) {
         Ok(code) if (200..300).contains(&code) => {
             println!("healthy: {addr}{path} answered {code}");

@@ -254,12 +254,8 @@ fn main() -> Result<()> {
             return Ok(());
         }
         Some(Cmd::Health(flags)) => {
-            let addr = flags.load()?.0.store.metrics_listen;
-            anyhow::ensure!(
-                !addr.is_empty(),
-                "health is served on [store] metrics-listen"
-            );
-            sundial_serve::health_command(&addr, "/health")
+            // Served by the metrics listener (empty address: none, so unhealthy).
+            sundial_serve::health_command(&flags.load()?.0.store.metrics_listen, "/health")
         }
         None => cli.run,
     };
