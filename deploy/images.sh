@@ -14,14 +14,8 @@ BINS=(sundial sundial-store sundial-gateway sundial-meta sundial-ctl sundial-otl
 args=(); for b in "${BINS[@]}"; do args+=(--bin "$b"); done
 cargo build --release -q "${args[@]}"
 
-need_apt=()
-command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
-command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+. scripts/apt-need.sh
+apt_need etcd:etcd-server etcdctl:etcd-client
 
 STAGE=target/docker
 rm -rf "$STAGE"

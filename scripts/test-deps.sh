@@ -3,20 +3,11 @@
 # clients, protoc for the gRPC crates, promtool, cargo-nextest. Idempotent and quiet.
 set -euo pipefail
 
-need_apt=()
-command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
-# etcdctl: the compose cluster's etcd image checks its health with it.
-command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
-command -v influx >/dev/null 2>&1 || need_apt+=(influxdb-client)
-command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
-# promtool checks that every /metrics page parses as Prometheus text.
-command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing ${need_apt[*]} (apt)"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+. "$(dirname "$0")/apt-need.sh"
+# etcdctl: the compose cluster's etcd image checks its health with it; promtool
+# checks that every /metrics page parses as Prometheus text.
+apt_need etcd:etcd-server etcdctl:etcd-client influx:influxdb-client \
+  protoc:protobuf-compiler promtool:prometheus
 
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import influxdb, influxdb_client' >/dev/null 2>&1; then

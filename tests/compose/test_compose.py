@@ -192,6 +192,11 @@ def audit():
     log(f"audit: {len(acked)} acknowledged points on both owners of {len(shards)} shards")
 
 
+def wait_healthy(service):
+    status = ["docker", "inspect", "-f", "{{.State.Health.Status}}"]
+    wait(f"{service} healthy", lambda: "healthy" in run(status + [container(service)]))
+
+
 def wait_drained(port):
     """No owner write still running (a cut-off owner's call ends, or times out and
     queues its hint), then no hint left to deliver."""
@@ -248,7 +253,7 @@ def main():
         log("store2 killed")
         time.sleep(6)
         run(["docker", "start", container("store2")])
-        wait("store2 healthy", lambda: "healthy" in run(["docker", "inspect", "-f", "{{.State.Health.Status}}", container("store2")]))
+        wait_healthy("store2")
         time.sleep(2)
         load.finish()
         wait_drained(GW[1])
@@ -297,7 +302,7 @@ def main():
         assert queued > 0, "no hints queued for the killed store"
         log(f"{queued:.0f} hints queued; restarting gateway1")
         run(["docker", "restart", "-t", "30", container("gateway1")])
-        wait("gateway1 healthy", lambda: "healthy" in run(["docker", "inspect", "-f", "{{.State.Health.Status}}", container("gateway1")]))
+        wait_healthy("gateway1")
         run(["docker", "start", container("store1")])
         wait_drained(GW[1])
         audit()

@@ -218,14 +218,17 @@ fn owner_unreachable(e: &Error) -> bool {
 pub struct RemoteShardWriter {
     delivery: Arc<Delivery>,
     handoff: Option<Arc<HintedHandoff>>,
-    /// Owner writes, including those still running after their request was
-    /// answered; a stopping gateway waits for them ([`Self::close`]).
+    /// Owner writes still running after their request was answered; a stopping
+    /// gateway waits for them ([`Self::close`]).
     tasks: TaskTracker,
 }
 
 /// How long a request that met its consistency level still waits for the other
 /// owners: long enough for a healthy replica, short next to a write timeout.
 const OTHER_OWNERS_GRACE: Duration = Duration::from_millis(200);
+
+/// One owner's write, polled by the request and spawned if it outlives it.
+type OwnerCall = std::pin::Pin<Box<dyn std::future::Future<Output = (NodeId, Owner)> + Send>>;
 
 /// What one owner's write came to.
 enum Owner {
@@ -247,9 +250,52 @@ impl RemoteShardWriter {
         }
     }
 
-    /// Owner writes running now, including those whose requests were answered.
+    /// Owner writes still running after their requests were answered.
     pub fn in_flight(&self) -> usize {
         self.tasks.len()
+    }
+
+    /// One owner's write; an owner out of reach gets the points queued.
+    fn owner_write(
+        &self,
+        node: NodeId,
+        shard_id: u64,
+        database: &str,
+        points: bytes::Bytes,
+    ) -> OwnerCall {
+        let delivery = self.delivery.clone();
+        let handoff = self.handoff.clone();
+        let database = database.to_string();
+        let call = async move {
+            let req = pb::WriteToShardRequest {
+                shard_id,
+                database: database.clone(),
+                points: points.clone(),
+            };
+            let r = match delivery.write(node, req).await {
+                Ok(o) => Owner::Wrote(o),
+                Err(e) if !owner_unreachable(&e) => Owner::Refused(e),
+                Err(e) => match &handoff {
+                    None => Owner::Unreachable(e),
+                    Some(hh) => match hh.enqueue(node, shard_id, &database, points).await {
+                        Ok(()) => Owner::Hinted(e),
+                        Err(full) => {
+                            tracing::warn!(node, shard = shard_id, error = %full, "hinted handoff refused a write");
+                            Owner::Refused(full)
+                        }
+                    },
+                },
+            };
+            (node, r)
+        };
+        Box::pin(call.in_current_span())
+    }
+
+    /// Lets the calls a request no longer waits for run to their end.
+    fn detach(&self, calls: FuturesUnordered<OwnerCall>) {
+        for call in calls {
+            self.tasks.spawn(call);
+        }
     }
 
     /// Waits (at most `limit`) for owner writes still running after their
@@ -290,42 +336,16 @@ impl ShardWriter for RemoteShardWriter {
             encode_points(indices.iter().map(|&i| parsed.get(i as usize)), &mut points);
         }
         let points = bytes::Bytes::from(points);
-        // One task per owner: it writes, and queues a hint when its owner is out
+        // One call per owner: it writes, and queues a hint when its owner is out
         // of reach. The request waits only until the consistency level is met
-        // (plus a short grace so that the usual answer covers every owner); a
-        // slow or cut-off owner's task goes on detached, bounded by the write
-        // timeout, and queues its hint then (InfluxDB Enterprise's rule).
-        let mut calls: FuturesUnordered<_> = shard
+        // (plus a short grace so that the usual answer covers every owner); the
+        // calls are polled right here and only those still running then become
+        // tasks of their own, bounded by the write timeout, that queue their
+        // hints when they fail (InfluxDB Enterprise's rule).
+        let mut calls: FuturesUnordered<OwnerCall> = shard
             .owners
             .iter()
-            .map(|&node| {
-                let req = pb::WriteToShardRequest {
-                    shard_id: shard.id,
-                    database: database.to_string(),
-                    points: points.clone(),
-                };
-                let delivery = self.delivery.clone();
-                let handoff = self.handoff.clone();
-                let (shard_id, db, points) = (shard.id, database.to_string(), points.clone());
-                let call = async move {
-                    let r = match delivery.write(node, req).await {
-                        Err(e) if owner_unreachable(&e) => match &handoff {
-                            Some(hh) => match hh.enqueue(node, shard_id, &db, points).await {
-                                Ok(()) => Owner::Hinted(e),
-                                Err(full) => {
-                                    tracing::warn!(node, shard = shard_id, error = %full, "hinted handoff refused a write");
-                                    Owner::Refused(full)
-                                }
-                            },
-                            None => Owner::Unreachable(e),
-                        },
-                        Err(e) => Owner::Refused(e),
-                        Ok(o) => Owner::Wrote(o),
-                    };
-                    (node, r)
-                };
-                self.tasks.spawn(call.in_current_span())
-            })
+            .map(|&node| self.owner_write(node, shard.id, database, points.clone()))
             .collect();
         let required = consistency.required(n);
         let met = |wrote: usize, hinted: usize| {
@@ -339,13 +359,10 @@ impl ShardWriter for RemoteShardWriter {
                 None => calls.next().await,
                 Some(t) => match tokio::time::timeout_at(t, calls.next()).await {
                     Ok(next) => next,
-                    // The rest finish (or queue their hints) on their own.
                     Err(_) => break,
                 },
             };
-            let Some(joined) = next else { break };
-            let (node, r) =
-                joined.map_err(|e| Error::Internal(format!("shard write task: {e}")))?;
+            let Some((node, r)) = next else { break };
             match r {
                 Owner::Wrote(o) => {
                     wrote += 1;
@@ -354,7 +371,10 @@ impl ShardWriter for RemoteShardWriter {
                 // The request is wrong (the same on every owner), or a queue is
                 // full: the client retries later rather than have a replica
                 // silently miss the points.
-                Owner::Refused(e) => return Err(e),
+                Owner::Refused(e) => {
+                    self.detach(calls);
+                    return Err(e);
+                }
                 Owner::Hinted(e) => {
                     hinted += 1;
                     failures.push((node, e));
@@ -365,6 +385,8 @@ impl ShardWriter for RemoteShardWriter {
                 grace_until = Some(tokio::time::Instant::now() + OTHER_OWNERS_GRACE);
             }
         }
+        // The rest finish (or queue their hints) on their own.
+        self.detach(calls);
         if met(wrote, hinted) {
             // Met by hints alone (`any`): count what was queued.
             return Ok(outcome.unwrap_or_else(|| {

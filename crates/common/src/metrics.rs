@@ -12,18 +12,16 @@
 use std::fmt;
 use std::time::Duration;
 
-pub use prometheus_client;
 pub use prometheus_client::collector::Collector;
 pub use prometheus_client::encoding::DescriptorEncoder;
-pub use prometheus_client::metrics::counter::Counter;
-pub use prometheus_client::metrics::family::Family;
-pub use prometheus_client::metrics::gauge::Gauge;
 pub use prometheus_client::metrics::histogram::Histogram;
 pub use prometheus_client::registry::Registry;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 
 #[cfg(feature = "grpc-metrics")]
 mod grpc;
@@ -52,22 +50,22 @@ pub fn encode(registry: &Registry) -> String {
 /// Bucket bounds for latencies, 100 µs to 50 s in 1-2-5 steps: wide enough for an
 /// fsync on a fast disk and a compaction of a large shard, and bounds that read
 /// well (`le="0.005"`, not a float's rounding of 0.0001·2⁵).
-pub const LATENCY_BUCKETS: [f64; 18] = [
+const LATENCY_BUCKETS: [f64; 18] = [
     0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
     10.0, 20.0, 50.0,
 ];
 
-pub fn latency_buckets() -> impl Iterator<Item = f64> {
-    LATENCY_BUCKETS.into_iter()
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
 }
 
-/// A latency histogram in seconds with [`latency_buckets`]. Clones share it.
+/// A latency histogram in seconds with [`LATENCY_BUCKETS`]. Clones share it.
 #[derive(Debug, Clone)]
 pub struct Latency(pub Histogram);
 
 impl Default for Latency {
     fn default() -> Self {
-        Latency(Histogram::new(latency_buckets()))
+        Latency(latency_histogram())
     }
 }
 
@@ -77,12 +75,41 @@ impl Latency {
     }
 }
 
-/// A latency histogram per label set.
-pub type LatencyFamily<S> = Family<S, Histogram, fn() -> Histogram>;
+/// A latency histogram per label set, registered like any metric. Clones share it.
+#[derive(Debug)]
+pub struct LatencyFamily<S>(Family<S, Histogram, fn() -> Histogram>);
 
-/// A [`LatencyFamily`] with [`latency_buckets`].
-pub fn latency_family<S: Clone + std::hash::Hash + Eq>() -> LatencyFamily<S> {
-    Family::new_with_constructor(|| Histogram::new(latency_buckets()))
+impl<S> Clone for LatencyFamily<S> {
+    fn clone(&self) -> Self {
+        LatencyFamily(self.0.clone())
+    }
+}
+
+impl<S: Clone + std::hash::Hash + Eq> Default for LatencyFamily<S> {
+    fn default() -> Self {
+        LatencyFamily(Family::new_with_constructor(latency_histogram))
+    }
+}
+
+impl<S: Clone + std::hash::Hash + Eq> LatencyFamily<S> {
+    pub fn observe(&self, labels: &S, d: Duration) {
+        self.0.get_or_create(labels).observe(d.as_secs_f64());
+    }
+
+    /// Whether `labels` has a histogram yet.
+    pub fn contains(&self, labels: &S) -> bool {
+        self.0.get(labels).is_some()
+    }
+}
+
+impl<S: Clone + std::hash::Hash + Eq + EncodeLabelSet> EncodeMetric for LatencyFamily<S> {
+    fn encode(&self, encoder: MetricEncoder<'_>) -> fmt::Result {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 /// Writes metrics read at scrape time, for a [`Collector`]. Names have no prefix
@@ -133,26 +160,12 @@ impl Emit<'_> {
         Ok(())
     }
 
-    /// A metric owned elsewhere (a [`Histogram`], a [`Family`] …).
+    /// A metric owned elsewhere (a [`Histogram`] …).
     pub fn metric(&mut self, name: &str, help: &str, m: &impl EncodeMetric) -> fmt::Result {
         let enc = self
             .0
             .encode_descriptor(name, help, None, m.metric_type())?;
         m.encode(enc)
-    }
-
-    /// A labelled metric owned elsewhere, one label set.
-    pub fn labelled(
-        &mut self,
-        name: &str,
-        help: &str,
-        labels: &impl EncodeLabelSet,
-        m: &impl EncodeMetric,
-    ) -> fmt::Result {
-        let mut enc = self
-            .0
-            .encode_descriptor(name, help, None, m.metric_type())?;
-        m.encode(enc.encode_family(labels)?)
     }
 }
 

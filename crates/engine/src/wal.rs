@@ -484,6 +484,8 @@ impl Wal {
     /// Append a frame made with [`new_frame`]; fills in seq, length and CRC. Returns the
     /// entry's sequence number. The entry is written to the OS but not yet synced.
     pub fn append(&self, frame: &mut [u8]) -> Result<u64> {
+        let len = frame.len() - 8;
+        check_entry_len(len)?;
         let mut st = self.sh.state.lock();
         if let Some(f) = &st.failed {
             return Err(unusable(f));
@@ -491,8 +493,6 @@ impl Wal {
         if st.cur.size >= self.segment_size {
             self.roll_locked(&mut st)?;
         }
-        let len = frame.len() - 8;
-        check_entry_len(len)?;
         let seq = st.last_seq + 1;
         frame[9..17].copy_from_slice(&seq.to_le_bytes());
         let crc = crc32c::crc32c(&frame[8..]);

@@ -278,9 +278,8 @@ async fn run(cfg: Config) -> Result<()> {
     registry.register_collector(Box::new(Collect(move |e: &mut Emit<'_>| {
         e.gauge(
             "coordinator_owner_writes_in_flight",
-            "Writes to shard owners running now, including those still running after \
-             their request was answered (a slow or cut-off owner; its hint is queued when \
-             the call fails).",
+            "Writes to shard owners still running after their request was answered (a \
+             slow or cut-off owner; its hint is queued when the call fails).",
             i64::try_from(in_flight.in_flight()).unwrap_or(i64::MAX),
         )
     })));

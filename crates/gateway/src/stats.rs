@@ -6,12 +6,12 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use sundial_common::metrics::{latency_family, Collect, Emit, LatencyFamily, Registry};
+use sundial_common::metrics::{Collect, Emit, LatencyFamily, Registry};
 use sundial_serve::ConnStats;
 
 type RouteLabels = [(&'static str, &'static str); 3];
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct HttpStats {
     pub write_requests: AtomicU64,
     pub active_write_requests: AtomicI64,
@@ -31,29 +31,6 @@ pub struct HttpStats {
     pub connections: Arc<ConnStats>,
     /// `sundial_http_request_duration_seconds{route, status}`.
     requests: LatencyFamily<RouteLabels>,
-}
-
-impl Default for HttpStats {
-    fn default() -> Self {
-        HttpStats {
-            write_requests: AtomicU64::new(0),
-            active_write_requests: AtomicI64::new(0),
-            write_request_duration_ns: AtomicU64::new(0),
-            write_request_bytes_received: AtomicU64::new(0),
-            points_written_ok: AtomicU64::new(0),
-            points_written_fail: AtomicU64::new(0),
-            points_written_dropped: AtomicU64::new(0),
-            values_written_ok: AtomicU64::new(0),
-            write_rejected_overload: AtomicU64::new(0),
-            query_requests: AtomicU64::new(0),
-            query_request_duration_ns: AtomicU64::new(0),
-            client_errors: AtomicU64::new(0),
-            server_errors: AtomicU64::new(0),
-            auth_failures: AtomicU64::new(0),
-            connections: Arc::default(),
-            requests: latency_family(),
-        }
-    }
 }
 
 /// Counts a write request as active until dropped, then adds its duration.
@@ -91,13 +68,12 @@ impl HttpStats {
             Method::OPTIONS => "OPTIONS",
             _ => "other",
         };
-        self.requests
-            .get_or_create(&[
-                ("route", route),
-                ("method", method),
-                ("status", status_label(status)),
-            ])
-            .observe(took.as_secs_f64());
+        let labels = [
+            ("route", route),
+            ("method", method),
+            ("status", status_label(status)),
+        ];
+        self.requests.observe(&labels, took);
     }
 
     /// Registers the HTTP metrics (`sundial_http_…`) in `registry`.

@@ -268,11 +268,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let grpc_metrics = GrpcMetrics::default();
     let mut registry = metrics::registry();
     grpc_metrics.register(&mut registry);
-    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    let stopped = async {
-        let _ = metrics_stopped.await;
-    };
-    let metrics_addr = sundial_serve::serve_metrics(&m.metrics_listen, registry, stopped).await?;
+    let metrics_addr = sundial_serve::serve_metrics(&m.metrics_listen, registry).await?;
     tracing::info!(%addr, etcd = ?m.etcd_endpoints, prefix = %m.prefix, "sundial-meta started");
     {
         let mut out = std::io::stdout().lock();
@@ -339,7 +335,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!("sundial-meta stopping");
     let _ = stop_tx.send(());
-    let _ = metrics_stop.send(());
     let _ = services_stop.send(true);
     if let Some(services) = services {
         // Resigning is bounded by the lease TTL; do not hang on a dead etcd.

@@ -380,8 +380,7 @@ async fn meta_service_restart() {
     c.register_metrics(&mut registry);
     let sample = |name: &str| -> f64 {
         let text = sundial_common::metrics::encode(&registry);
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        sundial_testkit::metric_sample(&text, name)
             .unwrap_or_else(|| panic!("{name} missing from {text}"))
     };
     assert_eq!(sample("sundial_meta_watch_connected"), 1.0);

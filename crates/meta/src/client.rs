@@ -147,7 +147,6 @@ struct Shared {
     /// Watch health for `/metrics`: re-established after a loss, and when the
     /// last loss began (`None` while live or before the first connection).
     watch_reconnects: AtomicU64,
-    ever_connected: AtomicBool,
     lost_at: parking_lot::Mutex<Option<std::time::Instant>>,
     passwords: crate::auth::PasswordChecker,
 }
@@ -236,8 +235,8 @@ impl Shared {
         let was = self.connected.swap(up, Ordering::SeqCst);
         if was != up {
             if up {
-                *self.lost_at.lock() = None;
-                if self.ever_connected.swap(true, Ordering::SeqCst) {
+                // A loss before means this connection is a reconnection.
+                if self.lost_at.lock().take().is_some() {
                     self.watch_reconnects.fetch_add(1, Ordering::Relaxed);
                 }
                 tracing::info!(transport = self.transport.name(), "meta watch connected");
@@ -339,7 +338,6 @@ impl MetaClient {
             rev_tx,
             connected: AtomicBool::new(false),
             watch_reconnects: AtomicU64::new(0),
-            ever_connected: AtomicBool::new(false),
             lost_at: parking_lot::Mutex::new(None),
             passwords: crate::auth::PasswordChecker::new(),
         });

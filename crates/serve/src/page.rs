@@ -5,7 +5,7 @@
 //! `/health` answering means ready.
 
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::{ready, Ready};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -52,14 +52,11 @@ impl tower_service::Service<Request<Incoming>> for Page {
     }
 }
 
-/// Binds `addr` and serves `GET /metrics` (the registry as Prometheus text)
-/// until `stop` resolves; returns the bound address, `None` when `addr` is empty
-/// (no listener configured).
-pub async fn serve_metrics(
-    addr: &str,
-    registry: Registry,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<Option<SocketAddr>> {
+/// Binds `addr` and serves `GET /metrics` (the registry as Prometheus text) and
+/// `GET /health` for as long as the runtime runs (a store's close stays
+/// observable); returns the bound address, `None` when `addr` is empty (no
+/// listener configured).
+pub async fn serve_metrics(addr: &str, registry: Registry) -> std::io::Result<Option<SocketAddr>> {
     if addr.is_empty() {
         return Ok(None);
     }
@@ -79,7 +76,8 @@ pub async fn serve_metrics(
     };
     tokio::spawn(async move {
         let stats = Arc::new(ConnStats::default());
-        if let Err(e) = serve(listener, page, opts, stats, stop).await {
+        let forever = std::future::pending();
+        if let Err(e) = serve(listener, page, opts, stats, forever).await {
             tracing::warn!(error = %e, "metrics listener stopped");
         }
     });

@@ -349,12 +349,7 @@ async fn run(cfg: Config) -> Result<()> {
     sundial_store::metrics::register_engine(&mut registry, store.clone(), cfg.data.metrics_enabled);
     grpc_metrics.register(&mut registry);
     meta.register_metrics(&mut registry);
-    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    let stopped = async {
-        let _ = metrics_stopped.await;
-    };
-    let metrics_addr =
-        sundial_serve::serve_metrics(&cfg.store.metrics_listen, registry, stopped).await?;
+    let metrics_addr = sundial_serve::serve_metrics(&cfg.store.metrics_listen, registry).await?;
     {
         let mut out = std::io::stdout().lock();
         match metrics_addr {
@@ -382,7 +377,6 @@ async fn run(cfg: Config) -> Result<()> {
         .context("gRPC server")?;
 
     reconciler.abort();
-    let _ = metrics_stop.send(());
     drop(heartbeat);
     meta.close();
     let closing = store.clone();

@@ -79,6 +79,13 @@ pub fn terminate(child: &mut Child, wait: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// One sample of a Prometheus text page, by name with labels as printed (e.g.
+/// `x_count{route="/write",status="204"}`).
+pub fn metric_sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// `promtool check metrics` on a `/metrics` page: `Err` with promtool's words
 /// when it does not parse as Prometheus text or breaks its naming rules.
 pub fn promtool_check(text: &str) -> Result<(), String> {

@@ -352,12 +352,7 @@ impl Cluster {
 
     /// A gateway's `/metrics` page.
     pub fn metrics_text(&self, gateway: usize) -> String {
-        client()
-            .get(self.url(gateway, "/metrics"))
-            .send()
-            .expect("metrics")
-            .text()
-            .expect("metrics text")
+        scrape(&self.gateways[gateway].addr)
     }
 
     /// One sample of a gateway's `/metrics` (0 when absent).
@@ -445,9 +440,7 @@ impl Cluster {
 /// One sample of a Prometheus text page, by name with labels as printed (e.g.
 /// `x_count{route="/write",status="204"}`); 0 when absent.
 pub fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    sundial_testkit::metric_sample(text, name).unwrap_or(0.0)
 }
 
 /// `GET http://ADDR/metrics`.

@@ -6,9 +6,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{latency_family, LatencyFamily, Registry};
+use super::{LatencyFamily, Registry};
 
 /// Label sets are capped so that calls to made-up paths cannot grow the family
 /// without bound; past the cap unknown methods are counted as `other`.
@@ -17,20 +17,11 @@ const MAX_LABEL_SETS: usize = 512;
 type Labels = [(&'static str, String); 3];
 
 /// `sundial_grpc_server_duration_seconds{service, method, code}`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct GrpcMetrics {
     durations: LatencyFamily<Labels>,
     /// Label sets created (about: two first calls may race).
     label_sets: Arc<AtomicUsize>,
-}
-
-impl Default for GrpcMetrics {
-    fn default() -> Self {
-        GrpcMetrics {
-            durations: latency_family(),
-            label_sets: Arc::default(),
-        }
-    }
 }
 
 impl GrpcMetrics {
@@ -48,7 +39,7 @@ impl GrpcMetrics {
     }
 
     /// Records one call to `path` (`/package.Service/Method`).
-    pub fn observe(&self, path: &str, code: tonic::Code, secs: f64) {
+    pub fn observe(&self, path: &str, code: tonic::Code, took: Duration) {
         let (service, method) = path
             .strip_prefix('/')
             .and_then(|p| p.split_once('/'))
@@ -58,13 +49,13 @@ impl GrpcMetrics {
             ("method", method.to_string()),
             ("code", code_name(code).to_string()),
         ];
-        if self.durations.get(&labels).is_none()
+        if !self.durations.contains(&labels)
             && self.label_sets.fetch_add(1, Relaxed) >= MAX_LABEL_SETS
         {
             labels[0].1 = "other".into();
             labels[1].1 = "other".into();
         }
-        self.durations.get_or_create(&labels).observe(secs);
+        self.durations.observe(&labels, took);
     }
 }
 
@@ -164,8 +155,7 @@ where
                 .map_or(tonic::Code::Ok, |v| tonic::Code::from_bytes(v.as_bytes())),
             Err(_) => tonic::Code::Unknown,
         };
-        this.metrics
-            .observe(this.path, code, this.start.elapsed().as_secs_f64());
+        this.metrics.observe(this.path, code, this.start.elapsed());
         Poll::Ready(out)
     }
 }
@@ -179,14 +169,22 @@ mod tests {
         let m = GrpcMetrics::default();
         let mut reg = super::super::registry();
         m.register(&mut reg);
-        m.observe("/sundial.store.Store/WriteToShard", tonic::Code::Ok, 0.003);
+        m.observe(
+            "/sundial.store.Store/WriteToShard",
+            tonic::Code::Ok,
+            Duration::from_millis(3),
+        );
         m.observe(
             "/sundial.store.Store/WriteToShard",
             tonic::Code::Unavailable,
-            0.1,
+            Duration::from_millis(100),
         );
         for i in 0..2 * MAX_LABEL_SETS {
-            m.observe(&format!("/x.Y/M{i}"), tonic::Code::Unimplemented, 0.0);
+            m.observe(
+                &format!("/x.Y/M{i}"),
+                tonic::Code::Unimplemented,
+                Duration::ZERO,
+            );
         }
         let text = super::super::encode(&reg);
         assert!(

@@ -631,6 +631,19 @@ impl Shard {
             .collect()
     }
 
+    /// How many data files the shard has at each level (index: level).
+    pub fn files_per_level(&self) -> Vec<u64> {
+        let mut levels = Vec::new();
+        for f in &self.state.read().files {
+            let l = usize::from(f.meta.level);
+            if levels.len() <= l {
+                levels.resize(l + 1, 0);
+            }
+            levels[l] += 1;
+        }
+        levels
+    }
+
     pub fn tombstone_count(&self) -> usize {
         self.state.read().tombstones.len()
     }

@@ -172,7 +172,7 @@ impl Inner {
             tracing::warn!(shard_id = slot.id, error = %e, "closing a shard reported errors");
         }
         // What the flush left, for `Store::stats` while the shard is closed.
-        *slot.files_by_level.lock() = super::slots::files_by_level(&s);
+        *slot.files_by_level.lock() = s.files_per_level();
         drop(s);
         slot.finish_close();
         true

@@ -722,9 +722,7 @@ impl Store {
             let levels = match slot.open_shard() {
                 Some(shard) => {
                     s.shards_open += 1;
-                    let l = slots::files_by_level(&shard);
-                    slot.files_by_level.lock().clone_from(&l);
-                    l
+                    shard.files_per_level()
                 }
                 None => slot.files_by_level.lock().clone(),
             };

@@ -41,7 +41,7 @@ pub(super) struct Slot {
     /// closed because its WAL failed. Cleared by a successful open; `/health`
     /// reports it.
     pub open_error: Mutex<Option<String>>,
-    /// Data files per level when last seen open (`Store::stats` reads a closed
+    /// Data files per level when last closed (`Store::stats` reads a closed
     /// shard's from here; shards not opened since start are not counted).
     pub files_by_level: Mutex<Vec<u64>>,
 }
@@ -97,19 +97,6 @@ impl Slot {
         }
         self.changed.notify_all();
     }
-}
-
-/// How many data files the shard has at each level.
-pub(super) fn files_by_level(shard: &Shard) -> Vec<u64> {
-    let mut levels = Vec::new();
-    for f in shard.file_metas() {
-        let l = usize::from(f.level);
-        if levels.len() <= l {
-            levels.resize(l + 1, 0);
-        }
-        levels[l] += 1;
-    }
-    levels
 }
 
 /// Reads the database a shard directory belongs to.

@@ -152,8 +152,7 @@ pub fn metrics_text(s: &Server) -> String {
 /// One sample of `/metrics` (name with labels, e.g. `x{database="db"}`).
 pub fn metric(s: &Server, name: &str) -> f64 {
     let text = metrics_text(s);
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    sundial_testkit::metric_sample(&text, name)
         .unwrap_or_else(|| panic!("{name} missing from {text}"))
 }
 
