@@ -164,6 +164,20 @@ def hints_queued(port):
     return metric_sum(port, "sundial_hh_queue_records{")
 
 
+def owners_at(ts):
+    """The store services that own db's shard holding time BASE_TS + ts, so that
+    the steps below kill and cut off stores the writes actually go to."""
+    service = {}
+    for line in ctl("nodes").splitlines()[1:]:
+        f = line.split()
+        service[int(f[0])] = f[1].rsplit(":", 1)[0]
+    for line in ctl("shards", "--database", "db").splitlines()[1:]:
+        f = line.split()
+        if int(f[3]) <= BASE_TS + ts < int(f[4]):
+            return [service[int(o)] for o in f[5].split(",")]
+    raise AssertionError(f"no shard of db holds time {BASE_TS + ts}")
+
+
 def audit():
     """Every acknowledged point is on both owners of its shard."""
     shards = []
@@ -246,14 +260,17 @@ def main():
 
         # A store killed under load: consistency=one writes keep succeeding; after
         # it is back, hinted handoff fills it in.
+        owners = owners_at(0)
+        log(f"the shard written below is owned by {owners}")
         load = Load(GW[1], "killed")
         load.start()
         time.sleep(2)
-        run(["docker", "kill", container("store2")])
-        log("store2 killed")
+        run(["docker", "kill", container(owners[0])])
+        log(f"{owners[0]} killed")
         time.sleep(6)
-        run(["docker", "start", container("store2")])
-        wait_healthy("store2")
+        wait("hints queued for the killed store", lambda: hints_queued(GW[1]) > 0, secs=30)
+        run(["docker", "start", container(owners[0])])
+        wait_healthy(owners[0])
         time.sleep(2)
         load.finish()
         wait_drained(GW[1])
@@ -264,11 +281,11 @@ def main():
         load = Load(GW[2], "partitioned")
         load.start()
         time.sleep(2)
-        run(["docker", "network", "disconnect", net, container("store3")])
-        log("store3 disconnected")
+        run(["docker", "network", "disconnect", net, container(owners[1])])
+        log(f"{owners[1]} disconnected")
         time.sleep(6)
-        run(["docker", "network", "connect", "--alias", "store3", net, container("store3")])
-        log("store3 reconnected")
+        run(["docker", "network", "connect", "--alias", owners[1], net, container(owners[1])])
+        log(f"{owners[1]} reconnected")
         time.sleep(2)
         load.finish()
         wait_drained(GW[2])
@@ -294,7 +311,7 @@ def main():
         audit()
 
         # A gateway restarted with hints queued: nothing acknowledged is lost.
-        run(["docker", "kill", container("store1")])
+        run(["docker", "kill", container(owners[0])])
         for i in range(10):
             status, body = write(GW[1], batch("restarted", 100, i * 100))
             assert status == 204, body
@@ -303,7 +320,7 @@ def main():
         log(f"{queued:.0f} hints queued; restarting gateway1")
         run(["docker", "restart", "-t", "30", container("gateway1")])
         wait_healthy("gateway1")
-        run(["docker", "start", container("store1")])
+        run(["docker", "start", container(owners[0])])
         wait_drained(GW[1])
         audit()
 

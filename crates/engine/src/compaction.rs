@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::manifest::{FileKind, Tombstone};
 use crate::options::EngineOptions;
 use crate::shard::DataFile;
-use crate::tsfile::{ResourceReader, TsFileWriter};
+use crate::tsfile::{ResourceReader, TimeCache, TsFileWriter};
 use crate::types::{Column, FieldMerge};
 
 fn overlaps(a: &DataFile, min: i64, max: i64) -> bool {
@@ -159,8 +159,11 @@ pub(crate) fn merge(
                 ));
             }
             r.advance().map_err(|e| e.with_path(f.file.path()))?;
+            let mut times = TimeCache::default();
             for fi in &si.fields {
-                let mut c = f.file.read_field(fi, i64::MIN, i64::MAX)?;
+                let mut c = f
+                    .file
+                    .read_field_cached(fi, i64::MIN, i64::MAX, &mut times)?;
                 for t in tombs {
                     if t.applies(&key, f.meta.max_seq) {
                         c.delete_range(t.min, t.max);

@@ -38,6 +38,36 @@ struct Args {
     /// Name printed with the result.
     #[arg(long, default_value = "server")]
     label: String,
+    /// Round values to this many decimals (default: full precision).
+    #[arg(long)]
+    decimals: Option<u32>,
+    /// Fraction of the batches sent late (after batches up to --late-window-secs of
+    /// data time newer than their own).
+    #[arg(long, default_value_t = 0.0)]
+    late: f64,
+    #[arg(long, default_value_t = 1800)]
+    late_window_secs: u64,
+    /// Do not send CREATE DATABASE (servers without InfluxQL, e.g. VictoriaMetrics).
+    #[arg(long)]
+    no_create: bool,
+}
+
+/// The order batches are sent in: `late` of them move back by up to `window`
+/// batches (a deterministic choice, so every server sees the same order).
+fn send_order(batches: usize, late: f64, window: usize) -> Vec<usize> {
+    let mut rng = sundial_tsbs::Rng::new(7);
+    let mut keyed: Vec<(usize, usize)> = (0..batches)
+        .map(|i| {
+            let delay = if rng.unit() < late {
+                1 + rng.below(window.max(1) as u64) as usize
+            } else {
+                0
+            };
+            (i + delay, i)
+        })
+        .collect();
+    keyed.sort_by_key(|&(k, i)| (k, i));
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 fn main() -> Result<()> {
@@ -45,13 +75,15 @@ fn main() -> Result<()> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
-    let r = client
-        .post(format!("{}/query", a.url))
-        .form(&[("q", format!("CREATE DATABASE \"{}\"", a.db))])
-        .send()
-        .context("CREATE DATABASE")?;
-    if !r.status().is_success() {
-        bail!("CREATE DATABASE failed: {}", r.text().unwrap_or_default());
+    if !a.no_create {
+        let r = client
+            .post(format!("{}/query", a.url))
+            .form(&[("q", format!("CREATE DATABASE \"{}\"", a.db))])
+            .send()
+            .context("CREATE DATABASE")?;
+        if !r.status().is_success() {
+            bail!("CREATE DATABASE failed: {}", r.text().unwrap_or_default());
+        }
     }
     // Generate every body before timing: the generator must not be measured.
     let start_ns = (std::time::SystemTime::now()
@@ -60,13 +92,23 @@ fn main() -> Result<()> {
         - 86_400)
         * 1_000_000_000;
     let mut gen = sundial_tsbs::CpuOnly::new(a.hosts, start_ns, 42);
-    let bodies: Vec<Arc<String>> = (0..a.batches)
+    if let Some(d) = a.decimals {
+        gen = gen.with_decimals(d);
+    }
+    let mut bodies: Vec<Arc<String>> = (0..a.batches)
         .map(|_| {
             let mut s = String::with_capacity(a.batch * 500);
             gen.write_lines(a.batch, &mut s);
             Arc::new(s)
         })
         .collect();
+    if a.late > 0.0 {
+        // Batches per window: hosts report every 10 s.
+        let window = (a.late_window_secs as usize / 10 * a.hosts).div_ceil(a.batch.max(1));
+        let order = send_order(a.batches, a.late, window);
+        bodies = order.into_iter().map(|i| bodies[i].clone()).collect();
+    }
+    let bodies = Arc::new(bodies);
     let bytes: usize = bodies.iter().map(|b| b.len()).sum();
     let next = Arc::new(AtomicUsize::new(0));
     let url = format!("{}/write?db={}", a.url, a.db);

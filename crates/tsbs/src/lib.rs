@@ -68,6 +68,8 @@ pub struct CpuOnly {
     next_host: usize,
     time: i64,
     interval: i64,
+    /// Values rounded to this many decimals (`None`: full precision).
+    decimals: Option<i32>,
 }
 
 impl CpuOnly {
@@ -100,7 +102,15 @@ impl CpuOnly {
             next_host: 0,
             time: start_ns,
             interval: 10_000_000_000,
+            decimals: None,
         }
+    }
+
+    /// Round every value to `d` decimals (sensors that report 23.45): a random walk
+    /// whose steps are whole hundredths when `d` is 2.
+    pub fn with_decimals(mut self, d: u32) -> Self {
+        self.decimals = Some(d.min(15) as i32);
+        self
     }
 
     /// Appends `lines` lines (each ending in `\n`) to `out`.
@@ -113,6 +123,10 @@ impl CpuOnly {
             for (j, f) in FIELDS.iter().enumerate() {
                 let v = &mut h.values[j];
                 *v = (*v + (self.rng.unit() - 0.5) * 2.0).clamp(0.0, 100.0);
+                if let Some(d) = self.decimals {
+                    let p = 10f64.powi(d);
+                    *v = (*v * p).round() / p;
+                }
                 if j > 0 {
                     out.push(',');
                 }

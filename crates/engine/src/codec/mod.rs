@@ -78,16 +78,21 @@ pub fn take<'a>(data: &'a [u8], pos: &mut usize, n: usize) -> Result<&'a [u8]> {
 
 /// Encode a column of values with the codec for its type.
 pub fn encode_values(values: &Values, out: &mut Vec<u8>) {
+    encode_values_range(values, 0..values.len(), out)
+}
+
+/// Encode rows `r` of a column of values (no copy of the rows).
+pub fn encode_values_range(values: &Values, r: std::ops::Range<usize>, out: &mut Vec<u8>) {
     match values {
-        Values::Float(v) => float::encode(v, out),
-        Values::Integer(v) => integer::encode(v, out),
+        Values::Float(v) => float::encode(&v[r], out),
+        Values::Integer(v) => integer::encode(&v[r], out),
         Values::Unsigned(v) => {
             // Same bit patterns, wrapping arithmetic: the integer codec is a bijection on u64.
-            let as_i: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+            let as_i: Vec<i64> = v[r].iter().map(|&x| x as i64).collect();
             integer::encode(&as_i, out)
         }
-        Values::Boolean(v) => boolean::encode(v, out),
-        Values::String(v) => string::encode(v, out),
+        Values::Boolean(v) => boolean::encode(&v[r], out),
+        Values::String(v) => string::encode(&v[r], out),
     }
 }
 

@@ -9,6 +9,7 @@ use crate::batch;
 use crate::error::{Error, Result};
 use crate::index::{ShardIndex, TagPredicate};
 use crate::manifest::Tombstone;
+use crate::tsfile::TimeCache;
 use crate::types::Column;
 use crate::wal::{self, KIND_DELETE};
 
@@ -167,13 +168,14 @@ impl Shard {
                 Ok(None) => continue,
                 Err(e) => return Err(self.on_read_error(e)),
             };
+            let mut times = TimeCache::default();
             for fi in &si.fields {
                 if !want(&fi.name) {
                     continue;
                 }
                 let mut c = f
                     .file
-                    .read_field(fi, min, max)
+                    .read_field_cached(fi, min, max, &mut times)
                     .map_err(|e| self.on_read_error(e))?;
                 hide(&mut c, f.meta.max_seq);
                 merge_in(&mut acc, &fi.name, c);

@@ -1,15 +1,32 @@
 //! Immutable columnar data files (`*.tsf`).
 //!
+//! Format v2 (written since issue 14; v1 files stay readable and are rewritten as
+//! v2 by compaction):
+//!
 //! ```text
-//! header   "SDTSF\0\0\x01"                                   8 bytes
-//! blocks   per (series, field), up to max_points_per_block points (and 8 MiB of string
-//!          bytes) each:
-//!          uvarint ts_len | timestamps (integer codec) | values (typed codec)
+//! header   "SDTSF\0\0\x02"                                   8 bytes
+//! blocks   per series, per group of fields sharing a time column, per chunk of up to
+//!          max_points_per_block rows (and 8 MiB of any string field's bytes):
+//!            time block   timestamps (integer codec)
+//!            value block  per member present in the chunk, contiguous after the time
+//!                         block: [presence bitmap, 1 bit a row, LSB first, only when
+//!                         the field lacks some rows] | values (typed codec)
 //! index    per series, sorted by series key:
-//!          uvarint key_len | key | uvarint nfields |
-//!          per field: uvarint name_len | name | u8 type | uvarint nblocks |
-//!            per block: uvarint offset | uvarint size | uvarint count |
-//!                       zigzag min_time | uvarint (max_time-min_time) | u32 crc32c(block)
+//!          uvarint key_len | key | uvarint nfields | per field: uvarint name_len |
+//!            name | u8 type
+//!          uvarint ngroups | per group: uvarint nmembers | uvarint field_index* |
+//!            uvarint nchunks | per chunk:
+//!              uvarint offset | uvarint size | uvarint rows | zigzag min_time |
+//!              uvarint (max_time-min_time) | u32 crc32c(time block)
+//!              per member: uvarint count (0: no value in this chunk, nothing follows)
+//!                | uvarint size | u32 crc32c(value block) | statistics
+//! stats    uvarint (first_time-min_time) | uvarint (last_time-first_time) | by type:
+//!            float    uvarint (min_at-first_time) | uvarint (max_at-first_time) |
+//!                     f64 min | max | sum | first | last            (little-endian)
+//!            integer  the two times | zigzag min | max | sum | first | last
+//!            unsigned the two times | uvarint min | max | sum | first | last
+//!            boolean  uvarint trues | u8 (first | last << 1)
+//!            string   nothing more
 //! resource per series, same order (the TsFileResource; in memory as key hashes):
 //!          uvarint key_len | key | zigzag min_time | zigzag max_time |
 //!          uvarint index_entry_offset | uvarint index_entry_len | u32 crc32c(index entry)
@@ -17,16 +34,32 @@
 //!          u32 crc32c(resource) | u32 reserved | "SDTSFEND"       48 bytes, little-endian
 //! ```
 //!
+//! Fields a series receives together share one time column (IoTDB's aligned
+//! series); a field present in at least half of a group's rows joins it with a
+//! presence bitmap, sparser ones get a group of their own. Value blocks of a chunk
+//! follow its time block, so their offsets are implied.
+//!
+//! v1 differs in the blocks and the index: one block per field and chunk holding
+//! `uvarint ts_len | timestamps | values`, and per field `uvarint nblocks` entries of
+//! `uvarint offset | uvarint size | uvarint count | zigzag min_time | uvarint span |
+//! u32 crc32c`, without statistics.
+//!
 //! Opening a file reads only the footer and the resource section. A query reads the
 //! index entry of each series it needs (one small read) and then only the blocks whose
-//! time range intersects the query.
+//! time range intersects the query; each time block is decoded once for all the
+//! fields that share it.
 
+mod entry;
 mod reader;
+mod stats;
 mod writer;
 
-pub use reader::{BlockMeta, FieldIndex, ResourceReader, SeriesIndex, SeriesRef, TsFile};
+pub use entry::{BlockMeta, BlockRef, FieldIndex, SeriesIndex};
+pub use reader::{ResourceReader, SeriesRef, TimeCache, TsFile};
+pub use stats::{BlockStats, TypedStats};
 pub use writer::TsFileWriter;
 
-pub(crate) const MAGIC: &[u8; 8] = b"SDTSF\0\0\x01";
+pub(crate) const MAGIC_V1: &[u8; 8] = b"SDTSF\0\0\x01";
+pub(crate) const MAGIC_V2: &[u8; 8] = b"SDTSF\0\0\x02";
 pub(crate) const END_MAGIC: &[u8; 8] = b"SDTSFEND";
 pub(crate) const FOOTER_LEN: usize = 48;

@@ -4,24 +4,20 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::{END_MAGIC, FOOTER_LEN, MAGIC};
-use crate::codec::{corrupt, decode_timestamps, decode_values, get_uvarint, take, unzigzag};
+use super::entry::{
+    parse_entry_v1, parse_entry_v2, parse_resource, resource_record, u32_at, BlockMeta, BlockRef,
+    FieldIndex, ResourceEntry, SeriesIndex,
+};
+use super::stats::BlockStats;
+use super::{END_MAGIC, FOOTER_LEN, MAGIC_V1, MAGIC_V2};
+use crate::codec::{corrupt, decode_timestamps, decode_values, get_uvarint, take};
 use crate::error::{Error, Result};
-use crate::types::{Column, FieldType};
+use crate::types::{Column, FieldType, Values};
 
-/// In-memory per-series summary (IoTDB's TsFileResource): enough to prune files.
-/// It keeps a hash of the series key, not the key: 40 bytes a series in memory,
-/// however long the key. The index entry a lookup reads names the key, so a hash
-/// collision costs one more small read, never a wrong answer.
-#[derive(Debug, Clone, Copy)]
-struct ResourceEntry {
-    hash: u64,
-    min_time: i64,
-    max_time: i64,
-    entry_off: u64,
-    entry_len: u32,
-    entry_crc: u32,
-}
+/// Time columns decoded during one read, by block offset: the fields of a group
+/// share them, so each is read and decoded once.
+#[derive(Debug, Default)]
+pub struct TimeCache(Vec<(u64, std::sync::Arc<[i64]>)>);
 
 /// A series of a file as its resource section on disk lists it (see
 /// [`TsFile::series_refs`]).
@@ -43,34 +39,12 @@ fn key_hash(key: &str) -> u64 {
         .hash_one(key.as_bytes())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockMeta {
-    pub offset: u64,
-    pub size: u32,
-    pub count: u32,
-    pub min_time: i64,
-    pub max_time: i64,
-    pub crc: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct FieldIndex {
-    pub name: String,
-    pub ty: FieldType,
-    pub blocks: Vec<BlockMeta>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SeriesIndex {
-    pub key: String,
-    pub fields: Vec<FieldIndex>,
-}
-
 /// An open, immutable data file. Holds its descriptor, so reads keep working after the
 /// file is unlinked by a compaction that finished while a query was running.
 #[derive(Debug)]
 pub struct TsFile {
     path: PathBuf,
+    version: u8,
     file: File,
     size: u64,
     index_off: u64,
@@ -105,26 +79,22 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-fn u32_at(b: &[u8], i: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[i..i + 4]);
-    u32::from_le_bytes(a)
-}
-
 impl TsFile {
     pub fn open(path: &Path) -> Result<TsFile> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        if size < (MAGIC.len() + FOOTER_LEN) as u64 {
+        if size < (MAGIC_V2.len() + FOOTER_LEN) as u64 {
             return Err(Error::corrupt(
                 path,
                 format!("file too short ({size} bytes)"),
             ));
         }
-        let head = read_exact_at(&file, path, 0, MAGIC.len())?;
-        if head != MAGIC {
-            return Err(Error::corrupt(path, "bad file magic"));
-        }
+        let head = read_exact_at(&file, path, 0, MAGIC_V2.len())?;
+        let version = match head.as_slice() {
+            h if h == MAGIC_V1 => 1,
+            h if h == MAGIC_V2 => 2,
+            _ => return Err(Error::corrupt(path, "bad file magic")),
+        };
         let f = read_exact_at(&file, path, size - FOOTER_LEN as u64, FOOTER_LEN)?;
         if &f[40..48] != END_MAGIC {
             return Err(Error::corrupt(path, "bad footer magic (truncated file?)"));
@@ -134,7 +104,7 @@ impl TsFile {
         let res_crc = u32_at(&f, 32);
         let body_end = size - FOOTER_LEN as u64;
         let in_body = |off: u64, len: u64| {
-            off >= MAGIC.len() as u64 && off.checked_add(len).is_some_and(|e| e <= body_end)
+            off >= MAGIC_V2.len() as u64 && off.checked_add(len).is_some_and(|e| e <= body_end)
         };
         if !in_body(index_off, index_len) || !in_body(res_off, res_len) || res_len > 1 << 32 {
             return Err(Error::corrupt(path, "footer offsets out of range"));
@@ -167,6 +137,7 @@ impl TsFile {
             .unwrap_or(i64::MIN);
         Ok(TsFile {
             path: path.to_path_buf(),
+            version,
             file,
             size,
             index_off,
@@ -182,6 +153,12 @@ impl TsFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Format version (1: one block per field holding its times; 2: time columns
+    /// shared by a series' fields, block statistics).
+    pub fn version(&self) -> u8 {
+        self.version
     }
 
     pub fn size(&self) -> u64 {
@@ -302,29 +279,109 @@ impl TsFile {
                 format!("index entry at offset {} checksum mismatch", r.entry_off),
             ));
         }
-        parse_entry(&buf, self.index_off, self.size).map_err(|e| e.with_path(&self.path))
+        match self.version {
+            1 => parse_entry_v1(&buf, self.index_off),
+            _ => parse_entry_v2(&buf, self.index_off),
+        }
+        .map_err(|e| e.with_path(&self.path))
     }
 
-    /// Read and decode one block (checksum verified).
-    pub fn read_block(&self, ty: FieldType, b: &BlockMeta) -> Result<Column> {
-        let buf = read_exact_at(&self.file, &self.path, b.offset, b.size as usize)?;
-        if crc32c::crc32c(&buf) != b.crc {
+    /// Read one checksummed block.
+    fn read_ref(&self, r: &BlockRef) -> Result<Vec<u8>> {
+        let buf = read_exact_at(&self.file, &self.path, r.offset, r.size as usize)?;
+        if crc32c::crc32c(&buf) != r.crc {
             return Err(Error::corrupt(
                 &self.path,
-                format!("block at offset {} checksum mismatch", b.offset),
+                format!("block at offset {} checksum mismatch", r.offset),
             ));
         }
-        decode_block(&buf, ty, b.count as usize).map_err(|e| e.with_path(&self.path))
+        Ok(buf)
+    }
+
+    /// The decoded time column at `r` with `rows` rows, through `cache`.
+    fn times(
+        &self,
+        r: &BlockRef,
+        rows: u32,
+        cache: &mut TimeCache,
+    ) -> Result<std::sync::Arc<[i64]>> {
+        if let Some((_, t)) = cache.0.iter().find(|(o, _)| *o == r.offset) {
+            return Ok(t.clone());
+        }
+        let buf = self.read_ref(r)?;
+        let times = decode_timestamps(&buf, rows as usize).map_err(|e| e.with_path(&self.path))?;
+        if times.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::corrupt(
+                &self.path,
+                format!(
+                    "time block at offset {} is not strictly increasing",
+                    r.offset
+                ),
+            ));
+        }
+        let t: std::sync::Arc<[i64]> = times.into();
+        cache.0.push((r.offset, t.clone()));
+        Ok(t)
+    }
+
+    /// Read and decode one block of a field (checksums verified).
+    pub fn read_block(&self, ty: FieldType, b: &BlockMeta) -> Result<Column> {
+        self.read_block_cached(ty, b, &mut TimeCache::default())
+    }
+
+    fn read_block_cached(
+        &self,
+        ty: FieldType,
+        b: &BlockMeta,
+        cache: &mut TimeCache,
+    ) -> Result<Column> {
+        let buf = self.read_ref(&b.values)?;
+        let Some(tref) = &b.times else {
+            return decode_block_v1(&buf, ty, b.count as usize)
+                .map_err(|e| e.with_path(&self.path));
+        };
+        let rows = self.times(tref, b.rows, cache)?;
+        let col = if b.count == b.rows {
+            decode_values(ty, &buf, rows.len()).map(|values| Column {
+                times: rows.to_vec(),
+                values,
+            })
+        } else {
+            decode_sparse(&buf, ty, &rows, b.count as usize)
+        };
+        let col = col.map_err(|e| e.with_path(&self.path))?;
+        if col.times.first() != Some(&b.min_time) || col.times.last() != Some(&b.max_time) {
+            return Err(Error::corrupt(
+                &self.path,
+                format!(
+                    "block at offset {} disagrees with its index entry",
+                    b.values.offset
+                ),
+            ));
+        }
+        Ok(col)
     }
 
     /// All points of one field within `[min, max]`, skipping blocks outside the range.
     pub fn read_field(&self, f: &FieldIndex, min: i64, max: i64) -> Result<Column> {
+        self.read_field_cached(f, min, max, &mut TimeCache::default())
+    }
+
+    /// [`TsFile::read_field`] sharing decoded time columns through `cache` (pass one
+    /// cache for the fields of one series).
+    pub fn read_field_cached(
+        &self,
+        f: &FieldIndex,
+        min: i64,
+        max: i64,
+        cache: &mut TimeCache,
+    ) -> Result<Column> {
         let mut out: Option<Column> = None;
         for b in &f.blocks {
             if b.max_time < min || b.min_time > max {
                 continue;
             }
-            let mut c = self.read_block(f.ty, b)?;
+            let mut c = self.read_block_cached(f.ty, b, cache)?;
             if b.min_time < min || b.max_time > max {
                 c = c.slice_time(min, max);
             }
@@ -346,9 +403,19 @@ impl TsFile {
                     format!("index entry of {:?} names {:?}", r.key, s.key),
                 ));
             }
+            let mut cache = TimeCache::default();
             for f in &s.fields {
                 for b in &f.blocks {
-                    self.read_block(f.ty, b)?;
+                    let c = self.read_block_cached(f.ty, b, &mut cache)?;
+                    if b.stats.is_some() && b.stats != BlockStats::of(&c.times, &c.values) {
+                        return Err(Error::corrupt(
+                            &self.path,
+                            format!(
+                                "statistics of {:?} field {:?} at offset {} disagree with its values",
+                                s.key, f.name, b.values.offset
+                            ),
+                        ));
+                    }
                 }
             }
         }
@@ -396,7 +463,8 @@ impl ResourceReader {
     }
 }
 
-fn decode_block(buf: &[u8], ty: FieldType, n: usize) -> Result<Column> {
+/// A v1 block: its times, then its values.
+fn decode_block_v1(buf: &[u8], ty: FieldType, n: usize) -> Result<Column> {
     let mut pos = 0;
     let ts_len = get_uvarint(buf, &mut pos)?;
     let ts_len = usize::try_from(ts_len).map_err(|_| corrupt("timestamp length"))?;
@@ -412,98 +480,19 @@ fn decode_block(buf: &[u8], ty: FieldType, n: usize) -> Result<Column> {
     Ok(Column { times, values })
 }
 
-fn get_str<'a>(b: &'a [u8], pos: &mut usize) -> Result<&'a str> {
-    let len = get_uvarint(b, pos)?;
-    let len = usize::try_from(len).map_err(|_| corrupt("string length"))?;
-    std::str::from_utf8(take(b, pos, len)?).map_err(|_| corrupt("key is not UTF-8"))
-}
-
-/// Decodes the resource record at `pos`: where its key starts in `b`, the key, and
-/// its entry (the hash left 0).
-fn resource_record<'a>(
-    b: &'a [u8],
-    pos: &mut usize,
-    index_len: u64,
-) -> Result<(usize, &'a str, ResourceEntry)> {
-    let len = usize::try_from(get_uvarint(b, pos)?).map_err(|_| corrupt("key length"))?;
-    let start = *pos;
-    let key = std::str::from_utf8(take(b, pos, len)?).map_err(|_| corrupt("key is not UTF-8"))?;
-    let min_time = unzigzag(get_uvarint(b, pos)?);
-    let max_time = unzigzag(get_uvarint(b, pos)?);
-    let entry_off = get_uvarint(b, pos)?;
-    let entry_len = get_uvarint(b, pos)?;
-    let entry_crc = u32_at(take(b, pos, 4)?, 0);
-    if entry_off
-        .checked_add(entry_len)
-        .is_none_or(|e| e > index_len)
-        || entry_len > u64::from(u32::MAX)
-        || min_time > max_time
-    {
-        return Err(corrupt("resource entry out of range"));
-    }
-    let entry = ResourceEntry {
-        hash: 0,
-        min_time,
-        max_time,
-        entry_off,
-        entry_len: entry_len as u32,
-        entry_crc,
-    };
-    Ok((start, key, entry))
-}
-
-/// Walks the resource section: `f(key, entry)` per series in key order (the entry's
-/// hash is left 0).
-fn parse_resource(b: &[u8], index_len: u64, f: &mut dyn FnMut(&str, ResourceEntry)) -> Result<()> {
+/// A v2 value block of a field missing from some rows: presence bitmap, values.
+fn decode_sparse(buf: &[u8], ty: FieldType, rows: &[i64], count: usize) -> Result<Column> {
     let mut pos = 0;
-    let n = get_uvarint(b, &mut pos)?;
-    let mut prev: Option<&str> = None;
-    for _ in 0..n {
-        let (_, key, entry) = resource_record(b, &mut pos, index_len)?;
-        if prev.is_some_and(|p| p >= key) {
-            return Err(corrupt("resource keys not sorted"));
-        }
-        prev = Some(key);
-        f(key, entry);
+    let bitmap = take(buf, &mut pos, rows.len().div_ceil(8))?;
+    let times: Vec<i64> = rows
+        .iter()
+        .enumerate()
+        .filter(|(r, _)| bitmap[r / 8] & (1 << (r % 8)) != 0)
+        .map(|(_, &t)| t)
+        .collect();
+    if times.len() != count {
+        return Err(corrupt("presence bitmap disagrees with the value count"));
     }
-    Ok(())
-}
-
-fn parse_entry(b: &[u8], blocks_end: u64, _size: u64) -> Result<SeriesIndex> {
-    let mut pos = 0;
-    let key = get_str(b, &mut pos)?.to_owned();
-    let nf = get_uvarint(b, &mut pos)?;
-    let mut fields = Vec::with_capacity((nf as usize).min(b.len()));
-    for _ in 0..nf {
-        let name = get_str(b, &mut pos)?.to_owned();
-        let ty = FieldType::from_u8(take(b, &mut pos, 1)?[0])
-            .ok_or_else(|| corrupt("unknown field type"))?;
-        let nb = get_uvarint(b, &mut pos)?;
-        let mut blocks = Vec::with_capacity((nb as usize).min(b.len()));
-        for _ in 0..nb {
-            let offset = get_uvarint(b, &mut pos)?;
-            let size = get_uvarint(b, &mut pos)?;
-            let count = get_uvarint(b, &mut pos)?;
-            let min_time = unzigzag(get_uvarint(b, &mut pos)?);
-            let span = get_uvarint(b, &mut pos)?;
-            let crc = u32_at(take(b, &mut pos, 4)?, 0);
-            if offset.checked_add(size).is_none_or(|e| e > blocks_end)
-                || size > u64::from(u32::MAX)
-                || count == 0
-                || count > crate::codec::MAX_BLOCK_VALUES as u64
-            {
-                return Err(corrupt("block entry out of range"));
-            }
-            blocks.push(BlockMeta {
-                offset,
-                size: size as u32,
-                count: count as u32,
-                min_time,
-                max_time: min_time.wrapping_add(span as i64),
-                crc,
-            });
-        }
-        fields.push(FieldIndex { name, ty, blocks });
-    }
-    Ok(SeriesIndex { key, fields })
+    let values: Values = decode_values(ty, &buf[pos..], count)?;
+    Ok(Column { times, values })
 }

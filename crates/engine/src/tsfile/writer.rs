@@ -1,11 +1,13 @@
-//! Writes one data file; series must be added in ascending key order.
+//! Writes one data file (format v2); series must be added in ascending key order.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{END_MAGIC, MAGIC};
-use crate::codec::{encode_timestamps, encode_values, put_uvarint, zigzag};
+use super::stats::BlockStats;
+use super::{END_MAGIC, MAGIC_V2};
+use crate::codec::{encode_timestamps, encode_values_range, put_uvarint, zigzag};
 use crate::error::{Error, Result};
 use crate::types::{Column, Values};
 
@@ -20,26 +22,94 @@ const _: () = assert!(
         < crate::codec::string::MAX_RAW
 );
 
-/// Where each block of `col` ends: at most `max_points` values, and for strings at
-/// most `MAX_BLOCK_STRING_BYTES` (but never fewer than one value).
-fn block_ends(col: &Column, max_points: usize) -> Vec<usize> {
-    let n = col.len();
-    let Values::String(v) = &col.values else {
-        return (1..=n.div_ceil(max_points))
-            .map(|b| (b * max_points).min(n))
-            .collect();
-    };
-    let mut ends = Vec::new();
-    let (mut count, mut bytes) = (0, 0);
-    for (i, s) in v.iter().enumerate() {
-        if count > 0 && (count == max_points || bytes + s.len() > MAX_BLOCK_STRING_BYTES) {
-            ends.push(i);
-            (count, bytes) = (0, 0);
-        }
-        count += 1;
-        bytes += s.len();
+/// Fields of a series that share one time column on disk: the first member's
+/// times, which every other member's times are a subset of.
+struct Group<'a> {
+    times: &'a [i64],
+    members: Vec<usize>,
+}
+
+/// Is sorted, unique `a` a subset of sorted, unique `b`?
+fn is_subset(a: &[i64], b: &[i64]) -> bool {
+    if a.len() >= b.len() {
+        return a == b;
     }
-    if count > 0 {
+    let (Some(&a0), Some(&a1), Some(&b0), Some(&b1)) = (a.first(), a.last(), b.first(), b.last())
+    else {
+        return a.is_empty();
+    };
+    if a0 < b0 || a1 > b1 {
+        return false;
+    }
+    let mut j = 0;
+    for &x in a {
+        j += b[j..].partition_point(|&y| y < x);
+        if b.get(j) != Some(&x) {
+            return false;
+        }
+        j += 1;
+    }
+    true
+}
+
+/// Groups fields by time column (IoTDB's aligned series): fields written together
+/// share their times; a field present in at least half of a group's rows joins it
+/// with a presence bitmap (at most two bits a value); sparser ones get their own
+/// time column, which costs less than a mostly empty bitmap.
+fn group_fields<'a>(cols: &[&'a Column]) -> Vec<Group<'a>> {
+    let mut order: Vec<usize> = (0..cols.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cols[i].len()));
+    let mut groups: Vec<Group<'a>> = Vec::new();
+    for i in order {
+        let t = &cols[i].times[..];
+        match groups
+            .iter_mut()
+            .find(|g| t.len() * 2 >= g.times.len() && is_subset(t, g.times))
+        {
+            Some(g) => g.members.push(i),
+            None => groups.push(Group {
+                times: t,
+                members: vec![i],
+            }),
+        }
+    }
+    groups
+}
+
+/// Where each chunk of a group ends: at most `max_rows` rows, and at most
+/// `MAX_BLOCK_STRING_BYTES` of any string member's values (never fewer than one row).
+fn chunk_ends(g: &Group<'_>, cols: &[&Column], max_rows: usize) -> Vec<usize> {
+    let n = g.times.len();
+    let mut row_bytes: Vec<usize> = Vec::new();
+    for &m in &g.members {
+        let Values::String(v) = &cols[m].values else {
+            continue;
+        };
+        if row_bytes.is_empty() {
+            row_bytes = vec![0; n];
+        }
+        let mut r = 0;
+        for (t, s) in cols[m].times.iter().zip(v) {
+            r += g.times[r..].partition_point(|x| x < t);
+            row_bytes[r] = row_bytes[r].max(s.len());
+        }
+    }
+    if row_bytes.is_empty() {
+        return (1..=n.div_ceil(max_rows))
+            .map(|b| (b * max_rows).min(n))
+            .collect();
+    }
+    let mut ends = Vec::new();
+    let (mut rows, mut bytes) = (0, 0);
+    for (i, &b) in row_bytes.iter().enumerate() {
+        if rows > 0 && (rows == max_rows || bytes + b > MAX_BLOCK_STRING_BYTES) {
+            ends.push(i);
+            (rows, bytes) = (0, 0);
+        }
+        rows += 1;
+        bytes += b;
+    }
+    if rows > 0 {
         ends.push(n);
     }
     ends
@@ -72,7 +142,7 @@ impl TsFileWriter {
             scratch: Vec::new(),
             series: 0,
         };
-        w.write(MAGIC)?;
+        w.write(MAGIC_V2)?;
         Ok(w)
     }
 
@@ -82,6 +152,15 @@ impl TsFileWriter {
             .map_err(|e| Error::io(&self.path, e))?;
         self.offset += b.len() as u64;
         Ok(())
+    }
+
+    /// Write `scratch` as a block; returns its size and checksum.
+    fn write_scratch(&mut self) -> Result<(u64, u32)> {
+        let block = std::mem::take(&mut self.scratch);
+        let crc = crc32c::crc32c(&block);
+        let r = self.write(&block);
+        self.scratch = block;
+        r.map(|()| (self.scratch.len() as u64, crc))
     }
 
     pub fn series_count(&self) -> usize {
@@ -98,55 +177,32 @@ impl TsFileWriter {
                 )));
             }
         }
-        let mut entry = Vec::new();
-        put_uvarint(&mut entry, key.len() as u64);
-        entry.extend_from_slice(key.as_bytes());
         let nonempty: Vec<&(&str, &Column)> =
             fields.iter().filter(|(_, c)| !c.is_empty()).collect();
         if nonempty.is_empty() {
             return Ok(());
         }
+        let cols: Vec<&Column> = nonempty.iter().map(|(_, c)| *c).collect();
+        let mut entry = Vec::new();
+        put_uvarint(&mut entry, key.len() as u64);
+        entry.extend_from_slice(key.as_bytes());
         put_uvarint(&mut entry, nonempty.len() as u64);
-        let (mut smin, mut smax) = (i64::MAX, i64::MIN);
-        for (name, col) in nonempty {
+        for (name, col) in &nonempty {
             put_uvarint(&mut entry, name.len() as u64);
             entry.extend_from_slice(name.as_bytes());
             entry.push(col.field_type() as u8);
-            let n = col.len();
-            let ends = block_ends(col, self.max_per_block);
-            put_uvarint(&mut entry, ends.len() as u64);
-            let mut start = 0;
-            for end in ends {
-                let owned;
-                let part: &Column = if start == 0 && end == n {
-                    col
-                } else {
-                    owned = col.slice_index(start, end);
-                    &owned
-                };
-                self.scratch.clear();
-                let mut ts = Vec::new();
-                encode_timestamps(&part.times, &mut ts);
-                put_uvarint(&mut self.scratch, ts.len() as u64);
-                self.scratch.extend_from_slice(&ts);
-                encode_values(&part.values, &mut self.scratch);
-                let crc = crc32c::crc32c(&self.scratch);
-                let off = self.offset;
-                let size = self.scratch.len();
-                let block = std::mem::take(&mut self.scratch);
-                self.write(&block)?;
-                self.scratch = block;
-                let (bmin, bmax) = (part.times[0], part.times[part.times.len() - 1]);
-                smin = smin.min(bmin);
-                smax = smax.max(bmax);
-                put_uvarint(&mut entry, off);
-                put_uvarint(&mut entry, size as u64);
-                put_uvarint(&mut entry, (end - start) as u64);
-                put_uvarint(&mut entry, zigzag(bmin));
-                put_uvarint(&mut entry, bmax.wrapping_sub(bmin) as u64);
-                entry.extend_from_slice(&crc.to_le_bytes());
-                start = end;
+        }
+        let groups = group_fields(&cols);
+        put_uvarint(&mut entry, groups.len() as u64);
+        let (mut smin, mut smax) = (i64::MAX, i64::MIN);
+        for g in &groups {
+            put_uvarint(&mut entry, g.members.len() as u64);
+            for &m in &g.members {
+                put_uvarint(&mut entry, m as u64);
             }
+            smin = smin.min(g.times[0]);
+            smax = smax.max(g.times[g.times.len() - 1]);
+            self.write_group(g, &cols, &mut entry)?;
         }
         let entry_off = self.index.len() as u64;
         self.index.extend_from_slice(&entry);
@@ -160,6 +216,54 @@ impl TsFileWriter {
             .extend_from_slice(&crc32c::crc32c(&entry).to_le_bytes());
         self.last_key = Some(key.to_owned());
         self.series += 1;
+        Ok(())
+    }
+
+    /// A group's chunks: per chunk its time block, then each member's value block
+    /// (presence bitmap first when the member lacks some rows), contiguous on disk.
+    fn write_group(&mut self, g: &Group<'_>, cols: &[&Column], entry: &mut Vec<u8>) -> Result<()> {
+        let ends = chunk_ends(g, cols, self.max_per_block);
+        put_uvarint(entry, ends.len() as u64);
+        // Each member's position in its own column.
+        let mut at = vec![0usize; g.members.len()];
+        let mut start = 0;
+        for end in ends {
+            let times = &g.times[start..end];
+            let (t0, t1) = (times[0], times[times.len() - 1]);
+            self.scratch.clear();
+            encode_timestamps(times, &mut self.scratch);
+            let off = self.offset;
+            let (size, crc) = self.write_scratch()?;
+            put_uvarint(entry, off);
+            put_uvarint(entry, size);
+            put_uvarint(entry, times.len() as u64);
+            put_uvarint(entry, zigzag(t0));
+            put_uvarint(entry, t1.wrapping_sub(t0) as u64);
+            entry.extend_from_slice(&crc.to_le_bytes());
+            for (k, &m) in g.members.iter().enumerate() {
+                let col = cols[m];
+                let lo = at[k];
+                let hi = lo + col.times[lo..].partition_point(|&t| t <= t1);
+                at[k] = hi;
+                put_uvarint(entry, (hi - lo) as u64);
+                if hi == lo {
+                    continue;
+                }
+                self.scratch.clear();
+                if hi - lo < times.len() {
+                    presence_bitmap(times, &col.times[lo..hi], &mut self.scratch);
+                }
+                let range: Range<usize> = lo..hi;
+                encode_values_range(&col.values, range.clone(), &mut self.scratch);
+                let (size, crc) = self.write_scratch()?;
+                put_uvarint(entry, size);
+                entry.extend_from_slice(&crc.to_le_bytes());
+                let stats = BlockStats::of_range(&col.times, &col.values, range)
+                    .ok_or_else(|| Error::Internal("statistics of an empty block".into()))?;
+                stats.encode(t0, entry);
+            }
+            start = end;
+        }
         Ok(())
     }
 
@@ -193,5 +297,63 @@ impl TsFileWriter {
             crate::util::sync_dir(dir)?;
         }
         Ok(self.offset)
+    }
+}
+
+/// One bit per row of `rows` (LSB first), set where `present` (a subset) has it.
+fn presence_bitmap(rows: &[i64], present: &[i64], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + rows.len().div_ceil(8), 0);
+    let mut j = 0;
+    for (r, &t) in rows.iter().enumerate() {
+        if present.get(j) == Some(&t) {
+            out[start + r / 8] |= 1 << (r % 8);
+            j += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::FieldType;
+
+    fn col(times: &[i64]) -> Column {
+        Column {
+            times: times.to_vec(),
+            values: Values::Float(times.iter().map(|&t| t as f64).collect()),
+        }
+    }
+
+    #[test]
+    fn fields_written_together_share_a_group() {
+        let a = col(&[1, 2, 3, 4]);
+        let b = col(&[1, 2, 3, 4]);
+        let half = col(&[2, 4]);
+        let sparse = col(&[3]);
+        let other = col(&[5, 6]);
+        let g = group_fields(&[&a, &sparse, &b, &half, &other]);
+        let members: Vec<Vec<usize>> = g.iter().map(|g| g.members.clone()).collect();
+        assert_eq!(members, vec![vec![0, 2, 3], vec![4], vec![1]]);
+        assert!(is_subset(&[], &[1]));
+        assert!(!is_subset(&[2, 5], &[1, 2, 3, 4, 6]));
+        let _ = FieldType::Float;
+    }
+
+    #[test]
+    fn string_chunks_respect_the_byte_cap() {
+        let big = "x".repeat(MAX_BLOCK_STRING_BYTES / 2 + 1);
+        let s = Column {
+            times: vec![1, 2, 3],
+            values: Values::String(vec![big.clone(), big.clone(), big]),
+        };
+        let t = col(&[1, 2, 3]);
+        let cols = [&t, &s];
+        let g = Group {
+            times: &t.times,
+            members: vec![0, 1],
+        };
+        assert_eq!(chunk_ends(&g, &cols, 1000), vec![1, 2, 3]);
+        assert_eq!(chunk_ends(&g, &[&t, &t], 2), vec![2, 3]);
     }
 }

@@ -1,0 +1,262 @@
+//! Index entries and resource records: decoding both file versions into one view.
+
+use super::stats::BlockStats;
+use crate::codec::{corrupt, get_uvarint, take, unzigzag, MAX_BLOCK_VALUES};
+use crate::error::Result;
+use crate::types::FieldType;
+
+/// A checksummed byte range of a data file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRef {
+    pub offset: u64,
+    pub size: u32,
+    pub crc: u32,
+}
+
+/// One block of one field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockMeta {
+    /// v2: the time column of the block's rows, shared by the fields of its group;
+    /// v1: `None` (the times lead the value block).
+    pub times: Option<BlockRef>,
+    pub values: BlockRef,
+    /// Rows of the time column; the field has a value in `count` of them (a
+    /// presence bitmap leads the values when fewer).
+    pub rows: u32,
+    pub count: u32,
+    /// Times of the field's first and last value in the block.
+    pub min_time: i64,
+    pub max_time: i64,
+    /// v2 only.
+    pub stats: Option<BlockStats>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldIndex {
+    pub name: String,
+    pub ty: FieldType,
+    pub blocks: Vec<BlockMeta>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeriesIndex {
+    pub key: String,
+    pub fields: Vec<FieldIndex>,
+}
+
+/// In-memory per-series summary (IoTDB's TsFileResource): enough to prune files.
+/// It keeps a hash of the series key, not the key: 40 bytes a series in memory,
+/// however long the key. The index entry a lookup reads names the key, so a hash
+/// collision costs one more small read, never a wrong answer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ResourceEntry {
+    pub hash: u64,
+    pub min_time: i64,
+    pub max_time: i64,
+    pub entry_off: u64,
+    pub entry_len: u32,
+    pub entry_crc: u32,
+}
+
+pub(super) fn u32_at(b: &[u8], i: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[i..i + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn get_str<'a>(b: &'a [u8], pos: &mut usize) -> Result<&'a str> {
+    let len = get_uvarint(b, pos)?;
+    let len = usize::try_from(len).map_err(|_| corrupt("string length"))?;
+    std::str::from_utf8(take(b, pos, len)?).map_err(|_| corrupt("key is not UTF-8"))
+}
+
+fn get_u32(b: &[u8], pos: &mut usize) -> Result<u32> {
+    Ok(u32_at(take(b, pos, 4)?, 0))
+}
+
+/// Decodes the resource record at `pos`: where its key starts in `b`, the key, and
+/// its entry (the hash left 0).
+pub(super) fn resource_record<'a>(
+    b: &'a [u8],
+    pos: &mut usize,
+    index_len: u64,
+) -> Result<(usize, &'a str, ResourceEntry)> {
+    let len = usize::try_from(get_uvarint(b, pos)?).map_err(|_| corrupt("key length"))?;
+    let start = *pos;
+    let key = std::str::from_utf8(take(b, pos, len)?).map_err(|_| corrupt("key is not UTF-8"))?;
+    let min_time = unzigzag(get_uvarint(b, pos)?);
+    let max_time = unzigzag(get_uvarint(b, pos)?);
+    let entry_off = get_uvarint(b, pos)?;
+    let entry_len = get_uvarint(b, pos)?;
+    let entry_crc = get_u32(b, pos)?;
+    if entry_off
+        .checked_add(entry_len)
+        .is_none_or(|e| e > index_len)
+        || entry_len > u64::from(u32::MAX)
+        || min_time > max_time
+    {
+        return Err(corrupt("resource entry out of range"));
+    }
+    let entry = ResourceEntry {
+        hash: 0,
+        min_time,
+        max_time,
+        entry_off,
+        entry_len: entry_len as u32,
+        entry_crc,
+    };
+    Ok((start, key, entry))
+}
+
+/// Walks the resource section: `f(key, entry)` per series in key order (the entry's
+/// hash is left 0).
+pub(super) fn parse_resource(
+    b: &[u8],
+    index_len: u64,
+    f: &mut dyn FnMut(&str, ResourceEntry),
+) -> Result<()> {
+    let mut pos = 0;
+    let n = get_uvarint(b, &mut pos)?;
+    let mut prev: Option<&str> = None;
+    for _ in 0..n {
+        let (_, key, entry) = resource_record(b, &mut pos, index_len)?;
+        if prev.is_some_and(|p| p >= key) {
+            return Err(corrupt("resource keys not sorted"));
+        }
+        prev = Some(key);
+        f(key, entry);
+    }
+    Ok(())
+}
+
+/// A block's byte range, checked to lie before the index.
+fn block_ref(offset: u64, size: u64, crc: u32, blocks_end: u64) -> Result<BlockRef> {
+    if offset.checked_add(size).is_none_or(|e| e > blocks_end) || size > u64::from(u32::MAX) {
+        return Err(corrupt("block entry out of range"));
+    }
+    Ok(BlockRef {
+        offset,
+        size: size as u32,
+        crc,
+    })
+}
+
+fn count_in_range(n: u64) -> Result<u32> {
+    if n == 0 || n > MAX_BLOCK_VALUES as u64 {
+        return Err(corrupt("block entry out of range"));
+    }
+    Ok(n as u32)
+}
+
+/// Format v1: per field, blocks holding their own times.
+pub(super) fn parse_entry_v1(b: &[u8], blocks_end: u64) -> Result<SeriesIndex> {
+    let mut pos = 0;
+    let key = get_str(b, &mut pos)?.to_owned();
+    let nf = get_uvarint(b, &mut pos)?;
+    let mut fields = Vec::with_capacity((nf as usize).min(b.len()));
+    for _ in 0..nf {
+        let name = get_str(b, &mut pos)?.to_owned();
+        let ty = FieldType::from_u8(take(b, &mut pos, 1)?[0])
+            .ok_or_else(|| corrupt("unknown field type"))?;
+        let nb = get_uvarint(b, &mut pos)?;
+        let mut blocks = Vec::with_capacity((nb as usize).min(b.len()));
+        for _ in 0..nb {
+            let offset = get_uvarint(b, &mut pos)?;
+            let size = get_uvarint(b, &mut pos)?;
+            let count = count_in_range(get_uvarint(b, &mut pos)?)?;
+            let min_time = unzigzag(get_uvarint(b, &mut pos)?);
+            let span = get_uvarint(b, &mut pos)?;
+            let crc = get_u32(b, &mut pos)?;
+            blocks.push(BlockMeta {
+                times: None,
+                values: block_ref(offset, size, crc, blocks_end)?,
+                rows: count,
+                count,
+                min_time,
+                max_time: min_time.wrapping_add(span as i64),
+                stats: None,
+            });
+        }
+        fields.push(FieldIndex { name, ty, blocks });
+    }
+    Ok(SeriesIndex { key, fields })
+}
+
+/// Format v2: field names and types, then groups of fields sharing time blocks
+/// (see the module documentation of `tsfile`).
+pub(super) fn parse_entry_v2(b: &[u8], blocks_end: u64) -> Result<SeriesIndex> {
+    let mut pos = 0;
+    let key = get_str(b, &mut pos)?.to_owned();
+    let nf = get_uvarint(b, &mut pos)?;
+    let mut fields = Vec::with_capacity((nf as usize).min(b.len()));
+    for _ in 0..nf {
+        let name = get_str(b, &mut pos)?.to_owned();
+        let ty = FieldType::from_u8(take(b, &mut pos, 1)?[0])
+            .ok_or_else(|| corrupt("unknown field type"))?;
+        fields.push(FieldIndex {
+            name,
+            ty,
+            blocks: Vec::new(),
+        });
+    }
+    let mut grouped = vec![false; fields.len()];
+    let ngroups = get_uvarint(b, &mut pos)?;
+    for _ in 0..ngroups {
+        let nm = get_uvarint(b, &mut pos)?;
+        let mut members = Vec::with_capacity((nm as usize).min(fields.len()));
+        for _ in 0..nm {
+            let m = get_uvarint(b, &mut pos)?;
+            let m = usize::try_from(m)
+                .ok()
+                .filter(|&m| m < fields.len() && !grouped[m])
+                .ok_or_else(|| corrupt("bad field in a group"))?;
+            grouped[m] = true;
+            members.push(m);
+        }
+        let nchunks = get_uvarint(b, &mut pos)?;
+        for _ in 0..nchunks {
+            let offset = get_uvarint(b, &mut pos)?;
+            let size = get_uvarint(b, &mut pos)?;
+            let rows = count_in_range(get_uvarint(b, &mut pos)?)?;
+            let t0 = unzigzag(get_uvarint(b, &mut pos)?);
+            let t1 = t0.wrapping_add(get_uvarint(b, &mut pos)? as i64);
+            let crc = get_u32(b, &mut pos)?;
+            let times = block_ref(offset, size, crc, blocks_end)?;
+            if t1 < t0 {
+                return Err(corrupt("block time range reversed"));
+            }
+            let mut next = offset + size;
+            for &m in &members {
+                let count = get_uvarint(b, &mut pos)?;
+                if count == 0 {
+                    continue;
+                }
+                if count > u64::from(rows) {
+                    return Err(corrupt("more values than rows in a block"));
+                }
+                let size = get_uvarint(b, &mut pos)?;
+                let crc = get_u32(b, &mut pos)?;
+                let values = block_ref(next, size, crc, blocks_end)?;
+                next += size;
+                let stats = BlockStats::decode(fields[m].ty, count as u32, t0, b, &mut pos)?;
+                if stats.last_time > t1 {
+                    return Err(corrupt("block statistics outside the block's times"));
+                }
+                fields[m].blocks.push(BlockMeta {
+                    times: Some(times),
+                    values,
+                    rows,
+                    count: count as u32,
+                    min_time: stats.first_time,
+                    max_time: stats.last_time,
+                    stats: Some(stats),
+                });
+            }
+        }
+    }
+    if pos != b.len() {
+        return Err(corrupt("trailing bytes in an index entry"));
+    }
+    fields.retain(|f| !f.blocks.is_empty());
+    Ok(SeriesIndex { key, fields })
+}
