@@ -17,8 +17,9 @@ BATCHES=${1:-216}
 apt_need victoria-metrics:victoria-metrics
 
 cargo build --release -q --bin sundial --bin sundial-load
+BIN=${CARGO_TARGET_DIR:-target}/release
 VALUES=$((BATCHES * 5000 * 10))
-LOAD="target/release/sundial-load --batches $BATCHES --batch 5000 --connections 4 --hosts 1000"
+LOAD="$BIN/sundial-load --batches $BATCHES --batch 5000 --connections 4 --hosts 1000"
 
 # bytes of a directory, everything in it
 bytes() { du -sb "$1" | cut -f1; }
@@ -30,7 +31,7 @@ sundial() { # $1 = label, rest = load options
   local label=$1; shift
   local dir="$WORK/sundial-$label" p
   p=$(free_port)
-  target/release/sundial run --data-dir "$dir" --bind "127.0.0.1:$p" >/dev/null 2>>"$WORK/logs" &
+  $BIN/sundial run --data-dir "$dir" --bind "127.0.0.1:$p" >/dev/null 2>>"$WORK/logs" &
   local pid=$!
   PIDS+=("$pid")
   wait_ping "$p"

@@ -117,7 +117,7 @@ impl Error {
         }
     }
 
-    /// True when the error means on-disk data is damaged (the file should be quarantined).
+    /// True when the error means on-disk data is damaged (reads touching it fail; the shard reports it).
     pub fn is_corruption(&self) -> bool {
         matches!(
             self,

@@ -145,7 +145,7 @@
 //!
 //! [`Store::stats`] returns [`EngineStats`]: points/values written and dropped, WAL
 //! fsyncs and bytes, torn tails truncated, corrupt segments, flush and compaction
-//! counts, write stalls, overloaded writes, files quarantined, files per level.
+//! counts, write stalls, overloaded writes, reads failed on damaged files, files per level.
 //! [`Store::latencies`] shares the histograms of WAL fsyncs, flushes and
 //! compactions. `EngineOptions::metrics_enabled(false)` stops counting.
 //!

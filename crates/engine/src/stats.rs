@@ -32,7 +32,7 @@ pub(crate) struct Metrics {
     pub compactions: AtomicU64,
     pub write_stalls: AtomicU64,
     pub writes_overloaded: AtomicU64,
-    pub files_quarantined: AtomicU64,
+    pub corrupt_reads: AtomicU64,
     pub budget_freezes: AtomicU64,
     pub series_refused: AtomicU64,
     pub shards_opened: AtomicU64,
@@ -77,7 +77,7 @@ impl Metrics {
             compactions: g(&self.compactions),
             write_stalls: g(&self.write_stalls),
             writes_overloaded: g(&self.writes_overloaded),
-            files_quarantined: g(&self.files_quarantined),
+            corrupt_reads: g(&self.corrupt_reads),
             budget_freezes: g(&self.budget_freezes),
             series_refused: g(&self.series_refused),
             shards_opened: g(&self.shards_opened),
@@ -107,7 +107,7 @@ pub struct EngineStats {
     pub write_stalls: u64,
     /// Writes rejected with `Overloaded`.
     pub writes_overloaded: u64,
-    pub files_quarantined: u64,
+    pub corrupt_reads: u64,
     /// Memtables frozen early because the store's memory budget was exceeded.
     pub budget_freezes: u64,
     /// Bytes in every shard's memtables now (a gauge), and the budget for them.

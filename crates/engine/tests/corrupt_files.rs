@@ -35,6 +35,12 @@ fn make_store() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+fn write_to(store: &Store, lp: &str) -> Result<(), sundial_engine::Error> {
+    let batch = sundial_lineproto::parse_lines(lp.as_bytes(), &Default::default());
+    let pts: Vec<_> = batch.iter().collect();
+    store.write_to_shard(1, &pts).map(|_| ())
+}
+
 fn scan_all(store: &Store) -> Result<usize, sundial_engine::Error> {
     let mut n = 0;
     for s in store.scan(1, "k", &TagPredicate::All, None, i64::MIN, i64::MAX)? {
@@ -58,15 +64,30 @@ proptest! {
         }
         std::fs::write(&path, &data).unwrap();
         let store = Store::open(dir.path(), opts().build()).unwrap();
-        // First scan may fail (and quarantine); the shard must then keep working.
-        match scan_all(&store) {
-            Ok(_) => {}
-            Err(e) => prop_assert!(e.is_corruption(), "{e}"),
+        // Scans either work or fail with a corruption error, every time (nothing is
+        // moved aside); when the file still opens, writes and flushes go on, and a
+        // compaction either works or fails leaving its inputs.
+        let first = scan_all(&store);
+        if let Err(e) = &first {
+            prop_assert!(e.is_corruption(), "{e}");
         }
-        scan_all(&store).unwrap();
-        write(&store, 1, "k,h=h0 f=1.0 5\n");
-        store.flush_shard(1).unwrap();
-        store.compact_shard(1, true).unwrap();
+        prop_assert_eq!(scan_all(&store).is_ok(), first.is_ok());
+        let files = store.shard_files(1);
+        match write_to(&store, "k,h=h0 f=1.0 5\n") {
+            Ok(()) => {
+                store.flush_shard(1).unwrap();
+                let before = store.shard_files(1).unwrap();
+                if let Err(e) = store.compact_shard(1, true) {
+                    prop_assert!(e.is_corruption(), "{e}");
+                    prop_assert_eq!(store.shard_files(1).unwrap(), before);
+                }
+            }
+            Err(e) => {
+                // The shard did not open: the damaged file does not.
+                prop_assert!(e.is_corruption(), "{e}");
+                prop_assert!(files.is_err());
+            }
+        }
         store.close().unwrap();
     }
 }

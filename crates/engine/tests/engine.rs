@@ -215,11 +215,13 @@ fn shard_lifecycle_and_errors() {
 }
 
 #[test]
-fn corrupt_file_is_quarantined() {
+fn a_damaged_block_fails_the_reads_that_touch_it_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
     store.create_shard(1, "db").unwrap();
-    write(&store, 1, "q,h=a v=1 1\nq,h=a v=2 2\n");
+    write(&store, 1, "q,h=a v=1 1\nq,h=a v=2 2\nq,h=b v=3 3\n");
+    store.flush_shard(1).unwrap();
+    write(&store, 1, "q,h=b v=4 4\n");
     store.flush_shard(1).unwrap();
     let files = store.shard_files(1).unwrap();
     store.close().unwrap();
@@ -228,33 +230,52 @@ fn corrupt_file_is_quarantined() {
         .join("1/data")
         .join(format!("{:010}.tsf", files[0].id));
     let mut data = std::fs::read(&path).unwrap();
-    data[10] ^= 0xff; // inside the first block
+    data[10] ^= 0xff; // inside the first block: h=a's times
     std::fs::write(&path, &data).unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
-    let err = store
-        .scan(1, "q", &TagPredicate::All, None, i64::MIN, i64::MAX)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap_err();
+    let scan = |h: &str| -> Result<usize, sundial_engine::Error> {
+        let mut n = 0;
+        for s in store.scan(1, "q", &TagPredicate::eq("h", h), None, i64::MIN, i64::MAX)? {
+            n += s?.fields[0].column.len();
+        }
+        Ok(n)
+    };
+    // Every read of the damaged series fails, naming the file; nothing is moved
+    // aside, so no later read answers without its points.
+    for _ in 0..2 {
+        let err = scan("a").unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+        assert!(err.to_string().contains("checksum"), "{err}");
+        assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+    }
+    assert_eq!(scan("b").unwrap(), 2, "the other series keeps answering");
+    assert_eq!(store.stats().corrupt_reads, 2);
+    assert!(path.exists());
+    assert_eq!(store.shard_files(1).unwrap(), files);
+    // Compaction meeting the damaged block stops with the error; inputs stay.
+    let err = store.compact_shard(1, true).unwrap_err();
     assert!(err.is_corruption(), "{err}");
-    assert!(err.to_string().contains("checksum"), "{err}");
-    assert!(dir.path().join("1/quarantine").exists());
-    assert_eq!(store.stats().files_quarantined, 1);
-    // The shard keeps working without the file.
-    assert!(dump(&store, 1, "q").is_empty());
-    // Garbage footer: quarantined at open.
-    write(&store, 1, "q,h=a v=3 3\n");
-    store.flush_shard(1).unwrap();
-    let f = store.shard_files(1).unwrap()[0].id;
+    assert_eq!(store.shard_files(1).unwrap(), files);
+    let leftovers = std::fs::read_dir(dir.path().join("1/data"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, files.len(), "no half-written output left");
+    // Writes still work.
+    write(&store, 1, "q,h=b v=5 5\n");
+    assert_eq!(scan("b").unwrap(), 3);
     store.close().unwrap();
-    let path = dir.path().join("1/data").join(format!("{f:010}.tsf"));
+
+    // A file that no longer opens (cut footer) keeps the shard closed, naming it.
     let len = std::fs::metadata(&path).unwrap().len();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(len - 5).unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
-    assert_eq!(store.recovery_report(1).unwrap().quarantined.len(), 1);
-    assert!(store.shard_files(1).unwrap().is_empty());
+    let err = store
+        .scan(1, "q", &TagPredicate::All, None, i64::MIN, i64::MAX)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
 }
 
 #[test]

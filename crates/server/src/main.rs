@@ -5,6 +5,7 @@
 mod config;
 mod export;
 mod services;
+mod verify;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -75,6 +76,15 @@ enum Cmd {
     Health(RunArgs),
     /// Print a database's points as line protocol, read from a data directory.
     Export(ExportCmd),
+    /// Check every checksum and block statistic of every data file under a data
+    /// directory (the server's or a store's; offline). Exits 1 when any is damaged.
+    Verify(VerifyCmd),
+}
+
+#[derive(Debug, Args)]
+struct VerifyCmd {
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, Args, Default)]
@@ -137,6 +147,13 @@ fn main() -> Result<()> {
             ))?;
             std::io::Write::flush(&mut out)?;
             eprintln!("exported {n} points");
+            Ok(())
+        }
+        Some(Cmd::Verify(v)) => {
+            let damaged = verify::verify(&v.data_dir, &mut std::io::stdout().lock())?;
+            if damaged > 0 {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Some(Cmd::Run(args)) => run(args),

@@ -80,9 +80,9 @@ fn emit_stats(s: &EngineStats, e: &mut Emit<'_>) -> std::fmt::Result {
         s.writes_overloaded,
     )?;
     e.counter(
-        "files_quarantined",
-        "Corrupt files moved aside.",
-        s.files_quarantined,
+        "corrupt_reads",
+        "Reads and compactions that failed on a damaged data file (the data stays in place).",
+        s.corrupt_reads,
     )?;
     e.counter(
         "budget_freezes",

@@ -34,6 +34,22 @@ fn decimal_of(v: f64, e: usize) -> Option<i64> {
         .then_some(i)
 }
 
+/// The smallest exponent `e` at which every value is `i / 10^e` exactly, with the
+/// integers (block statistics store decimal values this way).
+pub(crate) fn as_decimals(v: &[f64]) -> Option<(u8, Vec<i64>)> {
+    let e = find_exponent(v)?;
+    let ints = v
+        .iter()
+        .map(|&x| decimal_of(x, e))
+        .collect::<Option<Vec<i64>>>()?;
+    Some((e as u8, ints))
+}
+
+/// The value of integer `i` at exponent `e` (the inverse of [`as_decimals`]).
+pub(crate) fn from_decimal(i: i64, e: u8) -> Option<f64> {
+    POW10.get(usize::from(e)).map(|p| i as f64 / p)
+}
+
 /// The smallest exponent that represents every value exactly, if any.
 fn find_exponent(v: &[f64]) -> Option<usize> {
     let mut e = 0usize;

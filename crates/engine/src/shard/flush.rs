@@ -173,9 +173,12 @@ impl Shard {
         let out = match out {
             Ok(o) => o,
             Err(e) => {
+                // The inputs stay in place: nothing is lost, and a damaged block
+                // keeps failing the reads that touch it until it is repaired.
                 let _ = std::fs::remove_file(&path);
                 if e.is_corruption() {
-                    self.quarantine_from_error(&e);
+                    self.corrupt_read(&e);
+                    self.compaction_halted.store(true, Ordering::Release);
                 }
                 return Err(e);
             }

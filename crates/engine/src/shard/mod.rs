@@ -119,8 +119,6 @@ struct ManifestState {
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
     pub wal: WalRecovery,
-    /// Files moved to `quarantine/` (path, reason).
-    pub quarantined: Vec<(PathBuf, String)>,
     /// Leftovers of interrupted flushes/compactions that were deleted.
     pub orphans_removed: usize,
     /// The series list was rebuilt from the data files (no usable snapshot).
@@ -159,6 +157,9 @@ pub(crate) struct Shard {
     frames: Mutex<Vec<Vec<u8>>>,
     pub(crate) flush_queued: AtomicBool,
     pub(crate) compact_queued: AtomicBool,
+    /// Set when a compaction met a damaged block: background compactions stop (their
+    /// inputs stay as they are) until the shard is reopened; explicit ones still try.
+    pub(crate) compaction_halted: AtomicBool,
     closed: AtomicBool,
     pub recovery: RecoveryReport,
 }
@@ -286,12 +287,10 @@ impl Shard {
             }
         }
         let mut files = Vec::new();
-        let mut kept_meta = Vec::new();
         for fm in &manifest.files {
             let path = file_path(dir, fm.id);
             match TsFile::open(&path) {
                 Ok(f) => {
-                    kept_meta.push(fm.clone());
                     files.push(Arc::new(DataFile {
                         meta: fm.clone(),
                         file: f,
@@ -307,12 +306,13 @@ impl Shard {
                         reason: "a data file the manifest lists is missing (restore it from a backup or a replica; the shard stays closed until then)".into(),
                     });
                 }
-                Err(e) if e.is_corruption() => {
-                    let reason = e.to_string();
-                    quarantine_file(dir, &path, &reason, &metrics);
-                    report.quarantined.push((path, reason));
+                // Damaged beyond opening: its points are acknowledged too, so the
+                // shard stays closed (naming the file) rather than answering without
+                // them. `sundial verify` reports; a replica restores.
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "data file does not open");
+                    return Err(e);
                 }
-                Err(e) => return Err(e),
             }
         }
         sort_files(&mut files);
@@ -424,12 +424,11 @@ impl Shard {
             frames: Mutex::new(Vec::new()),
             flush_queued: AtomicBool::new(false),
             compact_queued: AtomicBool::new(false),
+            compaction_halted: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             recovery: report,
         });
-        let repaired =
-            !shard.recovery.quarantined.is_empty() || kept_meta.len() != manifest.files.len();
-        if !new_tombs.is_empty() || repaired {
+        if !new_tombs.is_empty() {
             let ms = shard.manifest.lock();
             let mut st = shard.state.write();
             st.tombstones.extend(new_tombs);
@@ -679,13 +678,4 @@ pub(crate) fn snapshot_series(dir: &Path, generation: u64) -> Option<RoaringBitm
 
 fn sort_files(files: &mut [Arc<DataFile>]) {
     files.sort_by_key(|f| (f.meta.max_seq, f.meta.id));
-}
-
-fn quarantine_file(dir: &Path, path: &Path, reason: &str, metrics: &Metrics) {
-    let qdir = dir.join("quarantine");
-    let dest = qdir.join(path.file_name().unwrap_or_default());
-    let res = std::fs::create_dir_all(&qdir).and_then(|_| std::fs::rename(path, &dest));
-    tracing::error!(path = %path.display(), moved_to = %dest.display(), reason, ok = res.is_ok(),
-        "corrupt data file quarantined");
-    metrics.add(&metrics.files_quarantined, 1);
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
-use super::{quarantine_file, ReadState, Shard};
+use super::{ReadState, Shard};
 use crate::batch;
 use crate::error::{Error, Result};
 use crate::index::{ShardIndex, TagPredicate};
@@ -197,29 +197,16 @@ impl Shard {
 
     fn on_read_error(&self, e: Error) -> Error {
         if e.is_corruption() {
-            self.quarantine_from_error(&e);
+            self.corrupt_read(&e);
         }
         e
     }
 
-    /// Move a corrupt data file aside and drop it from the file set.
-    pub(super) fn quarantine_from_error(&self, e: &Error) {
-        let Error::Corrupt { path, reason } = e else {
-            return;
-        };
-        let ms = self.manifest.lock();
-        let mut files = self.state.read().files.clone();
-        let before = files.len();
-        files.retain(|f| f.file.path() != path.as_path());
-        if files.len() == before {
-            return;
-        }
-        let tombs = self.state.read().tombstones.clone();
-        if let Err(err) = self.manifest_of(&ms, &files, &tombs).store(&self.dir) {
-            tracing::error!(error = %err, "could not record quarantined file in the manifest");
-            return;
-        }
-        self.state.write().files = files;
-        quarantine_file(&self.dir, path, reason, &self.metrics);
+    /// A read or compaction met damaged data: it fails (naming the file) and is
+    /// counted; nothing is moved or dropped, so no acknowledged point silently
+    /// disappears from answers.
+    pub(super) fn corrupt_read(&self, e: &Error) {
+        tracing::error!(shard_id = self.id, error = %e, "damaged data file");
+        self.metrics.add(&self.metrics.corrupt_reads, 1);
     }
 }

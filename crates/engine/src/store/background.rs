@@ -97,7 +97,7 @@ fn worker(rx: Arc<Mutex<Receiver<Job>>>, stop: Arc<AtomicBool>) {
             Job::Compact(w) => {
                 let Some(s) = w.upgrade() else { continue };
                 s.compact_queued.store(false, Ordering::Release);
-                if stop.load(Ordering::Acquire) {
+                if stop.load(Ordering::Acquire) || s.compaction_halted.load(Ordering::Acquire) {
                     continue;
                 }
                 // One step per job; loop while the policy finds more to do.

@@ -184,9 +184,18 @@ pub(super) fn parse_entry_v1(b: &[u8], blocks_end: u64) -> Result<SeriesIndex> {
 
 /// Format v2: field names and types, then groups of fields sharing time blocks
 /// (see the module documentation of `tsfile`).
-pub(super) fn parse_entry_v2(b: &[u8], blocks_end: u64) -> Result<SeriesIndex> {
+/// `None` when the entry's key check says it is not `key`'s.
+pub(super) fn parse_entry_v2(
+    b: &[u8],
+    blocks_end: u64,
+    key: &str,
+    seed: u32,
+) -> Result<Option<SeriesIndex>> {
     let mut pos = 0;
-    let key = get_str(b, &mut pos)?.to_owned();
+    if get_u32(b, &mut pos)? != super::key_check(seed, key) {
+        return Ok(None);
+    }
+    let key = key.to_owned();
     let nf = get_uvarint(b, &mut pos)?;
     let mut fields = Vec::with_capacity((nf as usize).min(b.len()));
     for _ in 0..nf {
@@ -219,12 +228,15 @@ pub(super) fn parse_entry_v2(b: &[u8], blocks_end: u64) -> Result<SeriesIndex> {
             let size = get_uvarint(b, &mut pos)?;
             let rows = count_in_range(get_uvarint(b, &mut pos)?)?;
             let t0 = unzigzag(get_uvarint(b, &mut pos)?);
-            let t1 = t0.wrapping_add(get_uvarint(b, &mut pos)? as i64);
+            let unit = get_uvarint(b, &mut pos)?;
+            // Wrapping: a block may span the whole i64 range.
+            let t1 = get_uvarint(b, &mut pos)?
+                .checked_mul(unit)
+                .map(|span| t0.wrapping_add(span as i64))
+                .filter(|&t1| t1 >= t0)
+                .ok_or_else(|| corrupt("block time range out of bounds"))?;
             let crc = get_u32(b, &mut pos)?;
             let times = block_ref(offset, size, crc, blocks_end)?;
-            if t1 < t0 {
-                return Err(corrupt("block time range reversed"));
-            }
             let mut next = offset + size;
             for &m in &members {
                 let count = get_uvarint(b, &mut pos)?;
@@ -238,7 +250,7 @@ pub(super) fn parse_entry_v2(b: &[u8], blocks_end: u64) -> Result<SeriesIndex> {
                 let crc = get_u32(b, &mut pos)?;
                 let values = block_ref(next, size, crc, blocks_end)?;
                 next += size;
-                let stats = BlockStats::decode(fields[m].ty, count as u32, t0, b, &mut pos)?;
+                let stats = BlockStats::decode(fields[m].ty, count as u32, t0, unit, b, &mut pos)?;
                 if stats.last_time > t1 {
                     return Err(corrupt("block statistics outside the block's times"));
                 }
@@ -258,5 +270,5 @@ pub(super) fn parse_entry_v2(b: &[u8], blocks_end: u64) -> Result<SeriesIndex> {
         return Err(corrupt("trailing bytes in an index entry"));
     }
     fields.retain(|f| !f.blocks.is_empty());
-    Ok(SeriesIndex { key, fields })
+    Ok(Some(SeriesIndex { key, fields }))
 }

@@ -55,7 +55,7 @@ mod stats;
 mod writer;
 
 pub use entry::{BlockMeta, BlockRef, FieldIndex, SeriesIndex};
-pub use reader::{ResourceReader, SeriesRef, TimeCache, TsFile};
+pub use reader::{FileCheck, ResourceReader, SeriesRef, TimeCache, TsFile};
 pub use stats::{BlockStats, TypedStats};
 pub use writer::TsFileWriter;
 
@@ -63,3 +63,11 @@ pub(crate) const MAGIC_V1: &[u8; 8] = b"SDTSF\0\0\x01";
 pub(crate) const MAGIC_V2: &[u8; 8] = b"SDTSF\0\0\x02";
 pub(crate) const END_MAGIC: &[u8; 8] = b"SDTSFEND";
 pub(crate) const FOOTER_LEN: usize = 48;
+
+/// What a v2 index entry stores in place of its key: a checksum of the key seeded
+/// per file. Lookups find entries by a per-process hash of the key; this confirms
+/// the entry is the key's (an unpredictable 32-bit check on top of a 64-bit hash
+/// collision), and walks in key order take keys from the resource section.
+pub(crate) fn key_check(seed: u32, key: &str) -> u32 {
+    crc32c::crc32c_append(seed, key.as_bytes())
+}

@@ -14,6 +14,15 @@ use crate::codec::{corrupt, decode_timestamps, decode_values, get_uvarint, take}
 use crate::error::{Error, Result};
 use crate::types::{Column, FieldType, Values};
 
+/// What [`TsFile::check`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FileCheck {
+    pub series: usize,
+    pub blocks: usize,
+    /// One line per damaged block.
+    pub broken: Vec<String>,
+}
+
 /// Time columns decoded during one read, by block offset: the fields of a group
 /// share them, so each is read and decoded once.
 #[derive(Debug, Default)]
@@ -45,6 +54,8 @@ fn key_hash(key: &str) -> u64 {
 pub struct TsFile {
     path: PathBuf,
     version: u8,
+    /// Seed of the v2 index entries' key checks.
+    seed: u32,
     file: File,
     size: u64,
     index_off: u64,
@@ -109,10 +120,8 @@ impl TsFile {
         if !in_body(index_off, index_len) || !in_body(res_off, res_len) || res_len > 1 << 32 {
             return Err(Error::corrupt(path, "footer offsets out of range"));
         }
-        let res = read_exact_at(&file, path, res_off, res_len as usize)?;
-        if crc32c::crc32c(&res) != res_crc {
-            return Err(Error::corrupt(path, "resource section checksum mismatch"));
-        }
+        let seed = u32_at(&f, 36);
+        let res = read_resource(&file, path, version, res_off, res_len, res_crc)?;
         // Sized from the series count up front: no doubling, no copy to shrink.
         let mut resource = Vec::with_capacity(
             (get_uvarint(&res, &mut 0).unwrap_or(0) as usize).min(res.len() / 8),
@@ -138,6 +147,7 @@ impl TsFile {
         Ok(TsFile {
             path: path.to_path_buf(),
             version,
+            seed,
             file,
             size,
             index_off,
@@ -178,13 +188,7 @@ impl TsFile {
     /// Every series in the file, sorted by key, read from the file's resource section
     /// (keys are not kept in memory).
     pub fn series_refs(&self) -> Result<Vec<SeriesRef>> {
-        let res = read_exact_at(&self.file, &self.path, self.res_off, self.res_len as usize)?;
-        if crc32c::crc32c(&res) != self.res_crc {
-            return Err(Error::corrupt(
-                &self.path,
-                "resource section checksum mismatch",
-            ));
-        }
+        let res = self.resource_bytes()?;
         let mut out = Vec::with_capacity(self.resource.len());
         parse_resource(&res, self.index_len, &mut |key, entry| {
             out.push(SeriesRef {
@@ -201,13 +205,7 @@ impl TsFile {
     /// The resource section, to walk series in key order without a copy of each key
     /// (compaction's merge).
     pub fn resource_reader(&self) -> Result<ResourceReader> {
-        let buf = read_exact_at(&self.file, &self.path, self.res_off, self.res_len as usize)?;
-        if crc32c::crc32c(&buf) != self.res_crc {
-            return Err(Error::corrupt(
-                &self.path,
-                "resource section checksum mismatch",
-            ));
-        }
+        let buf = self.resource_bytes()?;
         let mut pos = 0;
         let left = get_uvarint(&buf, &mut pos).map_err(|e| e.with_path(&self.path))?;
         Ok(ResourceReader {
@@ -220,9 +218,23 @@ impl TsFile {
         })
     }
 
+    fn resource_bytes(&self) -> Result<Vec<u8>> {
+        read_resource(
+            &self.file,
+            &self.path,
+            self.version,
+            self.res_off,
+            self.res_len,
+            self.res_crc,
+        )
+    }
+
     /// The index entry of the series a [`ResourceReader`] stands on.
     pub fn series_index_at(&self, r: &ResourceReader) -> Result<Option<SeriesIndex>> {
-        r.entry.map(|e| self.read_entry(&e)).transpose()
+        match (r.entry, r.key()) {
+            (Some(e), Some(key)) => self.entry_of(&e, key).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Resource entries with the hash of `key` (almost always none or one).
@@ -253,8 +265,7 @@ impl TsFile {
     /// Read the index entry of one series (one small read, checksummed).
     pub fn series_index(&self, key: &str) -> Result<Option<SeriesIndex>> {
         for r in self.candidates(key) {
-            let si = self.read_entry(r)?;
-            if si.key == key {
+            if let Some(si) = self.read_entry(r, key)? {
                 return Ok(Some(si));
             }
         }
@@ -263,10 +274,22 @@ impl TsFile {
 
     /// The index entry of a series listed by [`TsFile::series_refs`].
     pub fn series_index_of(&self, r: &SeriesRef) -> Result<SeriesIndex> {
-        self.read_entry(&r.entry)
+        self.entry_of(&r.entry, &r.key)
     }
 
-    fn read_entry(&self, r: &ResourceEntry) -> Result<SeriesIndex> {
+    /// The entry the resource lists for `key`: it must be the key's.
+    fn entry_of(&self, r: &ResourceEntry, key: &str) -> Result<SeriesIndex> {
+        self.read_entry(r, key)?.ok_or_else(|| {
+            Error::corrupt(
+                &self.path,
+                format!("index entry at offset {} is not {key:?}'s", r.entry_off),
+            )
+        })
+    }
+
+    /// The entry at `r` if it is `key`'s (`None`: another series whose key hash
+    /// collides).
+    fn read_entry(&self, r: &ResourceEntry, key: &str) -> Result<Option<SeriesIndex>> {
         let buf = read_exact_at(
             &self.file,
             &self.path,
@@ -279,11 +302,11 @@ impl TsFile {
                 format!("index entry at offset {} checksum mismatch", r.entry_off),
             ));
         }
-        match self.version {
-            1 => parse_entry_v1(&buf, self.index_off),
-            _ => parse_entry_v2(&buf, self.index_off),
-        }
-        .map_err(|e| e.with_path(&self.path))
+        let si = match self.version {
+            1 => parse_entry_v1(&buf, self.index_off).map(|si| (si.key == key).then_some(si)),
+            _ => parse_entry_v2(&buf, self.index_off, key, self.seed),
+        };
+        si.map_err(|e| e.with_path(&self.path))
     }
 
     /// Read one checksummed block.
@@ -393,8 +416,12 @@ impl TsFile {
         Ok(out.unwrap_or_else(|| Column::new(f.ty)))
     }
 
-    /// Check every checksum in the file (used by tests and offline verification).
-    pub fn verify(&self) -> Result<()> {
+    /// Check every checksum and every block's statistics (`sundial verify`, like
+    /// `influx_inspect verify`). Damaged blocks are listed and the check goes on;
+    /// damage to the index or resource, which hides what follows, ends it with an
+    /// error.
+    pub fn check(&self) -> Result<FileCheck> {
+        let mut out = FileCheck::default();
         for r in self.series_refs()? {
             let s = self.series_index_of(&r)?;
             if *s.key != *r.key {
@@ -403,23 +430,39 @@ impl TsFile {
                     format!("index entry of {:?} names {:?}", r.key, s.key),
                 ));
             }
+            out.series += 1;
             let mut cache = TimeCache::default();
             for f in &s.fields {
                 for b in &f.blocks {
-                    let c = self.read_block_cached(f.ty, b, &mut cache)?;
-                    if b.stats.is_some() && b.stats != BlockStats::of(&c.times, &c.values) {
-                        return Err(Error::corrupt(
-                            &self.path,
-                            format!(
-                                "statistics of {:?} field {:?} at offset {} disagree with its values",
-                                s.key, f.name, b.values.offset
-                            ),
+                    out.blocks += 1;
+                    let problem = match self.read_block_cached(f.ty, b, &mut cache) {
+                        Err(e) => Some(e.to_string()),
+                        Ok(c)
+                            if b.stats.is_some()
+                                && b.stats != BlockStats::of(&c.times, &c.values) =>
+                        {
+                            Some("statistics disagree with the values".into())
+                        }
+                        Ok(_) => None,
+                    };
+                    if let Some(p) = problem {
+                        out.broken.push(format!(
+                            "series {:?} field {:?} block at offset {}: {p}",
+                            s.key, f.name, b.values.offset
                         ));
                     }
                 }
             }
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// [`TsFile::check`] as one result: the first damage found is the error.
+    pub fn verify(&self) -> Result<()> {
+        match self.check()?.broken.into_iter().next() {
+            Some(b) => Err(Error::corrupt(&self.path, b)),
+            None => Ok(()),
+        }
     }
 
     pub fn index_len(&self) -> u64 {
@@ -478,6 +521,40 @@ fn decode_block_v1(buf: &[u8], ty: FieldType, n: usize) -> Result<Column> {
         return Err(corrupt("block timestamps are not strictly increasing"));
     }
     Ok(Column { times, values })
+}
+
+/// The resource section, checksum verified (and in v2 decompressed).
+fn read_resource(
+    file: &File,
+    path: &Path,
+    version: u8,
+    off: u64,
+    len: u64,
+    crc: u32,
+) -> Result<Vec<u8>> {
+    let res = read_exact_at(file, path, off, len as usize)?;
+    if crc32c::crc32c(&res) != crc {
+        return Err(Error::corrupt(path, "resource section checksum mismatch"));
+    }
+    if version == 1 {
+        return Ok(res);
+    }
+    let mut pos = 0;
+    let raw = get_uvarint(&res, &mut pos).map_err(|e| e.with_path(path))?;
+    // The section's checksum already matched: a wild size means a writer bug, but
+    // the cap still bounds what it may allocate.
+    if raw > 1 << 32 {
+        return Err(Error::corrupt(path, "resource section too large"));
+    }
+    let out = zstd::bulk::decompress(&res[pos..], raw as usize)
+        .map_err(|e| Error::corrupt(path, format!("resource section does not inflate: {e}")))?;
+    if out.len() as u64 != raw {
+        return Err(Error::corrupt(
+            path,
+            "resource section inflates to the wrong size",
+        ));
+    }
+    Ok(out)
 }
 
 /// A v2 value block of a field missing from some rows: presence bitmap, values.

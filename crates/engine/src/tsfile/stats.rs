@@ -10,6 +10,9 @@ use crate::codec::{corrupt, get_uvarint, put_uvarint, take, unzigzag, zigzag};
 use crate::error::Result;
 use crate::types::{FieldType, Values};
 
+/// Float statistics stored as raw bits (not as decimals).
+const RAW_FLOATS: u8 = 0xff;
+
 /// Statistics of the values of one field in one block.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockStats {
@@ -146,12 +149,18 @@ impl BlockStats {
     }
 
     /// Append the statistics; `count` is written by the caller (the index entry
-    /// names it anyway) and times are offsets from `base` (the block's first row).
-    pub(crate) fn encode(&self, base: i64, out: &mut Vec<u8>) {
-        let off = |t: i64| t.wrapping_sub(base) as u64;
+    /// names it anyway). Times are offsets from `base` (the block's first row) in
+    /// units of `unit` (the common divisor of the block's time offsets, so that
+    /// they take a byte or two).
+    pub(crate) fn encode(&self, base: i64, unit: u64, out: &mut Vec<u8>) {
+        let unit = unit.max(1);
+        let off = |t: i64| t.wrapping_sub(base) as u64 / unit;
         put_uvarint(out, off(self.first_time));
-        put_uvarint(out, self.last_time.wrapping_sub(self.first_time) as u64);
-        let rel = |t: i64| t.wrapping_sub(self.first_time) as u64;
+        put_uvarint(
+            out,
+            self.last_time.wrapping_sub(self.first_time) as u64 / unit,
+        );
+        let rel = |t: i64| t.wrapping_sub(self.first_time) as u64 / unit;
         match &self.values {
             TypedStats::Float {
                 min,
@@ -164,9 +173,24 @@ impl BlockStats {
             } => {
                 put_uvarint(out, rel(*min_time));
                 put_uvarint(out, rel(*max_time));
-                for x in [min, max, sum, first, last] {
-                    out.extend_from_slice(&x.to_le_bytes());
+                // Decimal values (23.45) as integers at one exponent: a byte or two
+                // each instead of eight. The sum stays a float (it need not be a
+                // short decimal).
+                match crate::codec::float::as_decimals(&[*min, *max, *first, *last]) {
+                    Some((e, ints)) => {
+                        out.push(e);
+                        for i in ints {
+                            put_uvarint(out, zigzag(i));
+                        }
+                    }
+                    None => {
+                        out.push(RAW_FLOATS);
+                        for x in [min, max, first, last] {
+                            out.extend_from_slice(&x.to_le_bytes());
+                        }
+                    }
                 }
+                out.extend_from_slice(&sum.to_le_bytes());
             }
             TypedStats::Integer {
                 min,
@@ -211,16 +235,26 @@ impl BlockStats {
         ty: FieldType,
         count: u32,
         base: i64,
+        unit: u64,
         b: &[u8],
         pos: &mut usize,
     ) -> Result<BlockStats> {
-        let first_time = base.wrapping_add(get_uvarint(b, pos)? as i64);
-        let last_time = first_time.wrapping_add(get_uvarint(b, pos)? as i64);
-        if last_time < first_time || (count == 1 && last_time != first_time) {
+        let unit = unit.max(1);
+        // Offsets wrap (a block may span the whole i64 range); the order checks
+        // below catch any that wrapped past where they may.
+        let scaled = |b: &[u8], pos: &mut usize| -> Result<i64> {
+            get_uvarint(b, pos)?
+                .checked_mul(unit)
+                .map(|x| x as i64)
+                .ok_or_else(|| corrupt("block statistics: time offset overflows"))
+        };
+        let first_time = base.wrapping_add(scaled(b, pos)?);
+        let last_time = first_time.wrapping_add(scaled(b, pos)?);
+        if first_time < base || last_time < first_time || (count == 1 && last_time != first_time) {
             return Err(corrupt("block statistics: bad time range"));
         }
         let time = |b: &[u8], pos: &mut usize| -> Result<i64> {
-            let t = first_time.wrapping_add(get_uvarint(b, pos)? as i64);
+            let t = first_time.wrapping_add(scaled(b, pos)?);
             if t < first_time || t > last_time {
                 return Err(corrupt("block statistics: time outside the block"));
             }
@@ -229,20 +263,29 @@ impl BlockStats {
         let values = match ty {
             FieldType::Float => {
                 let (min_time, max_time) = (time(b, pos)?, time(b, pos)?);
-                let mut f = [0f64; 5];
-                for x in &mut f {
+                let f64_at = |b: &[u8], pos: &mut usize| -> Result<f64> {
                     let mut a = [0u8; 8];
                     a.copy_from_slice(take(b, pos, 8)?);
-                    *x = f64::from_le_bytes(a);
+                    Ok(f64::from_le_bytes(a))
+                };
+                let e = take(b, pos, 1)?[0];
+                let mut f = [0f64; 4];
+                for x in &mut f {
+                    *x = if e == RAW_FLOATS {
+                        f64_at(b, pos)?
+                    } else {
+                        crate::codec::float::from_decimal(unzigzag(get_uvarint(b, pos)?), e)
+                            .ok_or_else(|| corrupt("block statistics: bad decimal exponent"))?
+                    };
                 }
                 TypedStats::Float {
                     min: f[0],
                     min_time,
                     max: f[1],
                     max_time,
-                    sum: f[2],
-                    first: f[3],
-                    last: f[4],
+                    sum: f64_at(b, pos)?,
+                    first: f[2],
+                    last: f[3],
                 }
             }
             FieldType::Integer => {
@@ -307,6 +350,14 @@ mod tests {
     #[test]
     fn round_trip_and_ties_pick_the_earliest() {
         let times = [10, 20, 30, 40];
+        let f = BlockStats::of(&times, &Values::Float(vec![23.45, 23.5, -0.01, 23.46])).unwrap();
+        let mut buf = Vec::new();
+        f.encode(10, 10, &mut buf);
+        assert!(
+            buf.len() <= 20,
+            "decimal statistics stay small (raw floats: 44 bytes): {} bytes",
+            buf.len()
+        );
         for values in [
             Values::Float(vec![2.5, -1.0, 7.0, -1.0]),
             Values::Integer(vec![i64::MAX, 1, i64::MAX, -3]),
@@ -316,9 +367,9 @@ mod tests {
         ] {
             let s = BlockStats::of(&times, &values).unwrap();
             let mut buf = Vec::new();
-            s.encode(5, &mut buf);
+            s.encode(5, 5, &mut buf);
             let mut pos = 0;
-            let back = BlockStats::decode(values.field_type(), 4, 5, &buf, &mut pos).unwrap();
+            let back = BlockStats::decode(values.field_type(), 4, 5, 5, &buf, &mut pos).unwrap();
             assert_eq!(back, s);
             assert_eq!(pos, buf.len());
         }
@@ -339,17 +390,25 @@ mod tests {
 
     #[test]
     fn damaged_statistics_are_an_error() {
-        let s = BlockStats::of(&[10, 20], &Values::Float(vec![1.0, 2.0])).unwrap();
-        let mut buf = Vec::new();
-        s.encode(0, &mut buf);
-        for cut in 0..buf.len() {
-            assert!(BlockStats::decode(FieldType::Float, 2, 0, &buf[..cut], &mut 0).is_err());
+        for v in [vec![1.5, 2.25], vec![0.1 + 0.2, f64::MIN_POSITIVE]] {
+            let s = BlockStats::of(&[10, 20], &Values::Float(v)).unwrap();
+            let mut buf = Vec::new();
+            s.encode(0, 10, &mut buf);
+            assert_eq!(
+                BlockStats::decode(FieldType::Float, 2, 0, 10, &buf, &mut 0).unwrap(),
+                s
+            );
+            for cut in 0..buf.len() {
+                assert!(
+                    BlockStats::decode(FieldType::Float, 2, 0, 10, &buf[..cut], &mut 0).is_err()
+                );
+            }
         }
         // A min time outside the block's range.
         let mut bad = Vec::new();
         put_uvarint(&mut bad, 10);
         put_uvarint(&mut bad, 10);
         put_uvarint(&mut bad, 99);
-        assert!(BlockStats::decode(FieldType::Float, 2, 0, &bad, &mut 0).is_err());
+        assert!(BlockStats::decode(FieldType::Float, 2, 0, 1, &bad, &mut 0).is_err());
     }
 }

@@ -126,6 +126,8 @@ pub struct TsFileWriter {
     max_per_block: usize,
     scratch: Vec<u8>,
     series: usize,
+    /// Seeds each index entry's key check (stored in the footer).
+    seed: u32,
 }
 
 impl TsFileWriter {
@@ -141,6 +143,7 @@ impl TsFileWriter {
             max_per_block: max_per_block.max(1),
             scratch: Vec::new(),
             series: 0,
+            seed: rand::random(),
         };
         w.write(MAGIC_V2)?;
         Ok(w)
@@ -184,8 +187,8 @@ impl TsFileWriter {
         }
         let cols: Vec<&Column> = nonempty.iter().map(|(_, c)| *c).collect();
         let mut entry = Vec::new();
-        put_uvarint(&mut entry, key.len() as u64);
-        entry.extend_from_slice(key.as_bytes());
+        // The key itself is in the resource section; the entry only confirms it.
+        entry.extend_from_slice(&super::key_check(self.seed, key).to_le_bytes());
         put_uvarint(&mut entry, nonempty.len() as u64);
         for (name, col) in &nonempty {
             put_uvarint(&mut entry, name.len() as u64);
@@ -230,6 +233,7 @@ impl TsFileWriter {
         for end in ends {
             let times = &g.times[start..end];
             let (t0, t1) = (times[0], times[times.len() - 1]);
+            let unit = time_unit(times);
             self.scratch.clear();
             encode_timestamps(times, &mut self.scratch);
             let off = self.offset;
@@ -238,7 +242,8 @@ impl TsFileWriter {
             put_uvarint(entry, size);
             put_uvarint(entry, times.len() as u64);
             put_uvarint(entry, zigzag(t0));
-            put_uvarint(entry, t1.wrapping_sub(t0) as u64);
+            put_uvarint(entry, unit);
+            put_uvarint(entry, t1.wrapping_sub(t0) as u64 / unit);
             entry.extend_from_slice(&crc.to_le_bytes());
             for (k, &m) in g.members.iter().enumerate() {
                 let col = cols[m];
@@ -260,7 +265,7 @@ impl TsFileWriter {
                 entry.extend_from_slice(&crc.to_le_bytes());
                 let stats = BlockStats::of_range(&col.times, &col.values, range)
                     .ok_or_else(|| Error::Internal("statistics of an empty block".into()))?;
-                stats.encode(t0, entry);
+                stats.encode(t0, unit, entry);
             }
             start = end;
         }
@@ -272,9 +277,14 @@ impl TsFileWriter {
     /// the file size.
     pub fn finish(mut self) -> Result<u64> {
         let index = std::mem::take(&mut self.index);
+        let mut raw = Vec::with_capacity(self.resource.len() + 10);
+        put_uvarint(&mut raw, self.series as u64);
+        raw.extend_from_slice(&self.resource);
+        // Sorted series keys share long prefixes: compressed they take a fraction.
         let mut resource = Vec::new();
-        put_uvarint(&mut resource, self.series as u64);
-        resource.extend_from_slice(&self.resource);
+        put_uvarint(&mut resource, raw.len() as u64);
+        let packed = zstd::bulk::compress(&raw, 3).map_err(|e| Error::io(&self.path, e))?;
+        resource.extend_from_slice(&packed);
         let index_off = self.offset;
         self.write(&index)?;
         let res_off = self.offset;
@@ -285,7 +295,7 @@ impl TsFileWriter {
         footer.extend_from_slice(&res_off.to_le_bytes());
         footer.extend_from_slice(&(resource.len() as u64).to_le_bytes());
         footer.extend_from_slice(&crc32c::crc32c(&resource).to_le_bytes());
-        footer.extend_from_slice(&0u32.to_le_bytes());
+        footer.extend_from_slice(&self.seed.to_le_bytes());
         footer.extend_from_slice(END_MAGIC);
         self.write(&footer)?;
         let f = self
@@ -298,6 +308,20 @@ impl TsFileWriter {
         }
         Ok(self.offset)
     }
+}
+
+/// The common divisor of a chunk's time offsets from its first row (1 when
+/// there is none): statistics store their times in this unit.
+fn time_unit(times: &[i64]) -> u64 {
+    let t0 = times[0];
+    let g = times[1..].iter().fold(0u64, |g, &t| {
+        let (mut a, mut b) = (g, t.wrapping_sub(t0) as u64);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    });
+    g.max(1)
 }
 
 /// One bit per row of `rows` (LSB first), set where `present` (a subset) has it.
