@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build test test-deps test-compose images compose-up compose-down lint fmt bench bench-ingest bench-cluster bench-tracing fuzz clean
+.PHONY: run build test test-deps test-compose images compose-up compose-down lint fmt bench bench-ingest bench-disk bench-cluster bench-tracing fuzz clean
 
 # The all-in-one server on the embedded meta backend, data in ./data, HTTP on 127.0.0.1:8086.
 run:
@@ -56,6 +56,12 @@ bench:
 # HTTP ingest, Sundial next to InfluxDB 1.6 (Debian's influxdb), same load, same machine.
 bench-ingest:
 	scripts/bench-ingest.sh
+
+# Bytes on disk per value next to VictoriaMetrics (Debian's victoria-metrics), same
+# TSBS data, three data sets (two-decimal in order, a tenth of batches late, full
+# precision).
+bench-disk:
+	scripts/bench-disk.sh
 
 # The same ingest through a loopback cluster (etcd, meta, 3 stores, 1 gateway;
 # RF 1 and 2) next to the all-in-one server, interleaved rounds.

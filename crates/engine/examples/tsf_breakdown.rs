@@ -6,11 +6,16 @@
 
 use std::collections::BTreeSet;
 
+use sundial_engine::codec::float::gorilla_encode;
 use sundial_engine::tsfile::TsFile;
+use sundial_engine::Values;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut size, mut times, mut values, mut index, mut count, mut blocks) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    // Float values alone as Gorilla XOR would store them, for comparison.
+    let (mut gorilla, mut floats) = (0u64, 0u64);
+    let mut buf = Vec::new();
     for path in std::env::args().skip(1) {
         let f = TsFile::open(path.as_ref())?;
         size += f.size();
@@ -19,6 +24,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for r in f.series_refs()? {
             for fi in f.series_index_of(&r)?.fields {
                 for b in fi.blocks {
+                    if let Values::Float(v) = f.read_block(fi.ty, &b)?.values {
+                        buf.clear();
+                        gorilla_encode(&v, &mut buf);
+                        gorilla += buf.len() as u64;
+                        floats += v.len() as u64;
+                    }
                     blocks += 1;
                     count += u64::from(b.count);
                     values += u64::from(b.values.size);

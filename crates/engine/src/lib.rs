@@ -62,7 +62,6 @@
 //!   index.snap        series index snapshot (below), same atomic protocol
 //!   wal/NNNNNNNNNN.wal WAL segments;  wal/corrupt/ copies of damaged segments
 //!   data/NNNNNNNNNN.tsf data files
-//!   quarantine/       corrupt data files moved aside
 //! ```
 //!
 //! ## WAL
@@ -94,24 +93,11 @@
 //!
 //! ## Data file (`.tsf`)
 //!
-//! ```text
-//! "SDTSF\0\0\x01"
-//! block*     uvarint ts_len | timestamps | values   (≤ max_points_per_block points, ≤ 8 MiB of strings)
-//! index      per series (sorted by key): uvarint key_len, key, uvarint nfields,
-//!            per field: uvarint name_len, name, u8 type, uvarint nblocks,
-//!              per block: uvarint offset, uvarint size, uvarint count,
-//!                         zigzag min_time, uvarint (max_time - min_time), u32 crc32c
-//! resource   uvarint nseries, per series: uvarint key_len, key, zigzag min_time,
-//!            zigzag max_time, uvarint entry_off, uvarint entry_len, u32 crc32c(entry)
-//! footer     u64 index_off | u64 index_len | u64 res_off | u64 res_len |
-//!            u32 crc32c(resource) | u32 0 | "SDTSFEND"            (48 bytes)
-//! ```
-//!
-//! Opening reads the footer and the resource (IoTDB's `TsFileResource`: per-series time
-//! ranges, kept in memory for pruning). A query reads one checksummed index entry per
-//! series it needs and only the blocks intersecting its time range. Every block has a
-//! crc32c. A file that fails any check is moved to `quarantine/`, removed from the
-//! manifest, and the failure is returned as [`Error::Corrupt`] — never a panic.
+//! Format v2 (v1 still read): see [`tsfile`]. A series' fields written together share
+//! time blocks; every value block carries statistics ([`tsfile::BlockStats`]); the
+//! resource (per-series time ranges) is what stays in memory. A damaged block fails
+//! the reads and compactions that touch it with [`Error::Corrupt`] naming the file —
+//! never a panic, never a quiet answer without the block's points.
 //!
 //! Codec streams start with a mode byte. Integers/timestamps: 0 RLE (first, delta),
 //! 1 delta (first, min, width, packed zigzag deltas − min), 2 raw (min, width, packed
