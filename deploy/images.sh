@@ -13,6 +13,7 @@ started=$SECONDS
 BINS=(sundial sundial-store sundial-gateway sundial-meta sundial-ctl sundial-otlp-sink)
 args=(); for b in "${BINS[@]}"; do args+=(--bin "$b"); done
 cargo build --release -q "${args[@]}"
+REL=${CARGO_TARGET_DIR:-target}/release
 
 . scripts/apt-need.sh
 apt_need etcd:etcd-server etcdctl:etcd-client
@@ -45,7 +46,7 @@ stage() {
   done
 }
 
-stage "$STAGE/sundial" /usr/local/bin $(printf 'target/release/%s ' "${BINS[@]}")
+stage "$STAGE/sundial" /usr/local/bin $(printf "$REL/%s " "${BINS[@]}")
 stage "$STAGE/etcd" /usr/bin "$(command -v etcd)" "$(command -v etcdctl)"
 cp deploy/sundial.Dockerfile "$STAGE/sundial/Dockerfile"
 cp deploy/etcd.Dockerfile "$STAGE/etcd/Dockerfile"

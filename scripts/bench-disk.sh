@@ -17,6 +17,7 @@ BATCHES=${1:-216}
 apt_need victoria-metrics:victoria-metrics
 
 cargo build --release -q --bin sundial --bin sundial-load
+cargo build --release -q -p sundial-engine --example tsf_breakdown
 BIN=${CARGO_TARGET_DIR:-target}/release
 VALUES=$((BATCHES * 5000 * 10))
 LOAD="$BIN/sundial-load --batches $BATCHES --batch 5000 --connections 4 --hosts 1000"
@@ -39,6 +40,8 @@ sundial() { # $1 = label, rest = load options
   sleep 20
   stop "$pid"
   echo "sundial/$label: $(bytes "$dir") bytes = $(per_value "$(bytes "$dir")") bytes/value"
+  # Where the data files' bytes go, and Gorilla XOR on the same values.
+  find "$dir" -name '*.tsf' -print0 | xargs -0 "$BIN/examples/tsf_breakdown" | sed 's/^/  /'
 }
 
 victoria() {

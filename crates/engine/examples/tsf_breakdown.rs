@@ -43,7 +43,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let per = |x: u64| x as f64 / count.max(1) as f64;
-    println!("{count} values in {blocks} blocks ({:.0} values a block), {size} bytes = {:.3} bytes/value", per(count * count / blocks.max(1)) , per(size));
+    println!(
+        "{count} values in {blocks} blocks ({:.0} values a block), {size} bytes = {:.3} bytes/value",
+        count as f64 / blocks.max(1) as f64,
+        per(size)
+    );
     println!("  time blocks  {times:>12} = {:.3}", per(times));
     println!("  value blocks {values:>12} = {:.3}", per(values));
     println!("  index        {index:>12} = {:.3}", per(index));
@@ -52,5 +56,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         size - times - values - index,
         per(size - times - values - index)
     );
+    if floats > 0 {
+        println!(
+            "  float values alone as Gorilla XOR: {:.3} bytes/value",
+            gorilla as f64 / floats as f64
+        );
+    }
     Ok(())
 }

@@ -75,7 +75,7 @@ fn write_v1_fixture() {
             .auto_compaction(false)
             .build()
     };
-    let store = Store::open(&dir.join("store"), o()).unwrap();
+    let store = Store::open(dir.join("store"), o()).unwrap();
     store.create_shard(SHARD, "db").unwrap();
     write(&store, SHARD, &lines(0, 120, 10));
     store.flush_shard(SHARD).unwrap();
