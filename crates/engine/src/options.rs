@@ -85,6 +85,9 @@ pub struct EngineOptions {
     /// A shard without reads or writes for this long is flushed and closed (its
     /// memory and descriptors released); it reopens on use. Zero: never.
     pub shard_idle_timeout: Duration,
+    /// A shard that received no write for this long is compacted into one file
+    /// (InfluxDB's `compact-full-write-cold-duration`); zero: never.
+    pub compact_full_write_cold: Duration,
     /// Writes are refused (503) while the store's file system has less free space.
     pub disk_free_reserve: u64,
 }
@@ -113,6 +116,7 @@ impl Default for EngineOptions {
             index_memory_limit: 2 << 30,
             max_open_files: 0,
             shard_idle_timeout: Duration::from_secs(600),
+            compact_full_write_cold: Duration::from_secs(4 * 3600),
             disk_free_reserve: 64 << 20,
         }
     }
@@ -214,6 +218,10 @@ impl EngineOptionsBuilder {
         self
     }
     /// Zero: shards stay open until the store closes.
+    pub fn compact_full_write_cold(mut self, d: Duration) -> Self {
+        self.o.compact_full_write_cold = d;
+        self
+    }
     pub fn shard_idle_timeout(mut self, d: Duration) -> Self {
         self.o.shard_idle_timeout = d;
         self

@@ -603,3 +603,58 @@ fn the_memtable_budget_bounds_memory_across_shards() {
     store.close().unwrap();
     assert_eq!(store.stats().memtable_bytes, 0);
 }
+
+/// Waits up to 10 s for `cond`.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_write_cold_shard_is_compacted_into_one_file() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        opts()
+            .compaction_trigger(100) // only the cold rule merges here
+            .shard_idle_timeout(Duration::from_millis(150))
+            .compact_full_write_cold(Duration::from_millis(800))
+            .build(),
+    )
+    .unwrap();
+    store.create_shard(1, "db").unwrap();
+    for i in 0..3 {
+        write(&store, 1, &format!("c,h=a v={i} {i}\nc,h=b v={i} {i}\n"));
+        store.flush_shard(1).unwrap();
+    }
+    write(&store, 1, "c,h=a v=9 9\n"); // left in the memtable
+    let before = dump(&store, 1, "c");
+    assert_eq!(store.shard_files(1).unwrap().len(), 3);
+    // Idle: flushed and closed with four files (stats read closed shards too).
+    eventually("the idle shard to close", || {
+        store.stats().shards_closed_idle >= 1 && store.stats().shards_open == 0
+    });
+    assert_eq!(store.stats().files_per_level.iter().sum::<u64>(), 4);
+    // Cold: reopened, compacted into one file, and closed again.
+    eventually("the cold compaction", || {
+        store.stats().files_per_level.iter().sum::<u64>() == 1 && store.stats().shards_open == 0
+    });
+    assert_eq!(dump(&store, 1, "c"), before);
+    // Once is enough: a cold shard with one file is left alone.
+    let compactions = store.stats().compactions;
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(store.stats().compactions, compactions);
+    // A write warms it up again; after the next cold period it is one file again.
+    write(&store, 1, "c,h=c v=1 1\n");
+    store.flush_shard(1).unwrap();
+    assert_eq!(store.shard_files(1).unwrap().len(), 2);
+    eventually("the second cold compaction", || {
+        store.stats().files_per_level.iter().sum::<u64>() == 1 && store.stats().shards_open == 0
+    });
+    assert_eq!(dump(&store, 1, "c").len(), before.len() + 1);
+    store.close().unwrap();
+}

@@ -38,6 +38,10 @@ pub struct DataConfig {
     /// never); they reopen on use.
     #[serde(with = "duration")]
     pub shard_idle_timeout: Duration,
+    /// Shards without writes for this long are compacted into one file, ready for
+    /// queries (InfluxDB's `compact-full-write-cold-duration`; `0s`: never).
+    #[serde(with = "duration")]
+    pub compact_full_write_cold_duration: Duration,
     /// Writes are refused with 503 while the data directory's file system has less
     /// free space than this (bytes; 0: no reserve).
     pub disk_free_reserve: u64,
@@ -59,6 +63,7 @@ impl Default for DataConfig {
             index_memory_limit: e.index_memory_limit,
             max_open_files: 0,
             shard_idle_timeout: e.shard_idle_timeout,
+            compact_full_write_cold_duration: e.compact_full_write_cold,
             disk_free_reserve: e.disk_free_reserve,
             metrics_enabled: e.metrics_enabled,
         }
@@ -88,6 +93,7 @@ impl DataConfig {
             .index_memory_limit(self.index_memory_limit)
             .max_open_files(max_open_files)
             .shard_idle_timeout(self.shard_idle_timeout)
+            .compact_full_write_cold(self.compact_full_write_cold_duration)
             .disk_free_reserve(self.disk_free_reserve)
             .metrics_enabled(self.metrics_enabled)
             .build()

@@ -483,7 +483,12 @@ impl Shard {
 
     /// Descriptors this shard holds open: the WAL's segment and its data files.
     pub fn open_files(&self) -> usize {
-        1 + self.state.read().files.len()
+        1 + self.file_count()
+    }
+
+    /// Data files.
+    pub fn file_count(&self) -> usize {
+        self.state.read().files.len()
     }
 
     // ---------------------------------------------------------------- memory

@@ -17,6 +17,8 @@ use crate::shard::{Scheduler, Shard};
 enum Job {
     Flush(Weak<Shard>),
     Compact(Weak<Shard>),
+    /// Everything into one file; holds the shard open until it is done.
+    CompactFull(Arc<Shard>),
 }
 
 impl std::fmt::Debug for Job {
@@ -24,6 +26,7 @@ impl std::fmt::Debug for Job {
         f.write_str(match self {
             Job::Flush(_) => "Flush",
             Job::Compact(_) => "Compact",
+            Job::CompactFull(_) => "CompactFull",
         })
     }
 }
@@ -94,6 +97,18 @@ fn worker(rx: Arc<Mutex<Receiver<Job>>>, stop: Arc<AtomicBool>) {
                     }
                 }
             }
+            Job::CompactFull(s) => {
+                if stop.load(Ordering::Acquire) || s.compaction_halted.load(Ordering::Acquire) {
+                    continue;
+                }
+                // What the memtables hold goes into the same one file.
+                match s.flush().and_then(|()| s.compact_once(true)) {
+                    Ok(_) | Err(Error::Closed) => {}
+                    Err(e) => {
+                        tracing::error!(shard_id = s.id, error = %e, "full compaction of a cold shard failed");
+                    }
+                }
+            }
             Job::Compact(w) => {
                 let Some(s) = w.upgrade() else { continue };
                 s.compact_queued.store(false, Ordering::Release);
@@ -117,6 +132,13 @@ fn worker(rx: Arc<Mutex<Receiver<Job>>>, stop: Arc<AtomicBool>) {
 }
 
 impl Background {
+    /// Queue a full compaction (a write-cold shard's; see `janitor`).
+    pub fn compact_full(&self, shard: Arc<Shard>) {
+        if let Some(tx) = &*self.compact_tx.lock() {
+            let _ = tx.send(Job::CompactFull(shard));
+        }
+    }
+
     pub fn start(opts: &EngineOptions) -> Arc<Background> {
         let (ftx, frx) = mpsc::channel();
         let (ctx, crx) = mpsc::channel();

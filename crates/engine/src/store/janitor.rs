@@ -210,7 +210,45 @@ impl Inner {
                 }
             }
         }
+        self.compact_cold(now, &slots);
         self.relieve_pressure(None);
+    }
+
+    /// Shards that went write-cold are compacted into one file once (InfluxDB's
+    /// `compact-full-write-cold-duration`): fewer, larger blocks on disk, one file
+    /// per series for queries. A closed shard is opened for it when it was left
+    /// with more than one file; the compaction threads do the work and the shard
+    /// stays open while they do.
+    fn compact_cold(&self, now: u64, slots: &[Arc<Slot>]) {
+        let cold = self.opts.compact_full_write_cold.as_millis() as u64;
+        if cold == 0 || !self.opts.auto_compaction {
+            return;
+        }
+        for slot in slots {
+            let last = slot.last_write.load(Ordering::Relaxed);
+            if now.saturating_sub(last) < cold || slot.cold_compacted.load(Ordering::Relaxed) {
+                continue;
+            }
+            let shard = match slot.open_shard() {
+                Some(s) => s,
+                None if slot.files_by_level.lock().iter().sum::<u64>() > 1 => {
+                    match self.shard_of(slot) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(shard_id = slot.id, error = %e, "cold shard did not open for its full compaction");
+                            slot.cold_compacted.store(true, Ordering::Relaxed);
+                            continue;
+                        }
+                    }
+                }
+                None => continue,
+            };
+            slot.cold_compacted.store(true, Ordering::Relaxed);
+            if shard.file_count() > 1 || shard.tombstone_count() > 0 {
+                tracing::info!(shard_id = slot.id, "shard is write-cold: full compaction");
+                self.bg.compact_full(shard);
+            }
+        }
     }
 
     /// Descriptors held by open shards and loaded catalogs, and by shards being

@@ -557,7 +557,12 @@ impl Store {
                 .add(&self.inner.metrics.writes_refused_disk, 1);
             return Err(e);
         }
-        let s = self.shard(shard_id)?;
+        let slot = self.inner.slot(shard_id)?;
+        let s = self.inner.shard_of(&slot)?;
+        // The clock of the cold-shard compaction restarts with every write.
+        slot.last_write
+            .store(slots::now_ms(self.inner.epoch).max(1), Ordering::Relaxed);
+        slot.cold_compacted.store(false, Ordering::Relaxed);
         let out = s.write(points);
         if out.is_err() && s.wal_failure().is_some() {
             // The janitor reopens the shard from disk once nobody uses it.

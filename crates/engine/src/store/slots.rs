@@ -4,7 +4,7 @@
 //! memory (least recently used first, never while in use).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +37,10 @@ pub(super) struct Slot {
     pub changed: Condvar,
     /// Milliseconds since the store opened, at the last use.
     pub last_used: AtomicU64,
+    /// Milliseconds since the store opened, at the last write (0: none since).
+    pub last_write: AtomicU64,
+    /// A full compaction was started since the last write (the shard went cold).
+    pub cold_compacted: AtomicBool,
     /// Why it cannot take writes while closed: its last open failed, or it was
     /// closed because its WAL failed. Cleared by a successful open; `/health`
     /// reports it.
@@ -55,6 +59,8 @@ impl Slot {
             state: Mutex::new(SlotState::Closed),
             changed: Condvar::new(),
             last_used: AtomicU64::new(0),
+            last_write: AtomicU64::new(0),
+            cold_compacted: AtomicBool::new(false),
             open_error: Mutex::new(None),
             files_by_level: Mutex::new(Vec::new()),
         })
