@@ -608,7 +608,10 @@ fn the_memtable_budget_bounds_memory_across_shards() {
 fn eventually(what: &str, cond: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -657,4 +660,42 @@ fn a_write_cold_shard_is_compacted_into_one_file() {
     });
     assert_eq!(dump(&store, 1, "c").len(), before.len() + 1);
     store.close().unwrap();
+}
+
+/// A measurement dropped while a write of it is between validation and the WAL:
+/// the write checks its types again, so a later write of another type that the
+/// shard acknowledges is never lost to the older type (and vice versa).
+#[test]
+fn a_drop_racing_a_write_never_costs_an_acknowledged_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(dir.path(), opts().build()).unwrap());
+    store.create_shard(1, "db").unwrap();
+    for i in 0..600i64 {
+        write(&store, 1, "r f=0.5 0\n");
+        let t = i * 10;
+        let a = {
+            let store = store.clone();
+            std::thread::spawn(move || write(&store, 1, &format!("r f=1.5 {}\n", t + 1)))
+        };
+        store.drop_measurement(1, "r").unwrap();
+        let b = write(&store, 1, &format!("r f=7i {}\n", t + 2));
+        let a = a.join().unwrap();
+        let got = dump(&store, 1, "r");
+        let col = got.get(&("r".to_string(), "f".to_string()));
+        let has = |t: i64, v: Value| col.is_some_and(|c| c.get(&t) == Some(&v));
+        if b.points_written == 1 {
+            assert!(
+                has(t + 2, Value::Integer(7)),
+                "round {i}: acknowledged int lost: {got:?}"
+            );
+        }
+        if a.points_written == 1 && b.points_written == 1 {
+            // Both acknowledged: the float came before the drop, which deleted it.
+            assert!(
+                !has(t + 1, Value::Float(1.5)),
+                "round {i}: two types: {got:?}"
+            );
+        }
+        store.drop_measurement(1, "r").unwrap();
+    }
 }

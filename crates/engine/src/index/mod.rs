@@ -34,6 +34,10 @@ pub(crate) struct ShardIndex {
     fields: FastMap<Box<str>, FieldTypes>,
     /// Changed since the last snapshot.
     pub dirty: bool,
+    /// Bumped whenever a field type is forgotten (a dropped measurement), so a write
+    /// validated before can tell, under the shard's write lock, that it must check
+    /// its types again.
+    pub schema_epoch: u64,
 }
 
 /// A decoded snapshot.
@@ -197,6 +201,7 @@ impl ShardIndex {
     pub fn drop_measurement_schema(&mut self, measurement: &str) {
         if self.fields.remove(measurement).is_some() {
             self.dirty = true;
+            self.schema_epoch += 1;
         }
     }
 

@@ -41,18 +41,36 @@ impl Shard {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        self.delete_keys(&keys, min, max)?;
+        self.delete_keys(&keys, min, max, None)?;
         Ok(())
     }
 
     pub fn drop_measurement(&self, measurement: &str) -> Result<()> {
-        self.delete(measurement, &TagPredicate::All, i64::MIN, i64::MAX)?;
-        self.index.write().drop_measurement_schema(measurement);
+        self.check_open()?;
+        let keys: Vec<Box<str>> = self
+            .select(measurement, &TagPredicate::All)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        self.delete_keys(&keys, i64::MIN, i64::MAX, Some(measurement))?;
         self.persist_index()
     }
 
-    fn delete_keys(&self, keys: &[Box<str>], min: i64, max: i64) -> Result<()> {
+    /// Deletes points of `keys` in `[min, max]`; with `forget`, that measurement's
+    /// field types go in the same step under the write lock (writes validated
+    /// against them check again; see `Shard::write`).
+    fn delete_keys(
+        &self,
+        keys: &[Box<str>],
+        min: i64,
+        max: i64,
+        forget: Option<&str>,
+    ) -> Result<()> {
         if keys.is_empty() || min > max {
+            if let Some(m) = forget {
+                let _ws = self.write.lock();
+                self.index.write().drop_measurement_schema(m);
+            }
             return Ok(());
         }
         let refs: Vec<&str> = keys.iter().map(|k| &**k).collect();
@@ -85,6 +103,9 @@ impl Shard {
                 let mut bm = RoaringBitmap::new();
                 bm.extend(sids);
                 self.index.write().remove_series(&bm);
+            }
+            if let Some(m) = forget {
+                self.index.write().drop_measurement_schema(m);
             }
             seq
         };

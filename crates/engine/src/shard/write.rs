@@ -30,15 +30,28 @@ impl Shard {
                 reason: why,
             });
         }
+        // Types are checked before the write lock; a measurement dropped in between
+        // (which forgets its types under that lock) sends the batch round again, so
+        // no point of a type the shard no longer agrees with is ever acknowledged.
+        loop {
+            if let Some(out) = self.try_write(points)? {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// One attempt of [`Shard::write`]; `None` when the schema changed after
+    /// validation.
+    fn try_write(self: &Arc<Self>, points: &[Point<'_>]) -> Result<Option<WriteOutcome>> {
         let mut outcome = WriteOutcome::default();
-        let mut accepted = self.validate(points, &mut outcome);
+        let (mut accepted, epoch) = self.validate(points, &mut outcome);
         // Until the shard records the ids, the catalog must not drop them.
         let in_use = self.catalog.use_guard();
         let key_ids = self.resolve_series(points, &mut accepted, &mut outcome)?;
         if accepted.is_empty() {
             self.metrics
                 .add(&self.metrics.points_dropped, outcome.points_dropped as u64);
-            return Ok(outcome);
+            return Ok(Some(outcome));
         }
         let mut frame = self.take_frame(KIND_WRITE);
         let mut enc = BodyEncoder::new(&mut frame);
@@ -66,6 +79,10 @@ impl Shard {
             let mut ws = self.write.lock();
             // The wait above may have spanned a close (drop_shard, shutdown).
             self.check_open()?;
+            if self.index.read().schema_epoch != epoch {
+                self.give_frame(frame);
+                return Ok(None);
+            }
             self.make_room(&mut ws)?;
             let seq = self.wal.append(&mut frame)?;
             // The fsync runs while this batch is applied to the memtable.
@@ -92,7 +109,7 @@ impl Shard {
         m.add(&m.points_written, outcome.points_written as u64);
         m.add(&m.values_written, outcome.values_written as u64);
         m.add(&m.points_dropped, outcome.points_dropped as u64);
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
     /// Finds (or creates, within the limits) the catalog id of every accepted point's
@@ -228,7 +245,9 @@ impl Shard {
     /// Indices of acceptable points; registers new field types. InfluxDB 1.x rules:
     /// a `time` tag drops the point, `time` fields are removed, and a field whose type
     /// differs from the measurement's drops the point.
-    fn validate(&self, points: &[Point<'_>], out: &mut WriteOutcome) -> Vec<usize> {
+    /// The points whose types agree with the shard's, and the schema epoch they
+    /// were checked against.
+    fn validate(&self, points: &[Point<'_>], out: &mut WriteOutcome) -> (Vec<usize>, u64) {
         // Fast pass under the read lock; redo under the write lock only if a field is new.
         {
             let idx = self.index.read();
@@ -248,7 +267,7 @@ impl Shard {
                 fields?.get(f).copied()
             }) {
                 out.absorb(tmp);
-                return ok;
+                return (ok, idx.schema_epoch);
             }
         }
         let mut idx = self.index.write();
@@ -256,7 +275,7 @@ impl Shard {
         self.validate_with(points, out, &mut ok, &mut |m, f, t| {
             Some(idx.register_field(m, f, t))
         });
-        ok
+        (ok, idx.schema_epoch)
     }
 
     /// Returns false if a field type was unknown (the caller retries with registration).
