@@ -85,6 +85,9 @@ pub struct EngineOptions {
     /// A shard without reads or writes for this long is flushed and closed (its
     /// memory and descriptors released); it reopens on use. Zero: never.
     pub shard_idle_timeout: Duration,
+    /// Bytes of input one leveled compaction takes at most (it always takes two
+    /// files); top-level files under half of it keep merging with each other.
+    pub max_compaction_bytes: u64,
     /// A shard that received no write for this long is compacted into one file
     /// (InfluxDB's `compact-full-write-cold-duration`); zero: never.
     pub compact_full_write_cold: Duration,
@@ -117,6 +120,7 @@ impl Default for EngineOptions {
             max_open_files: 0,
             shard_idle_timeout: Duration::from_secs(600),
             compact_full_write_cold: Duration::from_secs(4 * 3600),
+            max_compaction_bytes: 2 << 30,
             disk_free_reserve: 64 << 20,
         }
     }
@@ -218,6 +222,10 @@ impl EngineOptionsBuilder {
         self
     }
     /// Zero: shards stay open until the store closes.
+    pub fn max_compaction_bytes(mut self, n: u64) -> Self {
+        self.o.max_compaction_bytes = n.max(1);
+        self
+    }
     pub fn compact_full_write_cold(mut self, d: Duration) -> Self {
         self.o.compact_full_write_cold = d;
         self

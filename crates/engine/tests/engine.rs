@@ -699,3 +699,104 @@ fn a_drop_racing_a_write_never_costs_an_acknowledged_point() {
         store.drop_measurement(1, "r").unwrap();
     }
 }
+
+/// Compaction copies chunks that are whole and overlap nothing without decoding
+/// them (the bytes stay the same), and merges small ones into fuller chunks.
+#[test]
+fn compaction_copies_whole_chunks_and_merges_small_ones() {
+    use sundial_engine::tsfile::TsFile;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        opts()
+            .max_points_per_block(100)
+            .auto_compaction(false)
+            .build(),
+    )
+    .unwrap();
+    store.create_shard(1, "db").unwrap();
+    let path = |id: u64| dir.path().join("1/data").join(format!("{id:010}.tsf"));
+    let blocks = |id: u64| {
+        let f = TsFile::open(&path(id)).unwrap();
+        let si = f.series_index("k,h=a").unwrap().unwrap();
+        let v = si.fields.iter().find(|x| x.name == "v").unwrap().clone();
+        let raw: Vec<Vec<u8>> = v
+            .blocks
+            .iter()
+            .map(|b| {
+                f.read_range(b.values.offset, u64::from(b.values.size))
+                    .unwrap()
+            })
+            .collect();
+        (v.blocks, raw)
+    };
+    for (from, to) in [(0, 100), (100, 200), (200, 230), (230, 260)] {
+        let lp: String = (from..to)
+            .map(|i| format!("k,h=a v={}.25,w={i}i {}\n", i * 7 % 13, i * 10))
+            .collect();
+        write(&store, 1, &lp);
+        store.flush_shard(1).unwrap();
+    }
+    let before = dump(&store, 1, "k");
+    let inputs = store.shard_files(1).unwrap();
+    assert_eq!(inputs.len(), 4);
+    let (_, first_raw) = blocks(inputs[0].id);
+    let (_, second_raw) = blocks(inputs[1].id);
+    store.compact_shard(1, true).unwrap();
+    let out = store.shard_files(1).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(dump(&store, 1, "k"), before);
+    let (metas, raw) = blocks(out[0].id);
+    let counts: Vec<u32> = metas.iter().map(|b| b.count).collect();
+    assert_eq!(
+        counts,
+        vec![100, 100, 60],
+        "two copied chunks, two small ones merged"
+    );
+    assert_eq!(
+        raw[0], first_raw[0],
+        "a whole chunk is copied byte for byte"
+    );
+    assert_eq!(raw[1], second_raw[0]);
+    TsFile::open(&path(out[0].id)).unwrap().verify().unwrap();
+    store.close().unwrap();
+}
+
+/// Files at the top level keep merging while they are small (under half of
+/// `max_compaction_bytes`); large ones are left alone.
+#[test]
+fn small_files_at_the_top_level_merge() {
+    for (cap, want) in [(1u64 << 30, 1usize), (64, 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            opts()
+                .max_level(1)
+                .compaction_trigger(2)
+                .max_compaction_bytes(cap)
+                .auto_compaction(false)
+                .build(),
+        )
+        .unwrap();
+        store.create_shard(1, "db").unwrap();
+        for round in 0..2i64 {
+            for part in 0..2i64 {
+                let t = (round * 2 + part) * 1000;
+                write(&store, 1, &format!("k,h=a v=1 {t}\nk,h=b v=2 {}\n", t + 1));
+                store.flush_shard(1).unwrap();
+            }
+            store.compact_shard(1, false).unwrap();
+        }
+        let files = store.shard_files(1).unwrap();
+        assert!(files.iter().all(|f| f.level == 1), "{files:?}");
+        assert_eq!(files.len(), want, "cap {cap}: {files:?}");
+        assert_eq!(
+            dump(&store, 1, "k")
+                .values()
+                .map(|m| m.len())
+                .sum::<usize>(),
+            8
+        );
+        store.close().unwrap();
+    }
+}

@@ -27,6 +27,11 @@ pub struct BlockMeta {
     /// Times of the field's first and last value in the block.
     pub min_time: i64,
     pub max_time: i64,
+    /// Times of the block's first and last row (v1: of its values), and the unit
+    /// (common divisor of the row times' offsets) its statistics are stored in.
+    pub chunk_min: i64,
+    pub chunk_max: i64,
+    pub unit: u64,
     /// v2 only.
     pub stats: Option<BlockStats>,
 }
@@ -174,6 +179,9 @@ pub(super) fn parse_entry_v1(b: &[u8], blocks_end: u64) -> Result<SeriesIndex> {
                 count,
                 min_time,
                 max_time: min_time.wrapping_add(span as i64),
+                chunk_min: min_time,
+                chunk_max: min_time.wrapping_add(span as i64),
+                unit: 1,
                 stats: None,
             });
         }
@@ -208,7 +216,6 @@ pub(super) fn parse_entry_v2(
             blocks: Vec::new(),
         });
     }
-    let mut grouped = vec![false; fields.len()];
     let ngroups = get_uvarint(b, &mut pos)?;
     for _ in 0..ngroups {
         let nm = get_uvarint(b, &mut pos)?;
@@ -217,9 +224,8 @@ pub(super) fn parse_entry_v2(
             let m = get_uvarint(b, &mut pos)?;
             let m = usize::try_from(m)
                 .ok()
-                .filter(|&m| m < fields.len() && !grouped[m])
+                .filter(|&m| m < fields.len() && !members.contains(&m))
                 .ok_or_else(|| corrupt("bad field in a group"))?;
-            grouped[m] = true;
             members.push(m);
         }
         let nchunks = get_uvarint(b, &mut pos)?;
@@ -261,6 +267,9 @@ pub(super) fn parse_entry_v2(
                     count: count as u32,
                     min_time: stats.first_time,
                     max_time: stats.last_time,
+                    chunk_min: t0,
+                    chunk_max: t1,
+                    unit,
                     stats: Some(stats),
                 });
             }
@@ -268,6 +277,14 @@ pub(super) fn parse_entry_v2(
     }
     if pos != b.len() {
         return Err(corrupt("trailing bytes in an index entry"));
+    }
+    // A field may sit in several groups (a compaction copies chunks as they are
+    // next to ones it wrote); its blocks must still not overlap in time.
+    for f in &mut fields {
+        f.blocks.sort_by_key(|b| b.min_time);
+        if f.blocks.windows(2).any(|w| w[0].max_time >= w[1].min_time) {
+            return Err(corrupt("blocks of a field overlap in time"));
+        }
     }
     fields.retain(|f| !f.blocks.is_empty());
     Ok(Some(SeriesIndex { key, fields }))

@@ -309,6 +309,14 @@ impl TsFile {
         si.map_err(|e| e.with_path(&self.path))
     }
 
+    /// `len` bytes at `offset` as they are (compaction's copies check them).
+    pub fn read_range(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if offset.checked_add(len).is_none_or(|e| e > self.index_off) {
+            return Err(Error::corrupt(&self.path, "block range past the blocks"));
+        }
+        read_exact_at(&self.file, &self.path, offset, len as usize)
+    }
+
     /// Read one checksummed block.
     fn read_ref(&self, r: &BlockRef) -> Result<Vec<u8>> {
         let buf = read_exact_at(&self.file, &self.path, r.offset, r.size as usize)?;
@@ -352,7 +360,8 @@ impl TsFile {
         self.read_block_cached(ty, b, &mut TimeCache::default())
     }
 
-    fn read_block_cached(
+    /// [`TsFile::read_block`] sharing decoded time columns through `cache`.
+    pub fn read_block_cached(
         &self,
         ty: FieldType,
         b: &BlockMeta,

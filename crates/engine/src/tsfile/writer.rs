@@ -5,11 +5,13 @@ use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::entry::BlockMeta;
 use super::stats::BlockStats;
+use super::TsFile;
 use super::{END_MAGIC, MAGIC_V2};
 use crate::codec::{encode_timestamps, encode_values_range, put_uvarint, zigzag};
 use crate::error::{Error, Result};
-use crate::types::{Column, Values};
+use crate::types::{Column, FieldType, Values};
 
 /// Raw string bytes per block. Strings may be 1 MiB each, so a count-only cut
 /// could make blocks the reader refuses (codec::string's inflate cap) or whose
@@ -115,6 +117,39 @@ fn chunk_ends(g: &Group<'_>, cols: &[&Column], max_rows: usize) -> Vec<usize> {
     ends
 }
 
+/// The series being written: its entry's head (key check, fields) and groups.
+#[derive(Debug)]
+struct SeriesState {
+    key: String,
+    head: Vec<u8>,
+    groups: Vec<u8>,
+    ngroups: u64,
+    /// Chunks copied as they are, not yet closed into a group.
+    copied: Option<CopiedGroup>,
+    min: i64,
+    max: i64,
+}
+
+#[derive(Debug)]
+struct CopiedGroup {
+    members: Vec<usize>,
+    chunks: Vec<u8>,
+    nchunks: u64,
+}
+
+impl SeriesState {
+    fn close_copied(&mut self) {
+        let Some(c) = self.copied.take() else { return };
+        self.ngroups += 1;
+        put_uvarint(&mut self.groups, c.members.len() as u64);
+        for m in &c.members {
+            put_uvarint(&mut self.groups, *m as u64);
+        }
+        put_uvarint(&mut self.groups, c.nchunks);
+        self.groups.extend_from_slice(&c.chunks);
+    }
+}
+
 #[derive(Debug)]
 pub struct TsFileWriter {
     path: PathBuf,
@@ -128,6 +163,7 @@ pub struct TsFileWriter {
     series: usize,
     /// Seeds each index entry's key check (stored in the footer).
     seed: u32,
+    cur: Option<SeriesState>,
 }
 
 impl TsFileWriter {
@@ -144,6 +180,7 @@ impl TsFileWriter {
             scratch: Vec::new(),
             series: 0,
             seed: rand::random(),
+            cur: None,
         };
         w.write(MAGIC_V2)?;
         Ok(w)
@@ -173,6 +210,27 @@ impl TsFileWriter {
     /// Write every field of one series. Columns must be sorted with unique times;
     /// empty columns are skipped, and a series with no points is not recorded.
     pub fn add_series(&mut self, key: &str, fields: &[(&str, &Column)]) -> Result<()> {
+        let nonempty: Vec<&(&str, &Column)> =
+            fields.iter().filter(|(_, c)| !c.is_empty()).collect();
+        if nonempty.is_empty() {
+            return Ok(());
+        }
+        let decl: Vec<(&str, FieldType)> =
+            nonempty.iter().map(|(n, c)| (*n, c.field_type())).collect();
+        self.begin_series(key, &decl)?;
+        let cols: Vec<(usize, &Column)> = nonempty
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| (i, *c))
+            .collect();
+        self.add_columns(&cols)?;
+        self.end_series()
+    }
+
+    /// Start a series with these fields (their positions are the field indices of
+    /// [`TsFileWriter::add_columns`] and [`TsFileWriter::copy_chunk`]). Its data then
+    /// comes in time order: each call covers times after the previous one's.
+    pub fn begin_series(&mut self, key: &str, fields: &[(&str, FieldType)]) -> Result<()> {
         if let Some(last) = &self.last_key {
             if last.as_str() >= key {
                 return Err(Error::Internal(format!(
@@ -180,46 +238,170 @@ impl TsFileWriter {
                 )));
             }
         }
-        let nonempty: Vec<&(&str, &Column)> =
-            fields.iter().filter(|(_, c)| !c.is_empty()).collect();
-        if nonempty.is_empty() {
+        if self.cur.is_some() {
+            return Err(Error::Internal(format!(
+                "series {key:?} begun inside another"
+            )));
+        }
+        let mut head = Vec::new();
+        // The key itself is in the resource section; the entry only confirms it.
+        head.extend_from_slice(&super::key_check(self.seed, key).to_le_bytes());
+        put_uvarint(&mut head, fields.len() as u64);
+        for (name, ty) in fields {
+            put_uvarint(&mut head, name.len() as u64);
+            head.extend_from_slice(name.as_bytes());
+            head.push(*ty as u8);
+        }
+        self.cur = Some(SeriesState {
+            key: key.to_owned(),
+            head,
+            groups: Vec::new(),
+            ngroups: 0,
+            copied: None,
+            min: i64::MAX,
+            max: i64::MIN,
+        });
+        Ok(())
+    }
+
+    /// Columns of the current series' fields (by index; sorted, unique times, each
+    /// after all data added before), grouped and chunked as in `add_series`.
+    pub fn add_columns(&mut self, cols: &[(usize, &Column)]) -> Result<()> {
+        let cols: Vec<(usize, &Column)> = cols
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .copied()
+            .collect();
+        if cols.is_empty() {
             return Ok(());
         }
-        let cols: Vec<&Column> = nonempty.iter().map(|(_, c)| *c).collect();
-        let mut entry = Vec::new();
-        // The key itself is in the resource section; the entry only confirms it.
-        entry.extend_from_slice(&super::key_check(self.seed, key).to_le_bytes());
-        put_uvarint(&mut entry, nonempty.len() as u64);
-        for (name, col) in &nonempty {
-            put_uvarint(&mut entry, name.len() as u64);
-            entry.extend_from_slice(name.as_bytes());
-            entry.push(col.field_type() as u8);
-        }
-        let groups = group_fields(&cols);
-        put_uvarint(&mut entry, groups.len() as u64);
-        let (mut smin, mut smax) = (i64::MAX, i64::MIN);
-        for g in &groups {
-            put_uvarint(&mut entry, g.members.len() as u64);
-            for &m in &g.members {
-                put_uvarint(&mut entry, m as u64);
+        let mut st = self.take_series()?;
+        st.close_copied();
+        let plain: Vec<&Column> = cols.iter().map(|(_, c)| *c).collect();
+        let r = (|| {
+            for g in group_fields(&plain) {
+                st.ngroups += 1;
+                put_uvarint(&mut st.groups, g.members.len() as u64);
+                for &m in &g.members {
+                    put_uvarint(&mut st.groups, cols[m].0 as u64);
+                }
+                st.min = st.min.min(g.times[0]);
+                st.max = st.max.max(g.times[g.times.len() - 1]);
+                self.write_group(&g, &plain, &mut st.groups)?;
             }
-            smin = smin.min(g.times[0]);
-            smax = smax.max(g.times[g.times.len() - 1]);
-            self.write_group(g, &cols, &mut entry)?;
+            Ok(())
+        })();
+        self.cur = Some(st);
+        r
+    }
+
+    /// Copy one chunk of `src` as it is (checksums verified on the way): its time
+    /// block and value blocks, contiguous there and here. `members` are the
+    /// chunk's blocks in their order on disk, each with the field index it takes in
+    /// this series. Consecutive copies with the same members share one group.
+    pub fn copy_chunk(&mut self, src: &TsFile, members: &[(usize, &BlockMeta)]) -> Result<()> {
+        let Some(times) = members.first().and_then(|(_, b)| b.times) else {
+            return Err(Error::Internal("copy_chunk: not a v2 chunk".into()));
+        };
+        let first = members[0].1;
+        let end = members
+            .iter()
+            .map(|(_, b)| b.values.offset + u64::from(b.values.size))
+            .max()
+            .unwrap_or(times.offset);
+        let bytes = src.read_range(times.offset, end - times.offset)?;
+        let check = |r: &super::BlockRef| -> Result<()> {
+            let at = (r.offset - times.offset) as usize;
+            let part = bytes.get(at..at + r.size as usize);
+            if part.map(crc32c::crc32c) != Some(r.crc) {
+                return Err(Error::corrupt(
+                    src.path(),
+                    format!("block at offset {} checksum mismatch", r.offset),
+                ));
+            }
+            Ok(())
+        };
+        check(&times)?;
+        for (_, b) in members {
+            check(&b.values)?;
         }
+        let mut st = self.take_series()?;
+        let base = self.offset;
+        let r = self.write(&bytes);
+        if let Err(e) = r {
+            self.cur = Some(st);
+            return Err(e);
+        }
+        let ids: Vec<usize> = members.iter().map(|(i, _)| *i).collect();
+        if st.copied.as_ref().is_some_and(|c| c.members != ids) {
+            st.close_copied();
+        }
+        let c = st.copied.get_or_insert_with(|| CopiedGroup {
+            members: ids,
+            chunks: Vec::new(),
+            nchunks: 0,
+        });
+        let (t0, unit) = (first.chunk_min, first.unit.max(1));
+        let t1 = first.chunk_max;
+        let out = &mut c.chunks;
+        put_uvarint(out, base);
+        put_uvarint(out, u64::from(times.size));
+        put_uvarint(out, u64::from(first.rows));
+        put_uvarint(out, zigzag(t0));
+        put_uvarint(out, unit);
+        put_uvarint(out, t1.wrapping_sub(t0) as u64 / unit);
+        out.extend_from_slice(&times.crc.to_le_bytes());
+        for (_, b) in members {
+            put_uvarint(out, u64::from(b.count));
+            put_uvarint(out, u64::from(b.values.size));
+            out.extend_from_slice(&b.values.crc.to_le_bytes());
+            match &b.stats {
+                Some(stats) => stats.encode(t0, unit, out),
+                None => {
+                    self.cur = Some(st);
+                    return Err(Error::Internal(
+                        "copy_chunk: block without statistics".into(),
+                    ));
+                }
+            }
+        }
+        c.nchunks += 1;
+        st.min = st.min.min(t0);
+        st.max = st.max.max(t1);
+        self.cur = Some(st);
+        Ok(())
+    }
+
+    /// Finish the current series (a series that got no data is left out).
+    pub fn end_series(&mut self) -> Result<()> {
+        let mut st = self.take_series()?;
+        st.close_copied();
+        if st.ngroups == 0 {
+            return Ok(());
+        }
+        let mut entry = st.head;
+        put_uvarint(&mut entry, st.ngroups);
+        entry.extend_from_slice(&st.groups);
         let entry_off = self.index.len() as u64;
         self.index.extend_from_slice(&entry);
+        let key = st.key;
         put_uvarint(&mut self.resource, key.len() as u64);
         self.resource.extend_from_slice(key.as_bytes());
-        put_uvarint(&mut self.resource, zigzag(smin));
-        put_uvarint(&mut self.resource, zigzag(smax));
+        put_uvarint(&mut self.resource, zigzag(st.min));
+        put_uvarint(&mut self.resource, zigzag(st.max));
         put_uvarint(&mut self.resource, entry_off);
         put_uvarint(&mut self.resource, entry.len() as u64);
         self.resource
             .extend_from_slice(&crc32c::crc32c(&entry).to_le_bytes());
-        self.last_key = Some(key.to_owned());
+        self.last_key = Some(key);
         self.series += 1;
         Ok(())
+    }
+
+    fn take_series(&mut self) -> Result<SeriesState> {
+        self.cur
+            .take()
+            .ok_or_else(|| Error::Internal("no series begun".into()))
     }
 
     /// A group's chunks: per chunk its time block, then each member's value block
