@@ -3,7 +3,8 @@
 //! Policy, in order:
 //! 1. *Unsequence merge*: the oldest unsequence file together with every sequence file
 //!    whose time range it overlaps (IoTDB's cross-space compaction).
-//! 2. *Leveled*: when a level holds `compaction_trigger` files, its oldest ones merge into
+//! 2. *Leveled*: when a level holds `compaction_trigger` files (level 0:
+//!    `l0_compaction_trigger`, 2 by default), its oldest ones merge into
 //!    the next level (up to `max_level`), as many as fit `max_compaction_bytes` (two at
 //!    least); at the top level, files under half the cap merge with each other.
 //! 3. *Full* (on request): everything into one file.
@@ -116,14 +117,20 @@ pub(crate) fn pick(
             .filter(|&i| files[i].meta.level == level)
             .filter(|&i| !top || files[i].file.size() < cap / 2)
             .collect();
-        if at.len() < opts.compaction_trigger.max(2) {
+        let trigger = if level == 0 {
+            opts.l0_compaction_trigger
+        } else {
+            opts.compaction_trigger
+        }
+        .max(2);
+        if at.len() < trigger {
             continue;
         }
         let mut set = BTreeSet::new();
         let mut total = 0u64;
         for i in at {
             let size = files[i].file.size();
-            if set.len() == opts.compaction_trigger || (set.len() >= 2 && total + size > cap) {
+            if set.len() == trigger || (set.len() >= 2 && total + size > cap) {
                 break;
             }
             set.insert(i);
