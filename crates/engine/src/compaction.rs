@@ -148,7 +148,7 @@ pub(crate) fn pick(
 ///
 /// Series are walked in key order straight from the inputs' resource sections.
 /// Within a series, the inputs' chunks are taken in time order: a chunk that no
-/// other overlaps, that no tombstone touches and that is at least half full is
+/// other overlaps, that no tombstone touches and that is full (as InfluxDB does) is
 /// copied as it is (checksums verified, nothing decoded); overlapping chunks are
 /// decoded together, merged last-write-wins by input age, and re-chunked with what
 /// came before. Only one run of overlapping chunks is held decoded at a time.
@@ -225,7 +225,7 @@ fn chunks_of(
     src: usize,
     s: &Source<'_>,
     out_ty: &dyn Fn(&str) -> Option<FieldType>,
-    half: u32,
+    full: u32,
 ) -> Vec<Chunk> {
     let mut by_time: FastMap<u64, Chunk> = FastMap::default();
     let mut out = Vec::new();
@@ -258,7 +258,7 @@ fn chunks_of(
         let si = &s.si;
         c.members
             .sort_by_key(|&(fi, bi)| si.fields[fi].blocks[bi].values.offset);
-        c.copyable &= c.rows >= half && !s.hidden.iter().any(|&(a, b)| a <= c.max && b >= c.min);
+        c.copyable &= c.rows >= full && !s.hidden.iter().any(|&(a, b)| a <= c.max && b >= c.min);
         out.push(c);
     }
     out
@@ -283,11 +283,11 @@ fn merge_series(
         }
     }
     let out_ty = |name: &str| at.get(name).map(|&i| fields[i].1);
-    let half = (max_per_block / 2).max(1) as u32;
+    let full = max_per_block.max(1) as u32;
     let mut chunks: Vec<Chunk> = sources
         .iter()
         .enumerate()
-        .flat_map(|(i, s)| chunks_of(i, s, &out_ty, half))
+        .flat_map(|(i, s)| chunks_of(i, s, &out_ty, full))
         .collect();
     chunks.sort_by_key(|c| (c.min, c.src));
     let decl: Vec<(&str, FieldType)> = fields.iter().map(|(n, t)| (n.as_str(), *t)).collect();
