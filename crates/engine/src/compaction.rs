@@ -400,7 +400,9 @@ impl Pending {
     /// Writes whole chunks' worth of the earliest rows; keeps the rest.
     fn flush_full(&mut self, w: &mut TsFileWriter) -> Result<()> {
         let rows = self.rows();
-        let whole = rows.len() / self.max_rows * self.max_rows;
+        // Keep at least a quarter chunk back, so that a short tail can still join
+        // the last chunk (see the writer's chunking).
+        let whole = rows.len().saturating_sub(self.max_rows / 4) / self.max_rows * self.max_rows;
         if whole == 0 {
             return Ok(());
         }

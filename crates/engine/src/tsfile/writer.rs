@@ -97,9 +97,20 @@ fn chunk_ends(g: &Group<'_>, cols: &[&Column], max_rows: usize) -> Vec<usize> {
         }
     }
     if row_bytes.is_empty() {
-        return (1..=n.div_ceil(max_rows))
+        let mut ends: Vec<usize> = (1..=n.div_ceil(max_rows))
             .map(|b| (b * max_rows).min(n))
             .collect();
+        // A short tail joins the chunk before it (up to 1.25 × max_rows): a chunk
+        // of a few rows would cost its index entry and statistics for little.
+        if ends.len() >= 2
+            && n % max_rows != 0
+            && n % max_rows <= max_rows / 4
+            && max_rows + n % max_rows <= crate::codec::MAX_BLOCK_VALUES
+        {
+            let last = ends.len() - 2;
+            ends.remove(last);
+        }
+        return ends;
     }
     let mut ends = Vec::new();
     let (mut rows, mut bytes) = (0, 0);
@@ -561,5 +572,18 @@ mod tests {
         };
         assert_eq!(chunk_ends(&g, &cols, 1000), vec![1, 2, 3]);
         assert_eq!(chunk_ends(&g, &[&t, &t], 2), vec![2, 3]);
+        let long: Vec<i64> = (0..1020).collect();
+        let c = col(&long);
+        let g = Group {
+            times: &c.times,
+            members: vec![0],
+        };
+        assert_eq!(
+            chunk_ends(&g, &[&c], 1000),
+            vec![1020],
+            "a short tail joins"
+        );
+        assert_eq!(chunk_ends(&g, &[&c], 400), vec![400, 800, 1020]);
+        assert_eq!(chunk_ends(&g, &[&c], 300), vec![300, 600, 900, 1020]);
     }
 }
