@@ -113,13 +113,32 @@ pub(super) fn resource_record<'a>(
     Ok((start, key, entry))
 }
 
+/// A file's field dictionary (v2): names and types its entries refer to by number.
+pub(super) type FieldDict = std::sync::Arc<[(Box<str>, FieldType)]>;
+
+/// The dictionary that follows the series records of a v2 resource section.
+pub(super) fn parse_dict(b: &[u8], mut pos: usize) -> Result<FieldDict> {
+    let n = get_uvarint(b, &mut pos)?;
+    let mut out = Vec::with_capacity((n as usize).min(b.len()));
+    for _ in 0..n {
+        let name = get_str(b, &mut pos)?;
+        let ty = FieldType::from_u8(take(b, &mut pos, 1)?[0])
+            .ok_or_else(|| corrupt("unknown field type"))?;
+        out.push((name.into(), ty));
+    }
+    if pos != b.len() {
+        return Err(corrupt("trailing bytes in the resource section"));
+    }
+    Ok(out.into())
+}
+
 /// Walks the resource section: `f(key, entry)` per series in key order (the entry's
-/// hash is left 0).
+/// hash is left 0). Returns where the records end.
 pub(super) fn parse_resource(
     b: &[u8],
     index_len: u64,
     f: &mut dyn FnMut(&str, ResourceEntry),
-) -> Result<()> {
+) -> Result<usize> {
     let mut pos = 0;
     let n = get_uvarint(b, &mut pos)?;
     let mut prev: Option<&str> = None;
@@ -131,7 +150,7 @@ pub(super) fn parse_resource(
         prev = Some(key);
         f(key, entry);
     }
-    Ok(())
+    Ok(pos)
 }
 
 /// A block's byte range, checked to lie before the index.
@@ -198,6 +217,7 @@ pub(super) fn parse_entry_v2(
     blocks_end: u64,
     key: &str,
     seed: u32,
+    dict: &[(Box<str>, FieldType)],
 ) -> Result<Option<SeriesIndex>> {
     let mut pos = 0;
     if get_u32(b, &mut pos)? != super::key_check(seed, key) {
@@ -207,9 +227,21 @@ pub(super) fn parse_entry_v2(
     let nf = get_uvarint(b, &mut pos)?;
     let mut fields = Vec::with_capacity((nf as usize).min(b.len()));
     for _ in 0..nf {
-        let name = get_str(b, &mut pos)?.to_owned();
-        let ty = FieldType::from_u8(take(b, &mut pos, 1)?[0])
-            .ok_or_else(|| corrupt("unknown field type"))?;
+        let (name, ty) = match get_uvarint(b, &mut pos)? {
+            0 => {
+                let name = get_str(b, &mut pos)?.to_owned();
+                let ty = FieldType::from_u8(take(b, &mut pos, 1)?[0])
+                    .ok_or_else(|| corrupt("unknown field type"))?;
+                (name, ty)
+            }
+            id => {
+                let (name, ty) = usize::try_from(id - 1)
+                    .ok()
+                    .and_then(|i| dict.get(i))
+                    .ok_or_else(|| corrupt("field number not in the file's dictionary"))?;
+                (name.to_string(), *ty)
+            }
+        };
         fields.push(FieldIndex {
             name,
             ty,

@@ -12,32 +12,41 @@
 //!                         block: [presence bitmap, 1 bit a row, LSB first, only when
 //!                         the field lacks some rows] | values (typed codec)
 //! index    per series, sorted by series key:
-//!          uvarint key_len | key | uvarint nfields | per field: uvarint name_len |
-//!            name | u8 type
+//!          u32 key_check = crc32c(seed, key) | uvarint nfields | per field:
+//!            uvarint code (n ≥ 1: the dictionary's field n−1; 0: uvarint name_len |
+//!            name | u8 type follow)
 //!          uvarint ngroups | per group: uvarint nmembers | uvarint field_index* |
 //!            uvarint nchunks | per chunk:
 //!              uvarint offset | uvarint size | uvarint rows | zigzag min_time |
-//!              uvarint (max_time-min_time) | u32 crc32c(time block)
+//!              uvarint unit | uvarint (max_time-min_time)/unit | u32 crc32c(time block)
 //!              per member: uvarint count (0: no value in this chunk, nothing follows)
 //!                | uvarint size | u32 crc32c(value block) | statistics
-//! stats    uvarint (first_time-min_time) | uvarint (last_time-first_time) | by type:
+//! stats    (times in the chunk's unit: the common divisor of its rows' offsets)
+//!          uvarint (first_time-min_time) | uvarint (last_time-first_time) | by type:
 //!            float    uvarint (min_at-first_time) | uvarint (max_at-first_time) |
-//!                     f64 min | max | sum | first | last            (little-endian)
+//!                     u8 e | min, max, first, last as zigzag uvarints of v·10^e
+//!                     (e = 0xff: as f64) | f64 sum                  (little-endian)
 //!            integer  the two times | zigzag min | max | sum | first | last
 //!            unsigned the two times | uvarint min | max | sum | first | last
 //!            boolean  uvarint trues | u8 (first | last << 1)
 //!            string   nothing more
-//! resource per series, same order (the TsFileResource; in memory as key hashes):
-//!          uvarint key_len | key | zigzag min_time | zigzag max_time |
-//!          uvarint index_entry_offset | uvarint index_entry_len | u32 crc32c(index entry)
+//! resource uvarint raw_len | zstd frame of: uvarint nseries | per series, same order
+//!          (the TsFileResource; in memory as key hashes): uvarint key_len | key |
+//!          zigzag min_time | zigzag max_time | uvarint index_entry_offset |
+//!          uvarint index_entry_len | u32 crc32c(index entry)
+//!          then the field dictionary: uvarint n | (uvarint len | name | u8 type)*
+//!          (at most 4096; kept in memory while the file is open)
 //! footer   u64 index_off | u64 index_len | u64 res_off | u64 res_len |
-//!          u32 crc32c(resource) | u32 reserved | "SDTSFEND"       48 bytes, little-endian
+//!          u32 crc32c(resource) | u32 seed | "SDTSFEND"           48 bytes, little-endian
 //! ```
 //!
 //! Fields a series receives together share one time column (IoTDB's aligned
 //! series); a field present in at least half of a group's rows joins it with a
 //! presence bitmap, sparser ones get a group of their own. Value blocks of a chunk
-//! follow its time block, so their offsets are implied.
+//! follow its time block, so their offsets are implied. A field may sit in several
+//! groups of one entry (compaction copies whole chunks as they are next to chunks it
+//! re-encoded) as long as its blocks do not overlap in time; a short tail (up to a
+//! quarter chunk) joins the chunk before it.
 //!
 //! v1 differs in the blocks and the index: one block per field and chunk holding
 //! `uvarint ts_len | timestamps | values`, and per field `uvarint nblocks` entries of

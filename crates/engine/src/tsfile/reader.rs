@@ -5,8 +5,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::entry::{
-    parse_entry_v1, parse_entry_v2, parse_resource, resource_record, u32_at, BlockMeta, BlockRef,
-    FieldIndex, ResourceEntry, SeriesIndex,
+    parse_dict, parse_entry_v1, parse_entry_v2, parse_resource, resource_record, u32_at, BlockMeta,
+    BlockRef, FieldDict, FieldIndex, ResourceEntry, SeriesIndex,
 };
 use super::stats::BlockStats;
 use super::{END_MAGIC, FOOTER_LEN, MAGIC_V1, MAGIC_V2};
@@ -56,6 +56,8 @@ pub struct TsFile {
     version: u8,
     /// Seed of the v2 index entries' key checks.
     seed: u32,
+    /// Field names and types v2 entries refer to by number.
+    dict: FieldDict,
     file: File,
     size: u64,
     index_off: u64,
@@ -126,13 +128,17 @@ impl TsFile {
         let mut resource = Vec::with_capacity(
             (get_uvarint(&res, &mut 0).unwrap_or(0) as usize).min(res.len() / 8),
         );
-        parse_resource(&res, index_len, &mut |key, e| {
+        let end = parse_resource(&res, index_len, &mut |key, e| {
             resource.push(ResourceEntry {
                 hash: key_hash(key),
                 ..e
             })
         })
         .map_err(|e| e.with_path(path))?;
+        let dict = match version {
+            1 => FieldDict::from(Vec::new()),
+            _ => parse_dict(&res, end).map_err(|e| e.with_path(path))?,
+        };
         resource.sort_unstable_by_key(|r| r.hash);
         let min_time = resource
             .iter()
@@ -148,6 +154,7 @@ impl TsFile {
             path: path.to_path_buf(),
             version,
             seed,
+            dict,
             file,
             size,
             index_off,
@@ -182,7 +189,9 @@ impl TsFile {
 
     /// Bytes this open file keeps in memory for its series.
     pub fn mem_bytes(&self) -> usize {
-        self.resource.capacity() * std::mem::size_of::<ResourceEntry>() + 256
+        self.resource.capacity() * std::mem::size_of::<ResourceEntry>()
+            + self.dict.iter().map(|(n, _)| n.len() + 24).sum::<usize>()
+            + 256
     }
 
     /// Every series in the file, sorted by key, read from the file's resource section
@@ -304,7 +313,7 @@ impl TsFile {
         }
         let si = match self.version {
             1 => parse_entry_v1(&buf, self.index_off).map(|si| (si.key == key).then_some(si)),
-            _ => parse_entry_v2(&buf, self.index_off, key, self.seed),
+            _ => parse_entry_v2(&buf, self.index_off, key, self.seed, &self.dict),
         };
         si.map_err(|e| e.with_path(&self.path))
     }

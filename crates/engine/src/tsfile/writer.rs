@@ -12,6 +12,7 @@ use super::{END_MAGIC, MAGIC_V2};
 use crate::codec::{encode_timestamps, encode_values_range, put_uvarint, zigzag};
 use crate::error::{Error, Result};
 use crate::types::{Column, FieldType, Values};
+use crate::util::FastMap;
 
 /// Raw string bytes per block. Strings may be 1 MiB each, so a count-only cut
 /// could make blocks the reader refuses (codec::string's inflate cap) or whose
@@ -175,7 +176,14 @@ pub struct TsFileWriter {
     /// Seeds each index entry's key check (stored in the footer).
     seed: u32,
     cur: Option<SeriesState>,
+    /// Field names and types the file's entries refer to by number (kept in the
+    /// resource section); past `MAX_DICT` fields, entries spell them out.
+    dict: FastMap<(Box<str>, FieldType), u32>,
+    dict_order: Vec<(Box<str>, FieldType)>,
 }
+
+/// Fields a file's dictionary holds at most (bounds what an open file keeps).
+const MAX_DICT: usize = 4096;
 
 impl TsFileWriter {
     pub fn create(path: &Path, max_per_block: usize) -> Result<Self> {
@@ -192,6 +200,8 @@ impl TsFileWriter {
             series: 0,
             seed: rand::random(),
             cur: None,
+            dict: FastMap::default(),
+            dict_order: Vec::new(),
         };
         w.write(MAGIC_V2)?;
         Ok(w)
@@ -259,9 +269,26 @@ impl TsFileWriter {
         head.extend_from_slice(&super::key_check(self.seed, key).to_le_bytes());
         put_uvarint(&mut head, fields.len() as u64);
         for (name, ty) in fields {
-            put_uvarint(&mut head, name.len() as u64);
-            head.extend_from_slice(name.as_bytes());
-            head.push(*ty as u8);
+            let known = (Box::<str>::from(*name), *ty);
+            let id = match self.dict.get(&known) {
+                Some(&id) => Some(id),
+                None if self.dict_order.len() < MAX_DICT => {
+                    let id = self.dict_order.len() as u32;
+                    self.dict.insert(known.clone(), id);
+                    self.dict_order.push(known);
+                    Some(id)
+                }
+                None => None,
+            };
+            match id {
+                Some(id) => put_uvarint(&mut head, u64::from(id) + 1),
+                None => {
+                    put_uvarint(&mut head, 0);
+                    put_uvarint(&mut head, name.len() as u64);
+                    head.extend_from_slice(name.as_bytes());
+                    head.push(*ty as u8);
+                }
+            }
         }
         self.cur = Some(SeriesState {
             key: key.to_owned(),
@@ -473,6 +500,12 @@ impl TsFileWriter {
         let mut raw = Vec::with_capacity(self.resource.len() + 10);
         put_uvarint(&mut raw, self.series as u64);
         raw.extend_from_slice(&self.resource);
+        put_uvarint(&mut raw, self.dict_order.len() as u64);
+        for (name, ty) in &self.dict_order {
+            put_uvarint(&mut raw, name.len() as u64);
+            raw.extend_from_slice(name.as_bytes());
+            raw.push(*ty as u8);
+        }
         // Sorted series keys share long prefixes: compressed they take a fraction.
         let mut resource = Vec::new();
         put_uvarint(&mut resource, raw.len() as u64);
@@ -555,6 +588,38 @@ mod tests {
         assert!(is_subset(&[], &[1]));
         assert!(!is_subset(&[2, 5], &[1, 2, 3, 4, 6]));
         let _ = FieldType::Float;
+    }
+
+    #[test]
+    fn fields_past_the_dictionary_are_spelled_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f.tsf");
+        let mut w = TsFileWriter::create(&path, 100).expect("create");
+        let n = MAX_DICT + 10;
+        let c = col(&[1, 2]);
+        let keys: Vec<String> = (0..n).map(|i| format!("m,k={i:06}")).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let name = format!("f{i}");
+            w.add_series(k, &[(name.as_str(), &c), ("shared", &c)])
+                .expect("add");
+        }
+        w.finish().expect("finish");
+        let f = TsFile::open(&path).expect("open");
+        for i in [0, MAX_DICT - 1, MAX_DICT, n - 1] {
+            let si = f.series_index(&keys[i]).expect("read").expect("present");
+            let mut names: Vec<&str> = si.fields.iter().map(|f| f.name.as_str()).collect();
+            names.sort_unstable();
+            let own = format!("f{i}");
+            let mut want = vec![own.as_str(), "shared"];
+            want.sort_unstable();
+            assert_eq!(names, want);
+            assert_eq!(
+                f.read_field(&si.fields[0], i64::MIN, i64::MAX)
+                    .expect("col"),
+                c
+            );
+        }
+        f.verify().expect("verify");
     }
 
     #[test]
