@@ -104,7 +104,7 @@ fn chunk_ends(g: &Group<'_>, cols: &[&Column], max_rows: usize) -> Vec<usize> {
         // A short tail joins the chunk before it (up to 1.25 × max_rows): a chunk
         // of a few rows would cost its index entry and statistics for little.
         if ends.len() >= 2
-            && n % max_rows != 0
+            && !n.is_multiple_of(max_rows)
             && n % max_rows <= max_rows / 4
             && max_rows + n % max_rows <= crate::codec::MAX_BLOCK_VALUES
         {
