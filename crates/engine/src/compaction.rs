@@ -1,6 +1,8 @@
 //! Compaction: choosing input files and merging them into one sequence file.
 //!
 //! Policy, in order:
+//! 0. *Purge*: a file holding data a tombstone hides (rewritten, with the files its
+//!    age and time range tie it to, so the space of deleted data comes back).
 //! 1. *Unsequence merge*: the oldest unsequence file together with every sequence file
 //!    whose time range it overlaps (IoTDB's cross-space compaction).
 //! 2. *Leveled*: when a level holds `compaction_trigger` files (level 0:
@@ -93,6 +95,17 @@ pub(crate) fn pick(
             return None;
         }
         let (v, l) = finish((0..files.len()).collect());
+        return Some((v, l.max(1)));
+    }
+    // 0. Files holding data that tombstones hide: rewritten to reclaim the space.
+    if let Some(i) = files.iter().position(|f| {
+        tombstones.iter().any(|t| {
+            t.seq > f.meta.max_seq && t.keys.iter().any(|k| f.file.may_contain(k, t.min, t.max))
+        })
+    }) {
+        let mut set = BTreeSet::from([i]);
+        close_over(files, &mut set);
+        let (v, l) = finish(set);
         return Some((v, l.max(1)));
     }
     // 1. Unsequence merge (files are sorted oldest first).

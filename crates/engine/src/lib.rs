@@ -59,6 +59,7 @@
 //! <store>/<shard id>/
 //!   DATABASE          the database the shard belongs to
 //!   MANIFEST          JSON + u32 crc32c; written to MANIFEST.tmp, fsync, rename, fsync dir
+//!   TOMBSTONES        append-only tombstone log (`tombstones.rs`)
 //!   index.snap        series index snapshot (below), same atomic protocol
 //!   wal/NNNNNNNNNN.wal WAL segments;  wal/corrupt/ copies of damaged segments
 //!   data/NNNNNNNNNN.tsf data files
@@ -109,10 +110,11 @@
 //! ## Manifest
 //!
 //! `{"version":1,"next_file_id":N,"flushed_seq":S,"files":[{"id","level","kind":"Seq"|
-//! "Unseq","min_seq","max_seq"}],"tombstones":[{"seq","min","max","keys":[..]}]}` + crc.
-//! Files are ordered by `max_seq` for last-write-wins. A tombstone hides data of the
-//! listed series in `[min, max]` from every source (file or frozen memtable) whose
-//! `max_seq < seq`; the active memtable is edited in place and the delete is in the WAL.
+//! "Unseq","min_seq","max_seq"}]}` + crc. Files are ordered by `max_seq` for
+//! last-write-wins. Tombstones are in their own append-only log (`TOMBSTONES`): one
+//! hides data of the listed series in `[min, max]` from every source (file or frozen
+//! memtable) whose `max_seq < seq`; the active memtable is edited in place and the
+//! delete is in the WAL.
 //! Crash safety: new files are fsynced before the manifest naming them is renamed into
 //! place; inputs of a compaction are unlinked only after that; unlisted files found at
 //! open are deleted. So an interrupted flush or compaction loses and duplicates nothing.
@@ -158,6 +160,7 @@ pub mod options;
 mod shard;
 mod stats;
 mod store;
+mod tombstones;
 pub mod tsfile;
 pub mod types;
 mod util;

@@ -1,7 +1,8 @@
-//! The shard manifest: which data files are live, WAL progress, and tombstones.
+//! The shard manifest: which data files are live and WAL progress (tombstones are in
+//! their own log, `tombstones.rs`).
 //!
 //! Stored as `MANIFEST`: JSON followed by a 4-byte little-endian crc32c of the JSON.
-//! Every change (flush, compaction, delete) writes a complete new manifest with
+//! Every change (flush, compaction) writes a complete new manifest with
 //! `write_atomic` (temp file, fsync, rename, fsync
 //! directory), so a crash leaves either the old or the new file set, never a mix. Files
 //! on disk that the manifest does not list are leftovers of an interrupted flush or
@@ -59,6 +60,9 @@ pub struct Manifest {
     /// Every WAL entry with seq <= this is in data files.
     pub flushed_seq: u64,
     pub files: Vec<FileMeta>,
+    /// Only in manifests of earlier versions: tombstones live in `TOMBSTONES` now
+    /// (see `tombstones.rs`) and move there when such a shard opens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tombstones: Vec<Tombstone>,
 }
 

@@ -283,6 +283,13 @@ impl MemTable {
         self.points == 0
     }
 
+    /// Does the table hold any value of series `sid`?
+    fn holds(&self, sid: u32) -> bool {
+        self.series
+            .get(&sid)
+            .is_some_and(|s| s.fields.iter().any(|f| !f.col.values.is_empty()))
+    }
+
     /// Sorted, deduplicated copies of a series' fields within `[min, max]`.
     pub fn read_series(
         &self,
@@ -360,6 +367,10 @@ impl MemPair {
 
     pub fn is_empty(&self) -> bool {
         self.seq.is_empty() && self.unseq.is_empty()
+    }
+
+    pub fn has_series(&self, sid: u32) -> bool {
+        self.seq.holds(sid) || self.unseq.holds(sid)
     }
 
     pub fn read_series(

@@ -171,7 +171,8 @@ fn deletes_and_drop_measurement() {
     assert!(store.measurements(1).unwrap().is_empty());
     // The type can change after a drop.
     write(&store, 1, "d,h=a v=\"s\" 9\n");
-    assert_eq!(dump(&store, 1, "d").len(), 1);
+    let d = dump(&store, 1, "d");
+    assert_eq!(d.len(), 1, "{:?}", d.keys().collect::<Vec<_>>());
     store.close().unwrap();
     let store = Store::open(dir.path(), opts().build()).unwrap();
     let d = dump(&store, 1, "d");
@@ -217,7 +218,8 @@ fn shard_lifecycle_and_errors() {
 #[test]
 fn a_damaged_block_fails_the_reads_that_touch_it_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let o = || opts().auto_compaction(false).build();
+    let store = Store::open(dir.path(), o()).unwrap();
     store.create_shard(1, "db").unwrap();
     write(&store, 1, "q,h=a v=1 1\nq,h=a v=2 2\nq,h=b v=3 3\n");
     store.flush_shard(1).unwrap();
@@ -232,7 +234,7 @@ fn a_damaged_block_fails_the_reads_that_touch_it_and_nothing_else() {
     let mut data = std::fs::read(&path).unwrap();
     data[10] ^= 0xff; // inside the first block: h=a's times
     std::fs::write(&path, &data).unwrap();
-    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let store = Store::open(dir.path(), o()).unwrap();
     let scan = |h: &str| -> Result<usize, sundial_engine::Error> {
         let mut n = 0;
         for s in store.scan(1, "q", &TagPredicate::eq("h", h), None, i64::MIN, i64::MAX)? {
@@ -269,7 +271,7 @@ fn a_damaged_block_fails_the_reads_that_touch_it_and_nothing_else() {
     let len = std::fs::metadata(&path).unwrap().len();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(len - 5).unwrap();
-    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let store = Store::open(dir.path(), o()).unwrap();
     let err = store
         .scan(1, "q", &TagPredicate::All, None, i64::MIN, i64::MAX)
         .map(|_| ())
@@ -799,4 +801,67 @@ fn small_files_at_the_top_level_merge() {
         );
         store.close().unwrap();
     }
+}
+
+/// A delete is one record in the tombstone log (not a manifest rewrite); it drives
+/// a compaction that rewrites the files holding what it hides, so the space comes
+/// back, the tombstone goes, and a series whose data is all gone leaves the series
+/// list. The manifest never carries tombstones.
+#[test]
+fn deletes_reclaim_space_and_emptied_series_leave_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    store.create_shard(1, "db").unwrap();
+    let lp: String = (0..2000)
+        .map(|i| format!("d,h=a v={i}.5 {i}\nd,h=b v={i} {i}\n"))
+        .collect();
+    write(&store, 1, &lp);
+    store.flush_shard(1).unwrap();
+    let size = |store: &Store| -> u64 {
+        store
+            .shard_files(1)
+            .unwrap()
+            .iter()
+            .map(|f| {
+                std::fs::metadata(dir.path().join("1/data").join(format!("{:010}.tsf", f.id)))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
+            .sum()
+    };
+    let before = size(&store);
+    // Every point of h=a, by time range (not DROP SERIES).
+    store
+        .delete(1, "d", &TagPredicate::eq("h", "a"), 0, 10_000)
+        .unwrap();
+    let manifest = std::fs::read(dir.path().join("1/MANIFEST")).unwrap();
+    assert!(!String::from_utf8_lossy(&manifest).contains("tombstones"));
+    assert!(dir.path().join("1/TOMBSTONES").exists());
+    eventually("the purge compaction", || {
+        store.tombstone_count(1).unwrap() == 0
+    });
+    assert!(
+        size(&store) < before * 2 / 3,
+        "{} of {before} bytes left",
+        size(&store)
+    );
+    assert_eq!(
+        store.tag_values(1, "d", "h").unwrap(),
+        vec!["b".to_string()]
+    );
+    let d = dump(&store, 1, "d");
+    assert_eq!(d.len(), 1, "{:?}", d.keys().collect::<Vec<_>>());
+    // A delete that is only in the log (not compacted yet) survives a restart.
+    store.close().unwrap();
+    let store = Store::open(dir.path(), opts().auto_compaction(false).build()).unwrap();
+    store
+        .delete(1, "d", &TagPredicate::eq("h", "b"), 0, 999)
+        .unwrap();
+    store.flush_shard(1).unwrap();
+    store.close().unwrap();
+    let store = Store::open(dir.path(), opts().auto_compaction(false).build()).unwrap();
+    assert_eq!(store.tombstone_count(1).unwrap(), 1);
+    let d = dump(&store, 1, "d");
+    assert_eq!(d.values().map(|m| m.len()).sum::<usize>(), 1000);
+    store.close().unwrap();
 }

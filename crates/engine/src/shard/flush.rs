@@ -127,8 +127,7 @@ impl Shard {
             let mut files = self.state.read().files.clone();
             files.extend(new_files);
             sort_files(&mut files);
-            let tombs = self.state.read().tombstones.clone();
-            self.manifest_of(&ms, &files, &tombs).store(&self.dir)?;
+            self.manifest_of(&ms, &files).store(&self.dir)?;
             // Publish files and retire the memtable in one step so readers never miss data.
             let mut st = self.state.write();
             st.files = files;
@@ -197,7 +196,7 @@ impl Shard {
             })),
             None => None, // everything was deleted
         };
-        {
+        let dead = {
             let ms = self.manifest.lock();
             let applied: BTreeSet<u64> = tombs.iter().map(|t| t.seq).collect();
             let (mut files, frozen, current_tombs) = {
@@ -219,11 +218,28 @@ impl Shard {
                         })
                 })
                 .collect();
-            self.manifest_of(&ms, &files, &tombs).store(&self.dir)?;
-            let mut st = self.state.write();
-            st.files = files;
-            st.tombstones = tombs;
-        }
+            self.manifest_of(&ms, &files).store(&self.dir)?;
+            let dead: Vec<Arc<Tombstone>> = {
+                let st = self.state.read();
+                st.tombstones
+                    .iter()
+                    .filter(|t| !tombs.iter().any(|k| k.seq == t.seq))
+                    .cloned()
+                    .collect()
+            };
+            {
+                let mut st = self.state.write();
+                st.files = files;
+                st.tombstones = tombs.clone();
+            }
+            // The files no longer hold what they hid: the log may forget them (a
+            // crash before this only keeps tombstones that hide nothing).
+            let seqs: Vec<u64> = dead.iter().map(|t| t.seq).collect();
+            self.tomb_log.remove(&seqs, &tombs)?;
+            dead
+        };
+        // Outside the manifest lock: deletes take the write lock before it.
+        self.forget_emptied_series(&dead)?;
         for f in &inputs {
             // Open readers keep their descriptors; the data stays readable for them.
             let p = f.file.path();
@@ -236,6 +252,47 @@ impl Shard {
         self.metrics
             .observe(&self.metrics.latencies.compaction, started.elapsed());
         Ok(true)
+    }
+
+    /// Series of `dead` tombstones that no file or memtable holds any more leave the
+    /// shard's series list (InfluxDB drops a series whose data is all deleted).
+    fn forget_emptied_series(&self, dead: &[Arc<Tombstone>]) -> Result<()> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        let snap = self.state.read().clone();
+        let mut gone = roaring::RoaringBitmap::new();
+        for key in dead.iter().flat_map(|t| t.keys.iter()) {
+            let Some(sid) = self.catalog.get(key) else {
+                continue;
+            };
+            let in_files = snap
+                .files
+                .iter()
+                .any(|f| f.file.may_contain(key, i64::MIN, i64::MAX));
+            let in_mem = snap.active.read().has_series(sid)
+                || snap.frozen.iter().any(|f| f.mem.read().has_series(sid));
+            if !in_files && !in_mem {
+                gone.insert(sid);
+            }
+        }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        // A write may have brought one back since the snapshot: it re-adds its id
+        // under the write lock, so take it and check the memtable again.
+        let _ws = self.write.lock();
+        let active = self.state.read().active.clone();
+        let back: Vec<u32> = gone
+            .iter()
+            .filter(|&s| active.read().has_series(s))
+            .collect();
+        for s in back {
+            gone.remove(s);
+        }
+        self.index.write().remove_series(&gone);
+        drop(_ws);
+        self.persist_index()
     }
 
     /// Compact until the policy has nothing left (with `full`, into one file).

@@ -30,6 +30,7 @@ use crate::manifest::{FileMeta, Manifest, Tombstone};
 use crate::memtable::MemPair;
 use crate::options::EngineOptions;
 use crate::stats::Metrics;
+use crate::tombstones::TombstoneLog;
 use crate::tsfile::TsFile;
 use crate::util::{seal, unseal, write_atomic, FastMap};
 use crate::wal::{Wal, WalRecovery, KIND_DELETE, KIND_WRITE};
@@ -161,6 +162,8 @@ pub(crate) struct Shard {
     /// inputs stay as they are) until the shard is reopened; explicit ones still try.
     pub(crate) compaction_halted: AtomicBool,
     closed: AtomicBool,
+    /// The shard's tombstones on disk (see `tombstones.rs`).
+    tomb_log: TombstoneLog,
     pub recovery: RecoveryReport,
 }
 
@@ -316,8 +319,23 @@ impl Shard {
             }
         }
         sort_files(&mut files);
-        let tombstones: Vec<Arc<Tombstone>> =
-            manifest.tombstones.iter().cloned().map(Arc::new).collect();
+        // Tombstones live in their own log; a manifest written by an earlier version
+        // still carries them, and they move to the log (then leave the manifest).
+        let (tomb_log, mut logged) = TombstoneLog::open(dir)?;
+        let legacy: Vec<Tombstone> = manifest
+            .tombstones
+            .iter()
+            .filter(|t| !logged.iter().any(|l| l.seq == t.seq))
+            .cloned()
+            .collect();
+        for t in &legacy {
+            tomb_log.add(t)?;
+        }
+        logged.extend(legacy);
+        logged.sort_by_key(|t| t.seq);
+        let migrated = !manifest.tombstones.is_empty();
+        let tomb_seen = tomb_log.max_seen();
+        let tombstones: Vec<Arc<Tombstone>> = logged.into_iter().map(Arc::new).collect();
         let index = load_index(dir, &catalog, &files, &tombstones, &mut report)?;
 
         let active = Arc::new(RwLock::new(MemPair::default()));
@@ -376,7 +394,9 @@ impl Shard {
                             mem.unseq.delete(&sids, min, max);
                             mem.max_seq = seq;
                         }
-                        if !state.tombstones.iter().any(|t| t.seq == seq) {
+                        // At or below max_seen the log has it, or had it and
+                        // found it hides nothing any more.
+                        if seq > tomb_seen && !state.tombstones.iter().any(|t| t.seq == seq) {
                             new_tombs.push(Arc::new(Tombstone {
                                 seq,
                                 min,
@@ -426,15 +446,19 @@ impl Shard {
             compact_queued: AtomicBool::new(false),
             compaction_halted: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            tomb_log,
             recovery: report,
         });
+        for t in &new_tombs {
+            shard.tomb_log.add(t)?;
+        }
         if !new_tombs.is_empty() {
+            shard.state.write().tombstones.extend(new_tombs);
+        }
+        if migrated {
             let ms = shard.manifest.lock();
-            let mut st = shard.state.write();
-            st.tombstones.extend(new_tombs);
-            let m = shard.manifest_of(&ms, &st.files, &st.tombstones);
-            drop(st);
-            m.store(dir)?;
+            let files = shard.state.read().files.clone();
+            shard.manifest_of(&ms, &files).store(dir)?;
         }
         if shard.recovery.index_rebuilt {
             shard.persist_index()?;
@@ -453,18 +477,13 @@ impl Shard {
         Ok(shard)
     }
 
-    fn manifest_of(
-        &self,
-        m: &ManifestState,
-        files: &[Arc<DataFile>],
-        tombstones: &[Arc<Tombstone>],
-    ) -> Manifest {
+    fn manifest_of(&self, m: &ManifestState, files: &[Arc<DataFile>]) -> Manifest {
         Manifest {
             version: 1,
             next_file_id: m.next_file_id,
             flushed_seq: m.flushed_seq,
             files: files.iter().map(|f| f.meta.clone()).collect(),
-            tombstones: tombstones.iter().map(|t| (**t).clone()).collect(),
+            tombstones: Vec::new(),
         }
     }
 

@@ -34,7 +34,13 @@ impl Shard {
 
     /// Delete points of the matching series in `[min, max]`. With the full time range the
     /// series also leave the index (InfluxDB's DROP SERIES).
-    pub fn delete(&self, measurement: &str, pred: &TagPredicate, min: i64, max: i64) -> Result<()> {
+    pub fn delete(
+        self: &Arc<Self>,
+        measurement: &str,
+        pred: &TagPredicate,
+        min: i64,
+        max: i64,
+    ) -> Result<()> {
         self.check_open()?;
         let keys: Vec<Box<str>> = self
             .select(measurement, pred)
@@ -45,7 +51,7 @@ impl Shard {
         Ok(())
     }
 
-    pub fn drop_measurement(&self, measurement: &str) -> Result<()> {
+    pub fn drop_measurement(self: &Arc<Self>, measurement: &str) -> Result<()> {
         self.check_open()?;
         let keys: Vec<Box<str>> = self
             .select(measurement, &TagPredicate::All)
@@ -60,7 +66,7 @@ impl Shard {
     /// field types go in the same step under the write lock (writes validated
     /// against them check again; see `Shard::write`).
     fn delete_keys(
-        &self,
+        self: &Arc<Self>,
         keys: &[Box<str>],
         min: i64,
         max: i64,
@@ -93,12 +99,10 @@ impl Shard {
                 max,
                 keys: refs.iter().map(|k| k.to_string()).collect(),
             });
-            let ms = self.manifest.lock();
-            let mut st = self.state.write();
-            st.tombstones.push(tomb);
-            let m = self.manifest_of(&ms, &st.files, &st.tombstones);
-            drop(st);
-            m.store(&self.dir)?;
+            // Durable before the delete is acknowledged; the manifest is untouched.
+            let _ms = self.manifest.lock();
+            self.tomb_log.add(&tomb)?;
+            self.state.write().tombstones.push(tomb);
             if min == i64::MIN && max == i64::MAX {
                 let mut bm = RoaringBitmap::new();
                 bm.extend(sids);
@@ -110,6 +114,10 @@ impl Shard {
             seq
         };
         self.wal.commit(seq)?;
+        // Reclaim the space: files holding what it hides are rewritten.
+        if self.opts.auto_compaction {
+            self.sched.compact(Arc::downgrade(self));
+        }
         Ok(())
     }
 

@@ -249,7 +249,9 @@ impl Inner {
         )?;
         self.metrics.add(&self.metrics.shards_opened, 1);
         // Files left by an earlier run may be due for compaction.
-        self.bg.compact(Arc::downgrade(&shard));
+        if self.opts.auto_compaction {
+            self.bg.compact(Arc::downgrade(&shard));
+        }
         Ok(shard)
     }
 
