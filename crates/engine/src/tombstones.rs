@@ -18,7 +18,7 @@
 //! apart from a record the crash cut short. When removed tombstones outnumber the live ones, the log is rewritten
 //! with the live ones only (temp file, fsync, rename).
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,9 +41,10 @@ pub(crate) struct TombstoneLog {
     inner: Mutex<LogState>,
 }
 
+/// No descriptor is kept: deletes are rare, and shards count every descriptor
+/// they hold against the store's budget.
 #[derive(Debug)]
 struct LogState {
-    file: File,
     /// Tombstones added and removed since the log was last rewritten.
     added: usize,
     removed: usize,
@@ -170,24 +171,18 @@ impl TombstoneLog {
             pos = end;
             good = end;
         }
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
         if good < data.len() {
             tracing::warn!(path = %path.display(), cut = data.len() - good, "torn tombstone record cut off");
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
             file.set_len(good as u64).map_err(|e| Error::io(&path, e))?;
             file.sync_all().map_err(|e| Error::io(&path, e))?;
-        }
-        if !existed {
-            sync_dir(dir)?;
         }
         let log = TombstoneLog {
             path,
             inner: Mutex::new(LogState {
-                file,
                 added,
                 removed,
                 max_seen,
@@ -196,11 +191,24 @@ impl TombstoneLog {
         Ok((log, live))
     }
 
-    fn append(&self, st: &mut LogState, bytes: &[u8]) -> Result<()> {
-        st.file
-            .write_all(bytes)
-            .and_then(|()| st.file.sync_data())
-            .map_err(|e| Error::io(&self.path, e))
+    /// Appends and fsyncs; the first append creates the file (and fsyncs the
+    /// shard directory, so the new name survives a power cut).
+    fn append(&self, _st: &mut LogState, bytes: &[u8]) -> Result<()> {
+        let existed = self.path.exists();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::io(&self.path, e))?;
+        if !existed {
+            if let Some(dir) = self.path.parent() {
+                sync_dir(dir)?;
+            }
+        }
+        Ok(())
     }
 
     /// Records a tombstone (durably).
@@ -236,10 +244,6 @@ impl TombstoneLog {
                 add_record(t, &mut buf);
             }
             write_atomic(&self.path, &buf)?;
-            st.file = OpenOptions::new()
-                .append(true)
-                .open(&self.path)
-                .map_err(|e| Error::io(&self.path, e))?;
             st.added = live.len();
             st.removed = 0;
             return Ok(());
