@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use common::{dump, Dump};
 use proptest::prelude::*;
-use sundial_engine::tsfile::{TsFile, TypedStats};
+use sundial_engine::tsfile::{NumStats, TsFile, TypedStats};
 use sundial_engine::{EngineOptions, FsyncPolicy, Store, TagPredicate, Value, Values};
 
 const HOSTS: [&str; 4] = ["a", "b", "c", "d"];
@@ -187,56 +187,14 @@ fn check_block_stats(store: &Store, dir: &std::path::Path, step: usize) {
                         "{at}"
                     );
                     match (&c.values, &s.values) {
-                        (
-                            Values::Float(v),
-                            TypedStats::Float {
-                                min,
-                                min_time,
-                                max,
-                                max_time,
-                                sum,
-                                first,
-                                last,
-                            },
-                        ) => {
-                            let lo = (0..n).fold(0, |a, i| if v[i] < v[a] { i } else { a });
-                            let hi = (0..n).fold(0, |a, i| if v[i] > v[a] { i } else { a });
-                            assert_eq!(
-                                (*min, *min_time, *max, *max_time),
-                                (v[lo], c.times[lo], v[hi], c.times[hi]),
-                                "{at}"
-                            );
+                        (Values::Float(v), TypedStats::Float(f)) => {
                             let total: f64 = v.iter().sum();
-                            assert_eq!(
-                                (sum.to_bits(), *first, *last),
-                                (total.to_bits(), v[0], v[n - 1]),
-                                "{at}"
-                            );
+                            assert_eq!(f.sum.to_bits(), total.to_bits(), "{at}");
+                            check_num(&at, &c.times, v, f);
                         }
-                        (
-                            Values::Integer(v),
-                            TypedStats::Integer {
-                                min,
-                                min_time,
-                                max,
-                                max_time,
-                                sum,
-                                first,
-                                last,
-                            },
-                        ) => {
-                            let lo = (0..n).fold(0, |a, i| if v[i] < v[a] { i } else { a });
-                            let hi = (0..n).fold(0, |a, i| if v[i] > v[a] { i } else { a });
-                            assert_eq!(
-                                (*min, *min_time, *max, *max_time),
-                                (v[lo], c.times[lo], v[hi], c.times[hi]),
-                                "{at}"
-                            );
-                            assert_eq!(
-                                (*sum, *first, *last),
-                                (v.iter().sum::<i64>(), v[0], v[n - 1]),
-                                "{at}"
-                            );
+                        (Values::Integer(v), TypedStats::Integer(f)) => {
+                            assert_eq!(f.sum, v.iter().sum::<i64>(), "{at}");
+                            check_num(&at, &c.times, v, f);
                         }
                         other => panic!("{at}: unexpected {other:?}"),
                     }
@@ -244,4 +202,22 @@ fn check_block_stats(store: &Store, dir: &std::path::Path, step: usize) {
             }
         }
     }
+}
+
+/// Min and max (the earliest of equal ones, with their times), first and last.
+fn check_num<T: Copy + PartialOrd + std::fmt::Debug>(
+    at: &str,
+    times: &[i64],
+    v: &[T],
+    s: &NumStats<T>,
+) {
+    let n = v.len();
+    let lo = (0..n).fold(0, |a, i| if v[i] < v[a] { i } else { a });
+    let hi = (0..n).fold(0, |a, i| if v[i] > v[a] { i } else { a });
+    assert_eq!(
+        (s.min, s.min_time, s.max, s.max_time),
+        (v[lo], times[lo], v[hi], times[hi]),
+        "{at}"
+    );
+    assert_eq!((s.first, s.last), (v[0], v[n - 1]), "{at}");
 }

@@ -260,38 +260,31 @@ impl Shard {
         if dead.is_empty() {
             return Ok(());
         }
-        let snap = self.state.read().clone();
         let mut gone = roaring::RoaringBitmap::new();
-        for key in dead.iter().flat_map(|t| t.keys.iter()) {
-            let Some(sid) = self.catalog.get(key) else {
-                continue;
-            };
-            let in_files = snap
-                .files
-                .iter()
-                .any(|f| f.file.may_contain(key, i64::MIN, i64::MAX));
-            let in_mem = snap.active.read().has_series(sid)
-                || snap.frozen.iter().any(|f| f.mem.read().has_series(sid));
-            if !in_files && !in_mem {
-                gone.insert(sid);
+        {
+            // Under the write lock no write can bring a series back meanwhile; files
+            // and frozen memtables change together under the state lock.
+            let _ws = self.write.lock();
+            let st = self.state.read().clone();
+            for key in dead.iter().flat_map(|t| t.keys.iter()) {
+                let Some(sid) = self.catalog.get(key) else {
+                    continue;
+                };
+                let held = st
+                    .files
+                    .iter()
+                    .any(|f| f.file.may_contain(key, i64::MIN, i64::MAX))
+                    || st.active.read().has_series(sid)
+                    || st.frozen.iter().any(|f| f.mem.read().has_series(sid));
+                if !held {
+                    gone.insert(sid);
+                }
             }
+            if gone.is_empty() {
+                return Ok(());
+            }
+            self.index.write().remove_series(&gone);
         }
-        if gone.is_empty() {
-            return Ok(());
-        }
-        // A write may have brought one back since the snapshot: it re-adds its id
-        // under the write lock, so take it and check the memtable again.
-        let _ws = self.write.lock();
-        let active = self.state.read().active.clone();
-        let back: Vec<u32> = gone
-            .iter()
-            .filter(|&s| active.read().has_series(s))
-            .collect();
-        for s in back {
-            gone.remove(s);
-        }
-        self.index.write().remove_series(&gone);
-        drop(_ws);
         self.persist_index()
     }
 

@@ -65,7 +65,6 @@ impl Shard {
             .iter()
             .map(|k| key_ids.get(k).copied().unwrap_or(u32::MAX))
             .collect();
-        let added_series = self.index.read().misses(&sids);
         enc.finish(&mut frame);
 
         let stall = self.opts.write_stall_timeout;
@@ -75,7 +74,7 @@ impl Shard {
                 waited_ms: stall.as_millis() as u64,
             });
         }
-        let seq = {
+        let (seq, added_series) = {
             let mut ws = self.write.lock();
             // The wait above may have spanned a close (drop_shard, shutdown).
             self.check_open()?;
@@ -89,6 +88,9 @@ impl Shard {
             self.wal.start_sync(seq);
             let body = batch::decode_write(&frame[FRAME_HEADER..])?;
             self.fill_watermarks(&mut ws, &body, &sids);
+            // Checked under the write lock: a compaction may have just taken
+            // emptied series out of the list (see `forget_emptied_series`).
+            let added_series = self.index.read().misses(&sids);
             if added_series {
                 self.index.write().add_series(sids.iter().copied());
             }
@@ -98,7 +100,7 @@ impl Shard {
             apply_write(&mut ws, &mut mem, seq, &body, &sids)?;
             drop(mem);
             self.report_mem();
-            seq
+            (seq, added_series)
         };
         self.give_frame(frame);
         self.wal.commit(seq)?;

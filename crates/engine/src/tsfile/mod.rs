@@ -65,7 +65,7 @@ mod writer;
 
 pub use entry::{BlockMeta, BlockRef, FieldIndex, SeriesIndex};
 pub use reader::{FileCheck, ResourceReader, SeriesRef, TimeCache, TsFile};
-pub use stats::{BlockStats, TypedStats};
+pub use stats::{BlockStats, NumStats, TypedStats};
 pub use writer::TsFileWriter;
 
 pub(crate) const MAGIC_V1: &[u8; 8] = b"SDTSF\0\0\x01";

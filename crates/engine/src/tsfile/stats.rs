@@ -27,33 +27,9 @@ pub struct BlockStats {
 /// overflow for integers, as InfluxDB's do; float sums add in time order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TypedStats {
-    Float {
-        min: f64,
-        min_time: i64,
-        max: f64,
-        max_time: i64,
-        sum: f64,
-        first: f64,
-        last: f64,
-    },
-    Integer {
-        min: i64,
-        min_time: i64,
-        max: i64,
-        max_time: i64,
-        sum: i64,
-        first: i64,
-        last: i64,
-    },
-    Unsigned {
-        min: u64,
-        min_time: i64,
-        max: u64,
-        max_time: i64,
-        sum: u64,
-        first: u64,
-        last: u64,
-    },
+    Float(NumStats<f64>),
+    Integer(NumStats<i64>),
+    Unsigned(NumStats<u64>),
     Boolean {
         trues: u32,
         first: bool,
@@ -63,18 +39,69 @@ pub enum TypedStats {
     String,
 }
 
-/// (min, time of min, max, time of max): strict comparisons keep the earliest on ties.
-fn extremes<T: Copy + PartialOrd>(times: &[i64], v: &[T]) -> (T, i64, T, i64) {
-    let (mut lo, mut hi) = (0, 0);
-    for i in 1..v.len() {
-        if v[i] < v[lo] {
-            lo = i;
+/// Statistics of numbers: min and max with the time of each (the earliest on
+/// ties), sum, first and last.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumStats<T> {
+    pub min: T,
+    pub min_time: i64,
+    pub max: T,
+    pub max_time: i64,
+    pub sum: T,
+    pub first: T,
+    pub last: T,
+}
+
+impl<T: Copy + PartialOrd> NumStats<T> {
+    /// Of non-empty `v` at `times`, with `sum` computed by the caller (per type).
+    fn of(times: &[i64], v: &[T], sum: T) -> Self {
+        let (mut lo, mut hi) = (0, 0);
+        for i in 1..v.len() {
+            if v[i] < v[lo] {
+                lo = i;
+            }
+            if v[i] > v[hi] {
+                hi = i;
+            }
         }
-        if v[i] > v[hi] {
-            hi = i;
+        NumStats {
+            min: v[lo],
+            min_time: times[lo],
+            max: v[hi],
+            max_time: times[hi],
+            sum,
+            first: v[0],
+            last: v[v.len() - 1],
         }
     }
-    (v[lo], times[lo], v[hi], times[hi])
+
+    /// Writes the two times (relative, through `rel`) and the five values.
+    fn encode(&self, rel: impl Fn(i64) -> u64, put: impl Fn(T, &mut Vec<u8>), out: &mut Vec<u8>) {
+        put_uvarint(out, rel(self.min_time));
+        put_uvarint(out, rel(self.max_time));
+        for x in [self.min, self.max, self.sum, self.first, self.last] {
+            put(x, out);
+        }
+    }
+
+    /// Reads what [`NumStats::encode`] wrote.
+    fn decode(
+        b: &[u8],
+        pos: &mut usize,
+        time: &dyn Fn(&[u8], &mut usize) -> Result<i64>,
+        get: impl Fn(&[u8], &mut usize) -> Result<T>,
+    ) -> Result<Self> {
+        let (min_time, max_time) = (time(b, pos)?, time(b, pos)?);
+        Ok(NumStats {
+            min: get(b, pos)?,
+            min_time,
+            max: get(b, pos)?,
+            max_time,
+            sum: get(b, pos)?,
+            first: get(b, pos)?,
+            last: get(b, pos)?,
+        })
+    }
 }
 
 impl BlockStats {
@@ -93,42 +120,17 @@ impl BlockStats {
         let values = match values {
             Values::Float(v) => {
                 let v = &v[r];
-                let (min, min_time, max, max_time) = extremes(times, v);
-                TypedStats::Float {
-                    min,
-                    min_time,
-                    max,
-                    max_time,
-                    sum: v.iter().sum(),
-                    first: v[0],
-                    last: v[n - 1],
-                }
+                TypedStats::Float(NumStats::of(times, v, v.iter().sum()))
             }
             Values::Integer(v) => {
                 let v = &v[r];
-                let (min, min_time, max, max_time) = extremes(times, v);
-                TypedStats::Integer {
-                    min,
-                    min_time,
-                    max,
-                    max_time,
-                    sum: v.iter().fold(0i64, |a, &x| a.wrapping_add(x)),
-                    first: v[0],
-                    last: v[n - 1],
-                }
+                let sum = v.iter().fold(0i64, |a, &x| a.wrapping_add(x));
+                TypedStats::Integer(NumStats::of(times, v, sum))
             }
             Values::Unsigned(v) => {
                 let v = &v[r];
-                let (min, min_time, max, max_time) = extremes(times, v);
-                TypedStats::Unsigned {
-                    min,
-                    min_time,
-                    max,
-                    max_time,
-                    sum: v.iter().fold(0u64, |a, &x| a.wrapping_add(x)),
-                    first: v[0],
-                    last: v[n - 1],
-                }
+                let sum = v.iter().fold(0u64, |a, &x| a.wrapping_add(x));
+                TypedStats::Unsigned(NumStats::of(times, v, sum))
             }
             Values::Boolean(v) => {
                 let v = &v[r];
@@ -162,21 +164,13 @@ impl BlockStats {
         );
         let rel = |t: i64| t.wrapping_sub(self.first_time) as u64 / unit;
         match &self.values {
-            TypedStats::Float {
-                min,
-                min_time,
-                max,
-                max_time,
-                sum,
-                first,
-                last,
-            } => {
-                put_uvarint(out, rel(*min_time));
-                put_uvarint(out, rel(*max_time));
+            TypedStats::Float(f) => {
+                put_uvarint(out, rel(f.min_time));
+                put_uvarint(out, rel(f.max_time));
                 // Decimal values (23.45) as integers at one exponent: a byte or two
                 // each instead of eight. The sum stays a float (it need not be a
                 // short decimal).
-                match crate::codec::float::as_decimals(&[*min, *max, *first, *last]) {
+                match crate::codec::float::as_decimals(&[f.min, f.max, f.first, f.last]) {
                     Some((e, ints)) => {
                         out.push(e);
                         for i in ints {
@@ -185,43 +179,15 @@ impl BlockStats {
                     }
                     None => {
                         out.push(RAW_FLOATS);
-                        for x in [min, max, first, last] {
+                        for x in [f.min, f.max, f.first, f.last] {
                             out.extend_from_slice(&x.to_le_bytes());
                         }
                     }
                 }
-                out.extend_from_slice(&sum.to_le_bytes());
+                out.extend_from_slice(&f.sum.to_le_bytes());
             }
-            TypedStats::Integer {
-                min,
-                min_time,
-                max,
-                max_time,
-                sum,
-                first,
-                last,
-            } => {
-                put_uvarint(out, rel(*min_time));
-                put_uvarint(out, rel(*max_time));
-                for &x in [min, max, sum, first, last] {
-                    put_uvarint(out, zigzag(x));
-                }
-            }
-            TypedStats::Unsigned {
-                min,
-                min_time,
-                max,
-                max_time,
-                sum,
-                first,
-                last,
-            } => {
-                put_uvarint(out, rel(*min_time));
-                put_uvarint(out, rel(*max_time));
-                for &x in [min, max, sum, first, last] {
-                    put_uvarint(out, x);
-                }
-            }
+            TypedStats::Integer(n) => n.encode(rel, |x, o| put_uvarint(o, zigzag(x)), out),
+            TypedStats::Unsigned(n) => n.encode(rel, |x, o| put_uvarint(o, x), out),
             TypedStats::Boolean { trues, first, last } => {
                 put_uvarint(out, u64::from(*trues));
                 out.push(u8::from(*first) | (u8::from(*last) << 1));
@@ -278,7 +244,7 @@ impl BlockStats {
                             .ok_or_else(|| corrupt("block statistics: bad decimal exponent"))?
                     };
                 }
-                TypedStats::Float {
+                TypedStats::Float(NumStats {
                     min: f[0],
                     min_time,
                     max: f[1],
@@ -286,39 +252,13 @@ impl BlockStats {
                     sum: f64_at(b, pos)?,
                     first: f[2],
                     last: f[3],
-                }
+                })
             }
-            FieldType::Integer => {
-                let (min_time, max_time) = (time(b, pos)?, time(b, pos)?);
-                let mut f = [0i64; 5];
-                for x in &mut f {
-                    *x = unzigzag(get_uvarint(b, pos)?);
-                }
-                TypedStats::Integer {
-                    min: f[0],
-                    min_time,
-                    max: f[1],
-                    max_time,
-                    sum: f[2],
-                    first: f[3],
-                    last: f[4],
-                }
-            }
+            FieldType::Integer => TypedStats::Integer(NumStats::decode(b, pos, &time, |b, p| {
+                Ok(unzigzag(get_uvarint(b, p)?))
+            })?),
             FieldType::Unsigned => {
-                let (min_time, max_time) = (time(b, pos)?, time(b, pos)?);
-                let mut f = [0u64; 5];
-                for x in &mut f {
-                    *x = get_uvarint(b, pos)?;
-                }
-                TypedStats::Unsigned {
-                    min: f[0],
-                    min_time,
-                    max: f[1],
-                    max_time,
-                    sum: f[2],
-                    first: f[3],
-                    last: f[4],
-                }
+                TypedStats::Unsigned(NumStats::decode(b, pos, &time, get_uvarint)?)
             }
             FieldType::Boolean => {
                 let trues = get_uvarint(b, pos)?;
@@ -374,17 +314,14 @@ mod tests {
             assert_eq!(pos, buf.len());
         }
         let s = BlockStats::of(&times, &Values::Float(vec![2.5, -1.0, 7.0, -1.0])).unwrap();
-        let TypedStats::Float {
-            min_time, max_time, ..
-        } = s.values
-        else {
+        let TypedStats::Float(f) = s.values else {
             unreachable!()
         };
-        assert_eq!((min_time, max_time), (20, 30));
+        assert_eq!((f.min_time, f.max_time), (20, 30));
         let s = BlockStats::of(&times, &Values::Integer(vec![i64::MAX, 1, i64::MAX, -3])).unwrap();
         assert!(matches!(
             s.values,
-            TypedStats::Integer { max_time: 10, sum, .. } if sum == i64::MAX.wrapping_add(1).wrapping_add(i64::MAX).wrapping_sub(3)
+            TypedStats::Integer(NumStats { max_time: 10, sum, .. }) if sum == i64::MAX.wrapping_add(1).wrapping_add(i64::MAX).wrapping_sub(3)
         ));
     }
 
