@@ -35,6 +35,12 @@ fn overlaps(a: &DataFile, min: i64, max: i64) -> bool {
     a.file.min_time <= max && a.file.max_time >= min
 }
 
+/// Can `f` hold data that `t` hides (older than it, and listing one of its series
+/// in its time range)?
+pub(crate) fn hides(t: &Tombstone, f: &DataFile) -> bool {
+    t.seq > f.meta.max_seq && t.keys.iter().any(|k| f.file.may_contain(k, t.min, t.max))
+}
+
 /// Grow `set` (indices into `files`) until it is closed under "age in range and overlapping".
 fn close_over(files: &[Arc<DataFile>], set: &mut BTreeSet<usize>) {
     loop {
@@ -98,11 +104,10 @@ pub(crate) fn pick(
         return Some((v, l.max(1)));
     }
     // 0. Files holding data that tombstones hide: rewritten to reclaim the space.
-    if let Some(i) = files.iter().position(|f| {
-        tombstones.iter().any(|t| {
-            t.seq > f.meta.max_seq && t.keys.iter().any(|k| f.file.may_contain(k, t.min, t.max))
-        })
-    }) {
+    if let Some(i) = files
+        .iter()
+        .position(|f| tombstones.iter().any(|t| hides(t, f)))
+    {
         let mut set = BTreeSet::from([i]);
         close_over(files, &mut set);
         let (v, l) = finish(set);

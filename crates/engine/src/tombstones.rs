@@ -45,8 +45,7 @@ pub(crate) struct TombstoneLog {
 /// they hold against the store's budget.
 #[derive(Debug)]
 struct LogState {
-    /// Tombstones added and removed since the log was last rewritten.
-    added: usize,
+    /// Tombstones removed since the log was last rewritten.
     removed: usize,
     /// The highest sequence number ever added.
     max_seen: u64,
@@ -132,7 +131,7 @@ impl TombstoneLog {
             Err(e) => return Err(Error::io(&path, e)),
         };
         let mut live: Vec<Tombstone> = Vec::new();
-        let (mut added, mut removed, mut max_seen) = (0, 0, 0u64);
+        let (mut removed, mut max_seen) = (0, 0u64);
         let mut pos = 0;
         let mut good = 0;
         while pos < data.len() {
@@ -158,7 +157,6 @@ impl TombstoneLog {
             match decode(body).map_err(|e| e.with_path(&path))? {
                 Entry::Seen(seq) => max_seen = max_seen.max(seq),
                 Entry::Add(t) => {
-                    added += 1;
                     max_seen = max_seen.max(t.seq);
                     live.retain(|x| x.seq != t.seq);
                     live.push(t);
@@ -182,18 +180,15 @@ impl TombstoneLog {
         }
         let log = TombstoneLog {
             path,
-            inner: Mutex::new(LogState {
-                added,
-                removed,
-                max_seen,
-            }),
+            inner: Mutex::new(LogState { removed, max_seen }),
         };
         Ok((log, live))
     }
 
     /// Appends and fsyncs; the first append creates the file (and fsyncs the
     /// shard directory, so the new name survives a power cut).
-    fn append(&self, _st: &mut LogState, bytes: &[u8]) -> Result<()> {
+    /// Callers hold the state's lock, which orders appends.
+    fn append(&self, bytes: &[u8]) -> Result<()> {
         let existed = self.path.exists();
         let mut f = OpenOptions::new()
             .create(true)
@@ -216,8 +211,7 @@ impl TombstoneLog {
         let mut buf = Vec::new();
         add_record(t, &mut buf);
         let mut st = self.inner.lock();
-        self.append(&mut st, &buf)?;
-        st.added += 1;
+        self.append(&buf)?;
         st.max_seen = st.max_seen.max(t.seq);
         Ok(())
     }
@@ -244,7 +238,6 @@ impl TombstoneLog {
                 add_record(t, &mut buf);
             }
             write_atomic(&self.path, &buf)?;
-            st.added = live.len();
             st.removed = 0;
             return Ok(());
         }
@@ -255,7 +248,7 @@ impl TombstoneLog {
         }
         let mut buf = Vec::new();
         record(&p, &mut buf);
-        self.append(&mut st, &buf)?;
+        self.append(&buf)?;
         st.removed += seqs.len();
         Ok(())
     }

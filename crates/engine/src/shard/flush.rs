@@ -207,26 +207,13 @@ impl Shard {
             files.extend(new_file);
             sort_files(&mut files);
             // A tombstone is dead once no older source can hold data it hides.
-            let tombs: Vec<Arc<Tombstone>> = current_tombs
-                .into_iter()
-                .filter(|t| {
+            let (tombs, dead): (Vec<Arc<Tombstone>>, Vec<Arc<Tombstone>>) =
+                current_tombs.into_iter().partition(|t| {
                     !applied.contains(&t.seq)
                         || frozen.iter().any(|f| f.max_seq < t.seq)
-                        || files.iter().any(|f| {
-                            f.meta.max_seq < t.seq
-                                && t.keys.iter().any(|k| f.file.may_contain(k, t.min, t.max))
-                        })
-                })
-                .collect();
+                        || files.iter().any(|f| crate::compaction::hides(t, f))
+                });
             self.manifest_of(&ms, &files).store(&self.dir)?;
-            let dead: Vec<Arc<Tombstone>> = {
-                let st = self.state.read();
-                st.tombstones
-                    .iter()
-                    .filter(|t| !tombs.iter().any(|k| k.seq == t.seq))
-                    .cloned()
-                    .collect()
-            };
             {
                 let mut st = self.state.write();
                 st.files = files;

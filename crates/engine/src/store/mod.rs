@@ -561,10 +561,7 @@ impl Store {
         }
         let slot = self.inner.slot(shard_id)?;
         let s = self.inner.shard_of(&slot)?;
-        // The clock of the cold-shard compaction restarts with every write.
-        slot.last_write
-            .store(slots::now_ms(self.inner.epoch).max(1), Ordering::Relaxed);
-        slot.cold_compacted.store(false, Ordering::Relaxed);
+        slots::wrote(&slot);
         let out = s.write(points);
         if out.is_err() && s.wal_failure().is_some() {
             // The janitor reopens the shard from disk once nobody uses it.

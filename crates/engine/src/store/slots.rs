@@ -129,3 +129,15 @@ pub(super) fn now_ms(epoch: Instant) -> u64 {
 pub(super) fn touch(slot: &Slot, epoch: Instant) {
     slot.last_used.store(now_ms(epoch), Ordering::Relaxed);
 }
+
+/// After a write got its shard (which stamped `last_used`): the clock of the
+/// cold-shard compaction restarts. No clock read and, mostly, no shared store.
+pub(super) fn wrote(slot: &Slot) {
+    let now = slot.last_used.load(Ordering::Relaxed).max(1);
+    if slot.last_write.load(Ordering::Relaxed) != now {
+        slot.last_write.store(now, Ordering::Relaxed);
+    }
+    if slot.cold_compacted.load(Ordering::Relaxed) {
+        slot.cold_compacted.store(false, Ordering::Relaxed);
+    }
+}

@@ -75,6 +75,14 @@ fn get_str<'a>(b: &'a [u8], pos: &mut usize) -> Result<&'a str> {
     std::str::from_utf8(take(b, pos, len)?).map_err(|_| corrupt("key is not UTF-8"))
 }
 
+/// A field as every section spells it: `uvarint len | name | u8 type`.
+fn get_field<'a>(b: &'a [u8], pos: &mut usize) -> Result<(&'a str, FieldType)> {
+    let name = get_str(b, pos)?;
+    let ty =
+        FieldType::from_u8(take(b, pos, 1)?[0]).ok_or_else(|| corrupt("unknown field type"))?;
+    Ok((name, ty))
+}
+
 fn get_u32(b: &[u8], pos: &mut usize) -> Result<u32> {
     Ok(u32_at(take(b, pos, 4)?, 0))
 }
@@ -121,9 +129,7 @@ pub(super) fn parse_dict(b: &[u8], mut pos: usize) -> Result<FieldDict> {
     let n = get_uvarint(b, &mut pos)?;
     let mut out = Vec::with_capacity((n as usize).min(b.len()));
     for _ in 0..n {
-        let name = get_str(b, &mut pos)?;
-        let ty = FieldType::from_u8(take(b, &mut pos, 1)?[0])
-            .ok_or_else(|| corrupt("unknown field type"))?;
+        let (name, ty) = get_field(b, &mut pos)?;
         out.push((name.into(), ty));
     }
     if pos != b.len() {
@@ -179,9 +185,8 @@ pub(super) fn parse_entry_v1(b: &[u8], blocks_end: u64) -> Result<SeriesIndex> {
     let nf = get_uvarint(b, &mut pos)?;
     let mut fields = Vec::with_capacity((nf as usize).min(b.len()));
     for _ in 0..nf {
-        let name = get_str(b, &mut pos)?.to_owned();
-        let ty = FieldType::from_u8(take(b, &mut pos, 1)?[0])
-            .ok_or_else(|| corrupt("unknown field type"))?;
+        let (name, ty) = get_field(b, &mut pos)?;
+        let name = name.to_owned();
         let nb = get_uvarint(b, &mut pos)?;
         let mut blocks = Vec::with_capacity((nb as usize).min(b.len()));
         for _ in 0..nb {
@@ -229,10 +234,8 @@ pub(super) fn parse_entry_v2(
     for _ in 0..nf {
         let (name, ty) = match get_uvarint(b, &mut pos)? {
             0 => {
-                let name = get_str(b, &mut pos)?.to_owned();
-                let ty = FieldType::from_u8(take(b, &mut pos, 1)?[0])
-                    .ok_or_else(|| corrupt("unknown field type"))?;
-                (name, ty)
+                let (name, ty) = get_field(b, &mut pos)?;
+                (name.to_owned(), ty)
             }
             id => {
                 let (name, ty) = usize::try_from(id - 1)

@@ -26,7 +26,7 @@ pub struct FileCheck {
 /// Time columns decoded during one read, by block offset: the fields of a group
 /// share them, so each is read and decoded once.
 #[derive(Debug, Default)]
-pub struct TimeCache(Vec<(u64, std::sync::Arc<[i64]>)>);
+pub struct TimeCache(crate::util::FastMap<u64, std::sync::Arc<[i64]>>);
 
 /// A series of a file as its resource section on disk lists it (see
 /// [`TsFile::series_refs`]).
@@ -345,7 +345,7 @@ impl TsFile {
         rows: u32,
         cache: &mut TimeCache,
     ) -> Result<std::sync::Arc<[i64]>> {
-        if let Some((_, t)) = cache.0.iter().find(|(o, _)| *o == r.offset) {
+        if let Some(t) = cache.0.get(&r.offset) {
             return Ok(t.clone());
         }
         let buf = self.read_ref(r)?;
@@ -360,7 +360,7 @@ impl TsFile {
             ));
         }
         let t: std::sync::Arc<[i64]> = times.into();
-        cache.0.push((r.offset, t.clone()));
+        cache.0.insert(r.offset, t.clone());
         Ok(t)
     }
 

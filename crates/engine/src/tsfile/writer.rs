@@ -9,6 +9,7 @@ use super::entry::BlockMeta;
 use super::stats::BlockStats;
 use super::TsFile;
 use super::{END_MAGIC, MAGIC_V2};
+use crate::codec::integer::gcd;
 use crate::codec::{encode_timestamps, encode_values_range, put_uvarint, zigzag};
 use crate::error::{Error, Result};
 use crate::types::{Column, FieldType, Values};
@@ -313,10 +314,9 @@ impl TsFileWriter {
         if cols.is_empty() {
             return Ok(());
         }
-        let mut st = self.take_series()?;
-        st.close_copied();
         let plain: Vec<&Column> = cols.iter().map(|(_, c)| *c).collect();
-        let r = (|| {
+        self.with_series(|w, st| {
+            st.close_copied();
             for g in group_fields(&plain) {
                 st.ngroups += 1;
                 put_uvarint(&mut st.groups, g.members.len() as u64);
@@ -325,12 +325,10 @@ impl TsFileWriter {
                 }
                 st.min = st.min.min(g.times[0]);
                 st.max = st.max.max(g.times[g.times.len() - 1]);
-                self.write_group(&g, &plain, &mut st.groups)?;
+                w.write_group(&g, &plain, &mut st.groups)?;
             }
             Ok(())
-        })();
-        self.cur = Some(st);
-        r
+        })
     }
 
     /// Copy one chunk of `src` as it is (checksums verified on the way): its time
@@ -360,54 +358,47 @@ impl TsFileWriter {
             Ok(())
         };
         check(&times)?;
+        let mut stats = Vec::with_capacity(members.len());
         for (_, b) in members {
             check(&b.values)?;
+            stats.push(
+                b.stats.as_ref().ok_or_else(|| {
+                    Error::Internal("copy_chunk: block without statistics".into())
+                })?,
+            );
         }
-        let mut st = self.take_series()?;
-        let base = self.offset;
-        let r = self.write(&bytes);
-        if let Err(e) = r {
-            self.cur = Some(st);
-            return Err(e);
-        }
-        let ids: Vec<usize> = members.iter().map(|(i, _)| *i).collect();
-        if st.copied.as_ref().is_some_and(|c| c.members != ids) {
-            st.close_copied();
-        }
-        let c = st.copied.get_or_insert_with(|| CopiedGroup {
-            members: ids,
-            chunks: Vec::new(),
-            nchunks: 0,
-        });
-        let (t0, unit) = (first.chunk_min, first.unit.max(1));
-        let t1 = first.chunk_max;
-        let out = &mut c.chunks;
-        put_uvarint(out, base);
-        put_uvarint(out, u64::from(times.size));
-        put_uvarint(out, u64::from(first.rows));
-        put_uvarint(out, zigzag(t0));
-        put_uvarint(out, unit);
-        put_uvarint(out, t1.wrapping_sub(t0) as u64 / unit);
-        out.extend_from_slice(&times.crc.to_le_bytes());
-        for (_, b) in members {
-            put_uvarint(out, u64::from(b.count));
-            put_uvarint(out, u64::from(b.values.size));
-            out.extend_from_slice(&b.values.crc.to_le_bytes());
-            match &b.stats {
-                Some(stats) => stats.encode(t0, unit, out),
-                None => {
-                    self.cur = Some(st);
-                    return Err(Error::Internal(
-                        "copy_chunk: block without statistics".into(),
-                    ));
-                }
+        self.with_series(|w, st| {
+            let base = w.offset;
+            w.write(&bytes)?;
+            let ids: Vec<usize> = members.iter().map(|(i, _)| *i).collect();
+            if st.copied.as_ref().is_some_and(|c| c.members != ids) {
+                st.close_copied();
             }
-        }
-        c.nchunks += 1;
-        st.min = st.min.min(t0);
-        st.max = st.max.max(t1);
-        self.cur = Some(st);
-        Ok(())
+            let c = st.copied.get_or_insert_with(|| CopiedGroup {
+                members: ids,
+                chunks: Vec::new(),
+                nchunks: 0,
+            });
+            let (t0, t1, unit) = (first.chunk_min, first.chunk_max, first.unit.max(1));
+            let out = &mut c.chunks;
+            put_uvarint(out, base);
+            put_uvarint(out, u64::from(times.size));
+            put_uvarint(out, u64::from(first.rows));
+            put_uvarint(out, zigzag(t0));
+            put_uvarint(out, unit);
+            put_uvarint(out, t1.wrapping_sub(t0) as u64 / unit);
+            out.extend_from_slice(&times.crc.to_le_bytes());
+            for ((_, b), stats) in members.iter().zip(stats) {
+                put_uvarint(out, u64::from(b.count));
+                put_uvarint(out, u64::from(b.values.size));
+                out.extend_from_slice(&b.values.crc.to_le_bytes());
+                stats.encode(t0, unit, out);
+            }
+            c.nchunks += 1;
+            st.min = st.min.min(t0);
+            st.max = st.max.max(t1);
+            Ok(())
+        })
     }
 
     /// Finish the current series (a series that got no data is left out).
@@ -434,6 +425,17 @@ impl TsFileWriter {
         self.last_key = Some(key);
         self.series += 1;
         Ok(())
+    }
+
+    /// Runs `f` on the current series, which stays current whatever `f` returns.
+    fn with_series<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self, &mut SeriesState) -> Result<R>,
+    ) -> Result<R> {
+        let mut st = self.take_series()?;
+        let r = f(self, &mut st);
+        self.cur = Some(st);
+        r
     }
 
     fn take_series(&mut self) -> Result<SeriesState> {
@@ -540,14 +542,10 @@ impl TsFileWriter {
 /// there is none): statistics store their times in this unit.
 fn time_unit(times: &[i64]) -> u64 {
     let t0 = times[0];
-    let g = times[1..].iter().fold(0u64, |g, &t| {
-        let (mut a, mut b) = (g, t.wrapping_sub(t0) as u64);
-        while b != 0 {
-            (a, b) = (b, a % b);
-        }
-        a
-    });
-    g.max(1)
+    times[1..]
+        .iter()
+        .fold(0u64, |g, &t| gcd(g, t.wrapping_sub(t0) as u64))
+        .max(1)
 }
 
 /// One bit per row of `rows` (LSB first), set where `present` (a subset) has it.
