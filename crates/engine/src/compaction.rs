@@ -213,7 +213,7 @@ pub(crate) fn merge(
     }
     if w.series_count() == 0 {
         drop(w);
-        let _ = std::fs::remove_file(path);
+        let _ = crate::vfs::remove_file(path);
         return Ok(None);
     }
     w.finish()?;

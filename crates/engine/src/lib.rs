@@ -142,7 +142,9 @@
 //! `cargo nextest run -p sundial-engine` runs codec property tests (`codec_props`), the
 //! model-based test (`model`, `MODEL_CASES=n` for more cases), WAL damage tests
 //! (`wal_recovery`), data-file damage tests (`corrupt_files`), store behaviour
-//! (`engine`) and the SIGKILL crash test (`crash`, driving `src/bin/engine-crash-writer.rs`).
+//! (`engine`), the SIGKILL crash test (`crash`, driving `src/bin/engine-crash-writer.rs`)
+//! and the power-cut test (`crash_fs`: every file-system call recorded through
+//! [`vfs`], every state a power cut could leave rebuilt and opened).
 //! `cargo bench -p sundial-engine` runs `benches/engine.rs` (TSBS write throughput with
 //! fsync `always`, codec speed and bytes/value, single-series scan);
 //! `examples/write_profile.rs` is a standalone write loop for profiling.
@@ -164,6 +166,7 @@ mod tombstones;
 pub mod tsfile;
 pub mod types;
 mod util;
+pub mod vfs;
 mod wal;
 
 pub use catalog::SeriesLimits;

@@ -18,7 +18,6 @@
 //! apart from a record the crash cut short. When removed tombstones outnumber the live ones, the log is rewritten
 //! with the live ones only (temp file, fsync, rename).
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,7 +27,7 @@ use parking_lot::Mutex;
 use crate::codec::{get_uvarint, put_uvarint, take, unzigzag, zigzag};
 use crate::error::{Error, Result};
 use crate::manifest::Tombstone;
-use crate::util::{sync_dir, write_atomic};
+use crate::vfs::{sync_dir, write_atomic, VFile};
 
 pub(crate) const TOMBSTONES: &str = "TOMBSTONES";
 const ADD: u8 = 1;
@@ -171,10 +170,7 @@ impl TombstoneLog {
         }
         if good < data.len() {
             tracing::warn!(path = %path.display(), cut = data.len() - good, "torn tombstone record cut off");
-            let file = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
+            let file = VFile::existing(&path).map_err(|e| Error::io(&path, e))?;
             file.set_len(good as u64).map_err(|e| Error::io(&path, e))?;
             file.sync_all().map_err(|e| Error::io(&path, e))?;
         }
@@ -190,11 +186,7 @@ impl TombstoneLog {
     /// Callers hold the state's lock, which orders appends.
     fn append(&self, bytes: &[u8]) -> Result<()> {
         let existed = self.path.exists();
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| Error::io(&self.path, e))?;
+        let mut f = VFile::append(&self.path, true).map_err(|e| Error::io(&self.path, e))?;
         f.write_all(bytes)
             .and_then(|()| f.sync_data())
             .map_err(|e| Error::io(&self.path, e))?;
@@ -302,7 +294,10 @@ mod tests {
         let mut log = None;
         for torn in [vec![9u8, 0, 0, 0, 1, 2], cut_body] {
             let path = dir.path().join(TOMBSTONES);
-            let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .expect("open");
             f.write_all(&torn).expect("write");
             drop(f);
             let (l, live) = TombstoneLog::open(dir.path()).expect("reopen");

@@ -15,7 +15,6 @@
 //! apply; the writer is acknowledged only once an fsync covering its entry has
 //! completed.
 
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -27,7 +26,7 @@ use sundial_common::telemetry;
 use crate::error::{Error, Result};
 use crate::options::FsyncPolicy;
 use crate::stats::Metrics;
-use crate::util::sync_dir;
+use crate::vfs::{self, sync_dir, VFile};
 
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"SDWAL\0\0\x01";
 /// Bytes before the body in a frame handed to [`Wal::append`].
@@ -80,7 +79,7 @@ impl WalRecovery {
 #[derive(Debug)]
 struct Segment {
     id: u64,
-    file: Arc<File>,
+    file: Arc<VFile>,
     size: u64,
 }
 
@@ -209,7 +208,7 @@ impl Shared {
         self.sync.lock().failed.get_or_insert(reason);
     }
 
-    fn fsync(&self, file: &File) -> std::io::Result<()> {
+    fn fsync(&self, file: &VFile) -> std::io::Result<()> {
         #[cfg(test)]
         if self
             .inject_fsync_errors
@@ -296,12 +295,7 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>> {
 
 fn create_segment(dir: &Path, id: u64) -> Result<Segment> {
     let path = seg_path(dir, id);
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+    let mut f = VFile::create(&path).map_err(|e| Error::io(&path, e))?;
     f.write_all(SEGMENT_MAGIC)
         .map_err(|e| Error::io(&path, e))?;
     sync_dir(dir)?;
@@ -382,7 +376,7 @@ impl Wal {
         metrics: Arc<Metrics>,
         apply: &mut ApplyFn<'_>,
     ) -> Result<(Wal, WalRecovery)> {
-        crate::util::create_dir_durable(dir)?;
+        vfs::create_dir_durable(dir)?;
         let ids = list_segments(dir)?;
         let mut rec = WalRecovery {
             segments: ids.len(),
@@ -399,8 +393,7 @@ impl Wal {
                 // What was replayed may sit in the page cache only (a process
                 // killed before its fsync, or `wal-fsync = never`): make it
                 // durable before it is served as written.
-                let f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-                f.sync_all().map_err(|e| Error::io(&path, e))?;
+                vfs::sync_path(&path).map_err(|e| Error::io(&path, e))?;
                 continue;
             };
             let lost = (data.len() - valid) as u64;
@@ -424,15 +417,12 @@ impl Wal {
                 }
                 // Keep the damaged original for forensics before truncating.
                 let aside = dir.join("corrupt");
-                std::fs::create_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
+                vfs::create_dir_durable(&aside)?;
                 let copy = aside.join(format!("{id:010}.wal"));
-                std::fs::write(&copy, &data).map_err(|e| Error::io(&copy, e))?;
+                vfs::write_file(&copy, &data).map_err(|e| Error::io(&copy, e))?;
                 rec.corrupt.push((path.clone(), valid as u64, lost, why));
             }
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
+            let f = VFile::existing(&path).map_err(|e| Error::io(&path, e))?;
             f.set_len(valid as u64).map_err(|e| Error::io(&path, e))?;
             f.sync_all().map_err(|e| Error::io(&path, e))?;
         }
@@ -548,7 +538,7 @@ impl Wal {
         };
         for id in victims {
             let p = seg_path(&self.sh.dir, id);
-            match std::fs::remove_file(&p) {
+            match vfs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&p, e)),

@@ -12,12 +12,12 @@
 //! generation, and shards whose index snapshot names another generation rebuild their
 //! series lists from their data files.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::util::{create_dir_durable, sync_dir};
+use crate::vfs::{self, create_dir_durable, sync_dir, VFile};
 
 const MAGIC: &[u8; 8] = b"SDSERLG1";
 const HEADER: usize = 16;
@@ -36,7 +36,7 @@ pub(crate) enum Record<'a> {
 #[derive(Debug)]
 pub(crate) struct SeriesLog {
     path: PathBuf,
-    file: File,
+    file: VFile,
     len: u64,
     pub generation: u64,
     /// Records appended but not yet fsynced.
@@ -153,20 +153,14 @@ impl SeriesLog {
         }
         tracing::warn!(path = %path.display(), offset = pos, lost_bytes = lost,
             "series catalog: truncating a torn tail (never used by any shard)");
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = VFile::existing(&path).map_err(|e| Error::io(&path, e))?;
         file.set_len(pos).map_err(|e| Error::io(&path, e))?;
         file.sync_all().map_err(|e| Error::io(&path, e))?;
         Ok((Self::reopen(&path, pos, generation)?, false))
     }
 
     fn reopen(path: &Path, len: u64, generation: u64) -> Result<SeriesLog> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = VFile::append(path, false).map_err(|e| Error::io(path, e))?;
         Ok(SeriesLog {
             path: path.to_path_buf(),
             file,
@@ -180,7 +174,7 @@ impl SeriesLog {
     fn create(dir: &Path, path: &Path, records: &[u8]) -> Result<SeriesLog> {
         let generation: u64 = rand::random();
         let tmp = path.with_extension("tmp");
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut f = VFile::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut head = Vec::with_capacity(HEADER + records.len());
         head.extend_from_slice(MAGIC);
         head.extend_from_slice(&generation.to_le_bytes());
@@ -188,7 +182,7 @@ impl SeriesLog {
         f.write_all(&head).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
         drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        vfs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         sync_dir(dir)?;
         Self::reopen(path, head.len() as u64, generation)
     }
@@ -276,7 +270,10 @@ mod tests {
         assert_eq!((g, void), (gen, false));
         // A torn tail: cut, same generation.
         let path = dir.join("series.log");
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
         drop(f);
         let (seen, g, void) = replay(&dir);

@@ -102,7 +102,7 @@ impl Shard {
                 }
                 if w.series_count() == 0 {
                     drop(w);
-                    let _ = std::fs::remove_file(&path);
+                    let _ = crate::vfs::remove_file(&path);
                     continue;
                 }
                 w.finish()?;
@@ -174,7 +174,7 @@ impl Shard {
             Err(e) => {
                 // The inputs stay in place: nothing is lost, and a damaged block
                 // keeps failing the reads that touch it until it is repaired.
-                let _ = std::fs::remove_file(&path);
+                let _ = crate::vfs::remove_file(&path);
                 if e.is_corruption() {
                     self.corrupt_read(&e);
                     self.compaction_halted.store(true, Ordering::Release);
@@ -230,7 +230,7 @@ impl Shard {
         for f in &inputs {
             // Open readers keep their descriptors; the data stays readable for them.
             let p = f.file.path();
-            if let Err(e) = std::fs::remove_file(p) {
+            if let Err(e) = crate::vfs::remove_file(p) {
                 tracing::warn!(path = %p.display(), error = %e, "could not remove compacted file");
             }
         }

@@ -32,7 +32,8 @@ use crate::options::EngineOptions;
 use crate::stats::Metrics;
 use crate::tombstones::TombstoneLog;
 use crate::tsfile::TsFile;
-use crate::util::{seal, unseal, write_atomic, FastMap};
+use crate::util::{seal, unseal, FastMap};
+use crate::vfs::{self, write_atomic};
 use crate::wal::{Wal, WalRecovery, KIND_DELETE, KIND_WRITE};
 
 use write::apply_write;
@@ -264,7 +265,7 @@ impl Shard {
         let span = tracing::info_span!("shard.open", shard_id = id);
         let _e = span.enter();
         let started = Instant::now();
-        crate::util::create_dir_durable(&data_dir(dir))?;
+        vfs::create_dir_durable(&data_dir(dir))?;
         let mut report = RecoveryReport::default();
         let manifest = Manifest::load(dir)?.unwrap_or(Manifest {
             version: 1,
@@ -285,7 +286,7 @@ impl Shard {
                 None => name.ends_with(".tmp"),
             };
             if orphan {
-                std::fs::remove_file(e.path()).map_err(|er| Error::io(e.path(), er))?;
+                vfs::remove_file(&e.path()).map_err(|er| Error::io(e.path(), er))?;
                 report.orphans_removed += 1;
             }
         }
@@ -353,6 +354,30 @@ impl Shard {
         // Replay the WAL into the fresh memtable.
         let flushed = manifest.flushed_seq;
         let mut new_tombs = Vec::new();
+        // A delete's tombstone is fsynced before its WAL entry, so a power cut can
+        // keep the one without the other: logged tombstones newer than the flush are
+        // applied to the replayed memtable at their place in the sequence (again,
+        // harmlessly, when their WAL entry did survive), so no delete comes back
+        // half done.
+        let mut logged_deletes: VecDeque<Arc<Tombstone>> = state
+            .tombstones
+            .iter()
+            .filter(|t| t.seq > flushed)
+            .cloned()
+            .collect();
+        let replay_delete = |min: i64, max: i64, keys: &mut dyn Iterator<Item = &str>| {
+            let sids: Vec<u32> = keys.filter_map(|k| catalog.get(k)).collect();
+            {
+                let mut mem = active.write();
+                mem.seq.delete(&sids, min, max);
+                mem.unseq.delete(&sids, min, max);
+            }
+            if min == i64::MIN && max == i64::MAX {
+                let mut bm = RoaringBitmap::new();
+                bm.extend(sids.iter().copied());
+                index.write().remove_series(&bm);
+            }
+        };
         let (wal, wal_rec) = Wal::open(
             &dir.join("wal"),
             opts.fsync,
@@ -362,6 +387,11 @@ impl Shard {
             &mut |seq, kind, body| {
                 if seq <= flushed {
                     return Ok(());
+                }
+                while logged_deletes.front().is_some_and(|t| t.seq < seq) {
+                    if let Some(t) = logged_deletes.pop_front() {
+                        replay_delete(t.min, t.max, &mut t.keys.iter().map(String::as_str));
+                    }
                 }
                 match kind {
                     KIND_WRITE => {
@@ -387,13 +417,8 @@ impl Shard {
                     }
                     KIND_DELETE => {
                         let (min, max, keys) = batch::decode_delete(body)?;
-                        let sids: Vec<u32> = keys.iter().filter_map(|k| catalog.get(k)).collect();
-                        {
-                            let mut mem = active.write();
-                            mem.seq.delete(&sids, min, max);
-                            mem.unseq.delete(&sids, min, max);
-                            mem.max_seq = seq;
-                        }
+                        replay_delete(min, max, &mut keys.iter().copied());
+                        active.write().max_seq = seq;
                         // At or below max_seen the log has it, or had it and
                         // found it hides nothing any more.
                         if seq > tomb_seen && !state.tombstones.iter().any(|t| t.seq == seq) {
@@ -404,17 +429,15 @@ impl Shard {
                                 keys: keys.iter().map(|k| k.to_string()).collect(),
                             }));
                         }
-                        if min == i64::MIN && max == i64::MAX {
-                            let mut bm = RoaringBitmap::new();
-                            bm.extend(sids.iter().copied());
-                            index.write().remove_series(&bm);
-                        }
                         Ok(())
                     }
                     k => Err(Error::CorruptBlock(format!("unknown WAL entry kind {k}"))),
                 }
             },
         )?;
+        for t in logged_deletes {
+            replay_delete(t.min, t.max, &mut t.keys.iter().map(String::as_str));
+        }
         wal.bump_seq(flushed);
         report.wal = wal_rec;
         let state = RwLock::new(state);

@@ -44,6 +44,9 @@ struct CatalogSlot {
 
 /// The suffix of a shard directory being removed.
 const DROPPING_SUFFIX: &str = ".dropping";
+/// A shard being created: its directory gets its final name only once it holds
+/// what says which database it belongs to.
+const CREATING_SUFFIX: &str = ".creating";
 
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -276,7 +279,7 @@ impl Inner {
             }
             *loaded = Weak::new();
             let dir = self.catalog_dir(database);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if let Err(e) = crate::vfs::remove_dir_all(&dir) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(database = %database, error = %e, "could not remove the series catalog of a database without shards");
                 }
@@ -326,7 +329,7 @@ impl Store {
         let dir = dir.as_ref().to_path_buf();
         let span = tracing::info_span!("store.open", dir = %dir.display());
         let _e = span.enter();
-        crate::util::create_dir_durable(&dir)?;
+        crate::vfs::create_dir_durable(&dir)?;
         let mut slots = HashMap::new();
         let mut legacy = 0;
         for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
@@ -335,13 +338,14 @@ impl Store {
                 continue;
             }
             let p = e.path();
-            // A drop interrupted by a crash: the shard was already renamed away.
+            // A drop or a create interrupted by a crash: the shard was already
+            // renamed away, or never got its name.
             if p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(DROPPING_SUFFIX))
+                .is_some_and(|n| n.ends_with(DROPPING_SUFFIX) || n.ends_with(CREATING_SUFFIX))
             {
-                tracing::info!(path = %p.display(), "removing the rest of a dropped shard");
-                std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+                tracing::info!(path = %p.display(), "removing the rest of a dropped or unfinished shard");
+                crate::vfs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
                 continue;
             }
             if let Some(id) = parse_shard_dir(&p) {
@@ -453,8 +457,12 @@ impl Store {
                 });
             }
             let dir = self.inner.dir.join(id.to_string());
-            crate::util::create_dir_durable(&dir)?;
-            slots::write_database(&dir, database)?;
+            let new = self.inner.dir.join(format!("{id}{CREATING_SUFFIX}"));
+            let _ = crate::vfs::remove_dir_all(&new);
+            crate::vfs::create_dir(&new).map_err(|e| Error::io(&new, e))?;
+            slots::write_database(&new, database)?;
+            crate::vfs::rename(&new, &dir).map_err(|e| Error::io(&dir, e))?;
+            crate::vfs::sync_dir(&self.inner.dir)?;
             let slot = Slot::new(id, dir, Some(database.into()));
             slots.insert(id, slot.clone());
             slot
@@ -532,9 +540,9 @@ impl Store {
         let mut away = slot.dir.clone().into_os_string();
         away.push(DROPPING_SUFFIX);
         let away = PathBuf::from(away);
-        std::fs::rename(&slot.dir, &away).map_err(|e| Error::io(&slot.dir, e))?;
-        crate::util::sync_dir(&self.inner.dir)?;
-        std::fs::remove_dir_all(&away).map_err(|e| Error::io(&away, e))?;
+        crate::vfs::rename(&slot.dir, &away).map_err(|e| Error::io(&slot.dir, e))?;
+        crate::vfs::sync_dir(&self.inner.dir)?;
+        crate::vfs::remove_dir_all(&away).map_err(|e| Error::io(&away, e))?;
         if let Some(db) = database {
             self.inner.collect_series(&db, series);
         }

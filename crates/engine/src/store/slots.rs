@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::shard::Shard;
-use crate::util::write_atomic;
+use crate::vfs::write_atomic;
 
 /// The file in a shard's directory naming its database.
 const DATABASE_FILE: &str = "DATABASE";

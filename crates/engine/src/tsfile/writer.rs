@@ -1,6 +1,5 @@
 //! Writes one data file (format v2); series must be added in ascending key order.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -14,6 +13,7 @@ use crate::codec::{encode_timestamps, encode_values_range, put_uvarint, zigzag};
 use crate::error::{Error, Result};
 use crate::types::{Column, FieldType, Values};
 use crate::util::FastMap;
+use crate::vfs::VFile;
 
 /// Raw string bytes per block. Strings may be 1 MiB each, so a count-only cut
 /// could make blocks the reader refuses (codec::string's inflate cap) or whose
@@ -166,7 +166,7 @@ impl SeriesState {
 #[derive(Debug)]
 pub struct TsFileWriter {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: BufWriter<VFile>,
     offset: u64,
     index: Vec<u8>,
     resource: Vec<u8>,
@@ -188,7 +188,7 @@ const MAX_DICT: usize = 4096;
 
 impl TsFileWriter {
     pub fn create(path: &Path, max_per_block: usize) -> Result<Self> {
-        let f = File::create(path).map_err(|e| Error::io(path, e))?;
+        let f = VFile::create(path).map_err(|e| Error::io(path, e))?;
         let mut w = TsFileWriter {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 20, f),
@@ -532,7 +532,7 @@ impl TsFileWriter {
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
         f.sync_all().map_err(|e| Error::io(&self.path, e))?;
         if let Some(dir) = self.path.parent() {
-            crate::util::sync_dir(dir)?;
+            crate::vfs::sync_dir(dir)?;
         }
         Ok(self.offset)
     }
