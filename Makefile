@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build test test-deps test-compose images compose-up compose-down lint fmt bench bench-ingest bench-disk bench-cluster bench-tracing fuzz clean
+.PHONY: run build test test-deps test-compose images compose-up compose-down lint fmt bench bench-ingest bench-disk bench-series bench-cluster bench-tracing fuzz clean
 
 # The all-in-one server on the embedded meta backend, data in ./data, HTTP on 127.0.0.1:8086.
 run:
@@ -62,6 +62,12 @@ bench-ingest:
 # precision).
 bench-disk:
 	scripts/bench-disk.sh
+
+# One shard with a million series: write rates, reopen time, memory per series; then
+# the same reopen with an index memory limit small enough that data files keep only
+# their time range in memory.
+bench-series:
+	scripts/bench-series.sh
 
 # The same ingest through a loopback cluster (etcd, meta, 3 stores, 1 gateway;
 # RF 1 and 2) next to the all-in-one server, interleaved rounds.

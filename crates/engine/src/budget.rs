@@ -140,7 +140,12 @@ impl IndexMemory {
 
     /// Whether the structures use more than `percent` of the limit.
     pub fn above(&self, percent: usize) -> bool {
-        self.limit != usize::MAX && self.used() > self.limit / 100 * percent
+        self.above_with(percent, 0)
+    }
+
+    /// [`Self::above`] with `extra` bytes not reported yet.
+    pub fn above_with(&self, percent: usize, extra: usize) -> bool {
+        self.limit != usize::MAX && self.used().saturating_add(extra) > self.limit / 100 * percent
     }
 
     pub fn adjust(&self, old: usize, new: usize) {

@@ -96,7 +96,8 @@
 //!
 //! Format v2 (v1 still read): see [`tsfile`]. A series' fields written together share
 //! time blocks; every value block carries statistics ([`tsfile::BlockStats`]); the
-//! resource (per-series time ranges) is what stays in memory. A damaged block fails
+//! resource (per-series time ranges) is what stays in memory, until past half the
+//! index memory limit a file keeps only its own time range. A damaged block fails
 //! the reads and compactions that touch it with [`Error::Corrupt`] naming the file —
 //! never a panic, never a quiet answer without the block's points.
 //!

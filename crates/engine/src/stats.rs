@@ -134,6 +134,9 @@ pub struct EngineStats {
     /// their limit (0: none).
     pub index_memory_bytes: u64,
     pub index_memory_limit: u64,
+    /// Data files of open shards whose per-series summaries left memory (past half
+    /// the index memory limit; read from disk while lookups use them).
+    pub files_degraded: u64,
     /// Free bytes on the store's file system and the reserve below which writes stop.
     pub disk_free_bytes: u64,
     pub disk_free_reserve: u64,

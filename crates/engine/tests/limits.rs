@@ -214,6 +214,75 @@ fn new_series_are_refused_past_the_index_memory_limit() {
     assert_eq!(write(&store, 1, "m,h=r0_0 v=2 2\n").points_written, 1);
 }
 
+/// Past half the index memory limit, data files drop their per-series summaries
+/// (IoTDB's time-index degradation): memory falls, every point still reads back,
+/// and writes go on.
+#[test]
+fn file_summaries_leave_memory_past_half_the_index_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fill = |store: &Store, t: i64| {
+        for chunk in 0..4 {
+            let body: String = (0..1000)
+                .map(|i| format!("m,h=s{chunk}_{i} v={i},w={t}i {t}\n"))
+                .collect();
+            write_lp(store, 1, &body).unwrap();
+        }
+        store.flush_shard(1).unwrap();
+    };
+    let (used, want) = {
+        let store = Store::open(dir.path(), opts().series_limits(0, 0).build()).unwrap();
+        store.create_shard(1, "db").unwrap();
+        for t in 1..=4 {
+            fill(&store, t);
+        }
+        store.close().unwrap();
+        // What the structures take when the shard is opened again.
+        let store = Store::open(dir.path(), opts().auto_compaction(false).build()).unwrap();
+        let want = dump(&store, 1, "m");
+        let used = store.stats().index_memory_bytes;
+        store.close().unwrap();
+        (used, want)
+    };
+    // Reopened with the same structures above half of the limit, below all of it.
+    let store = Store::open(
+        dir.path(),
+        opts()
+            .series_limits(0, 0)
+            .auto_compaction(false)
+            .index_memory_limit(used as usize * 3 / 2)
+            .shard_idle_timeout(Duration::from_millis(400))
+            .build(),
+    )
+    .unwrap();
+    assert_eq!(dump(&store, 1, "m"), want);
+    write(&store, 1, "m,h=s0_0 v=0,w=0i 0\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.stats().files_degraded == 0 {
+        assert!(Instant::now() < deadline, "{:?}", store.stats());
+        // Keep the shard in use so the janitor does not close it as idle.
+        write(&store, 1, "m,h=s0_0 v=0,w=0i 0\n");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = store.stats();
+    assert!(st.index_memory_bytes < used * 3 / 4, "{used} → {st:?}");
+    // Reads load the summaries back from disk while they need them.
+    let mut want = want;
+    want.get_mut(&("m,h=s0_0".into(), "v".into()))
+        .unwrap()
+        .insert(0, sundial_engine::Value::Float(0.0));
+    want.get_mut(&("m,h=s0_0".into(), "w".into()))
+        .unwrap()
+        .insert(0, sundial_engine::Value::Integer(0));
+    assert_eq!(dump(&store, 1, "m"), want);
+    // Writes into known series go on, in and out of order.
+    write(&store, 1, "m,h=s1_7 v=9,w=9i 9\nm,h=s1_7 v=2.5 2\n");
+    let got = dump(&store, 1, "m");
+    let v = &got[&("m,h=s1_7".to_string(), "v".to_string())];
+    assert_eq!(v.get(&9), Some(&sundial_engine::Value::Float(9.0)));
+    assert_eq!(v.get(&2), Some(&sundial_engine::Value::Float(2.5)));
+    assert_eq!(v.len(), 5);
+}
+
 #[test]
 fn writes_stop_before_the_disk_is_full() {
     let dir = tempfile::tempdir().unwrap();

@@ -149,6 +149,11 @@ fn emit_stats(s: &EngineStats, e: &mut Emit<'_>) -> std::fmt::Result {
             s.index_memory_limit,
         ),
         (
+            "files_degraded",
+            "Data files whose per-series summaries left memory (index memory past half its limit).",
+            s.files_degraded,
+        ),
+        (
             "disk_free_bytes",
             "Free bytes on the data directory's file system.",
             s.disk_free_bytes,

@@ -214,6 +214,16 @@ impl ShardIndex {
                 .sum::<usize>()
     }
 
+    /// What a snapshot holds, copied (to encode outside the shard's lock).
+    pub fn snapshot_copy(&self) -> ShardIndex {
+        ShardIndex {
+            present: self.present.clone(),
+            fields: self.fields.clone(),
+            dirty: false,
+            schema_epoch: self.schema_epoch,
+        }
+    }
+
     /// Snapshot: magic | u64 generation | u32 id bound | uvarint len | roaring bitmap |
     /// uvarint nm | per measurement: name, uvarint nf, per field: name, u8 type.
     /// Sealed with a crc32c by the caller.

@@ -5,10 +5,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{file_path, sort_files, DataFile, Frozen, Shard};
+use super::{file_path, open_data_file, sort_files, DataFile, Frozen, Shard};
 use crate::error::Result;
 use crate::manifest::{FileKind, FileMeta, Tombstone};
-use crate::tsfile::{TsFile, TsFileWriter};
+use crate::tsfile::TsFileWriter;
 use crate::types::{Column, FieldMerge};
 
 impl Shard {
@@ -106,7 +106,7 @@ impl Shard {
                     continue;
                 }
                 w.finish()?;
-                let file = TsFile::open(&path)?;
+                let file = open_data_file(&path, &self.index_mem, &mut 0)?;
                 new_files.push(Arc::new(DataFile {
                     meta: FileMeta {
                         id: fid,
@@ -192,7 +192,7 @@ impl Shard {
         let new_file = match out {
             Some(()) => Some(Arc::new(DataFile {
                 meta,
-                file: TsFile::open(&path)?,
+                file: open_data_file(&path, &self.index_mem, &mut 0)?,
             })),
             None => None, // everything was deleted
         };

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringBitmap;
@@ -87,11 +87,18 @@ impl ReadState {
     /// The newest persisted (flushed or frozen) time of a series: what a new point
     /// must be newer than to be sequence data.
     fn persisted_max(&self, key: &str, sid: u32) -> i64 {
-        let files = self
-            .files
-            .iter()
-            .filter_map(|f| f.file.series_range(key).map(|r| r.1))
-            .max();
+        // Newest files first: once a file gives the series' newest time, files that
+        // end before it cannot raise it and are not looked into (with data written
+        // in order that is one lookup, not one per file).
+        let mut files: Option<i64> = None;
+        for f in self.files.iter().rev() {
+            if files.is_some_and(|m| f.file.max_time <= m) {
+                continue;
+            }
+            if let Some((_, max)) = f.file.series_range(key) {
+                files = Some(files.map_or(max, |m| m.max(max)));
+            }
+        }
         let frozen = self
             .frozen
             .iter()
@@ -177,6 +184,23 @@ fn file_path(dir: &Path, id: u64) -> PathBuf {
 }
 
 const INDEX_SNAP: &str = "index.snap";
+
+/// Past this share of the index memory limit, data files keep only their time
+/// range in memory (IoTDB's time-index degradation): their per-series summaries
+/// are read from disk while lookups use them.
+pub(crate) const DEGRADE_SUMMARIES_PERCENT: usize = 50;
+
+/// Opens a data file, its summaries dropped at once under memory pressure
+/// (`unreported`: bytes of files opened with it and not counted yet), so a large
+/// shard opening does not hold them all first.
+fn open_data_file(path: &Path, index_mem: &IndexMemory, unreported: &mut usize) -> Result<TsFile> {
+    let f = TsFile::open(path)?;
+    if index_mem.above_with(DEGRADE_SUMMARIES_PERCENT, *unreported + f.mem_bytes()) {
+        f.degrade();
+    }
+    *unreported += f.mem_bytes();
+    Ok(f)
+}
 
 /// The series list a shard starts from (before WAL replay).
 fn load_index(
@@ -291,9 +315,10 @@ impl Shard {
             }
         }
         let mut files = Vec::new();
+        let mut unreported = 0;
         for fm in &manifest.files {
             let path = file_path(dir, fm.id);
-            match TsFile::open(&path) {
+            match open_data_file(&path, &index_mem, &mut unreported) {
                 Ok(f) => {
                     files.push(Arc::new(DataFile {
                         meta: fm.clone(),
@@ -497,6 +522,12 @@ impl Shard {
         // Replayed WAL entries sit in the memtables now.
         shard.report_mem();
         shard.report_index_mem();
+        // A large shard opening past half the index memory limit sheds its files'
+        // summaries now rather than at the janitor's next pass.
+        let over = || shard.index_mem.above(DEGRADE_SUMMARIES_PERCENT);
+        if over() {
+            shard.degrade_summaries(&over);
+        }
         Ok(shard)
     }
 
@@ -609,14 +640,17 @@ impl Shard {
         // The ids written must be durable in the catalog first.
         self.catalog.sync()?;
         let (generation, bound) = (self.catalog.generation(), self.catalog.id_bound());
-        let body = {
+        // Encoded from a copy: writers adding series wait for a memcpy of the
+        // bitmap, not for its encoding (a million series cost ~0.1-2 MB).
+        let copy = {
             let mut idx = self.index.write();
             if !idx.dirty {
                 return Ok(());
             }
             idx.dirty = false;
-            idx.encode(generation, bound)
+            idx.snapshot_copy()
         };
+        let body = copy.encode(generation, bound);
         write_atomic(&self.dir.join(INDEX_SNAP), &seal(body)).inspect_err(|_| {
             self.index.write().dirty = true;
         })
@@ -678,6 +712,34 @@ impl Shard {
     }
 
     /// How many data files the shard has at each level (index: level).
+    /// Under index memory pressure: drops its files' series summaries from memory,
+    /// the files with the most series first, while `more()` holds.
+    pub fn degrade_summaries(&self, more: &dyn Fn() -> bool) {
+        let mut files = self.state.read().files.clone();
+        files.sort_by_key(|f| std::cmp::Reverse(f.file.series_count()));
+        for f in files {
+            if !more() {
+                break;
+            }
+            if !f.file.is_degraded() {
+                f.file.degrade();
+                self.report_index_mem();
+            }
+        }
+    }
+
+    /// Lets go of summaries that degraded files loaded for lookups and no longer use.
+    pub fn release_idle_summaries(&self, idle: Duration) {
+        for f in &self.state.read().files {
+            f.file.release_idle(idle);
+        }
+    }
+
+    pub fn files_degraded(&self) -> u64 {
+        let st = self.state.read();
+        st.files.iter().filter(|f| f.file.is_degraded()).count() as u64
+    }
+
     pub fn files_per_level(&self) -> Vec<u64> {
         let mut levels = Vec::new();
         for f in &self.state.read().files {

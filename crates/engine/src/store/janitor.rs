@@ -12,7 +12,10 @@ use super::slots::{now_ms, Slot, SlotState};
 use super::{background, Inner};
 use crate::error::{Error, Result};
 use crate::options::FsyncPolicy;
-use crate::shard::Shard;
+use crate::shard::{Shard, DEGRADE_SUMMARIES_PERCENT};
+
+/// How long summaries a degraded file loaded for lookups stay unused in memory.
+const SUMMARIES_IDLE: Duration = Duration::from_secs(30);
 
 /// Descriptors counted as in use while a shard opens or closes.
 pub(super) struct FdsInFlight<'a> {
@@ -211,7 +214,25 @@ impl Inner {
             }
         }
         self.compact_cold(now, &slots);
+        self.fit_file_summaries();
         self.relieve_pressure(None);
+    }
+
+    /// Over half the index memory limit, data files' series summaries leave memory
+    /// (files with the most series first) before any shard has to close; summaries
+    /// loaded back for lookups go again once unused for a while.
+    fn fit_file_summaries(&self) {
+        let shards = self.open_shards();
+        for s in &shards {
+            s.release_idle_summaries(SUMMARIES_IDLE);
+        }
+        let over = || self.index_mem.above(DEGRADE_SUMMARIES_PERCENT);
+        for s in &shards {
+            if !over() {
+                break;
+            }
+            s.degrade_summaries(&over);
+        }
     }
 
     /// Shards that went write-cold are compacted into one file once (InfluxDB's

@@ -734,6 +734,7 @@ impl Store {
             let levels = match slot.open_shard() {
                 Some(shard) => {
                     s.shards_open += 1;
+                    s.files_degraded += shard.files_degraded();
                     shard.files_per_level()
                 }
                 None => slot.files_by_level.lock().clone(),

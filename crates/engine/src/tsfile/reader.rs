@@ -3,6 +3,10 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
 
 use super::entry::{
     parse_dict, parse_entry_v1, parse_entry_v2, parse_resource, resource_record, u32_at, BlockMeta,
@@ -65,8 +69,13 @@ pub struct TsFile {
     res_off: u64,
     res_len: u64,
     res_crc: u32,
-    /// Sorted by hash.
-    resource: Vec<ResourceEntry>,
+    /// The per-series summaries (key hash, time range, where the index entry is),
+    /// sorted by hash; `None` once degraded under memory pressure to the file's
+    /// time range, when lookups load them from disk for a while ([`Self::summaries`]).
+    resident: RwLock<Option<Arc<Summaries>>>,
+    /// Summaries of a degraded file loaded for lookups, and when they were last used.
+    on_demand: Mutex<Option<(Arc<Summaries>, Instant)>>,
+    series: usize,
     pub min_time: i64,
     pub max_time: i64,
 }
@@ -124,22 +133,11 @@ impl TsFile {
         }
         let seed = u32_at(&f, 36);
         let res = read_resource(&file, path, version, res_off, res_len, res_crc)?;
-        // Sized from the series count up front: no doubling, no copy to shrink.
-        let mut resource = Vec::with_capacity(
-            (get_uvarint(&res, &mut 0).unwrap_or(0) as usize).min(res.len() / 8),
-        );
-        let end = parse_resource(&res, index_len, &mut |key, e| {
-            resource.push(ResourceEntry {
-                hash: key_hash(key),
-                ..e
-            })
-        })
-        .map_err(|e| e.with_path(path))?;
+        let (resource, end) = summaries_of(&res, index_len).map_err(|e| e.with_path(path))?;
         let dict = match version {
             1 => FieldDict::from(Vec::new()),
             _ => parse_dict(&res, end).map_err(|e| e.with_path(path))?,
         };
-        resource.sort_unstable_by_key(|r| r.hash);
         let min_time = resource
             .iter()
             .map(|r| r.min_time)
@@ -162,10 +160,54 @@ impl TsFile {
             res_off,
             res_len,
             res_crc,
-            resource,
+            series: resource.len(),
+            resident: RwLock::new(Some(resource)),
+            on_demand: Mutex::new(None),
             min_time,
             max_time,
         })
+    }
+
+    /// Drops the per-series summaries from memory (keeping the file's time range);
+    /// returns the bytes freed. Lookups then load them from disk while they are in
+    /// use ([`Self::release_idle`] lets them go).
+    pub fn degrade(&self) -> usize {
+        let freed = self.summary_bytes();
+        *self.resident.write() = None;
+        freed
+    }
+
+    pub fn is_degraded(&self) -> bool {
+        self.resident.read().is_none()
+    }
+
+    /// Lets go of summaries loaded for lookups and unused for `idle`.
+    pub fn release_idle(&self, idle: Duration) {
+        let mut od = self.on_demand.lock();
+        if od.as_ref().is_some_and(|(_, at)| at.elapsed() >= idle) {
+            *od = None;
+        }
+    }
+
+    fn summary_bytes(&self) -> usize {
+        self.resident.read().as_ref().map_or(0, |r| r.bytes())
+    }
+
+    /// The per-series summaries: resident, or (degraded) loaded from the file and
+    /// kept while lookups keep coming.
+    fn summaries(&self) -> Result<Arc<Summaries>> {
+        if let Some(r) = self.resident.read().as_ref() {
+            return Ok(r.clone());
+        }
+        let mut od = self.on_demand.lock();
+        if let Some((r, at)) = od.as_mut() {
+            *at = Instant::now();
+            return Ok(r.clone());
+        }
+        let res = self.resource_bytes()?;
+        let (r, _) = summaries_of(&res, self.index_len).map_err(|e| e.with_path(&self.path))?;
+        *od = Some((r.clone(), Instant::now()));
+        Ok(r)
     }
 
     pub fn path(&self) -> &Path {
@@ -184,21 +226,20 @@ impl TsFile {
 
     /// Series in the file.
     pub fn series_count(&self) -> usize {
-        self.resource.len()
+        self.series
     }
 
-    /// Bytes this open file keeps in memory for its series.
+    /// Bytes this open file keeps in memory for its series (summaries loaded for a
+    /// degraded file's lookups are transient and not counted).
     pub fn mem_bytes(&self) -> usize {
-        self.resource.capacity() * std::mem::size_of::<ResourceEntry>()
-            + self.dict.iter().map(|(n, _)| n.len() + 24).sum::<usize>()
-            + 256
+        self.summary_bytes() + self.dict.iter().map(|(n, _)| n.len() + 24).sum::<usize>() + 256
     }
 
     /// Every series in the file, sorted by key, read from the file's resource section
     /// (keys are not kept in memory).
     pub fn series_refs(&self) -> Result<Vec<SeriesRef>> {
         let res = self.resource_bytes()?;
-        let mut out = Vec::with_capacity(self.resource.len());
+        let mut out = Vec::with_capacity(self.series);
         parse_resource(&res, self.index_len, &mut |key, entry| {
             out.push(SeriesRef {
                 key: key.into(),
@@ -246,17 +287,15 @@ impl TsFile {
         }
     }
 
-    /// Resource entries with the hash of `key` (almost always none or one).
-    fn candidates(&self, key: &str) -> &[ResourceEntry] {
-        let h = key_hash(key);
-        let lo = self.resource.partition_point(|r| r.hash < h);
-        let hi = lo + self.resource[lo..].partition_point(|r| r.hash == h);
-        &self.resource[lo..hi]
-    }
-
-    /// Time range of `key` in this file (a hash collision can widen it; never narrow).
+    /// Time range of `key` in this file (a hash collision can widen it; never
+    /// narrow). A degraded file answers with its own range for any key, so a new
+    /// point below it counts as out of order (merged by compaction; still correct).
     pub fn series_range(&self, key: &str) -> Option<(i64, i64)> {
-        self.candidates(key).iter().fold(None, |acc, r| {
+        let guard = self.resident.read();
+        let Some(res) = guard.as_ref() else {
+            return (self.series > 0).then_some((self.min_time, self.max_time));
+        };
+        candidates(res, key).iter().fold(None, |acc, r| {
             Some(match acc {
                 None => (r.min_time, r.max_time),
                 Some((a, b)) => (a.min(r.min_time), b.max(r.max_time)),
@@ -266,14 +305,18 @@ impl TsFile {
 
     /// Could this file hold points of `key` within `[min, max]`?
     pub fn may_contain(&self, key: &str, min: i64, max: i64) -> bool {
-        self.candidates(key)
-            .iter()
-            .any(|r| r.min_time <= max && r.max_time >= min)
+        match self.resident.read().as_ref() {
+            Some(res) => candidates(res, key)
+                .iter()
+                .any(|r| r.min_time <= max && r.max_time >= min),
+            None => self.series > 0 && self.min_time <= max && self.max_time >= min,
+        }
     }
 
     /// Read the index entry of one series (one small read, checksummed).
     pub fn series_index(&self, key: &str) -> Result<Option<SeriesIndex>> {
-        for r in self.candidates(key) {
+        let res = self.summaries()?;
+        for r in candidates(&res, key) {
             if let Some(si) = self.read_entry(r, key)? {
                 return Ok(Some(si));
             }
@@ -486,6 +529,77 @@ impl TsFile {
     pub fn index_len(&self) -> u64 {
         self.index_len
     }
+}
+
+/// A file's per-series summaries, sorted by key hash, with a directory on the
+/// hashes' top bits: a lookup is two cache misses, where a binary search over a
+/// million entries (40 MB) would take twenty (it was a third of the write path's
+/// time after a restart, filling watermarks).
+#[derive(Debug)]
+pub(super) struct Summaries {
+    entries: Box<[ResourceEntry]>,
+    /// `dir[b]..dir[b + 1]`: the entries whose hash's top bits are `b`.
+    dir: Box<[u32]>,
+    shift: u32,
+}
+
+impl Summaries {
+    fn new(mut entries: Vec<ResourceEntry>) -> Summaries {
+        entries.sort_unstable_by_key(|r| r.hash);
+        // Eight to sixteen entries a bucket (at least two buckets: a shift by 64
+        // would overflow).
+        let bits = (entries.len() / 8).max(2).ilog2().min(24);
+        let shift = 64 - bits;
+        let mut dir = vec![0u32; (1usize << bits) + 1];
+        for r in &entries {
+            dir[(r.hash >> shift) as usize + 1] += 1;
+        }
+        for b in 1..dir.len() {
+            dir[b] += dir[b - 1];
+        }
+        Summaries {
+            entries: entries.into_boxed_slice(),
+            dir: dir.into_boxed_slice(),
+            shift,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.entries) + std::mem::size_of_val(&*self.dir)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &ResourceEntry> {
+        self.entries.iter()
+    }
+}
+
+/// Resource entries with the hash of `key` (almost always none or one).
+fn candidates<'a>(res: &'a Summaries, key: &str) -> &'a [ResourceEntry] {
+    let h = key_hash(key);
+    let b = (h >> res.shift) as usize;
+    let bucket = &res.entries[res.dir[b] as usize..res.dir[b + 1] as usize];
+    let lo = bucket.partition_point(|r| r.hash < h);
+    let hi = lo + bucket[lo..].partition_point(|r| r.hash == h);
+    &bucket[lo..hi]
+}
+
+/// The per-series summaries of a resource section, sorted by key hash, and where
+/// the section's series end.
+fn summaries_of(res: &[u8], index_len: u64) -> Result<(Arc<Summaries>, usize)> {
+    // Sized from the series count up front: no doubling, no copy to shrink.
+    let mut out =
+        Vec::with_capacity((get_uvarint(res, &mut 0).unwrap_or(0) as usize).min(res.len() / 8));
+    let end = parse_resource(res, index_len, &mut |key, e| {
+        out.push(ResourceEntry {
+            hash: key_hash(key),
+            ..e
+        })
+    })?;
+    Ok((Arc::new(Summaries::new(out)), end))
 }
 
 /// A cursor over a file's resource section (series in key order).
