@@ -6,6 +6,7 @@
 # everything in the data directory included (WAL, indexes, metadata).
 #
 #   scripts/bench-disk.sh [BATCHES]     (default 216 batches = 3 h = 10.8 M values)
+#   SETS=full scripts/bench-disk.sh     (only some data sets: decimal2, decimal2-late, full)
 #
 # Data sets: two-decimal random walks in order; the same with a tenth of the
 # batches arriving up to 30 minutes late; full-precision random walks in order.
@@ -59,9 +60,11 @@ victoria() {
   echo "victoria-metrics/$label: $(bytes "$dir") bytes = $(per_value "$(bytes "$dir")") bytes/value"
 }
 
+SETS=${SETS:-decimal2,decimal2-late,full}
 for set in "decimal2:--decimals 2" "decimal2-late:--decimals 2 --late 0.1 --late-window-secs 1800" "full:"; do
   label=${set%%:*}
   opts=${set#*:}
+  [[ ",$SETS," == *",$label,"* ]] || continue
   # shellcheck disable=SC2086
   sundial "$label" $opts
   # shellcheck disable=SC2086

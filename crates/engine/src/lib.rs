@@ -61,6 +61,7 @@
 //!   MANIFEST          JSON + u32 crc32c; written to MANIFEST.tmp, fsync, rename, fsync dir
 //!   TOMBSTONES        append-only tombstone log (`tombstones.rs`)
 //!   index.snap        series index snapshot (below), same atomic protocol
+//!   index.log         changes to the series index since the snapshot (below)
 //!   wal/NNNNNNNNNN.wal WAL segments;  wal/corrupt/ copies of damaged segments
 //!   data/NNNNNNNNNN.tsf data files
 //! ```
@@ -120,12 +121,12 @@
 //! place; inputs of a compaction are unlinked only after that; unlisted files found at
 //! open are deleted. So an interrupted flush or compaction loses and duplicates nothing.
 //!
-//! ## Index snapshot (`index.snap`)
+//! ## Index snapshot (`index.snap`, `index.log`)
 //!
-//! `"SDIDX002" | u64 catalog generation | u32 id bound | uvarint len | roaring bitmap of
-//! the catalog ids the shard holds | uvarint nmeas | per measurement: (uvarint len, name),
-//! uvarint nfields, (uvarint len, name, u8 type)*`, then a u32 crc32c. Written before
-//! each flush's manifest, after drops, and at close. A snapshot of another catalog
+//! A whole snapshot of the catalog ids the shard holds and its field types, then a
+//! log of the changes since (see `index::snapshot`); written before each flush's
+//! manifest, after drops, and at close, whole again once the log outgrows the
+//! snapshot. A snapshot of another catalog
 //! generation, missing or corrupt, is rebuilt from the data files; series newer than
 //! the snapshot come back with WAL replay. The series keys themselves live in the
 //! database's catalog (`catalog`, `<store>/_series/d<db>/series.log`).
@@ -150,6 +151,7 @@
 //! fsync `always`, codec speed and bytes/value, single-series scan);
 //! `examples/write_profile.rs` is a standalone write loop for profiling.
 
+mod applog;
 mod batch;
 mod budget;
 mod catalog;

@@ -2,7 +2,7 @@
 //! manifest, so a delete appends one record rather than rewriting every tombstone.
 //!
 //! ```text
-//! record   u32 len | u32 crc32c(len) | u32 crc32c(payload) | payload (little-endian)
+//! record   framed as in `applog`
 //! payload  u8 1 (add)    | uvarint seq | zigzag min | zigzag max | uvarint nkeys |
 //!                          (uvarint len, series key)*
 //!          u8 2 (remove) | uvarint n | uvarint seq*
@@ -14,20 +14,19 @@
 //! Each append is fsynced (a new log's directory too) before the delete is
 //! acknowledged. At open a torn last record (a crash in the middle of an append) is
 //! cut off; damage before the last record is an error: deleted data must never
-//! come back. The length has a checksum of its own, so a damaged length is told
-//! apart from a record the crash cut short. When removed tombstones outnumber the live ones, the log is rewritten
+//! come back. When removed tombstones outnumber the live ones, the log is rewritten
 //! with the live ones only (temp file, fsync, rename).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::applog::{self, frame as record};
 use crate::codec::{get_uvarint, put_uvarint, take, unzigzag, zigzag};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::manifest::Tombstone;
-use crate::vfs::{sync_dir, write_atomic, VFile};
+use crate::vfs::write_atomic;
 
 pub(crate) const TOMBSTONES: &str = "TOMBSTONES";
 const ADD: u8 = 1;
@@ -48,18 +47,6 @@ struct LogState {
     removed: usize,
     /// The highest sequence number ever added.
     max_seen: u64,
-}
-
-fn record(payload: &[u8], out: &mut Vec<u8>) {
-    let len = (payload.len() as u32).to_le_bytes();
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&crc32c::crc32c(&len).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-}
-
-fn u32_at(b: &[u8], i: usize) -> u32 {
-    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
 fn add_record(t: &Tombstone, out: &mut Vec<u8>) {
@@ -124,36 +111,10 @@ impl TombstoneLog {
     /// order they were added.
     pub fn open(dir: &Path) -> Result<(TombstoneLog, Vec<Tombstone>)> {
         let path = dir.join(TOMBSTONES);
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
         let mut live: Vec<Tombstone> = Vec::new();
         let (mut removed, mut max_seen) = (0, 0u64);
-        let mut pos = 0;
-        let mut good = 0;
-        while pos < data.len() {
-            let corrupt = |what: &str| {
-                Error::corrupt(&path, format!("tombstone record at offset {pos}: {what}"))
-            };
-            let Some(head) = data.get(pos..pos + 12) else {
-                break; // a torn header
-            };
-            if crc32c::crc32c(&head[..4]) != u32_at(head, 4) {
-                return Err(corrupt("length checksum mismatch"));
-            }
-            let end = pos + 12 + u32_at(head, 0) as usize;
-            let Some(body) = data.get(pos + 12..end) else {
-                break; // cut short by a crash
-            };
-            if crc32c::crc32c(body) != u32_at(head, 8) {
-                if end == data.len() {
-                    break; // the last append, torn
-                }
-                return Err(corrupt("checksum mismatch"));
-            }
-            match decode(body).map_err(|e| e.with_path(&path))? {
+        for body in applog::read(&path, "tombstone")? {
+            match decode(&body).map_err(|e| e.with_path(&path))? {
                 Entry::Seen(seq) => max_seen = max_seen.max(seq),
                 Entry::Add(t) => {
                     max_seen = max_seen.max(t.seq);
@@ -165,14 +126,6 @@ impl TombstoneLog {
                     live.retain(|x| !seqs.contains(&x.seq));
                 }
             }
-            pos = end;
-            good = end;
-        }
-        if good < data.len() {
-            tracing::warn!(path = %path.display(), cut = data.len() - good, "torn tombstone record cut off");
-            let file = VFile::existing(&path).map_err(|e| Error::io(&path, e))?;
-            file.set_len(good as u64).map_err(|e| Error::io(&path, e))?;
-            file.sync_all().map_err(|e| Error::io(&path, e))?;
         }
         let log = TombstoneLog {
             path,
@@ -181,21 +134,9 @@ impl TombstoneLog {
         Ok((log, live))
     }
 
-    /// Appends and fsyncs; the first append creates the file (and fsyncs the
-    /// shard directory, so the new name survives a power cut).
-    /// Callers hold the state's lock, which orders appends.
+    /// Appends and fsyncs. Callers hold the state's lock, which orders appends.
     fn append(&self, bytes: &[u8]) -> Result<()> {
-        let existed = self.path.exists();
-        let mut f = VFile::append(&self.path, true).map_err(|e| Error::io(&self.path, e))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_data())
-            .map_err(|e| Error::io(&self.path, e))?;
-        if !existed {
-            if let Some(dir) = self.path.parent() {
-                sync_dir(dir)?;
-            }
-        }
-        Ok(())
+        applog::append(&self.path, bytes)
     }
 
     /// Records a tombstone (durably).
@@ -249,6 +190,7 @@ impl TombstoneLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn tomb(seq: u64, key: &str) -> Tombstone {
         Tombstone {

@@ -865,3 +865,67 @@ fn deletes_reclaim_space_and_emptied_series_leave_the_index() {
     assert_eq!(d.values().map(|m| m.len()).sum::<usize>(), 1000);
     store.close().unwrap();
 }
+
+/// The shard's series list goes to disk as changes appended to `index.log` after
+/// a whole `index.snap`; once the log outgrows the snapshot a whole one replaces
+/// both. Every state reopens to the same list.
+#[test]
+fn the_series_list_is_logged_as_changes_then_rewritten_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("1/index.snap");
+    let log = dir.path().join("1/index.log");
+    let o = || opts().auto_compaction(false).build();
+    let store = Store::open(dir.path(), o()).unwrap();
+    store.create_shard(1, "db").unwrap();
+    let n = std::cell::Cell::new(0usize);
+    let add = |store: &Store, count: usize| {
+        let body: String = (n.get()..n.get() + count)
+            .map(|i| format!("m,h=s{i} v={i} {i}\n"))
+            .collect();
+        write(store, 1, &body);
+        n.set(n.get() + count);
+        store.flush_shard(1).unwrap();
+    };
+    let keys = |store: &Store| store.series_keys(1, "m", &TagPredicate::All).unwrap().len();
+    // A new shard writes a whole (empty) snapshot.
+    let first = std::fs::read(&snap).unwrap();
+    assert!(!log.exists());
+    add(&store, 10);
+    add(&store, 10);
+    add(&store, 10);
+    // Only changes were written: the snapshot is the same, the log holds them.
+    assert_eq!(std::fs::read(&snap).unwrap(), first);
+    let logged = std::fs::metadata(&log).unwrap().len();
+    assert!(logged > 0);
+    store
+        .delete(1, "m", &TagPredicate::eq("h", "s3"), i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(keys(&store), 29);
+    store.close().unwrap();
+    // The drop went to the log too (at the latest when the shard closed).
+    assert!(std::fs::metadata(&log).unwrap().len() > logged);
+    assert_eq!(std::fs::read(&snap).unwrap(), first);
+    let store = Store::open(dir.path(), o()).unwrap();
+    assert_eq!(keys(&store), 29);
+    assert!(!store.recovery_report(1).unwrap().index_rebuilt);
+    // Thousands of series a flush: the log passes the snapshot's size (and 64 KiB),
+    // and the next write is a whole snapshot, the log gone.
+    let mut rewritten = false;
+    for _ in 0..20 {
+        add(&store, 5000);
+        if !log.exists() {
+            rewritten = true;
+            break;
+        }
+    }
+    assert!(rewritten, "the log was never folded into a snapshot");
+    assert_ne!(std::fs::read(&snap).unwrap(), first);
+    let total = keys(&store);
+    assert_eq!(total, n.get() - 1);
+    add(&store, 10);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), o()).unwrap();
+    assert_eq!(keys(&store), total + 10);
+    assert!(!store.recovery_report(1).unwrap().index_rebuilt);
+    store.close().unwrap();
+}

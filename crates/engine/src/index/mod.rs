@@ -3,26 +3,22 @@
 //!
 //! Series ids come from the catalog and are stable on disk for one catalog
 //! generation. Data files and the WAL store series *keys*, so a shard can always
-//! rebuild its list from them. The index is persisted as a checksummed snapshot
-//! (`index.snap`, see [`ShardIndex::encode`]) written atomically after flushes and at
-//! close; series that arrive later are recovered from the WAL, and a lost snapshot —
-//! or one naming another catalog generation — is rebuilt from the data files.
+//! rebuild its list from them. The index is persisted as a checksummed snapshot and
+//! a log of the changes since (`snapshot`) after flushes and at close; series that
+//! arrive later are recovered from the WAL, and a lost snapshot — or one naming
+//! another catalog generation — is rebuilt from the data files.
 
 mod predicate;
+mod snapshot;
 pub use predicate::TagPredicate;
+pub(crate) use snapshot::{Delta, Snapshot};
 
 use std::borrow::Cow;
 
 use roaring::RoaringBitmap;
 
-use crate::codec::{corrupt, get_uvarint, put_uvarint, take};
-use crate::error::Result;
 use crate::types::FieldType;
 use crate::util::FastMap;
-
-/// Snapshots written before the series catalog: a list of keys.
-const SNAP_MAGIC_V1: &[u8; 8] = b"SDIDX001";
-const SNAP_MAGIC: &[u8; 8] = b"SDIDX002";
 
 /// Field name → type of one measurement.
 pub(crate) type FieldTypes = FastMap<Box<str>, FieldType>;
@@ -32,28 +28,14 @@ pub(crate) struct ShardIndex {
     /// Catalog ids of the series this shard holds data for.
     pub present: RoaringBitmap,
     fields: FastMap<Box<str>, FieldTypes>,
-    /// Changed since the last snapshot.
+    /// Changed since the last snapshot (or record of its log).
     pub dirty: bool,
+    /// The changes themselves, for the snapshot's log.
+    pub delta: Delta,
     /// Bumped whenever a field type is forgotten (a dropped measurement), so a write
     /// validated before can tell, under the shard's write lock, that it must check
     /// its types again.
     pub schema_epoch: u64,
-}
-
-/// A decoded snapshot.
-#[derive(Debug)]
-pub(crate) enum Snapshot {
-    /// Ids of catalog `generation`; every id is below `id_bound`.
-    Ids {
-        index: ShardIndex,
-        generation: u64,
-        id_bound: u32,
-    },
-    /// A pre-catalog snapshot: series keys (to be resolved) and field types.
-    Keys {
-        index: ShardIndex,
-        keys: Vec<String>,
-    },
 }
 
 /// The parts of a series key, borrowed from it unless they hold escapes.
@@ -159,6 +141,9 @@ impl ShardIndex {
         }
         m.insert(field.into(), ty);
         self.dirty = true;
+        self.delta
+            .fields
+            .push((measurement.into(), field.into(), ty));
         ty
     }
 
@@ -184,16 +169,22 @@ impl ShardIndex {
 
     /// Adds series ids; true when one was new.
     pub fn add_series(&mut self, ids: impl IntoIterator<Item = u32>) -> bool {
-        let before = self.present.len();
-        self.present
-            .extend(ids.into_iter().filter(|&i| i != u32::MAX));
-        let grew = self.present.len() != before;
-        self.dirty |= grew;
-        grew
+        let mut new: RoaringBitmap = ids.into_iter().filter(|&i| i != u32::MAX).collect();
+        new -= &self.present;
+        if new.is_empty() {
+            return false;
+        }
+        self.present |= &new;
+        self.delta.removed -= &new;
+        self.delta.added |= new;
+        self.dirty = true;
+        true
     }
 
     pub fn remove_series(&mut self, ids: &RoaringBitmap) {
         self.present -= ids;
+        self.delta.added -= ids;
+        self.delta.removed |= ids;
         self.dirty = true;
     }
 
@@ -201,6 +192,8 @@ impl ShardIndex {
     pub fn drop_measurement_schema(&mut self, measurement: &str) {
         if self.fields.remove(measurement).is_some() {
             self.dirty = true;
+            // The log only adds field types: the next snapshot is a whole one.
+            self.delta.whole = true;
             self.schema_epoch += 1;
         }
     }
@@ -212,98 +205,6 @@ impl ShardIndex {
                 .iter()
                 .map(|(m, f)| m.len() + 64 + f.len() * 48)
                 .sum::<usize>()
-    }
-
-    /// What a snapshot holds, copied (to encode outside the shard's lock).
-    pub fn snapshot_copy(&self) -> ShardIndex {
-        ShardIndex {
-            present: self.present.clone(),
-            fields: self.fields.clone(),
-            dirty: false,
-            schema_epoch: self.schema_epoch,
-        }
-    }
-
-    /// Snapshot: magic | u64 generation | u32 id bound | uvarint len | roaring bitmap |
-    /// uvarint nm | per measurement: name, uvarint nf, per field: name, u8 type.
-    /// Sealed with a crc32c by the caller.
-    pub fn encode(&self, generation: u64, id_bound: u32) -> Vec<u8> {
-        let size = self.present.serialized_size();
-        let mut out = Vec::with_capacity(size + 64);
-        out.extend_from_slice(SNAP_MAGIC);
-        out.extend_from_slice(&generation.to_le_bytes());
-        out.extend_from_slice(&id_bound.to_le_bytes());
-        put_uvarint(&mut out, size as u64);
-        // Writing into a Vec cannot fail.
-        let _ = self.present.serialize_into(&mut out);
-        put_uvarint(&mut out, self.fields.len() as u64);
-        for (name, m) in &self.fields {
-            put_uvarint(&mut out, name.len() as u64);
-            out.extend_from_slice(name.as_bytes());
-            put_uvarint(&mut out, m.len() as u64);
-            for (f, t) in m {
-                put_uvarint(&mut out, f.len() as u64);
-                out.extend_from_slice(f.as_bytes());
-                out.push(*t as u8);
-            }
-        }
-        out
-    }
-
-    pub fn decode(b: &[u8]) -> Result<Snapshot> {
-        let mut pos = 0;
-        let magic = take(b, &mut pos, 8)?;
-        let s = |b: &[u8], pos: &mut usize| -> Result<String> {
-            let n = get_uvarint(b, pos)? as usize;
-            let raw = take(b, pos, n)?;
-            std::str::from_utf8(raw)
-                .map(str::to_owned)
-                .map_err(|_| corrupt("index snapshot string is not UTF-8"))
-        };
-        let mut index = ShardIndex::default();
-        let mut keys = Vec::new();
-        let mut ids = None;
-        if magic == SNAP_MAGIC {
-            let g = take(b, &mut pos, 8)?;
-            let generation = u64::from_le_bytes(g.try_into().map_err(|_| corrupt("generation"))?);
-            let n = take(b, &mut pos, 4)?;
-            let id_bound = u32::from_le_bytes(n.try_into().map_err(|_| corrupt("id bound"))?);
-            let len = get_uvarint(b, &mut pos)? as usize;
-            let raw = take(b, &mut pos, len)?;
-            index.present = RoaringBitmap::deserialize_from(raw)
-                .map_err(|e| corrupt(format!("index snapshot bitmap: {e}")))?;
-            if index.present.max().is_some_and(|m| m >= id_bound) {
-                return Err(corrupt("index snapshot names ids past its bound"));
-            }
-            ids = Some((generation, id_bound));
-        } else if magic == SNAP_MAGIC_V1 {
-            let n = get_uvarint(b, &mut pos)?;
-            for _ in 0..n {
-                keys.push(s(b, &mut pos)?);
-            }
-        } else {
-            return Err(corrupt("bad index snapshot magic"));
-        }
-        let nm = get_uvarint(b, &mut pos)?;
-        for _ in 0..nm {
-            let m = s(b, &mut pos)?;
-            let nf = get_uvarint(b, &mut pos)?;
-            for _ in 0..nf {
-                let f = s(b, &mut pos)?;
-                let t = FieldType::from_u8(take(b, &mut pos, 1)?[0])
-                    .ok_or_else(|| corrupt("index snapshot field type"))?;
-                index.register_field(&m, &f, t);
-            }
-        }
-        index.dirty = false;
-        Ok(match ids {
-            Some((generation, id_bound)) => Snapshot::Ids {
-                index,
-                generation,
-                id_bound,
-            },
-            None => Snapshot::Keys { index, keys },
-        })
     }
 }
 
@@ -320,29 +221,5 @@ mod tests {
             vec![("h=x".into(), "a b".into()), ("z".into(), "1".into())]
         );
         assert_eq!(parse_series_key("cpu").0, "cpu");
-    }
-
-    #[test]
-    fn snapshot_round_trip() {
-        let mut idx = ShardIndex::default();
-        assert!(idx.add_series([3, 7, 100_000]));
-        assert!(!idx.add_series([7]));
-        idx.register_field("cpu", "v", FieldType::Float);
-        let Snapshot::Ids {
-            index,
-            generation,
-            id_bound,
-        } = ShardIndex::decode(&idx.encode(42, 100_001)).unwrap()
-        else {
-            panic!("expected ids")
-        };
-        assert_eq!((generation, id_bound), (42, 100_001));
-        assert_eq!(
-            index.present.iter().collect::<Vec<_>>(),
-            vec![3, 7, 100_000]
-        );
-        assert_eq!(index.field_type("cpu", "v"), Some(FieldType::Float));
-        // Ids past the recorded bound are refused.
-        assert!(ShardIndex::decode(&idx.encode(42, 50)).is_err());
     }
 }

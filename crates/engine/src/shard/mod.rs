@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringBitmap;
 
+use crate::applog;
 use crate::batch;
 use crate::budget::{IndexMemory, MemoryBudget};
 use crate::catalog::Catalog;
@@ -162,7 +163,8 @@ pub(crate) struct Shard {
     flush_lock: Mutex<()>,
     compact_lock: Mutex<()>,
     /// Serializes index snapshot writes (they share a temp file name).
-    persist_lock: Mutex<()>,
+    /// Serializes index snapshots and their log.
+    persist: Mutex<SnapState>,
     frames: Mutex<Vec<Vec<u8>>>,
     pub(crate) flush_queued: AtomicBool,
     pub(crate) compact_queued: AtomicBool,
@@ -202,6 +204,70 @@ fn open_data_file(path: &Path, index_mem: &IndexMemory, unreported: &mut usize) 
     Ok(f)
 }
 
+const INDEX_LOG: &str = "index.log";
+
+/// Where the index snapshot and its log stand (`log_id` 0: the next write is a
+/// whole snapshot).
+#[derive(Debug, Default)]
+struct SnapState {
+    log_id: u64,
+    generation: u64,
+    base_len: u64,
+    log_len: u64,
+}
+
+/// The index snapshot with its log applied; `None` when there is none or it is
+/// damaged (then the list is rebuilt from the data files).
+fn read_snapshot(dir: &Path) -> Option<(Snapshot, SnapState)> {
+    let path = dir.join(INDEX_SNAP);
+    let d = std::fs::read(&path).ok()?;
+    let snap = match unseal(&d).map(ShardIndex::decode) {
+        Some(Ok(s)) => s,
+        _ => {
+            tracing::warn!(path = %path.display(), "index snapshot is corrupt; rebuilding from data files");
+            return None;
+        }
+    };
+    let Snapshot::Ids {
+        mut index,
+        generation,
+        id_bound,
+        log_id,
+    } = snap
+    else {
+        return Some((snap, SnapState::default()));
+    };
+    let mut st = SnapState {
+        log_id,
+        generation,
+        base_len: d.len() as u64,
+        log_len: 0,
+    };
+    let mut bound = id_bound;
+    if log_id != 0 {
+        let applied = applog::read(&dir.join(INDEX_LOG), "index log").and_then(|recs| {
+            for r in recs {
+                if let Some(b) = index.apply_record(&r, log_id, generation)? {
+                    bound = bound.max(b);
+                    st.log_len += r.len() as u64 + 12;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = applied {
+            tracing::warn!(path = %path.display(), error = %e, "index log is damaged; rebuilding from data files");
+            return None;
+        }
+    }
+    let snap = Snapshot::Ids {
+        index,
+        generation,
+        id_bound: bound,
+        log_id,
+    };
+    Some((snap, st))
+}
+
 /// The series list a shard starts from (before WAL replay).
 fn load_index(
     dir: &Path,
@@ -209,33 +275,27 @@ fn load_index(
     files: &[Arc<DataFile>],
     tombstones: &[Arc<Tombstone>],
     report: &mut RecoveryReport,
-) -> Result<ShardIndex> {
+) -> Result<(ShardIndex, SnapState)> {
     let snap_path = dir.join(INDEX_SNAP);
-    let snap = match std::fs::read(&snap_path) {
-        Ok(d) => match unseal(&d).map(ShardIndex::decode) {
-            Some(Ok(s)) => Some(s),
-            _ => {
-                tracing::warn!(path = %snap_path.display(), "index snapshot is corrupt; rebuilding from data files");
-                None
-            }
-        },
-        Err(_) => None,
-    };
-    let (mut index, rebuild) = match snap {
-        Some(Snapshot::Ids {
-            index,
-            generation,
-            id_bound,
-        }) => {
+    let (mut index, rebuild) = match read_snapshot(dir) {
+        Some((
+            Snapshot::Ids {
+                index,
+                generation,
+                id_bound,
+                ..
+            },
+            st,
+        )) => {
             if generation == catalog.generation() && id_bound <= catalog.id_bound() {
-                return Ok(index);
+                return Ok((index, st));
             }
             tracing::warn!(path = %snap_path.display(), "index snapshot names another series catalog generation; rebuilding from data files");
             let mut index = index;
             index.present = RoaringBitmap::new();
             (index, true)
         }
-        Some(Snapshot::Keys { mut index, keys }) => {
+        Some((Snapshot::Keys { mut index, keys }, _)) => {
             // Written before the catalog existed: resolve its keys once.
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             let ids = catalog.create(&refs, None)?;
@@ -273,7 +333,7 @@ fn load_index(
     }
     report.index_rebuilt = rebuild;
     index.dirty = true;
-    Ok(index)
+    Ok((index, SnapState::default()))
 }
 
 impl Shard {
@@ -362,7 +422,7 @@ impl Shard {
         let migrated = !manifest.tombstones.is_empty();
         let tomb_seen = tomb_log.max_seen();
         let tombstones: Vec<Arc<Tombstone>> = logged.into_iter().map(Arc::new).collect();
-        let index = load_index(dir, &catalog, &files, &tombstones, &mut report)?;
+        let (index, snap_state) = load_index(dir, &catalog, &files, &tombstones, &mut report)?;
 
         let active = Arc::new(RwLock::new(MemPair::default()));
         let mut ws = WriteState {
@@ -488,7 +548,7 @@ impl Shard {
             index,
             flush_lock: Mutex::new(()),
             compact_lock: Mutex::new(()),
-            persist_lock: Mutex::new(()),
+            persist: Mutex::new(snap_state),
             frames: Mutex::new(Vec::new()),
             flush_queued: AtomicBool::new(false),
             compact_queued: AtomicBool::new(false),
@@ -635,24 +695,67 @@ impl Shard {
         Ok(bytes)
     }
 
+    /// Writes what changed in the index: a record appended to the snapshot's log,
+    /// or a whole new snapshot when the log has grown past the snapshot (or a change
+    /// needs one).
     pub fn persist_index(&self) -> Result<()> {
-        let _p = self.persist_lock.lock();
+        let mut p = self.persist.lock();
         // The ids written must be durable in the catalog first.
         self.catalog.sync()?;
         let (generation, bound) = (self.catalog.generation(), self.catalog.id_bound());
-        // Encoded from a copy: writers adding series wait for a memcpy of the
-        // bitmap, not for its encoding (a million series cost ~0.1-2 MB).
-        let copy = {
+        let job = {
             let mut idx = self.index.write();
             if !idx.dirty {
                 return Ok(());
             }
             idx.dirty = false;
-            idx.snapshot_copy()
+            let delta = std::mem::take(&mut idx.delta);
+            let whole = delta.whole
+                || p.log_id == 0
+                || p.generation != generation
+                || p.log_len > p.base_len.max(64 << 10);
+            // A whole one is encoded from a copy: writers adding series wait for a
+            // memcpy of the bitmap, not for its encoding.
+            if whole {
+                Err(idx.snapshot_copy())
+            } else {
+                Ok(delta)
+            }
         };
-        let body = copy.encode(generation, bound);
-        write_atomic(&self.dir.join(INDEX_SNAP), &seal(body)).inspect_err(|_| {
-            self.index.write().dirty = true;
+        let log = self.dir.join(INDEX_LOG);
+        let res = match job {
+            Ok(delta) => {
+                let mut buf = Vec::new();
+                applog::frame(&delta.encode(p.log_id, generation, bound), &mut buf);
+                applog::append(&log, &buf).map(|()| p.log_len += buf.len() as u64)
+            }
+            Err(copy) => {
+                let log_id = rand::random::<u64>() | 1;
+                let body = seal(copy.encode(generation, bound, log_id));
+                write_atomic(&self.dir.join(INDEX_SNAP), &body).and_then(|()| {
+                    // Void from here on (its records name the old log id).
+                    match vfs::remove_file(&log) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            Err(Error::io(&log, e))
+                        }
+                        _ => {
+                            *p = SnapState {
+                                log_id,
+                                generation,
+                                base_len: body.len() as u64,
+                                log_len: 0,
+                            };
+                            Ok(())
+                        }
+                    }
+                })
+            }
+        };
+        res.inspect_err(|_| {
+            // Whatever was taken is written whole next time.
+            let mut idx = self.index.write();
+            idx.dirty = true;
+            idx.delta.whole = true;
         })
     }
 
@@ -774,8 +877,7 @@ impl Drop for Shard {
 
 /// The series ids recorded in a closed shard's snapshot, if it names `generation`.
 pub(crate) fn snapshot_series(dir: &Path, generation: u64) -> Option<RoaringBitmap> {
-    let d = std::fs::read(dir.join(INDEX_SNAP)).ok()?;
-    match ShardIndex::decode(unseal(&d)?).ok()? {
+    match read_snapshot(dir)?.0 {
         Snapshot::Ids {
             index,
             generation: g,
