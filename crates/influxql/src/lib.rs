@@ -11,6 +11,7 @@ mod ast;
 mod error;
 mod lexer;
 mod parser;
+pub mod select;
 
 pub use ast::{DurationNs, Privilege, RetentionPolicySpec, Statement};
 pub use error::ParseError;
