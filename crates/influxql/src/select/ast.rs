@@ -3,7 +3,7 @@
 
 use std::fmt::{self, Display, Formatter, Write};
 
-use super::scanner::{lookup, T};
+use super::token::{lookup, T};
 
 /// A field's declared type (`value::float`, `host::tag`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,12 +7,15 @@
 //! Not wired into [`crate::parse_query`] yet: the query engine (issue 15) will be.
 
 mod ast;
+mod expr;
 mod parser;
 mod scanner;
+mod token;
 
 pub use ast::{
     format_duration, quote_ident, BinOp, DataType, Expr, Field, Fill, Measurement, SelectStatement,
     SortField, Source,
 };
-pub use parser::{parse_duration, parse_select_query, QlError};
-pub use scanner::Pos;
+pub use expr::parse_duration;
+pub use parser::{parse_select_query, QlError};
+pub use token::Pos;
