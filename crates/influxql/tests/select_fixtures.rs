@@ -3,7 +3,7 @@
 //! InfluxDB 1.6.7 vendors (influxql@1cbfca8, `ParseQuery` then `String()`) made of
 //! each: `OK: <rendering>` or `ERR: <message>`.
 
-use sundial_influxql::select::parse_select_query;
+use sundial_influxql::select::{compile, parse_select_query};
 
 /// Lines whose outcome we do not match yet, with the reason; each must still
 /// differ (so a fix has to remove it from here).
@@ -38,12 +38,9 @@ fn go_quote(s: &str) -> String {
     out
 }
 
-#[test]
-fn select_statements_parse_and_fail_as_in_influxdb() {
-    let input = include_str!("fixtures/parse.in");
-    let expected = include_str!("fixtures/parse.expected");
-    // A query line (quoted), then its outcome: a line indented by two spaces, and
-    // more lines when a rendering of several statements spans them.
+/// Outcomes by query: a query line (Go-quoted), then its outcome, a line indented
+/// by two spaces, and more lines when a rendering of several statements spans them.
+fn outcomes(expected: &str) -> std::collections::HashMap<String, String> {
     let mut want = std::collections::HashMap::new();
     let mut cur: Option<(String, String)> = None;
     for l in expected.lines() {
@@ -58,6 +55,13 @@ fn select_statements_parse_and_fail_as_in_influxdb() {
         }
     }
     want.extend(cur);
+    want
+}
+
+#[test]
+fn select_statements_parse_and_fail_as_in_influxdb() {
+    let input = include_str!("fixtures/parse.in");
+    let want = outcomes(include_str!("fixtures/parse.expected"));
     let (mut checked, mut wrong) = (0, Vec::new());
     for line in input.lines() {
         let q = line.replace("<NL>", "\n");
@@ -87,6 +91,33 @@ fn select_statements_parse_and_fail_as_in_influxdb() {
         }
     }
     assert!(checked > 200, "only {checked} queries");
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// The checks before a SELECT runs, against InfluxDB's `query.Compile` on
+/// `fixtures/compile.in` (`OK` or `COMPILE ERR: <message>`).
+#[test]
+fn select_statements_are_checked_as_in_influxdb() {
+    let want = outcomes(include_str!("fixtures/compile.expected"));
+    let (mut checked, mut wrong) = (0, Vec::new());
+    for q in include_str!("fixtures/compile.in").lines() {
+        let w = &want[&go_quote(q)];
+        let stmts = parse_select_query(q).expect("the fixture's queries parse");
+        let got = match compile(&stmts[0]) {
+            Ok(_) => "OK".to_string(),
+            Err(e) => format!("COMPILE ERR: {e}"),
+        };
+        checked += 1;
+        if got != *w {
+            wrong.push(format!("{q}\n   want {w}\n   got  {got}"));
+        }
+    }
+    assert!(checked > 80, "only {checked} queries");
     assert!(
         wrong.is_empty(),
         "{} of {checked} differ:\n{}",

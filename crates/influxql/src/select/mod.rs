@@ -7,6 +7,7 @@
 //! Not wired into [`crate::parse_query`] yet: the query engine (issue 15) will be.
 
 mod ast;
+mod compile;
 mod expr;
 mod parser;
 mod scanner;
@@ -16,6 +17,7 @@ pub use ast::{
     format_duration, quote_ident, BinOp, DataType, Expr, Field, Fill, Measurement, SelectStatement,
     SortField, Source,
 };
+pub use compile::{compile, reduce, Compiled, Offset};
 pub use expr::parse_duration;
 pub use parser::{parse_select_query, QlError};
 pub use token::Pos;
