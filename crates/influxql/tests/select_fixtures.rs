@@ -3,7 +3,7 @@
 //! InfluxDB 1.6.7 vendors (influxql@1cbfca8, `ParseQuery` then `String()`) made of
 //! each: `OK: <rendering>` or `ERR: <message>`.
 
-use sundial_influxql::select::{compile, parse_select_query};
+use sundial_influxql::select::{compile, condition_expr, parse_select_query, Clock};
 
 /// Lines whose outcome we do not match yet, with the reason; each must still
 /// differ (so a fix has to remove it from here).
@@ -118,6 +118,57 @@ fn select_statements_are_checked_as_in_influxdb() {
         }
     }
     assert!(checked > 80, "only {checked} queries");
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// Go's zero time, which InfluxDB prints for an unbounded end of a range.
+const GO_ZERO: &str = "0001-01-01T00:00:00Z";
+
+fn instant(s: &str) -> Option<i64> {
+    if s == GO_ZERO {
+        return None;
+    }
+    let ts: jiff::Timestamp = s.parse().expect("fixture time");
+    Some(i64::try_from(ts.as_nanosecond()).expect("in range"))
+}
+
+/// WHERE clauses split into the time range and the rest, against InfluxDB's
+/// `ConditionExpr` with now = 2000-01-01T00:00:00Z on `fixtures/condition.in`.
+#[test]
+fn where_clauses_split_into_time_ranges_as_in_influxdb() {
+    let want = outcomes(include_str!("fixtures/condition.expected"));
+    let now = 946_684_800_000_000_000;
+    let (mut checked, mut wrong) = (0, Vec::new());
+    for q in include_str!("fixtures/condition.in").lines() {
+        let w = &want[&go_quote(q)];
+        let stmt = &parse_select_query(q).expect("the fixture's queries parse")[0];
+        let clock = Clock::new(now, stmt.location.as_deref()).expect("zone");
+        let cond = stmt.condition.as_ref().expect("a WHERE clause");
+        let ok = match (condition_expr(cond, &clock), w.strip_prefix("COND ERR: ")) {
+            (Err(e), Some(we)) => e == we,
+            (Ok((rest, range)), None) => {
+                let parts: Vec<&str> = w.split(" min=").collect();
+                let wcond = parts[0].trim_start_matches("cond=");
+                let (wmin, wmax) = parts[1].split_once(" max=").expect("min and max");
+                let got = rest.map_or("<nil>".to_string(), |r| r.to_string());
+                got == wcond && range.min == instant(wmin) && range.max == instant(wmax)
+            }
+            _ => false,
+        };
+        checked += 1;
+        if !ok {
+            wrong.push(format!(
+                "{q}\n   want {w}\n   got  {:?}",
+                condition_expr(cond, &clock)
+            ));
+        }
+    }
+    assert!(checked > 20, "only {checked} queries");
     assert!(
         wrong.is_empty(),
         "{} of {checked} differ:\n{}",

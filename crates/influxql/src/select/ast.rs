@@ -88,6 +88,9 @@ pub enum Expr {
     Bool(bool),
     /// Nanoseconds.
     Duration(i64),
+    /// A point in time (nanoseconds since the epoch): `now()` and time strings,
+    /// once evaluated.
+    Time(i64),
     Regex(String),
     /// `*`, `*::field`, `*::tag`.
     Wildcard(Option<DataType>),
@@ -278,6 +281,10 @@ impl Display for Expr {
             Expr::Str(s) => f.write_str(&quote_string(s)),
             Expr::Bool(b) => write!(f, "{b}"),
             Expr::Duration(d) => f.write_str(&format_duration(*d)),
+            Expr::Time(t) => match jiff::Timestamp::from_nanosecond(i128::from(*t)) {
+                Ok(ts) => write!(f, "'{ts}'"),
+                Err(_) => write!(f, "'{t}'"),
+            },
             Expr::Regex(r) => write!(f, "/{}/", r.replace('/', "\\/")),
             Expr::Wildcard(t) => {
                 f.write_char('*')?;

@@ -1,6 +1,7 @@
 //! SELECT statements as InfluxDB 1.6 parses them: a port of its scanner and
 //! parser mechanics (so error texts and positions match), the statement's syntax
-//! tree, and its rendering. The behaviour followed is written down in
+//! tree and its rendering, the checks InfluxDB's compiler makes (`compile`), and
+//! the WHERE clause split into a time range and the rest (`condition`). The behaviour followed is written down in
 //! `INFLUXQL-1.6.md`; `tests/select_fixtures.rs` checks it against outputs of
 //! InfluxDB's own parser.
 //!
@@ -8,6 +9,7 @@
 
 mod ast;
 mod compile;
+mod condition;
 mod expr;
 mod parser;
 mod scanner;
@@ -17,7 +19,8 @@ pub use ast::{
     format_duration, quote_ident, BinOp, DataType, Expr, Field, Fill, Measurement, SelectStatement,
     SortField, Source,
 };
-pub use compile::{compile, reduce, Compiled, Offset};
+pub use compile::{compile, reduce, reduce_with, Compiled, Offset};
+pub use condition::{condition_expr, is_time_literal, parse_time_literal, Clock, TimeRange};
 pub use expr::parse_duration;
 pub use parser::{parse_select_query, QlError};
 pub use token::Pos;

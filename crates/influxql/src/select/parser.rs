@@ -465,7 +465,9 @@ impl Parser {
         };
         match name.as_str() {
             "" | "UTC" => Ok(Some("UTC".into())),
-            n if known_zone(n) => Ok(Some(n.to_string())),
+            n if n == "Local" || super::condition::load_zone(n).is_some() => {
+                Ok(Some(n.to_string()))
+            }
             n => Err(plain(format!("unable to find time zone {n}"))),
         }
     }
@@ -485,18 +487,4 @@ fn assign_segments(m: &mut Measurement, mut idents: Vec<String>) {
         }
         _ => m.name = idents.pop().unwrap_or_default(),
     }
-}
-
-/// Time zone names `tz()` accepts: IANA names as the system's zone database has
-/// them, and `Local`.
-fn known_zone(name: &str) -> bool {
-    if name == "Local" {
-        return true;
-    }
-    if name.starts_with('/') || name.contains("..") {
-        return false;
-    }
-    std::path::Path::new("/usr/share/zoneinfo")
-        .join(name)
-        .is_file()
 }

@@ -350,7 +350,7 @@ impl Compiled {
 }
 
 /// The Go type name InfluxDB prints for an expression (`%T`).
-fn go_type(e: &Expr) -> &'static str {
+pub(crate) fn go_type(e: &Expr) -> &'static str {
     match e {
         Expr::VarRef { .. } => "*influxql.VarRef",
         Expr::Call { .. } => "*influxql.Call",
@@ -363,6 +363,7 @@ fn go_type(e: &Expr) -> &'static str {
         Expr::Str(_) => "*influxql.StringLiteral",
         Expr::Bool(_) => "*influxql.BooleanLiteral",
         Expr::Duration(_) => "*influxql.DurationLiteral",
+        Expr::Time(_) => "*influxql.TimeLiteral",
         Expr::Regex(_) => "*influxql.RegexLiteral",
         Expr::Wildcard(_) => "*influxql.Wildcard",
     }

@@ -2,13 +2,14 @@
 //! its error texts, and what the check learns on the way: the GROUP BY interval,
 //! the function calls, whether raw fields are selected. `INFLUXQL-1.6.md` §5.2.
 //!
-//! Not here yet: the time range of the WHERE clause (§4); the condition is
-//! checked for calls only, its comparisons with `time` set aside.
+//! The WHERE clause's comparisons with `time` are set aside here: `condition.rs`
+//! turns them into the time range.
 
 mod calls;
 mod reduce;
 
-pub use reduce::reduce;
+pub(crate) use calls::go_type;
+pub use reduce::{reduce, reduce_with};
 
 use super::ast::{Expr, Fill, SelectStatement, Source};
 
@@ -112,6 +113,7 @@ pub(super) fn is_literal(e: &Expr) -> bool {
     matches!(
         e,
         Expr::Integer(_)
+            | Expr::Time(_)
             | Expr::Unsigned(_)
             | Expr::Number(_)
             | Expr::Str(_)
