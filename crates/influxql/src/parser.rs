@@ -3,82 +3,7 @@
 use crate::ast::{DurationNs, Privilege, RetentionPolicySpec, Statement};
 use crate::error::ParseError;
 use crate::lexer::{lex, Spanned, Tok};
-
-/// Words that cannot be used as unquoted identifiers.
-const RESERVED: &[&str] = &[
-    "ALL",
-    "ALTER",
-    "ANY",
-    "AS",
-    "ASC",
-    "BEGIN",
-    "BY",
-    "CREATE",
-    "CONTINUOUS",
-    "DATABASE",
-    "DATABASES",
-    "DEFAULT",
-    "DELETE",
-    "DESC",
-    "DESTINATIONS",
-    "DIAGNOSTICS",
-    "DISTINCT",
-    "DROP",
-    "DURATION",
-    "END",
-    "EVERY",
-    "EXPLAIN",
-    "FIELD",
-    "FOR",
-    "FROM",
-    "GRANT",
-    "GRANTS",
-    "GROUP",
-    "GROUPS",
-    "IN",
-    "INF",
-    "INSERT",
-    "INTO",
-    "KEY",
-    "KEYS",
-    "KILL",
-    "LIMIT",
-    "MEASUREMENT",
-    "MEASUREMENTS",
-    "NAME",
-    "OFFSET",
-    "ON",
-    "ORDER",
-    "PASSWORD",
-    "POLICY",
-    "POLICIES",
-    "PRIVILEGES",
-    "QUERIES",
-    "QUERY",
-    "READ",
-    "REPLICATION",
-    "RESAMPLE",
-    "RETENTION",
-    "REVOKE",
-    "SELECT",
-    "SERIES",
-    "SET",
-    "SHARD",
-    "SHARDS",
-    "SLIMIT",
-    "SOFFSET",
-    "STATS",
-    "SUBSCRIPTION",
-    "SUBSCRIPTIONS",
-    "TAG",
-    "TO",
-    "USER",
-    "USERS",
-    "VALUES",
-    "WHERE",
-    "WITH",
-    "WRITE",
-];
+use crate::select::token::lookup;
 
 /// Parses a query: one or more statements separated by `;`.
 pub fn parse_query(query: &str) -> Result<Vec<Statement>, ParseError> {
@@ -173,7 +98,8 @@ impl Parser {
                 self.i += 1;
                 Ok(s)
             }
-            Tok::Ident(s) if !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(&s)) => {
+            // Keywords (and AND, OR, TRUE, FALSE) need quotes, as in InfluxDB.
+            Tok::Ident(s) if lookup(&s).is_none() => {
                 self.i += 1;
                 Ok(s)
             }

@@ -13,7 +13,7 @@ mod condition;
 mod expr;
 mod parser;
 mod scanner;
-mod token;
+pub(crate) mod token;
 
 pub use ast::{
     format_duration, quote_ident, BinOp, DataType, Expr, Field, Fill, Measurement, SelectStatement,

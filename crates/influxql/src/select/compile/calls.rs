@@ -115,21 +115,12 @@ impl Compiled {
                     return Err(args_error(name, "at least 1 but no more than 2", n));
                 }
                 if let Some(d) = args.get(1) {
-                    match d {
-                        Expr::Duration(v) if *v <= 0 => {
-                            return Err(format!(
-                                "duration argument must be positive, got {}",
-                                format_duration(*v)
-                            ))
-                        }
-                        Expr::Duration(_) => {}
-                        other => {
-                            return Err(format!(
-                                "second argument to {name} must be a duration, got {}",
-                                go_type(other)
-                            ))
-                        }
-                    }
+                    positive_duration(d, || {
+                        format!(
+                            "second argument to {name} must be a duration, got {}",
+                            go_type(d)
+                        )
+                    })?;
                 }
                 self.transform_arg(name, &args[0], limit)
             }
@@ -167,16 +158,7 @@ impl Compiled {
                     return Err(args_error(name, "at least 1 but no more than 2", n));
                 }
                 if let Some(d) = args.get(1) {
-                    match d {
-                        Expr::Duration(v) if *v <= 0 => {
-                            return Err(format!(
-                                "duration argument must be positive, got {}",
-                                format_duration(*v)
-                            ))
-                        }
-                        Expr::Duration(_) => {}
-                        _ => return Err("second argument must be a duration".into()),
-                    }
+                    positive_duration(d, || "second argument must be a duration".into())?;
                 }
                 self.symbol(name, &args[0], in_binary)
             }
@@ -346,6 +328,19 @@ impl Compiled {
         }
         self.top_bottom = Some(name.to_string());
         Ok(())
+    }
+}
+
+/// A duration argument must be a positive duration literal; `not_one` words the
+/// error for anything else.
+fn positive_duration(d: &Expr, not_one: impl FnOnce() -> String) -> Result<()> {
+    match d {
+        Expr::Duration(v) if *v <= 0 => Err(format!(
+            "duration argument must be positive, got {}",
+            format_duration(*v)
+        )),
+        Expr::Duration(_) => Ok(()),
+        _ => Err(not_one()),
     }
 }
 
