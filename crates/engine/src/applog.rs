@@ -29,8 +29,10 @@ fn u32_at(b: &[u8], i: usize) -> u32 {
 }
 
 /// The file's records in order (empty when it does not exist). A torn last record
-/// is cut off the file (fsynced); damage before it is `Error::Corrupt`.
-pub(crate) fn read(path: &Path, what: &str) -> Result<Vec<Vec<u8>>> {
+/// is left out, and with `repair` cut off the file (fsynced; only its owner may:
+/// a reader of a closed shard's files does not write them); damage before it is
+/// `Error::Corrupt`.
+pub(crate) fn read(path: &Path, what: &str, repair: bool) -> Result<Vec<Vec<u8>>> {
     let data = match std::fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -60,7 +62,7 @@ pub(crate) fn read(path: &Path, what: &str) -> Result<Vec<Vec<u8>>> {
         out.push(body.to_vec());
         pos = end;
     }
-    if pos < data.len() {
+    if pos < data.len() && repair {
         tracing::warn!(path = %path.display(), cut = data.len() - pos, "torn {what} record cut off");
         let file = VFile::existing(path).map_err(|e| Error::io(path, e))?;
         file.set_len(pos as u64).map_err(|e| Error::io(path, e))?;

@@ -113,7 +113,7 @@ impl TombstoneLog {
         let path = dir.join(TOMBSTONES);
         let mut live: Vec<Tombstone> = Vec::new();
         let (mut removed, mut max_seen) = (0, 0u64);
-        for body in applog::read(&path, "tombstone")? {
+        for body in applog::read(&path, "tombstone", true)? {
             match decode(&body).map_err(|e| e.with_path(&path))? {
                 Entry::Seen(seq) => max_seen = max_seen.max(seq),
                 Entry::Add(t) => {

@@ -217,8 +217,9 @@ struct SnapState {
 }
 
 /// The index snapshot with its log applied; `None` when there is none or it is
-/// damaged (then the list is rebuilt from the data files).
-fn read_snapshot(dir: &Path) -> Option<(Snapshot, SnapState)> {
+/// damaged (then the list is rebuilt from the data files). `repair`: the shard
+/// opening may cut a torn last record off the log.
+fn read_snapshot(dir: &Path, repair: bool) -> Option<(Snapshot, SnapState)> {
     let path = dir.join(INDEX_SNAP);
     let d = std::fs::read(&path).ok()?;
     let snap = match unseal(&d).map(ShardIndex::decode) {
@@ -245,7 +246,7 @@ fn read_snapshot(dir: &Path) -> Option<(Snapshot, SnapState)> {
     };
     let mut bound = id_bound;
     if log_id != 0 {
-        let applied = applog::read(&dir.join(INDEX_LOG), "index log").and_then(|recs| {
+        let applied = applog::read(&dir.join(INDEX_LOG), "index log", repair).and_then(|recs| {
             for r in recs {
                 if let Some(b) = index.apply_record(&r, log_id, generation)? {
                     bound = bound.max(b);
@@ -277,7 +278,7 @@ fn load_index(
     report: &mut RecoveryReport,
 ) -> Result<(ShardIndex, SnapState)> {
     let snap_path = dir.join(INDEX_SNAP);
-    let (mut index, rebuild) = match read_snapshot(dir) {
+    let (mut index, rebuild) = match read_snapshot(dir, true) {
         Some((
             Snapshot::Ids {
                 index,
@@ -877,7 +878,7 @@ impl Drop for Shard {
 
 /// The series ids recorded in a closed shard's snapshot, if it names `generation`.
 pub(crate) fn snapshot_series(dir: &Path, generation: u64) -> Option<RoaringBitmap> {
-    match read_snapshot(dir)?.0 {
+    match read_snapshot(dir, false)?.0 {
         Snapshot::Ids {
             index,
             generation: g,
