@@ -77,9 +77,15 @@ pub(crate) fn read(path: &Path, what: &str, repair: bool) -> Result<Vec<Vec<u8>>
 pub(crate) fn append(path: &Path, bytes: &[u8]) -> Result<()> {
     let existed = path.exists();
     let mut f = VFile::append(path, true).map_err(|e| Error::io(path, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_data())
-        .map_err(|e| Error::io(path, e))?;
+    let before = f.size().map_err(|e| Error::io(path, e))?;
+    if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_data()) {
+        // A part written (a full disk) would read as damage before the next
+        // record: cut it off, so the log stays readable.
+        if let Err(c) = f.set_len(before).and_then(|()| f.sync_data()) {
+            tracing::error!(path = %path.display(), error = %c, "could not cut back a failed append");
+        }
+        return Err(Error::io(path, e));
+    }
     if !existed {
         if let Some(dir) = path.parent() {
             sync_dir(dir)?;

@@ -36,9 +36,15 @@ fn overlaps(a: &DataFile, min: i64, max: i64) -> bool {
 }
 
 /// Can `f` hold data that `t` hides (older than it, and listing one of its series
-/// in its time range)?
+/// in its time range)? Asked of the file's own summaries even when it is degraded:
+/// its time range alone would keep every tombstone alive, and the compaction that
+/// should retire it would run again and again. A file that cannot be read counts
+/// as holding the data (the tombstone stays).
 pub(crate) fn hides(t: &Tombstone, f: &DataFile) -> bool {
-    t.seq > f.meta.max_seq && t.keys.iter().any(|k| f.file.may_contain(k, t.min, t.max))
+    t.seq > f.meta.max_seq
+        && t.keys
+            .iter()
+            .any(|k| f.file.holds(k, t.min, t.max).unwrap_or(true))
 }
 
 /// Grow `set` (indices into `files`) until it is closed under "age in range and overlapping".

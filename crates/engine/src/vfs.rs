@@ -215,6 +215,11 @@ impl VFile {
         Ok(v)
     }
 
+    /// The file's length now.
+    pub fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
     pub fn sync_all(&self) -> io::Result<()> {
         self.logged(File::sync_all, |file, _| Ok(Some(FsEvent::Sync { file })))
     }

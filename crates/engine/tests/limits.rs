@@ -281,6 +281,18 @@ fn file_summaries_leave_memory_past_half_the_index_limit() {
     assert_eq!(v.get(&9), Some(&sundial_engine::Value::Float(9.0)));
     assert_eq!(v.get(&2), Some(&sundial_engine::Value::Float(2.5)));
     assert_eq!(v.len(), 5);
+    // A delete's tombstone is retired by compaction even though the files it
+    // touches are degraded (their time range alone would keep it alive, and the
+    // compaction running again and again).
+    store.flush_shard(1).unwrap();
+    store
+        .delete(1, "m", &TagPredicate::eq("h", "s2_5"), i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(store.tombstone_count(1).unwrap(), 1);
+    store.compact_shard(1, false).unwrap();
+    assert_eq!(store.tombstone_count(1).unwrap(), 0);
+    assert!(!dump(&store, 1, "m").contains_key(&("m,h=s2_5".to_string(), "v".to_string())));
+    assert!(store.stats().files_degraded > 0);
 }
 
 #[test]

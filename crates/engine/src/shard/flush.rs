@@ -260,7 +260,7 @@ impl Shard {
                 let held = st
                     .files
                     .iter()
-                    .any(|f| f.file.may_contain(key, i64::MIN, i64::MAX))
+                    .any(|f| f.file.holds(key, i64::MIN, i64::MAX).unwrap_or(true))
                     || st.active.read().has_series(sid)
                     || st.frozen.iter().any(|f| f.mem.read().has_series(sid));
                 if !held {

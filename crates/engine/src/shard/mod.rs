@@ -524,7 +524,11 @@ impl Shard {
         for t in logged_deletes {
             replay_delete(t.min, t.max, &mut t.keys.iter().map(String::as_str));
         }
-        wal.bump_seq(flushed);
+        // Above every tombstone ever logged too: a delete whose tombstone reached
+        // the log but whose WAL entry did not must not lend its sequence number to
+        // a later write (its tombstone would then hide that write at the next
+        // replay).
+        wal.bump_seq(flushed.max(tomb_seen));
         report.wal = wal_rec;
         let state = RwLock::new(state);
         let shard = Arc::new(Shard {
@@ -701,9 +705,7 @@ impl Shard {
     /// needs one).
     pub fn persist_index(&self) -> Result<()> {
         let mut p = self.persist.lock();
-        // The ids written must be durable in the catalog first.
-        self.catalog.sync()?;
-        let (generation, bound) = (self.catalog.generation(), self.catalog.id_bound());
+        let generation = self.catalog.generation();
         let job = {
             let mut idx = self.index.write();
             if !idx.dirty {
@@ -723,8 +725,11 @@ impl Shard {
                 Ok(delta)
             }
         };
+        // Every id taken above was created before this: the bound covers them, and
+        // the catalog's sync makes them durable before the list names them.
+        let bound = self.catalog.id_bound();
         let log = self.dir.join(INDEX_LOG);
-        let res = match job {
+        let res = self.catalog.sync().and_then(|()| match job {
             Ok(delta) => {
                 let mut buf = Vec::new();
                 applog::frame(&delta.encode(p.log_id, generation, bound), &mut buf);
@@ -751,7 +756,7 @@ impl Shard {
                     }
                 })
             }
-        };
+        });
         res.inspect_err(|_| {
             // Whatever was taken is written whole next time.
             let mut idx = self.index.write();

@@ -300,13 +300,20 @@ impl Inner {
         for s in rest {
             match s.open_shard() {
                 Some(sh) => alive |= sh.series_ids(),
-                None => match snapshot_series(&s.dir, catalog.generation()) {
-                    Some(b) => alive |= b,
-                    None => {
-                        // Being opened, or its snapshot cannot be read: keep everything.
-                        return;
+                None => {
+                    // Read under the slot's lock, so a closed shard stays closed (its
+                    // snapshot and log unchanged) while they are read. Being opened or
+                    // closed, or unreadable: keep everything.
+                    let st = s.state.lock();
+                    let ids = matches!(*st, SlotState::Closed)
+                        .then(|| snapshot_series(&s.dir, catalog.generation()))
+                        .flatten();
+                    drop(st);
+                    match ids {
+                        Some(b) => alive |= b,
+                        None => return,
                     }
-                },
+                }
             }
         }
         let doomed = dropped - alive;

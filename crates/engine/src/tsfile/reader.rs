@@ -313,6 +313,17 @@ impl TsFile {
         }
     }
 
+    /// Does this file hold points of `key` within `[min, max]`, by its summaries
+    /// (loaded from disk when the file is degraded)? Decisions that must not be
+    /// fooled by a degraded file's answer for any key (compaction dropping a
+    /// tombstone, the series list forgetting a series) ask this.
+    pub fn holds(&self, key: &str, min: i64, max: i64) -> Result<bool> {
+        let res = self.summaries()?;
+        Ok(candidates(&res, key)
+            .iter()
+            .any(|r| r.min_time <= max && r.max_time >= min))
+    }
+
     /// Read the index entry of one series (one small read, checksummed).
     pub fn series_index(&self, key: &str) -> Result<Option<SeriesIndex>> {
         let res = self.summaries()?;
