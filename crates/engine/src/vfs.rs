@@ -199,19 +199,19 @@ impl VFile {
         Self::open(path, &o, false, false)
     }
 
-    /// Logs one call on this file (when recorded) under the log's lock.
+    /// Runs one call on this file and, when recorded, logs `event` (given the
+    /// file's number) under the log's lock.
     fn logged<T>(
         &self,
         op: impl FnOnce(&File) -> io::Result<T>,
-        event: impl FnOnce(u64, &File) -> io::Result<Option<FsEvent>>,
+        event: impl FnOnce(u64) -> FsEvent,
     ) -> io::Result<T> {
         let Some((r, id)) = &self.rec else {
             return op(&self.file);
         };
         let mut log = r.events.lock();
-        let ev = event(*id, &self.file)?;
         let v = op(&self.file)?;
-        log.extend(ev);
+        log.push(event(*id));
         Ok(v)
     }
 
@@ -221,18 +221,15 @@ impl VFile {
     }
 
     pub fn sync_all(&self) -> io::Result<()> {
-        self.logged(File::sync_all, |file, _| Ok(Some(FsEvent::Sync { file })))
+        self.logged(File::sync_all, |file| FsEvent::Sync { file })
     }
 
     pub fn sync_data(&self) -> io::Result<()> {
-        self.logged(File::sync_data, |file, _| Ok(Some(FsEvent::Sync { file })))
+        self.logged(File::sync_data, |file| FsEvent::Sync { file })
     }
 
     pub fn set_len(&self, len: u64) -> io::Result<()> {
-        self.logged(
-            |f| f.set_len(len),
-            |file, _| Ok(Some(FsEvent::SetLen { file, len })),
-        )
+        self.logged(|f| f.set_len(len), |file| FsEvent::SetLen { file, len })
     }
 
     /// Writes at the current position (the end, for an appending file).

@@ -28,9 +28,7 @@ pub(crate) struct ShardIndex {
     /// Catalog ids of the series this shard holds data for.
     pub present: RoaringBitmap,
     fields: FastMap<Box<str>, FieldTypes>,
-    /// Changed since the last snapshot (or record of its log).
-    pub dirty: bool,
-    /// The changes themselves, for the snapshot's log.
+    /// What changed since the last snapshot (or record of its log).
     pub delta: Delta,
     /// Bumped whenever a field type is forgotten (a dropped measurement), so a write
     /// validated before can tell, under the shard's write lock, that it must check
@@ -140,7 +138,6 @@ impl ShardIndex {
             return *t;
         }
         m.insert(field.into(), ty);
-        self.dirty = true;
         self.delta
             .fields
             .push((measurement.into(), field.into(), ty));
@@ -169,29 +166,26 @@ impl ShardIndex {
 
     /// Adds series ids; true when one was new.
     pub fn add_series(&mut self, ids: impl IntoIterator<Item = u32>) -> bool {
-        let mut new: RoaringBitmap = ids.into_iter().filter(|&i| i != u32::MAX).collect();
-        new -= &self.present;
-        if new.is_empty() {
-            return false;
+        let mut grew = false;
+        for i in ids.into_iter().filter(|&i| i != u32::MAX) {
+            if self.present.insert(i) {
+                self.delta.added.insert(i);
+                self.delta.removed.remove(i);
+                grew = true;
+            }
         }
-        self.present |= &new;
-        self.delta.removed -= &new;
-        self.delta.added |= new;
-        self.dirty = true;
-        true
+        grew
     }
 
     pub fn remove_series(&mut self, ids: &RoaringBitmap) {
         self.present -= ids;
         self.delta.added -= ids;
         self.delta.removed |= ids;
-        self.dirty = true;
     }
 
     /// Forget a measurement's field types (its series are removed by the caller).
     pub fn drop_measurement_schema(&mut self, measurement: &str) {
         if self.fields.remove(measurement).is_some() {
-            self.dirty = true;
             // The log only adds field types: the next snapshot is a whole one.
             self.delta.whole = true;
             self.schema_epoch += 1;

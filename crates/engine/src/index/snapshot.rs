@@ -53,8 +53,8 @@ pub(crate) struct Delta {
     pub added: RoaringBitmap,
     pub removed: RoaringBitmap,
     pub fields: Vec<(Box<str>, Box<str>, FieldType)>,
-    /// A change the log cannot say (a measurement's types forgotten): the next
-    /// write is a whole snapshot.
+    /// A change the log cannot say (a measurement's types forgotten, a list
+    /// rebuilt, a write that failed): the next write is a whole snapshot.
     pub whole: bool,
 }
 
@@ -83,6 +83,10 @@ fn get_bitmap(b: &[u8], pos: &mut usize) -> Result<RoaringBitmap> {
         .map_err(|e| corrupt(format!("index snapshot bitmap: {e}")))
 }
 
+fn get_type(b: &[u8], pos: &mut usize) -> Result<FieldType> {
+    FieldType::from_u8(take(b, pos, 1)?[0]).ok_or_else(|| corrupt("index snapshot field type"))
+}
+
 fn get_u64(b: &[u8], pos: &mut usize) -> Result<u64> {
     let raw = take(b, pos, 8)?;
     Ok(u64::from_le_bytes(
@@ -98,6 +102,11 @@ fn get_u32(b: &[u8], pos: &mut usize) -> Result<u32> {
 }
 
 impl Delta {
+    /// Anything to write?
+    pub fn is_empty(&self) -> bool {
+        !self.whole && self.added.is_empty() && self.removed.is_empty() && self.fields.is_empty()
+    }
+
     /// One log record.
     pub fn encode(&self, log_id: u64, generation: u64, id_bound: u32) -> Vec<u8> {
         let mut out =
@@ -123,7 +132,6 @@ impl ShardIndex {
         ShardIndex {
             present: self.present.clone(),
             fields: self.fields.clone(),
-            dirty: false,
             delta: Delta::default(),
             schema_epoch: self.schema_epoch,
         }
@@ -182,12 +190,9 @@ impl ShardIndex {
             let nf = get_uvarint(b, &mut pos)?;
             for _ in 0..nf {
                 let f = get_str(b, &mut pos)?;
-                let t = FieldType::from_u8(take(b, &mut pos, 1)?[0])
-                    .ok_or_else(|| corrupt("index snapshot field type"))?;
-                index.register_field(&m, &f, t);
+                index.register_field(&m, &f, get_type(b, &mut pos)?);
             }
         }
-        index.dirty = false;
         index.delta = Delta::default();
         Ok(match ids {
             Some((generation, id_bound, log_id)) => Snapshot::Ids {
@@ -224,11 +229,8 @@ impl ShardIndex {
         for _ in 0..nf {
             let m = get_str(rec, &mut pos)?;
             let f = get_str(rec, &mut pos)?;
-            let t = FieldType::from_u8(take(rec, &mut pos, 1)?[0])
-                .ok_or_else(|| corrupt("index log field type"))?;
-            self.register_field(&m, &f, t);
+            self.register_field(&m, &f, get_type(rec, &mut pos)?);
         }
-        self.dirty = false;
         self.delta = Delta::default();
         Ok(Some(bound))
     }

@@ -162,7 +162,6 @@ pub(crate) struct Shard {
     index: RwLock<ShardIndex>,
     flush_lock: Mutex<()>,
     compact_lock: Mutex<()>,
-    /// Serializes index snapshot writes (they share a temp file name).
     /// Serializes index snapshots and their log.
     persist: Mutex<SnapState>,
     frames: Mutex<Vec<Vec<u8>>>,
@@ -301,7 +300,7 @@ fn load_index(
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             let ids = catalog.create(&refs, None)?;
             index.add_series(ids.into_iter().flatten());
-            index.dirty = true;
+            index.delta.whole = true;
             (index, false)
         }
         None => (ShardIndex::default(), true),
@@ -333,7 +332,7 @@ fn load_index(
         }
     }
     report.index_rebuilt = rebuild;
-    index.dirty = true;
+    index.delta.whole = true;
     Ok((index, SnapState::default()))
 }
 
@@ -442,8 +441,8 @@ impl Shard {
         let mut new_tombs = Vec::new();
         // A delete's tombstone is fsynced before its WAL entry, so a power cut can
         // keep the one without the other: logged tombstones newer than the flush are
-        // applied to the replayed memtable at their place in the sequence (again,
-        // harmlessly, when their WAL entry did survive), so no delete comes back
+        // applied to the replayed memtable at their place in the sequence (unless
+        // their WAL entry survived and applies itself), so no delete comes back
         // half done.
         let mut logged_deletes: VecDeque<Arc<Tombstone>> = state
             .tombstones
@@ -505,9 +504,13 @@ impl Shard {
                         let (min, max, keys) = batch::decode_delete(body)?;
                         replay_delete(min, max, &mut keys.iter().copied());
                         active.write().max_seq = seq;
+                        // Its logged tombstone, if any, need not be applied again.
+                        if logged_deletes.front().is_some_and(|t| t.seq == seq) {
+                            logged_deletes.pop_front();
+                        }
                         // At or below max_seen the log has it, or had it and
                         // found it hides nothing any more.
-                        if seq > tomb_seen && !state.tombstones.iter().any(|t| t.seq == seq) {
+                        if seq > tomb_seen {
                             new_tombs.push(Arc::new(Tombstone {
                                 seq,
                                 min,
@@ -706,12 +709,11 @@ impl Shard {
     pub fn persist_index(&self) -> Result<()> {
         let mut p = self.persist.lock();
         let generation = self.catalog.generation();
-        let job = {
+        let (delta, whole) = {
             let mut idx = self.index.write();
-            if !idx.dirty {
+            if idx.delta.is_empty() {
                 return Ok(());
             }
-            idx.dirty = false;
             let delta = std::mem::take(&mut idx.delta);
             let whole = delta.whole
                 || p.log_id == 0
@@ -719,50 +721,49 @@ impl Shard {
                 || p.log_len > p.base_len.max(64 << 10);
             // A whole one is encoded from a copy: writers adding series wait for a
             // memcpy of the bitmap, not for its encoding.
-            if whole {
-                Err(idx.snapshot_copy())
-            } else {
-                Ok(delta)
-            }
+            (delta, whole.then(|| idx.snapshot_copy()))
         };
         // Every id taken above was created before this: the bound covers them, and
         // the catalog's sync makes them durable before the list names them.
         let bound = self.catalog.id_bound();
-        let log = self.dir.join(INDEX_LOG);
-        let res = self.catalog.sync().and_then(|()| match job {
-            Ok(delta) => {
+        let res = self.catalog.sync().and_then(|()| match whole {
+            Some(copy) => self.write_whole_index(&mut p, &copy, generation, bound),
+            None => {
                 let mut buf = Vec::new();
                 applog::frame(&delta.encode(p.log_id, generation, bound), &mut buf);
-                applog::append(&log, &buf).map(|()| p.log_len += buf.len() as u64)
-            }
-            Err(copy) => {
-                let log_id = rand::random::<u64>() | 1;
-                let body = seal(copy.encode(generation, bound, log_id));
-                write_atomic(&self.dir.join(INDEX_SNAP), &body).and_then(|()| {
-                    // Void from here on (its records name the old log id).
-                    match vfs::remove_file(&log) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            Err(Error::io(&log, e))
-                        }
-                        _ => {
-                            *p = SnapState {
-                                log_id,
-                                generation,
-                                base_len: body.len() as u64,
-                                log_len: 0,
-                            };
-                            Ok(())
-                        }
-                    }
-                })
+                applog::append(&self.dir.join(INDEX_LOG), &buf)?;
+                p.log_len += buf.len() as u64;
+                Ok(())
             }
         });
-        res.inspect_err(|_| {
-            // Whatever was taken is written whole next time.
-            let mut idx = self.index.write();
-            idx.dirty = true;
-            idx.delta.whole = true;
-        })
+        // Whatever was taken is written whole next time.
+        res.inspect_err(|_| self.index.write().delta.whole = true)
+    }
+
+    /// A new snapshot under a new log id; the old log is void from then on (its
+    /// records name the old id) and removed.
+    fn write_whole_index(
+        &self,
+        p: &mut SnapState,
+        copy: &ShardIndex,
+        generation: u64,
+        bound: u32,
+    ) -> Result<()> {
+        let log_id = rand::random::<u64>() | 1;
+        let body = seal(copy.encode(generation, bound, log_id));
+        write_atomic(&self.dir.join(INDEX_SNAP), &body)?;
+        let log = self.dir.join(INDEX_LOG);
+        match vfs::remove_file(&log) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&log, e)),
+            _ => {}
+        }
+        *p = SnapState {
+            log_id,
+            generation,
+            base_len: body.len() as u64,
+            log_len: 0,
+        };
+        Ok(())
     }
 
     // ---------------------------------------------------------------- lifecycle
@@ -820,7 +821,6 @@ impl Shard {
             .collect()
     }
 
-    /// How many data files the shard has at each level (index: level).
     /// Under index memory pressure: drops its files' series summaries from memory,
     /// the files with the most series first, while `more()` holds.
     pub fn degrade_summaries(&self, more: &dyn Fn() -> bool) {
@@ -849,6 +849,7 @@ impl Shard {
         st.files.iter().filter(|f| f.file.is_degraded()).count() as u64
     }
 
+    /// How many data files the shard has at each level (index: level).
     pub fn files_per_level(&self) -> Vec<u64> {
         let mut levels = Vec::new();
         for f in &self.state.read().files {

@@ -62,6 +62,9 @@ pub struct TsFile {
     seed: u32,
     /// Field names and types v2 entries refer to by number.
     dict: FieldDict,
+    /// What `dict` takes (counted with the summaries; computed once: shards add
+    /// up their files' memory after every write that adds series).
+    dict_bytes: usize,
     file: File,
     size: u64,
     index_off: u64,
@@ -152,6 +155,7 @@ impl TsFile {
             path: path.to_path_buf(),
             version,
             seed,
+            dict_bytes: dict.iter().map(|(n, _)| n.len() + 24).sum(),
             dict,
             file,
             size,
@@ -168,13 +172,11 @@ impl TsFile {
         })
     }
 
-    /// Drops the per-series summaries from memory (keeping the file's time range);
-    /// returns the bytes freed. Lookups then load them from disk while they are in
-    /// use ([`Self::release_idle`] lets them go).
-    pub fn degrade(&self) -> usize {
-        let freed = self.summary_bytes();
+    /// Drops the per-series summaries from memory (keeping the file's time range).
+    /// Lookups then load them from disk while they are in use
+    /// ([`Self::release_idle`] lets them go).
+    pub fn degrade(&self) {
         *self.resident.write() = None;
-        freed
     }
 
     pub fn is_degraded(&self) -> bool {
@@ -187,10 +189,6 @@ impl TsFile {
         if od.as_ref().is_some_and(|(_, at)| at.elapsed() >= idle) {
             *od = None;
         }
-    }
-
-    fn summary_bytes(&self) -> usize {
-        self.resident.read().as_ref().map_or(0, |r| r.bytes())
     }
 
     /// The per-series summaries: resident, or (degraded) loaded from the file and
@@ -232,7 +230,8 @@ impl TsFile {
     /// Bytes this open file keeps in memory for its series (summaries loaded for a
     /// degraded file's lookups are transient and not counted).
     pub fn mem_bytes(&self) -> usize {
-        self.summary_bytes() + self.dict.iter().map(|(n, _)| n.len() + 24).sum::<usize>() + 256
+        let summaries = self.resident.read().as_ref().map_or(0, |r| r.bytes());
+        summaries + self.dict_bytes + 256
     }
 
     /// Every series in the file, sorted by key, read from the file's resource section
@@ -306,9 +305,7 @@ impl TsFile {
     /// Could this file hold points of `key` within `[min, max]`?
     pub fn may_contain(&self, key: &str, min: i64, max: i64) -> bool {
         match self.resident.read().as_ref() {
-            Some(res) => candidates(res, key)
-                .iter()
-                .any(|r| r.min_time <= max && r.max_time >= min),
+            Some(res) => overlaps(res, key, min, max),
             None => self.series > 0 && self.min_time <= max && self.max_time >= min,
         }
     }
@@ -318,10 +315,7 @@ impl TsFile {
     /// fooled by a degraded file's answer for any key (compaction dropping a
     /// tombstone, the series list forgetting a series) ask this.
     pub fn holds(&self, key: &str, min: i64, max: i64) -> Result<bool> {
-        let res = self.summaries()?;
-        Ok(candidates(&res, key)
-            .iter()
-            .any(|r| r.min_time <= max && r.max_time >= min))
+        Ok(overlaps(&*self.summaries()?, key, min, max))
     }
 
     /// Read the index entry of one series (one small read, checksummed).
@@ -596,6 +590,13 @@ fn candidates<'a>(res: &'a Summaries, key: &str) -> &'a [ResourceEntry] {
     let lo = bucket.partition_point(|r| r.hash < h);
     let hi = lo + bucket[lo..].partition_point(|r| r.hash == h);
     &bucket[lo..hi]
+}
+
+/// Does a summary of `key` overlap `[min, max]`?
+fn overlaps(res: &Summaries, key: &str, min: i64, max: i64) -> bool {
+    candidates(res, key)
+        .iter()
+        .any(|r| r.min_time <= max && r.max_time >= min)
 }
 
 /// The per-series summaries of a resource section, sorted by key hash, and where

@@ -96,6 +96,13 @@ pub enum Expr {
     Wildcard(Option<DataType>),
 }
 
+impl Expr {
+    /// `time` (any case), the column conditions compare for the time range.
+    pub fn is_time_ref(&self) -> bool {
+        matches!(self, Expr::VarRef { name, .. } if name.eq_ignore_ascii_case("time"))
+    }
+}
+
 /// A SELECT field: an expression (or a regex of field names) and its alias.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {

@@ -74,10 +74,6 @@ pub fn condition_expr(cond: &Expr, clock: &Clock) -> Result<(Option<Expr>, TimeR
     Ok((rest.filter(|e| *e != Expr::Bool(true)), range))
 }
 
-fn is_time(e: &Expr) -> bool {
-    matches!(e, Expr::VarRef { name, .. } if name.eq_ignore_ascii_case("time"))
-}
-
 fn split(e: &Expr, clock: &Clock) -> Result<(Option<Expr>, TimeRange), String> {
     match e {
         Expr::Binary { op, lhs, rhs } if matches!(op.0, T::And | T::Or) => {
@@ -99,10 +95,10 @@ fn split(e: &Expr, clock: &Clock) -> Result<(Option<Expr>, TimeRange), String> {
             Ok((rest, range))
         }
         Expr::Binary { op, lhs, rhs } => {
-            if is_time(lhs) {
+            if lhs.is_time_ref() {
                 return Ok((None, time_range(*op, rhs, clock)?));
             }
-            if is_time(rhs) {
+            if rhs.is_time_ref() {
                 let flipped = match op.0 {
                     T::Gt => T::Lt,
                     T::Lt => T::Gt,

@@ -182,12 +182,7 @@ impl Parser {
                 args.push(self.expr()?);
             }
         }
-        loop {
-            let t = self.s.scan_ignore_ws();
-            if t.t != T::Comma {
-                self.s.unscan();
-                break;
-            }
+        while self.accept(T::Comma) {
             match self.regex()? {
                 Some(r) => args.push(Expr::Regex(r)),
                 None => args.push(self.expr()?),

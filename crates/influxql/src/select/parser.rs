@@ -95,7 +95,7 @@ pub fn parse_select_query(q: &str) -> Result<Vec<SelectStatement>> {
                     }
                     return Err(found(&tok, STATEMENT_START));
                 }
-                out.push(p.select_statement(false)?);
+                out.push(p.select_statement()?);
                 semi = false;
             }
         }
@@ -131,11 +131,19 @@ impl Parser {
         Ok(())
     }
 
+    /// Takes the next token if it is `want` (whitespace skipped); otherwise it
+    /// stays for the next read.
+    pub(super) fn accept(&mut self, want: T) -> bool {
+        if self.s.scan_ignore_ws().t == want {
+            return true;
+        }
+        self.s.unscan();
+        false
+    }
+
     /// `KEYWORD n` when the keyword comes next; 0 otherwise.
     fn optional_int(&mut self, kw: &'static str) -> Result<i64> {
-        let t = self.s.scan_ignore_ws();
-        if t.t != T::Kw(kw) {
-            self.s.unscan();
+        if !self.accept(T::Kw(kw)) {
             return Ok(0);
         }
         let t = self.s.scan_ignore_ws();
@@ -164,16 +172,13 @@ impl Parser {
 
     // ------------------------------------------------------------- SELECT
 
-    fn select_statement(&mut self, subquery: bool) -> Result<SelectStatement> {
+    fn select_statement(&mut self) -> Result<SelectStatement> {
         let fields = self.fields()?;
-        let t = self.s.scan_ignore_ws();
-        let target = if t.t == T::Kw("INTO") {
+        let target = if self.accept(T::Kw("INTO")) {
             Some(self.target()?)
         } else {
-            self.s.unscan();
             None
         };
-        let _ = subquery;
         self.expect(T::Kw("FROM"))?;
         let sources = self.sources()?;
         let condition = self.condition()?;
@@ -231,11 +236,9 @@ impl Parser {
                 e
             }
         };
-        let t = self.s.scan_ignore_ws();
-        let alias = if t.t == T::Kw("AS") {
+        let alias = if self.accept(T::Kw("AS")) {
             Some(self.ident()?)
         } else {
-            self.s.unscan();
             None
         };
         self.consume_ws();
@@ -289,9 +292,7 @@ impl Parser {
         let mut out = Vec::new();
         loop {
             out.push(self.source()?);
-            let t = self.s.scan_ignore_ws();
-            if t.t != T::Comma {
-                self.s.unscan();
+            if !self.accept(T::Comma) {
                 return Ok(out);
             }
         }
@@ -304,14 +305,12 @@ impl Parser {
                 ..Measurement::default()
             }));
         }
-        let t = self.s.scan_ignore_ws();
-        if t.t == T::LParen {
+        if self.accept(T::LParen) {
             self.expect(T::Kw("SELECT"))?;
-            let q = self.select_statement(true)?;
+            let q = self.select_statement()?;
             self.expect(T::RParen)?;
             return Ok(Source::Subquery(Box::new(q)));
         }
-        self.s.unscan();
         let idents = self.segmented_idents()?;
         let mut m = Measurement::default();
         if idents.len() == 3 {
@@ -335,18 +334,14 @@ impl Parser {
     }
 
     fn condition(&mut self) -> Result<Option<Expr>> {
-        let t = self.s.scan_ignore_ws();
-        if t.t != T::Kw("WHERE") {
-            self.s.unscan();
+        if !self.accept(T::Kw("WHERE")) {
             return Ok(None);
         }
         self.expr().map(Some)
     }
 
     fn dimensions(&mut self) -> Result<Vec<Expr>> {
-        let t = self.s.scan_ignore_ws();
-        if t.t != T::Kw("GROUP") {
-            self.s.unscan();
+        if !self.accept(T::Kw("GROUP")) {
             return Ok(Vec::new());
         }
         self.expect(T::Kw("BY"))?;
@@ -399,9 +394,7 @@ impl Parser {
     }
 
     fn order_by(&mut self) -> Result<Vec<SortField>> {
-        let t = self.s.scan_ignore_ws();
-        if t.t != T::Kw("ORDER") {
-            self.s.unscan();
+        if !self.accept(T::Kw("ORDER")) {
             return Ok(Vec::new());
         }
         self.expect(T::Kw("BY"))?;
@@ -422,12 +415,7 @@ impl Parser {
             }
             _ => return Err(found(&first, &["identifier", "ASC", "DESC"])),
         }];
-        loop {
-            let t = self.s.scan_ignore_ws();
-            if t.t != T::Comma {
-                self.s.unscan();
-                break;
-            }
+        while self.accept(T::Comma) {
             fields.push(self.sort_field()?);
         }
         if fields.len() > 1 {

@@ -260,15 +260,7 @@ impl Scanner {
             '&' => one(T::BitAnd),
             '|' => one(T::BitOr),
             '^' => one(T::BitXor),
-            '=' => {
-                let (c, _) = self.r.read();
-                if c == '~' {
-                    one(T::EqRegex)
-                } else {
-                    self.r.unread();
-                    one(T::Eq)
-                }
-            }
+            '=' => self.pair(pos, '~', T::EqRegex, T::Eq),
             '!' => {
                 let (c, _) = self.r.read();
                 match c {
@@ -280,15 +272,7 @@ impl Scanner {
                     }
                 }
             }
-            '>' => {
-                let (c, _) = self.r.read();
-                if c == '=' {
-                    one(T::Gte)
-                } else {
-                    self.r.unread();
-                    one(T::Gt)
-                }
-            }
+            '>' => self.pair(pos, '=', T::Gte, T::Gt),
             '<' => {
                 let (c, _) = self.r.read();
                 match c {
@@ -304,17 +288,19 @@ impl Scanner {
             ')' => one(T::RParen),
             ',' => one(T::Comma),
             ';' => one(T::Semicolon),
-            ':' => {
-                let (c, _) = self.r.read();
-                if c == ':' {
-                    one(T::DoubleColon)
-                } else {
-                    self.r.unread();
-                    one(T::Colon)
-                }
-            }
+            ':' => self.pair(pos, ':', T::DoubleColon, T::Colon),
             c => Tok::new(T::Illegal, pos, c.to_string()),
         }
+    }
+
+    /// `two` when the next rune is `second` (taken), else `one`.
+    fn pair(&mut self, pos: Pos, second: char, two: T, one: T) -> Tok {
+        let (c, _) = self.r.read();
+        if c == second {
+            return Tok::new(two, pos, "");
+        }
+        self.r.unread();
+        Tok::new(one, pos, "")
     }
 
     /// Identifier characters up to the first other rune (which is put back; the end

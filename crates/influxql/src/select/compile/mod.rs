@@ -122,15 +122,11 @@ pub(super) fn is_literal(e: &Expr) -> bool {
     )
 }
 
-fn is_time_ref(e: &Expr) -> bool {
-    matches!(e, Expr::VarRef { name, .. } if name.eq_ignore_ascii_case("time"))
-}
-
 /// The calls a WHERE clause may hold: math functions with the right arity. Its
 /// comparisons with `time` are set aside (they make the time range).
 fn validate_condition(e: &Expr) -> Result<()> {
     match e {
-        Expr::Binary { lhs, rhs, .. } if is_time_ref(lhs) || is_time_ref(rhs) => Ok(()),
+        Expr::Binary { lhs, rhs, .. } if lhs.is_time_ref() || rhs.is_time_ref() => Ok(()),
         Expr::Binary { lhs, rhs, .. } => {
             validate_condition(lhs)?;
             validate_condition(rhs)
