@@ -6,7 +6,7 @@ set -euo pipefail
 . "$(dirname "$0")/apt-need.sh"
 # etcdctl: the compose cluster's etcd image checks its health with it; promtool
 # checks that every /metrics page parses as Prometheus text.
-apt_need etcd:etcd-server etcdctl:etcd-client influx:influxdb-client \
+apt_need etcd:etcd-server etcdctl:etcd-client influx:influxdb-client influxd:influxdb \
   protoc:protobuf-compiler promtool:prometheus
 
 PY=${PYTHON:-python3}

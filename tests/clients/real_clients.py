@@ -33,6 +33,27 @@ def v1(host, port):
     c.create_retention_policy("week", "7d", 1, database="pyv1")
     rps = [r["name"] for r in c.get_list_retention_policies("pyv1")]
     assert rps == ["autogen", "week"], rps
+
+    # Reading back with the client's query(): raw points, tags, an aggregate
+    # per tag, epoch times, several statements.
+    rs = c.query('SELECT usage, "count", ok, note FROM cpu WHERE host = \'server03\'')
+    pts = list(rs.get_points())
+    assert pts == [
+        {"time": "2020-09-13T12:26:43Z", "usage": 3.5, "count": 3, "ok": True, "note": 'say "hi"'}
+    ], pts
+    rs = c.query("SELECT max(usage) FROM cpu GROUP BY host", epoch="s")
+    per_host = {tags["host"]: list(points) for (_, tags), points in rs.items()}
+    assert len(per_host) == 10, per_host
+    assert per_host["server09"] == [{"time": 1_600_000_009, "max": 9.5}], per_host
+    rs = c.query("SELECT count(usage) FROM cpu; SELECT mean(free) FROM mem")
+    assert list(rs[0].get_points()) == [{"time": "1970-01-01T00:00:00Z", "count": 10}], rs[0]
+    assert list(rs[1].get_points()) == [{"time": "1970-01-01T00:00:00Z", "mean": 1}], rs[1]
+    try:
+        c.query("SELECT FROM cpu")
+    except Exception as e:  # InfluxDBClientError on the 400
+        assert "error parsing query" in str(e), e
+    else:
+        raise AssertionError("a parse error was not reported")
     print("v1 ok")
 
 

@@ -67,12 +67,16 @@ pub struct CoordinatorConfig {
     /// Shard groups one write may create; points that would create more are dropped
     /// with a partial-write error (0: no limit).
     pub max_shard_groups_per_write: usize,
+    /// Bytes of data one SELECT may hold while it runs; a statement that would
+    /// need more ends with an error (0: no limit).
+    pub query_memory_limit: usize,
 }
 
 impl Default for CoordinatorConfig {
     fn default() -> Self {
         CoordinatorConfig {
             max_shard_groups_per_write: DEFAULT_MAX_NEW_SHARD_GROUPS,
+            query_memory_limit: 1 << 30,
         }
     }
 }

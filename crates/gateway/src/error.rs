@@ -48,6 +48,9 @@ pub enum Error {
     Meta(#[from] sundial_meta::Error),
     #[error(transparent)]
     Cluster(#[from] sundial_cluster::Error),
+    /// A SELECT failed (reported inside a 200 answer, as InfluxDB does).
+    #[error(transparent)]
+    Query(#[from] sundial_query::Error),
     #[error("{0}")]
     Internal(String),
 }
@@ -77,6 +80,8 @@ impl Error {
             Error::Timeout | Error::Internal(_) => 500,
             Error::Meta(e) => e.class().http_status(),
             Error::Cluster(e) => e.class().http_status(),
+            Error::Query(sundial_query::Error::Query(_)) => 400,
+            Error::Query(_) => 500,
         }
     }
 

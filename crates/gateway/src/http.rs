@@ -6,6 +6,7 @@ use crate::body::{gunzip_bounded, BodyError};
 pub use crate::config::HttpConfig;
 use crate::error::{Error, Result};
 use crate::query;
+use crate::render::{self, Json, StmtOut, TimeFormat};
 use crate::stats::HttpStats;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, State};
@@ -21,6 +22,8 @@ use std::time::Instant;
 use sundial_cluster::{Batch, Consistency, PointsWriter, WriteSummary};
 use sundial_common::metrics::{self, Collect, Emit, Registry};
 use sundial_common::telemetry;
+use sundial_influxql::select::SelectStatement;
+use sundial_influxql::Statement;
 use sundial_lineproto::{Cursor, ParseOptions, ParsedBatch, Precision, MAX_LINE_ERRORS};
 use sundial_meta::{MetaClient, UserInfo};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -63,6 +66,8 @@ pub struct Gateway {
     pub writer: PointsWriter,
     pub stats: Arc<HttpStats>,
     pub opts: HttpConfig,
+    /// How SELECTs read shards; `None` where this gateway cannot read yet.
+    querying: Option<Querying>,
     /// Writes past the door: reading, parsing, queued or writing. Bounds the bodies
     /// held in memory to `max-concurrent-write-limit + max-enqueued-write-limit`.
     admitted: Arc<Semaphore>,
@@ -78,6 +83,14 @@ pub struct Gateway {
 }
 
 pub use sundial_common::Check;
+
+/// What SELECT needs: the shard reader and the memory one statement may hold.
+#[derive(Debug, Clone)]
+pub struct Querying {
+    pub reader: Arc<dyn sundial_query::ShardReader>,
+    /// Bytes (0: no limit).
+    pub memory_limit: usize,
+}
 
 /// Checks added to `/health` (the storage's disk space and degraded shards). Any
 /// `fail` makes the answer 503; `warn` keeps 200.
@@ -97,6 +110,7 @@ impl Gateway {
         opts: HttpConfig,
         mut registry: Registry,
         health: Option<HealthCheck>,
+        querying: Option<Querying>,
     ) -> Arc<Self> {
         let stats = Arc::new(HttpStats::default());
         stats.register(&mut registry);
@@ -119,6 +133,7 @@ impl Gateway {
             meta,
             writer,
             stats,
+            querying,
             admitted,
             write_slots: Arc::new(Semaphore::new(opts.max_concurrent_write_limit.max(1))),
             opts,
@@ -258,7 +273,10 @@ impl IntoResponse for Error {
         let status =
             StatusCode::from_u16(self.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let text = self.to_string();
-        let mut resp = (status, axum::Json(json!({ "error": text }))).into_response();
+        // Go's JSON (`<` written `\u003c`, …), ending in a newline as InfluxDB's.
+        let mut body = Json::Obj(vec![("error".into(), Json::Str(text.clone()))]).render(false);
+        body.push('\n');
+        let mut resp = (status, [("Content-Type", "application/json")], body).into_response();
         let h = resp.headers_mut();
         // Header values cannot hold newlines (multi-line parse errors): keep the first line.
         let first = text.lines().next().unwrap_or_default();
@@ -751,6 +769,58 @@ struct QueryParams {
     u: Option<String>,
     p: Option<String>,
     pretty: Option<String>,
+    rp: Option<String>,
+    epoch: Option<String>,
+    chunked: Option<String>,
+    chunk_size: Option<String>,
+}
+
+impl Gateway {
+    /// Runs one SELECT and renders its series.
+    async fn select(&self, stmt: &SelectStatement, db: &str, rp: &str) -> Result<StmtOut> {
+        let Some(q) = &self.querying else {
+            return Err(Error::BadRequest(
+                "SELECT is not supported by this gateway yet".into(),
+            ));
+        };
+        let cx = sundial_query::Context {
+            meta: &self.meta,
+            reader: q.reader.as_ref(),
+            database: db,
+            retention_policy: rp,
+            now: sundial_meta::now_ns(),
+            memory_limit: if q.memory_limit == 0 {
+                usize::MAX
+            } else {
+                q.memory_limit
+            },
+        };
+        let series = sundial_query::select(stmt, &cx).await?;
+        Ok(StmtOut {
+            tables: render::select_tables(series),
+            error: None,
+            tz: stmt
+                .location
+                .as_deref()
+                .and_then(|z| jiff::tz::TimeZone::get(z).ok()),
+        })
+    }
+}
+
+/// A query that does not parse: 400 with InfluxDB's body in the asked format.
+fn parse_error(text: &str, csv: bool, pretty: bool) -> Response {
+    let (ctype, body) = if csv {
+        ("text/csv", render::csv_error(text))
+    } else {
+        let mut b = Json::Obj(vec![("error".into(), Json::Str(text.to_string()))]).render(pretty);
+        b.push('\n');
+        ("application/json", b)
+    };
+    let mut resp = (StatusCode::BAD_REQUEST, [("Content-Type", ctype)], body).into_response();
+    if let Ok(v) = HeaderValue::from_str(text.lines().next().unwrap_or_default()) {
+        resp.headers_mut().insert("X-Influxdb-Error", v);
+    }
+    resp
 }
 
 async fn query_handler(
@@ -782,6 +852,8 @@ async fn query_handler(
         params.db = form.db.or(params.db);
         params.u = form.u.or(params.u);
         params.p = form.p.or(params.p);
+        params.rp = form.rp.or(params.rp);
+        params.epoch = form.epoch.or(params.epoch);
     }
     let Some(q) = params.q.filter(|q| !q.trim().is_empty()) else {
         return Err(Error::BadRequest("missing required parameter \"q\"".into()));
@@ -797,7 +869,15 @@ async fn query_handler(
     let user = gw
         .authenticate(params.u.as_deref(), params.p.as_deref(), &headers)
         .await?;
-    let stmts = sundial_influxql::parse_query(&q).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let csv = headers
+        .get("Accept")
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/csv") || a.contains("text/csv"));
+    let pretty = matches!(params.pretty.as_deref(), Some("true"));
+    let stmts = match sundial_influxql::parse_query(&q) {
+        Ok(s) => s,
+        Err(e) => return Ok(parse_error(&e.to_string(), csv, pretty)),
+    };
     if gw.opts.auth_enabled && !gw.admin_exists() {
         // Bootstrap: only `CREATE USER … WITH ALL PRIVILEGES` until an admin exists.
         let creates_admin = stmts.len() == 1
@@ -815,27 +895,47 @@ async fn query_handler(
     for stmt in &stmts {
         query::authorize(stmt, user.as_ref(), &db)?;
     }
-    let mut results = Vec::new();
-    for (i, stmt) in stmts.iter().enumerate() {
-        match query::execute(&gw.meta, stmt, user.as_ref(), &db).await {
-            Ok(serde_json::Value::Null) => results.push(json!({ "statement_id": i })),
-            Ok(series) => results.push(json!({ "statement_id": i, "series": series })),
+    let rp = params.rp.unwrap_or_default();
+    let tf = TimeFormat::from_param(params.epoch.as_deref());
+    let mut outs: Vec<StmtOut> = Vec::new();
+    for stmt in &stmts {
+        let answer = match stmt {
+            Statement::Select(sel) => gw.select(sel, &db, &rp).await,
+            other => query::execute(&gw.meta, other, user.as_ref(), &db)
+                .await
+                .map(|v| StmtOut {
+                    tables: render::json_tables(&v),
+                    ..StmtOut::default()
+                }),
+        };
+        match answer {
+            Ok(out) => outs.push(out),
             Err(e) => {
-                // Like InfluxDB: report the failing statement and stop there.
-                results.push(json!({ "statement_id": i, "error": e.to_string() }));
+                // InfluxDB stops at the first failing statement.
+                outs.push(StmtOut {
+                    error: Some(e.to_string()),
+                    ..StmtOut::default()
+                });
                 break;
             }
         }
     }
     let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     gw.stats.query_request_duration_ns.fetch_add(ns, Relaxed);
-    let body = json!({ "results": results });
-    let pretty = matches!(params.pretty.as_deref(), Some("true"));
-    let text = if pretty {
-        serde_json::to_string_pretty(&body)
-    } else {
-        serde_json::to_string(&body)
+    if csv {
+        let text = render::csv_body(&outs, &tf);
+        return Ok(([("Content-Type", "text/csv")], text).into_response());
     }
-    .map_err(|e| Error::Internal(e.to_string()))?;
+    let text = if matches!(params.chunked.as_deref(), Some("true")) {
+        let size = params
+            .chunk_size
+            .as_deref()
+            .and_then(|c| c.parse::<usize>().ok())
+            .filter(|&c| c > 0)
+            .unwrap_or(render::DEFAULT_CHUNK_SIZE);
+        render::chunked_body(&outs, stmts.len(), &tf, pretty, size)
+    } else {
+        render::json_body(&outs, stmts.len(), &tf, pretty)
+    };
     Ok(([("Content-Type", "application/json")], text).into_response())
 }

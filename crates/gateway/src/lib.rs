@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod query;
+pub mod render;
 pub mod stats;
 
 pub use error::{Error, Result};

@@ -284,7 +284,8 @@ async fn run(cfg: Config) -> Result<()> {
         )
     })));
     let listen = cfg.http.serve_options();
-    let gw = Gateway::new(meta.clone(), writer, cfg.http.clone(), registry, None);
+    // Reading the stores over gRPC comes next; until then SELECT answers an error.
+    let gw = Gateway::new(meta.clone(), writer, cfg.http.clone(), registry, None, None);
     tracing::info!(%addr, meta = %cfg.gateway.meta, "sundial-gateway ready");
     println!("listening on {addr}");
     let conn_stats = gw.stats.connections.clone();

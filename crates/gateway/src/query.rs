@@ -57,6 +57,28 @@ pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
                 )))
             }
         }
+        Statement::Select(sel) => {
+            let mut dbs: Vec<&str> = sel
+                .sources
+                .iter()
+                .filter_map(|s| match s {
+                    sundial_influxql::select::Source::Measurement(m) if !m.database.is_empty() => {
+                        Some(m.database.as_str())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if dbs.len() < sel.sources.len() {
+                dbs.push(db);
+            }
+            match dbs.into_iter().find(|d| !user.privilege(d).can_read()) {
+                None => Ok(()),
+                Some(d) => Err(Error::Forbidden(format!(
+                    "error authorizing query: {} not authorized to execute statement '{sel}', requires READ on {d}",
+                    user.name
+                ))),
+            }
+        }
         _ => Err(Error::Forbidden(format!(
             "error authorizing query: {} not authorized to execute statement, requires admin privilege",
             user.name
@@ -206,6 +228,9 @@ pub async fn execute(
                 .map(|(d, p)| json!([d, privilege_text(*p)]))
                 .collect();
             series("", &["database", "privilege"], values)
+        }
+        Statement::Select(_) => {
+            return Err(Error::Internal("SELECT runs through the query engine".into()))
         }
         Statement::Unsupported { kind, .. } => {
             return Err(Error::BadRequest(format!(

@@ -19,7 +19,7 @@ pub struct RetentionPolicySpec {
     pub shard_duration: Option<DurationNs>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
     CreateDatabase {
         name: String,
@@ -80,6 +80,8 @@ pub enum Statement {
     ShowGrants {
         user: String,
     },
+    /// A SELECT, as `select` parses it.
+    Select(Box<crate::select::SelectStatement>),
     /// A statement we recognise but do not execute yet (SELECT, other SHOWs,
     /// DELETE, DROP MEASUREMENT, …): its leading keywords and full text.
     Unsupported {

@@ -4,9 +4,35 @@ use crate::ast::{DurationNs, Privilege, RetentionPolicySpec, Statement};
 use crate::error::ParseError;
 use crate::lexer::{lex, Spanned, Tok};
 use crate::select::token::lookup;
+use crate::select::{parse_statements, Parsed};
 
-/// Parses a query: one or more statements separated by `;`.
+/// Parses a query: one or more statements separated by `;`. SELECTs are read by
+/// the port of InfluxDB's parser (`select`), the others by this one.
 pub fn parse_query(query: &str) -> Result<Vec<Statement>, ParseError> {
+    let mut out = Vec::new();
+    for s in parse_statements(query)? {
+        match s {
+            Parsed::Select(s) => out.push(Statement::Select(s)),
+            Parsed::Other { text, start } => {
+                let mut stmts = parse_other(&text).map_err(|mut e| {
+                    // Positions in the whole query, not the statement's text.
+                    if let Some((line, char)) = &mut e.pos {
+                        if *line == 1 {
+                            *char += start.char;
+                        }
+                        *line += start.line;
+                    }
+                    e
+                })?;
+                out.append(&mut stmts);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses statements other than SELECT.
+fn parse_other(query: &str) -> Result<Vec<Statement>, ParseError> {
     let toks = lex(query)?;
     let mut p = Parser {
         toks,
@@ -265,7 +291,7 @@ impl Parser {
                 user: self.ident()?,
             });
         }
-        for kw in ["SELECT", "DELETE", "EXPLAIN", "KILL"] {
+        for kw in ["DELETE", "EXPLAIN", "KILL"] {
             if self.is_kw(kw) {
                 return Ok(self.unsupported(start, kw));
             }
@@ -279,7 +305,7 @@ impl Parser {
     fn unsupported(&mut self, start: usize, first: &str) -> Statement {
         let mut kind = first.to_ascii_uppercase();
         if let Tok::Ident(s) = self.peek() {
-            if first != "SELECT" && first != "DELETE" {
+            if first != "DELETE" {
                 kind = format!("{kind} {}", s.to_ascii_uppercase());
             }
         }

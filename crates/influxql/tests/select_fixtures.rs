@@ -7,20 +7,7 @@ use sundial_influxql::select::{compile, condition_expr, parse_select_query, Cloc
 
 /// Lines whose outcome we do not match yet, with the reason; each must still
 /// differ (so a fix has to remove it from here).
-const KNOWN: &[(&str, &str)] = &[
-    (
-        "SELECT /[/ FROM m",
-        "regexes are not compiled yet (InfluxDB reports Go RE2's error text)",
-    ),
-    (
-        "SELECT /(?<x>a)/ FROM m",
-        "regexes are not compiled yet (InfluxDB reports Go RE2's error text)",
-    ),
-    (
-        "SELECT /* c */ a FROM cpu",
-        "a comment where a field may be a regex is read as the regex `* c *` by InfluxDB, which then fails to compile it",
-    ),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
 /// Go's `%q` of a string, as the fixture quotes each query.
 fn go_quote(s: &str) -> String {

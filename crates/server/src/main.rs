@@ -15,10 +15,10 @@ use std::sync::Arc;
 use sundial_cluster::PointsWriter;
 use sundial_common::metrics;
 use sundial_engine::Store;
-use sundial_gateway::http::{router, Gateway, HealthCheck};
+use sundial_gateway::http::{router, Gateway, HealthCheck, Querying};
 use sundial_meta::{ClientOptions, EmbeddedBackend, MetaClient};
 use sundial_store::config::raise_fd_limit;
-use sundial_store::LocalShardWriter;
+use sundial_store::{LocalShardReader, LocalShardWriter};
 use tracing::Instrument;
 
 // Big per-request arenas (parsed batches) are freed and reallocated all the
@@ -248,6 +248,10 @@ async fn serve(cfg: Config) -> Result<()> {
         cfg.http.clone(),
         registry,
         Some(storage_health),
+        Some(Querying {
+            reader: Arc::new(LocalShardReader::new(store.clone())),
+            memory_limit: cfg.coordinator.query_memory_limit,
+        }),
     );
     let mut tasks = vec![services::spawn_reconciler(
         meta.clone(),

@@ -120,4 +120,33 @@ fn influx_cli_creates_and_lists_databases() {
     influx("CREATE DATABASE from_cli");
     let listed = influx("SHOW DATABASES");
     assert!(listed.contains("from_cli"), "{listed}");
+
+    // What it writes, it reads back (the CLI's own INSERT and SELECT).
+    let out = Command::new("influx")
+        .args(["-host", host, "-port", port, "-database", "from_cli"])
+        .args(["-execute", "INSERT cpu,host=a value=1.5 1000000000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |q: &str| {
+        let out = Command::new("influx")
+            .args(["-host", host, "-port", port, "-database", "from_cli"])
+            .args(["-format", "csv", "-precision", "s", "-execute", q])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let rows = read("SELECT value, host FROM cpu");
+    assert_eq!(rows, "name,time,value,host\ncpu,1,1.5,a\n", "{rows}");
+    let rows = read("SELECT sum(value) FROM cpu GROUP BY host");
+    assert_eq!(rows, "name,tags,time,sum\ncpu,host=a,0,1.5\n", "{rows}");
 }

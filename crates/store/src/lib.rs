@@ -8,11 +8,13 @@ pub mod export;
 mod local;
 pub mod metrics;
 pub mod node;
+mod query;
 pub mod reconcile;
 pub mod service;
 
 pub use error::{Error, Result};
 pub use local::LocalShardWriter;
+pub use query::LocalShardReader;
 pub use service::StoreService;
 
 use sundial_common::Check;

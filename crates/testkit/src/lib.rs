@@ -1,7 +1,12 @@
 //! Test support shared by the process tests of every crate (the all-in-one
 //! server's, the meta service's, the cluster's): start one of our binaries and wait
 //! for the `listening on ADDR …` line it prints once it serves, and stop it with
-//! SIGTERM.
+//! SIGTERM. `influxd` runs a real InfluxDB 1.x, `qdata` and `qdiff` are the data
+//! set and the corpus runner of the InfluxQL differential test.
+
+pub mod influxd;
+pub mod qdata;
+pub mod qdiff;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -4,14 +4,13 @@
 //! the WHERE clause split into a time range and the rest (`condition`). The behaviour followed is written down in
 //! `INFLUXQL-1.6.md`; `tests/select_fixtures.rs` checks it against outputs of
 //! InfluxDB's own parser.
-//!
-//! Not wired into [`crate::parse_query`] yet: the query engine (issue 15) will be.
 
 mod ast;
 mod compile;
 mod condition;
 mod expr;
 mod parser;
+mod regex;
 mod scanner;
 pub(crate) mod token;
 
@@ -19,8 +18,8 @@ pub use ast::{
     format_duration, quote_ident, BinOp, DataType, Expr, Field, Fill, Measurement, SelectStatement,
     SortField, Source,
 };
-pub use compile::{compile, reduce, reduce_with, Compiled, Offset};
+pub use compile::{compile, compile_subquery, reduce, reduce_with, Compiled, Offset};
 pub use condition::{condition_expr, is_time_literal, parse_time_literal, Clock, TimeRange};
 pub use expr::parse_duration;
-pub use parser::{parse_select_query, QlError};
+pub use parser::{parse_select_query, parse_statements, Parsed, QlError};
 pub use token::Pos;

@@ -68,10 +68,18 @@ const STATEMENT_START: &[&str] = &[
     "KILL",
 ];
 
-/// Parses a query of SELECT statements (separated by `;`) as InfluxDB's
-/// `ParseQuery` would. Other statements are not handled here yet: they fail with
-/// an error naming them.
-pub fn parse_select_query(q: &str) -> Result<Vec<SelectStatement>> {
+/// One statement of a query as the driver found it: a SELECT, parsed here, or
+/// another statement's text and where it starts (the statement parser of
+/// `crate::parser` reads those).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Select(Box<SelectStatement>),
+    Other { text: String, start: Pos },
+}
+
+/// Splits a query into statements (separated by `;`) as InfluxDB's `ParseQuery`
+/// does, parsing the SELECTs.
+pub fn parse_statements(q: &str) -> Result<Vec<Parsed>> {
     let mut p = Parser { s: Scanner::new(q) };
     let mut out = Vec::new();
     let mut semi = true;
@@ -89,17 +97,52 @@ pub fn parse_select_query(q: &str) -> Result<Vec<SelectStatement>> {
                 if !semi {
                     return Err(found(&tok, &[";"]));
                 }
-                if tok.t != T::Kw("SELECT") {
-                    if STATEMENT_START.iter().any(|k| tok.t == T::Kw(k)) {
-                        return Err(at("only SELECT statements are parsed here", tok.pos));
-                    }
+                if tok.t == T::Kw("SELECT") {
+                    out.push(Parsed::Select(Box::new(p.select_statement()?)));
+                } else if STATEMENT_START.iter().any(|k| tok.t == T::Kw(k)) {
+                    out.push(p.other_statement(q, tok.pos));
+                } else {
                     return Err(found(&tok, STATEMENT_START));
                 }
-                out.push(p.select_statement()?);
                 semi = false;
             }
         }
     }
+}
+
+/// Parses a query of SELECT statements only (other statements fail, naming
+/// themselves): what the fixtures and the fuzz target drive.
+pub fn parse_select_query(q: &str) -> Result<Vec<SelectStatement>> {
+    parse_statements(q)?
+        .into_iter()
+        .map(|s| match s {
+            Parsed::Select(s) => Ok(*s),
+            Parsed::Other { start, .. } => Err(at("only SELECT statements are parsed here", start)),
+        })
+        .collect()
+}
+
+/// The byte offset of a position in `q`.
+fn offset_of(q: &str, pos: Pos) -> usize {
+    let mut line = 0;
+    let mut col = 0;
+    let mut chars = q.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if line == pos.line && col == pos.char {
+            return i;
+        }
+        // The scanner reads "\r\n" and "\r" as one newline.
+        if c == '\n' || c == '\r' {
+            if c == '\r' && chars.peek().map(|&(_, n)| n) == Some('\n') {
+                chars.next();
+            }
+            line += 1;
+            col = 0;
+        } else {
+            col += 1;
+        }
+    }
+    q.len()
 }
 
 pub(super) struct Parser {
@@ -164,9 +207,29 @@ impl Parser {
         }
         let t = self.s.scan_regex();
         match t.t {
-            T::Regex => Ok(Some(t.lit)),
+            T::Regex => match super::regex::check(&t.lit) {
+                Ok(()) => Ok(Some(t.lit)),
+                Err(msg) => Err(at(msg, t.pos)),
+            },
             T::BadRegex => Err(at("bad regex: ", t.pos)),
             _ => Err(found(&t, &["regex"])),
+        }
+    }
+
+    /// Skips a non-SELECT statement (its first token read) to its `;` or the
+    /// end, returning its text.
+    fn other_statement(&mut self, q: &str, start: Pos) -> Parsed {
+        let end = loop {
+            let t = self.s.scan_ignore_ws();
+            if matches!(t.t, T::Semicolon | T::Eof) {
+                self.s.unscan();
+                break t.pos;
+            }
+        };
+        let (a, b) = (offset_of(q, start), offset_of(q, end));
+        Parsed::Other {
+            text: q.get(a..b.max(a)).unwrap_or_default().to_owned(),
+            start,
         }
     }
 

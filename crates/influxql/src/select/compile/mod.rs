@@ -54,6 +54,12 @@ pub fn compile(stmt: &SelectStatement) -> Result<Compiled> {
     compile_in(stmt, None)
 }
 
+/// Checks a subquery of a statement that compiled to `parent` (it may inherit
+/// the parent's GROUP BY interval).
+pub fn compile_subquery(stmt: &SelectStatement, parent: &Compiled) -> Result<Compiled> {
+    compile_in(stmt, Some(parent))
+}
+
 fn compile_in(stmt: &SelectStatement, parent: Option<&Compiled>) -> Result<Compiled> {
     let mut c = Compiled {
         only_selectors: true,

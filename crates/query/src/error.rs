@@ -1,0 +1,25 @@
+//! The query crate's errors. `Query` texts are InfluxDB's own: they reach the
+//! client as the statement's `error`.
+
+/// Why a statement failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// A semantic error with InfluxDB's wording (`database not found: x`,
+    /// `mixing aggregate and non-aggregate queries is not supported`, …).
+    #[error("{0}")]
+    Query(String),
+    /// A shard could not be read (no live owner, a damaged file, …).
+    #[error("shard {shard}: {message}")]
+    Shard { shard: u64, message: String },
+    /// The statement needs more memory than one query may hold.
+    #[error("query needs more than {limit} bytes of memory (query-memory-limit): narrow the time range or the series")]
+    MemoryLimit { limit: usize },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn query_err(s: impl Into<String>) -> Error {
+    Error::Query(s.into())
+}

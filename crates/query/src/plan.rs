@@ -1,0 +1,791 @@
+//! From a SELECT's syntax tree to what runs: the sources resolved to
+//! measurements and shards, wildcards expanded as InfluxDB's `RewriteFields`
+//! does, the GROUP BY tags, the time range, the column names.
+
+use std::collections::BTreeSet;
+
+use jiff::tz::TimeZone;
+use sundial_influxql::select::{
+    compile, compile_subquery, condition_expr, reduce, BinOp, Clock, Compiled, DataType, Expr,
+    Field, Fill, Offset, SelectStatement, Source as QlSource,
+};
+use sundial_meta::{MetaClient, ShardInfo};
+
+use crate::error::{query_err, Error, Result};
+use crate::eval::Regexes;
+use crate::seam::{Schema, SeriesRead, ShardReader, TagFilter};
+use crate::value::{Column, FieldType, Value, Values};
+
+/// InfluxDB's time bounds (`influxql.MinTime`, `MaxTime`).
+pub const MIN_TIME: i64 = i64::MIN + 2;
+pub const MAX_TIME: i64 = i64::MAX - 1;
+
+/// Where a statement runs: the request's database and retention policy, the
+/// query's start time, and how shards are reached.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub meta: &'a MetaClient,
+    pub reader: &'a dyn ShardReader,
+    /// The `db` parameter (may be empty).
+    pub database: &'a str,
+    /// The `rp` parameter (may be empty: the database's default).
+    pub retention_policy: &'a str,
+    pub now: i64,
+    /// Bytes of data one statement may hold.
+    pub memory_limit: usize,
+}
+
+/// A measurement a statement reads: from shards, or the rows a subquery
+/// answered under that name.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub database: String,
+    pub measurement: String,
+    pub shards: Vec<ShardInfo>,
+    pub schema: Schema,
+    /// A subquery's series (then `shards` is empty).
+    pub rows: Option<Vec<SeriesRead>>,
+}
+
+/// What a subquery takes from the statement around it.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    pub compiled: Compiled,
+    pub min: i64,
+    pub max: i64,
+    pub open_start: bool,
+    pub dimensions: Vec<String>,
+}
+
+/// A statement ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub sources: Vec<Source>,
+    /// The SELECT fields after wildcard expansion (constants folded).
+    pub fields: Vec<Field>,
+    /// Output columns, `time` (or its alias) first.
+    pub columns: Vec<String>,
+    /// GROUP BY tag keys, sorted.
+    pub dimensions: Vec<String>,
+    /// The condition on tags and fields (time taken out).
+    pub condition: Option<Expr>,
+    pub regexes: Regexes,
+    /// Inclusive, ns.
+    pub min: i64,
+    pub max: i64,
+    /// Where reads start: one window before `min` when a transformation of an
+    /// aggregate needs the window before the first.
+    pub read_min: i64,
+    /// The time range had no lower bound.
+    pub open_start: bool,
+    pub interval: i64,
+    pub offset: i64,
+    pub tz: Option<TimeZone>,
+    pub fill: Fill,
+    pub limit: usize,
+    pub offset_rows: usize,
+    pub slimit: usize,
+    pub soffset: usize,
+    pub ascending: bool,
+    pub compiled: Compiled,
+}
+
+impl Plan {
+    pub fn is_aggregate(&self) -> bool {
+        !self.compiled.calls.is_empty()
+    }
+}
+
+pub async fn plan(
+    stmt: &SelectStatement,
+    cx: &Context<'_>,
+    parent: Option<&Parent>,
+) -> Result<Plan> {
+    let compiled = match parent {
+        None => compile(stmt),
+        Some(p) => compile_subquery(stmt, &p.compiled),
+    }
+    .map_err(Error::Query)?;
+    let clock = Clock::new(cx.now, stmt.location.as_deref()).map_err(Error::Query)?;
+    let (condition, range) = match &stmt.condition {
+        Some(c) => condition_expr(c, &clock).map_err(Error::Query)?,
+        None => (None, Default::default()),
+    };
+    let mut min = range.min.unwrap_or(MIN_TIME).max(MIN_TIME);
+    // A GROUP BY time() query without an upper bound ends now.
+    let mut max = match range.max {
+        Some(m) => m.min(MAX_TIME),
+        None if compiled.interval > 0 => cx.now,
+        None => MAX_TIME,
+    };
+    let mut open_start = range.min.is_none();
+    // A subquery reads within its statement's range.
+    if let Some(p) = parent {
+        min = min.max(p.min);
+        max = max.min(p.max);
+        open_start &= p.open_start;
+    }
+    let offset = match &compiled.offset {
+        Some(Offset::Duration(d)) => *d,
+        Some(Offset::Now) if compiled.interval > 0 => cx.now.rem_euclid(compiled.interval),
+        _ => 0,
+    };
+    let parent_here = Parent {
+        compiled: compiled.clone(),
+        min,
+        max,
+        open_start,
+        // What groups this statement groups its subqueries too.
+        dimensions: parent.map(|p| p.dimensions.clone()).unwrap_or_default(),
+    };
+    let sources = resolve_sources(stmt, cx, min, max, &parent_here).await?;
+
+    // Fields and tags across every source, for wildcards.
+    let mut schema = Schema::default();
+    for s in &sources {
+        schema.merge(s.schema.clone());
+    }
+    let mut dimensions = dimensions(stmt, &schema)?;
+    if let Some(p) = parent {
+        // The statement's GROUP BY tags group the subquery too.
+        dimensions.extend(p.dimensions.iter().cloned());
+        dimensions.sort();
+        dimensions.dedup();
+    }
+    let mut fields = expand_fields(stmt, &schema, &dimensions)?;
+    crate::typecheck::annotate(&mut fields, &schema);
+    crate::typecheck::check(&fields)?;
+    let mut regexes = Regexes::default();
+    if let Some(c) = &condition {
+        regexes.add(c)?;
+    }
+    for f in &fields {
+        regexes.add(&f.expr)?;
+    }
+    let time_name = compiled.time_alias.clone().unwrap_or_else(|| "time".into());
+    let mut columns = vec![time_name];
+    columns.extend(column_names(&fields));
+    let non_negative = |n: i64| usize::try_from(n).unwrap_or(0);
+    let mut plan = Plan {
+        sources,
+        fields,
+        columns,
+        dimensions,
+        condition,
+        regexes,
+        min,
+        max,
+        read_min: min,
+        open_start,
+        interval: compiled.interval,
+        offset,
+        tz: stmt.location.as_ref().map(|_| clock.tz.clone()),
+        // A subquery with its own interval fills nothing unless asked to.
+        fill: match (&stmt.fill, parent) {
+            (Fill::Null, Some(_)) if compiled.interval > 0 && !compiled.inherited_interval => {
+                Fill::None
+            }
+            (f, _) => f.clone(),
+        },
+        limit: non_negative(stmt.limit),
+        offset_rows: non_negative(stmt.offset),
+        slimit: non_negative(stmt.slimit),
+        soffset: non_negative(stmt.soffset),
+        ascending: compiled.ascending,
+        compiled,
+    };
+    if plan.interval > 0 && crate::agg::needs_previous_window(&plan) {
+        plan.read_min = plan.min.saturating_sub(plan.interval).max(MIN_TIME);
+    }
+    Ok(plan)
+}
+
+// ---------------------------------------------------------------- sources
+
+async fn resolve_sources(
+    stmt: &SelectStatement,
+    cx: &Context<'_>,
+    min: i64,
+    max: i64,
+    here: &Parent,
+) -> Result<Vec<Source>> {
+    let mut out: Vec<Source> = Vec::new();
+    for src in &stmt.sources {
+        let m = match src {
+            QlSource::Measurement(m) => m,
+            QlSource::Subquery(inner) => {
+                let mut parent = here.clone();
+                parent.dimensions.extend(outer_tag_dimensions(stmt));
+                let series = Box::pin(crate::exec::select_in(inner, cx, Some(&parent))).await?;
+                out.extend(subquery_sources(inner, series));
+                continue;
+            }
+        };
+        let database = if m.database.is_empty() {
+            cx.database
+        } else {
+            &m.database
+        };
+        if database.is_empty() {
+            return Err(query_err("database name required"));
+        }
+        let Some(db) = cx.meta.database(database) else {
+            return Err(query_err(format!("database not found: {database}")));
+        };
+        let rp = if !m.retention_policy.is_empty() {
+            m.retention_policy.clone()
+        } else if !cx.retention_policy.is_empty() {
+            cx.retention_policy.to_string()
+        } else {
+            db.default_retention_policy.clone()
+        };
+        if !db.retention_policies.contains_key(&rp) {
+            return Err(query_err(format!("retention policy not found: {rp}")));
+        }
+        let shards: Vec<ShardInfo> = cx
+            .meta
+            .shard_groups(database, &rp)
+            .into_iter()
+            .filter(|g| g.end > min && g.start <= max)
+            .flat_map(|g| g.shards)
+            .collect();
+        let names = match &m.regex {
+            Some(re) => {
+                let rx = regex::Regex::new(re)
+                    .map_err(|e| query_err(format!("invalid regex {re}: {e}")))?;
+                let all = if shards.is_empty() {
+                    Vec::new()
+                } else {
+                    cx.reader.measurements(database, &shards).await?
+                };
+                all.into_iter().filter(|n| rx.is_match(n)).collect()
+            }
+            None => vec![m.name.clone()],
+        };
+        for name in names {
+            let schema = if shards.is_empty() {
+                Schema::default()
+            } else {
+                cx.reader.schema(database, &shards, &name).await?
+            };
+            if schema.fields.is_empty() {
+                continue;
+            }
+            out.push(Source {
+                database: database.to_string(),
+                measurement: name,
+                shards: shards.clone(),
+                schema,
+                rows: None,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.measurement.cmp(&b.measurement));
+    Ok(out)
+}
+
+/// The GROUP BY tag names written in a statement (no regexes, no time).
+fn outer_tag_dimensions(stmt: &SelectStatement) -> Vec<String> {
+    stmt.dimensions
+        .iter()
+        .filter_map(|d| match d {
+            Expr::VarRef { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A subquery's answer as sources: one per measurement name, its columns the
+/// subquery's field names (the first of a name wins), its tags the GROUP BY ones.
+fn subquery_sources(inner: &SelectStatement, series: Vec<crate::result::Series>) -> Vec<Source> {
+    let names: Vec<String> = inner
+        .fields
+        .iter()
+        .filter(|f| !f.expr.is_time_ref())
+        .map(field_name)
+        .collect();
+    let mut out: Vec<Source> = Vec::new();
+    for s in series {
+        let mut fields: Vec<(String, Column)> = Vec::new();
+        for (ci, name) in names.iter().enumerate() {
+            if fields.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let cells = s.rows.iter().map(|r| (r.time, r.values.get(ci)));
+            if let Some(col) = column_of(cells) {
+                fields.push((name.clone(), col));
+            }
+        }
+        let mut tags = s.tags.clone();
+        tags.sort();
+        let schema = Schema {
+            fields: fields
+                .iter()
+                .map(|(n, c)| (n.clone(), c.values.field_type()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            tags: tags.iter().map(|(k, _)| k.clone()).collect(),
+        };
+        let read = SeriesRead { tags, fields };
+        match out.iter_mut().find(|o| o.measurement == s.name) {
+            Some(o) => {
+                o.schema.merge(schema);
+                o.rows.get_or_insert_with(Vec::new).push(read);
+            }
+            None => out.push(Source {
+                database: String::new(),
+                measurement: s.name,
+                shards: Vec::new(),
+                schema,
+                rows: Some(vec![read]),
+            }),
+        }
+    }
+    out
+}
+
+/// One column of a subquery's rows, typed by its first value (numbers of
+/// another type converted, the rest left out).
+fn column_of<'a>(cells: impl Iterator<Item = (i64, Option<&'a Value>)>) -> Option<Column> {
+    let cells: Vec<(i64, &Value)> = cells
+        .filter_map(|(t, v)| v.filter(|v| !v.is_null()).map(|v| (t, v)))
+        .collect();
+    let first = cells.first()?.1.field_type()?;
+    let times = |keep: &dyn Fn(&Value) -> bool| -> Vec<i64> {
+        cells
+            .iter()
+            .filter(|(_, v)| keep(v))
+            .map(|(t, _)| *t)
+            .collect()
+    };
+    Some(match first {
+        FieldType::Float => {
+            let keep = |v: &Value| v.as_f64().is_some();
+            Column {
+                times: times(&keep),
+                values: Values::Float(cells.iter().filter_map(|(_, v)| v.as_f64()).collect()),
+            }
+        }
+        FieldType::Integer => {
+            let keep = |v: &Value| matches!(v, Value::Integer(_) | Value::Float(_));
+            Column {
+                times: times(&keep),
+                values: Values::Integer(
+                    cells
+                        .iter()
+                        .filter_map(|(_, v)| match v {
+                            Value::Integer(i) => Some(*i),
+                            Value::Float(f) => Some(*f as i64),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        FieldType::Unsigned => {
+            let keep = |v: &Value| matches!(v, Value::Unsigned(_));
+            Column {
+                times: times(&keep),
+                values: Values::Unsigned(
+                    cells
+                        .iter()
+                        .filter_map(|(_, v)| match v {
+                            Value::Unsigned(u) => Some(*u),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        FieldType::String => {
+            let keep = |v: &Value| matches!(v, Value::String(_));
+            Column {
+                times: times(&keep),
+                values: Values::String(
+                    cells
+                        .iter()
+                        .filter_map(|(_, v)| match v {
+                            Value::String(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        FieldType::Boolean => {
+            let keep = |v: &Value| matches!(v, Value::Boolean(_));
+            Column {
+                times: times(&keep),
+                values: Values::Boolean(
+                    cells
+                        .iter()
+                        .filter_map(|(_, v)| match v {
+                            Value::Boolean(b) => Some(*b),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+            }
+        }
+    })
+}
+
+// ---------------------------------------------------------------- GROUP BY
+
+fn dimensions(stmt: &SelectStatement, schema: &Schema) -> Result<Vec<String>> {
+    let mut out = BTreeSet::new();
+    for d in &stmt.dimensions {
+        match reduce(d.clone()) {
+            Expr::VarRef { name, .. } => {
+                out.insert(name);
+            }
+            Expr::Wildcard(_) => out.extend(schema.tags.iter().cloned()),
+            Expr::Regex(r) => {
+                let rx = regex::Regex::new(&r)
+                    .map_err(|e| query_err(format!("invalid regex {r}: {e}")))?;
+                out.extend(schema.tags.iter().filter(|t| rx.is_match(t)).cloned());
+            }
+            _ => {}
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn has_dimension_wildcard(stmt: &SelectStatement) -> bool {
+    stmt.dimensions
+        .iter()
+        .any(|d| matches!(d, Expr::Wildcard(_) | Expr::Regex(_)))
+}
+
+// ---------------------------------------------------------------- fields
+
+/// A name the wildcard expands to: a field (with its type) or a tag.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Ref {
+    name: String,
+    /// None: a tag.
+    ty: Option<FieldType>,
+}
+
+fn var(r: &Ref) -> Expr {
+    Expr::VarRef {
+        name: r.name.clone(),
+        ty: Some(match r.ty {
+            None => DataType::Tag,
+            Some(FieldType::Float) => DataType::Float,
+            Some(FieldType::Integer) => DataType::Integer,
+            Some(FieldType::Unsigned) => DataType::Unsigned,
+            Some(FieldType::String) => DataType::String,
+            Some(FieldType::Boolean) => DataType::Boolean,
+        }),
+    }
+}
+
+fn expand_fields(stmt: &SelectStatement, schema: &Schema, dims: &[String]) -> Result<Vec<Field>> {
+    let dim_wild = has_dimension_wildcard(stmt);
+    let mut refs: Vec<Ref> = Vec::new();
+    let mut names: Vec<&str> = schema.fields.iter().map(|(n, _)| n.as_str()).collect();
+    names.dedup();
+    for n in names {
+        refs.push(Ref {
+            name: n.to_string(),
+            ty: schema.field_type(n),
+        });
+    }
+    if !refs.is_empty() && !dim_wild {
+        for t in &schema.tags {
+            if !dims.contains(t) {
+                refs.push(Ref {
+                    name: t.clone(),
+                    ty: None,
+                });
+            }
+        }
+    }
+    refs.sort_by(|a, b| {
+        a.name
+            .cmp(&b.name)
+            .then(type_rank(a.ty).cmp(&type_rank(b.ty)))
+    });
+
+    let mut out = Vec::new();
+    for f in &stmt.fields {
+        let expr = reduce(f.expr.clone());
+        match &expr {
+            Expr::Wildcard(ty) => {
+                for r in &refs {
+                    let keep = match ty {
+                        Some(DataType::Tag) => r.ty.is_none(),
+                        Some(_) => r.ty.is_some(),
+                        None => true,
+                    };
+                    if keep {
+                        out.push(Field {
+                            expr: var(r),
+                            alias: None,
+                        });
+                    }
+                }
+            }
+            Expr::Regex(re) => {
+                let rx = regex::Regex::new(re)
+                    .map_err(|e| query_err(format!("invalid regex {re}: {e}")))?;
+                for r in refs.iter().filter(|r| rx.is_match(&r.name)) {
+                    out.push(Field {
+                        expr: var(r),
+                        alias: None,
+                    });
+                }
+            }
+            Expr::Call { name, args } if matches!(name.as_str(), "top" | "bottom") => {
+                out.push(Field {
+                    expr: expr.clone(),
+                    alias: f.alias.clone(),
+                });
+                // Its tag arguments become columns after it.
+                for a in args.iter().skip(1).take(args.len().saturating_sub(2)) {
+                    if let Expr::VarRef { name, .. } = a {
+                        out.push(Field {
+                            expr: Expr::VarRef {
+                                name: name.clone(),
+                                ty: Some(DataType::Tag),
+                            },
+                            alias: None,
+                        });
+                    }
+                }
+            }
+            Expr::Call { .. } => expand_call(f, &expr, &refs, &mut out)?,
+            _ => out.push(Field {
+                expr,
+                alias: f.alias.clone(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// InfluxDB sorts wildcard names, then by type (`VarRefs`): float, integer,
+/// string, boolean, tag, unsigned.
+fn type_rank(t: Option<FieldType>) -> u8 {
+    match t {
+        Some(FieldType::Float) => 1,
+        Some(FieldType::Integer) => 2,
+        Some(FieldType::String) => 3,
+        Some(FieldType::Boolean) => 4,
+        None => 7,
+        Some(FieldType::Unsigned) => 9,
+    }
+}
+
+/// `mean(*)`, `max(/re/)`, `derivative(mean(*))`: one field per matching field,
+/// named `<name>_<field>`.
+fn expand_call(f: &Field, expr: &Expr, refs: &[Ref], out: &mut Vec<Field>) -> Result<()> {
+    // The innermost call's first argument decides.
+    let mut call = expr;
+    let (name, arg) = loop {
+        let Expr::Call { name, args } = call else {
+            unreachable_field(f, out);
+            return Ok(());
+        };
+        match args.first() {
+            Some(inner @ Expr::Call { .. }) => call = inner,
+            Some(a) => break (name.as_str(), a),
+            None => {
+                unreachable_field(f, out);
+                return Ok(());
+            }
+        }
+    };
+    let re = match arg {
+        Expr::Wildcard(Some(DataType::Tag)) => {
+            return Err(query_err(format!("unable to use tag wildcard in {name}()")))
+        }
+        Expr::Wildcard(_) => None,
+        Expr::Regex(r) => {
+            Some(regex::Regex::new(r).map_err(|e| query_err(format!("invalid regex {r}: {e}")))?)
+        }
+        _ => {
+            out.push(Field {
+                expr: expr.clone(),
+                alias: f.alias.clone(),
+            });
+            return Ok(());
+        }
+    };
+    let mut types = vec![FieldType::Float, FieldType::Integer, FieldType::Unsigned];
+    match name {
+        "count" | "first" | "last" | "distinct" | "elapsed" | "mode" | "sample" => {
+            types.push(FieldType::String);
+            types.push(FieldType::Boolean);
+        }
+        "min" | "max" => types.push(FieldType::Boolean),
+        _ => {}
+    }
+    let outer = field_name(f);
+    for r in refs {
+        let Some(ty) = r.ty else { continue };
+        if !types.contains(&ty) || re.as_ref().is_some_and(|re| !re.is_match(&r.name)) {
+            continue;
+        }
+        out.push(Field {
+            expr: replace_innermost_arg(expr, &var(r)),
+            alias: Some(format!("{outer}_{}", r.name)),
+        });
+    }
+    Ok(())
+}
+
+fn unreachable_field(f: &Field, out: &mut Vec<Field>) {
+    out.push(f.clone());
+}
+
+fn replace_innermost_arg(e: &Expr, with: &Expr) -> Expr {
+    match e {
+        Expr::Call { name, args } => {
+            let mut args = args.clone();
+            if let Some(first) = args.first_mut() {
+                *first = match first {
+                    Expr::Call { .. } => replace_innermost_arg(first, with),
+                    _ => with.clone(),
+                };
+            }
+            Expr::Call {
+                name: name.clone(),
+                args,
+            }
+        }
+        e => e.clone(),
+    }
+}
+
+// ---------------------------------------------------------------- names
+
+/// A field's name as InfluxDB's `Field.Name` gives it.
+pub fn field_name(f: &Field) -> String {
+    if let Some(a) = &f.alias {
+        return a.clone();
+    }
+    expr_name(&f.expr)
+}
+
+fn expr_name(e: &Expr) -> String {
+    match e {
+        Expr::Call { name, .. } => name.clone(),
+        Expr::VarRef { name, .. } => name.clone(),
+        Expr::Paren(x) => expr_name(x),
+        Expr::Distinct(_) => "distinct".into(),
+        Expr::Binary { .. } => {
+            let mut names = Vec::new();
+            binary_names(e, &mut names);
+            names.join("_")
+        }
+        _ => String::new(),
+    }
+}
+
+fn binary_names(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::Binary { lhs, rhs, .. } => {
+            binary_names(lhs, out);
+            binary_names(rhs, out);
+        }
+        Expr::Paren(x) => binary_names(x, out),
+        Expr::Call { name, .. } => out.push(name.clone()),
+        Expr::VarRef { name, .. } => out.push(name.clone()),
+        _ => {}
+    }
+}
+
+/// Column names with InfluxDB's conflict rule: aliases first, then generated
+/// names, a repeated one suffixed `_1`, `_2`, ….
+pub fn column_names(fields: &[Field]) -> Vec<String> {
+    let mut out = vec![String::new(); fields.len()];
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    for (i, f) in fields.iter().enumerate() {
+        if let Some(a) = &f.alias {
+            out[i] = a.clone();
+            seen.insert(a.clone(), 1);
+        }
+    }
+    for (i, f) in fields.iter().enumerate() {
+        if !out[i].is_empty() {
+            continue;
+        }
+        let mut name = field_name(f);
+        if let Some(&count) = seen.get(&name) {
+            let mut count = count;
+            loop {
+                let candidate = format!("{name}_{count}");
+                if !seen.contains_key(&candidate) {
+                    seen.insert(name.clone(), count + 1);
+                    name = candidate;
+                    break;
+                }
+                count += 1;
+            }
+        }
+        *seen.entry(name.clone()).or_insert(0) += 1;
+        out[i] = name;
+    }
+    out
+}
+
+// ---------------------------------------------------------------- tag filter
+
+/// The tags a condition can match, for the shard's index: exact for tag
+/// comparisons, everything where fields decide.
+pub fn tag_filter(cond: Option<&Expr>, schema: &Schema) -> TagFilter {
+    let Some(e) = cond else {
+        return TagFilter::All;
+    };
+    match e {
+        Expr::Paren(x) => tag_filter(Some(x), schema),
+        Expr::Binary { op, lhs, rhs } => match op.symbol() {
+            "AND" => match (tag_filter(Some(lhs), schema), tag_filter(Some(rhs), schema)) {
+                (TagFilter::All, x) | (x, TagFilter::All) => x,
+                (a, b) => TagFilter::And(Box::new(a), Box::new(b)),
+            },
+            "OR" => match (tag_filter(Some(lhs), schema), tag_filter(Some(rhs), schema)) {
+                (TagFilter::All, _) | (_, TagFilter::All) => TagFilter::All,
+                (a, b) => TagFilter::Or(Box::new(a), Box::new(b)),
+            },
+            sym => tag_comparison(op, sym, lhs, rhs, schema).unwrap_or(TagFilter::All),
+        },
+        _ => TagFilter::All,
+    }
+}
+
+fn tag_comparison(
+    _op: &BinOp,
+    sym: &str,
+    lhs: &Expr,
+    rhs: &Expr,
+    schema: &Schema,
+) -> Option<TagFilter> {
+    let (key, val) = match (lhs, rhs) {
+        (Expr::VarRef { name, ty }, v) | (v, Expr::VarRef { name, ty })
+            if is_tag_ref(name, *ty, schema) =>
+        {
+            (name.clone(), v)
+        }
+        _ => return None,
+    };
+    // An empty value matches series without the tag: left to the rows.
+    Some(match (sym, val) {
+        ("=", Expr::Str(v)) if !v.is_empty() => TagFilter::Eq(key, v.clone()),
+        ("!=", Expr::Str(v)) if !v.is_empty() => TagFilter::NotEq(key, v.clone()),
+        ("=~", Expr::Regex(r)) => TagFilter::Regex(key, r.clone()),
+        ("!~", Expr::Regex(r)) => TagFilter::NotRegex(key, r.clone()),
+        _ => return None,
+    })
+}
+
+pub(crate) fn is_tag_ref(name: &str, ty: Option<DataType>, schema: &Schema) -> bool {
+    match ty {
+        Some(DataType::Tag) => true,
+        None => schema.has_tag(name) && schema.field_type(name).is_none(),
+        Some(_) => false,
+    }
+}

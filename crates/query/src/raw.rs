@@ -1,0 +1,240 @@
+//! Raw (non-aggregate) queries: one row per timestamp of each series, the
+//! condition checked on the row, the fields evaluated, rows merged by time.
+
+use sundial_influxql::select::{DataType, Expr};
+
+use crate::eval::{eval, holds, Row};
+use crate::exec::Group;
+use crate::plan::Plan;
+use crate::result::Row as OutRow;
+use crate::seam::SeriesRead;
+use crate::value::Value;
+
+/// A row of one series: the values of its read fields at one time.
+pub(crate) struct PointRow<'a> {
+    pub names: &'a [&'a str],
+    pub values: &'a [Value],
+    pub tags: &'a [(String, String)],
+    /// In a condition a missing tag reads as '' (InfluxDB's index); selected,
+    /// it is null.
+    pub in_condition: bool,
+}
+
+impl PointRow<'_> {
+    fn tag(&self, name: &str) -> Value {
+        match self.tags.iter().find(|(k, _)| k == name) {
+            Some((_, v)) => Value::String(v.clone()),
+            None if self.in_condition => Value::String(String::new()),
+            None => Value::Null,
+        }
+    }
+
+    fn field(&self, name: &str) -> Option<&Value> {
+        self.names
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| &self.values[i])
+    }
+
+    /// A typed reference: `::tag` reads the tag, `::field` (or a field type)
+    /// the field, no type the field and else the tag.
+    pub fn typed(&self, name: &str, ty: Option<DataType>) -> Value {
+        match ty {
+            Some(DataType::Tag) => self.tag(name),
+            Some(DataType::AnyField) => self.field(name).cloned().unwrap_or_default(),
+            Some(t) => cast(self.field(name).cloned().unwrap_or_default(), t),
+            None => match self.field(name) {
+                Some(v) if !v.is_null() => v.clone(),
+                Some(_) if self.in_condition => Value::Null,
+                Some(_) if !self.tags.iter().any(|(k, _)| k == name) => Value::Null,
+                _ => self.tag(name),
+            },
+        }
+    }
+}
+
+/// A field read as another type (`v::integer`): numbers convert (a float
+/// truncates), anything else reads as null.
+fn cast(v: Value, to: DataType) -> Value {
+    match (v, to) {
+        (Value::Float(f), DataType::Float) => Value::Float(f),
+        (Value::Float(f), DataType::Integer) => Value::Integer(f as i64),
+        (Value::Float(f), DataType::Unsigned) => Value::Unsigned(f as u64),
+        (Value::Integer(i), DataType::Float) => Value::Float(i as f64),
+        (Value::Integer(i), DataType::Integer) => Value::Integer(i),
+        (Value::Integer(i), DataType::Unsigned) => Value::Unsigned(i as u64),
+        (Value::Unsigned(u), DataType::Float) => Value::Float(u as f64),
+        (Value::Unsigned(u), DataType::Integer) => Value::Integer(u as i64),
+        (Value::Unsigned(u), DataType::Unsigned) => Value::Unsigned(u),
+        (v @ Value::String(_), DataType::String) => v,
+        (v @ Value::Boolean(_), DataType::Boolean) => v,
+        _ => Value::Null,
+    }
+}
+
+impl Row for PointRow<'_> {
+    fn value(&self, name: &str) -> Value {
+        self.typed(name, None)
+    }
+}
+
+/// Evaluates a selected expression: typed references honour their cast.
+pub(crate) fn eval_field(e: &Expr, row: &PointRow<'_>, plan: &Plan) -> Value {
+    match e {
+        Expr::VarRef { name, ty } => row.typed(name, *ty),
+        e => eval(e, row, &plan.regexes),
+    }
+}
+
+/// Walks the rows of a series: every time one of the fields `drives` accepts
+/// has a value (the others, read for the condition, are looked up there).
+pub(crate) fn for_each_row(
+    s: &SeriesRead,
+    drives: &dyn Fn(&str) -> bool,
+    mut f: impl FnMut(i64, &[&str], &[Value]),
+) {
+    let driving: Vec<bool> = s.fields.iter().map(|(n, _)| drives(n)).collect();
+    let names: Vec<&str> = s.fields.iter().map(|(n, _)| n.as_str()).collect();
+    let mut pos = vec![0usize; s.fields.len()];
+    let mut vals = vec![Value::Null; s.fields.len()];
+    loop {
+        let mut t = i64::MAX;
+        let mut any = false;
+        for (i, (_, c)) in s.fields.iter().enumerate() {
+            if let Some(&ct) = c.times.get(pos[i]) {
+                if driving[i] {
+                    any = true;
+                    t = t.min(ct);
+                }
+            }
+        }
+        if !any {
+            break;
+        }
+        // Values of the other fields before t are never looked at.
+        for (i, (_, c)) in s.fields.iter().enumerate() {
+            while !driving[i] && c.times.get(pos[i]).is_some_and(|&ct| ct < t) {
+                pos[i] += 1;
+            }
+        }
+        for (i, (_, c)) in s.fields.iter().enumerate() {
+            if c.times.get(pos[i]) == Some(&t) {
+                vals[i] = c.values.get(pos[i]);
+                pos[i] += 1;
+            } else {
+                vals[i] = Value::Null;
+            }
+        }
+        f(t, &names, &vals);
+    }
+}
+
+/// Whether the plan's condition holds on a row.
+pub(crate) fn passes(
+    plan: &Plan,
+    names: &[&str],
+    vals: &[Value],
+    tags: &[(String, String)],
+) -> bool {
+    match &plan.condition {
+        None => true,
+        Some(c) => holds(
+            c,
+            &PointRow {
+                names,
+                values: vals,
+                tags,
+                in_condition: true,
+            },
+            &plan.regexes,
+        ),
+    }
+}
+
+/// The fields a raw query's rows come from: those selected (not the ones
+/// only the condition reads, not tags).
+pub(crate) fn selected_fields(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in &plan.fields {
+        selected_refs(&f.expr, &mut out);
+    }
+    out
+}
+
+fn selected_refs(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::VarRef {
+            ty: Some(DataType::Tag),
+            ..
+        } => {}
+        Expr::VarRef { name, .. } => out.push(name.clone()),
+        Expr::Binary { lhs, rhs, .. } => {
+            selected_refs(lhs, out);
+            selected_refs(rhs, out);
+        }
+        Expr::Paren(x) => selected_refs(x, out),
+        Expr::Call { args, .. } => args.iter().for_each(|a| selected_refs(a, out)),
+        _ => {}
+    }
+}
+
+pub fn run(plan: &Plan, g: &Group) -> Vec<OutRow> {
+    let selected = selected_fields(plan);
+    let drives = |n: &str| selected.iter().any(|s| s == n);
+    // (time, series index, values)
+    let mut rows: Vec<(i64, usize, Vec<Value>)> = Vec::new();
+    let order = |rows: &mut Vec<(i64, usize, Vec<Value>)>| {
+        if plan.ascending {
+            rows.sort_by_key(|r| (r.0, r.1));
+        } else {
+            // Descending reverses the series order too.
+            rows.sort_by_key(|r| (std::cmp::Reverse(r.0), std::cmp::Reverse(r.1)));
+        }
+    };
+    for (si, s) in g.series.iter().enumerate() {
+        for_each_row(s, &drives, |t, names, vals| {
+            if !passes(plan, names, vals, &s.tags) {
+                return;
+            }
+            let row = PointRow {
+                names,
+                values: vals,
+                tags: &s.tags,
+                in_condition: false,
+            };
+            let out: Vec<Value> = plan
+                .fields
+                .iter()
+                .map(|f| eval_field(&f.expr, &row, plan))
+                .collect();
+            rows.push((t, si, out));
+        });
+    }
+    order(&mut rows);
+    if plan.offset_rows > 0 && plan.limit == 0 {
+        // InfluxDB's engine stops each shard's points at OFFSET + LIMIT + 1
+        // before the OFFSET is applied: OFFSET without LIMIT answers one row
+        // per shard that has more than OFFSET.
+        let mut per_shard: std::collections::HashMap<u64, usize> = Default::default();
+        rows.retain(|r| {
+            let n = per_shard.entry(g.shards[r.1]).or_insert(0);
+            *n += 1;
+            *n <= plan.offset_rows + 1
+        });
+    }
+    limit(
+        rows.into_iter()
+            .map(|(time, _, values)| OutRow { time, values }),
+        plan,
+    )
+}
+
+/// OFFSET and LIMIT on a group's rows.
+pub(crate) fn limit(rows: impl Iterator<Item = OutRow>, plan: &Plan) -> Vec<OutRow> {
+    let rows = rows.skip(plan.offset_rows);
+    if plan.limit > 0 {
+        rows.take(plan.limit).collect()
+    } else {
+        rows.collect()
+    }
+}

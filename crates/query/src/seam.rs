@@ -1,0 +1,99 @@
+//! The shard-reader seam: one trait for reading a shard wherever it lives — the
+//! in-process store (`sundial-store`'s `LocalShardReader`) or, on a cluster, a
+//! store over gRPC. The planner asks for what a statement needs (a measurement,
+//! the tags that can match, the fields, a time range); the seam answers series.
+
+use async_trait::async_trait;
+use sundial_meta::ShardInfo;
+
+use crate::error::Result;
+use crate::value::{Column, FieldType};
+
+/// Which series a read wants, by their tags: a superset of those the statement's
+/// condition can match (the rows are checked again against the whole condition).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TagFilter {
+    All,
+    Eq(String, String),
+    NotEq(String, String),
+    Regex(String, String),
+    NotRegex(String, String),
+    And(Box<TagFilter>, Box<TagFilter>),
+    Or(Box<TagFilter>, Box<TagFilter>),
+}
+
+/// One read of one shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadRequest {
+    pub measurement: String,
+    pub tags: TagFilter,
+    /// Fields to read (those selected and those the condition needs).
+    pub fields: Vec<String>,
+    /// Inclusive, ns.
+    pub min: i64,
+    pub max: i64,
+}
+
+/// One series a read found: its tags (sorted by key) and the columns of the
+/// requested fields it holds in the range (none empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRead {
+    pub tags: Vec<(String, String)>,
+    pub fields: Vec<(String, Column)>,
+}
+
+/// What a set of shards holds of one measurement: its fields with their types
+/// (a name may have several across shards) and its tag keys, each sorted.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Schema {
+    pub fields: Vec<(String, FieldType)>,
+    pub tags: Vec<String>,
+}
+
+impl Schema {
+    pub fn merge(&mut self, o: Schema) {
+        self.fields.extend(o.fields);
+        self.fields.sort();
+        self.fields.dedup();
+        self.tags.extend(o.tags);
+        self.tags.sort();
+        self.tags.dedup();
+    }
+
+    pub fn field_type(&self, name: &str) -> Option<FieldType> {
+        // Several types across shards: InfluxDB picks the "widest" one
+        // (float > integer > unsigned > string > boolean).
+        self.fields
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, t)| *t)
+            .min()
+    }
+
+    pub fn has_tag(&self, name: &str) -> bool {
+        self.tags.binary_search_by(|t| t.as_str().cmp(name)).is_ok()
+    }
+}
+
+/// Reads shards for queries.
+#[async_trait]
+pub trait ShardReader: Send + Sync + std::fmt::Debug {
+    /// Measurement names held by `shards`, sorted and deduplicated.
+    async fn measurements(&self, database: &str, shards: &[ShardInfo]) -> Result<Vec<String>>;
+
+    /// What `shards` hold of `measurement`.
+    async fn schema(
+        &self,
+        database: &str,
+        shards: &[ShardInfo],
+        measurement: &str,
+    ) -> Result<Schema>;
+
+    /// The series of one shard matching `req`, sorted by tags.
+    async fn read(
+        &self,
+        database: &str,
+        shard: &ShardInfo,
+        req: &ReadRequest,
+    ) -> Result<Vec<SeriesRead>>;
+}

@@ -1,0 +1,177 @@
+//! The shard reader of a single node: queries read the in-process engine.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sundial_engine::{Store, TagPredicate};
+use sundial_meta::ShardInfo;
+use sundial_query::{
+    Column, Error, FieldType, ReadRequest, Result, Schema, SeriesRead, ShardReader, TagFilter,
+    Values,
+};
+
+/// Reads the shards of the local engine.
+#[derive(Debug, Clone)]
+pub struct LocalShardReader {
+    store: Arc<Store>,
+}
+
+impl LocalShardReader {
+    pub fn new(store: Arc<Store>) -> Self {
+        LocalShardReader { store }
+    }
+
+    /// Runs `f` on the blocking pool (the engine reads files).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _e = span.enter();
+            f(&store)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+fn shard_err(id: u64) -> impl Fn(sundial_engine::Error) -> Error {
+    move |e| Error::Shard {
+        shard: id,
+        message: e.to_string(),
+    }
+}
+
+/// The part of a filter the engine's index answers exactly (equalities under
+/// AND/OR); the rest is left to the rows.
+fn predicate(f: &TagFilter) -> TagPredicate {
+    match f {
+        TagFilter::Eq(k, v) => TagPredicate::eq(k.clone(), v.clone()),
+        TagFilter::And(a, b) => match (predicate(a), predicate(b)) {
+            (TagPredicate::All, x) | (x, TagPredicate::All) => x,
+            (a, b) => a.and(b),
+        },
+        TagFilter::Or(a, b) => match (predicate(a), predicate(b)) {
+            (TagPredicate::All, _) | (_, TagPredicate::All) => TagPredicate::All,
+            (a, b) => a.or(b),
+        },
+        _ => TagPredicate::All,
+    }
+}
+
+fn field_type(t: sundial_engine::FieldType) -> FieldType {
+    match t {
+        sundial_engine::FieldType::Float => FieldType::Float,
+        sundial_engine::FieldType::Integer => FieldType::Integer,
+        sundial_engine::FieldType::Unsigned => FieldType::Unsigned,
+        sundial_engine::FieldType::String => FieldType::String,
+        sundial_engine::FieldType::Boolean => FieldType::Boolean,
+    }
+}
+
+fn column(c: sundial_engine::Column) -> Column {
+    let values = match c.values {
+        sundial_engine::Values::Float(v) => Values::Float(v),
+        sundial_engine::Values::Integer(v) => Values::Integer(v),
+        sundial_engine::Values::Unsigned(v) => Values::Unsigned(v),
+        sundial_engine::Values::String(v) => Values::String(v),
+        sundial_engine::Values::Boolean(v) => Values::Boolean(v),
+    };
+    Column {
+        times: c.times,
+        values,
+    }
+}
+
+#[async_trait]
+impl ShardReader for LocalShardReader {
+    async fn measurements(&self, _database: &str, shards: &[ShardInfo]) -> Result<Vec<String>> {
+        let ids: Vec<u64> = shards.iter().map(|s| s.id).collect();
+        self.blocking(move |store| {
+            let mut out = Vec::new();
+            for id in ids {
+                if !store.has_shard(id) {
+                    continue;
+                }
+                out.extend(store.measurements(id).map_err(shard_err(id))?);
+            }
+            out.sort();
+            out.dedup();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn schema(
+        &self,
+        _database: &str,
+        shards: &[ShardInfo],
+        measurement: &str,
+    ) -> Result<Schema> {
+        let ids: Vec<u64> = shards.iter().map(|s| s.id).collect();
+        let m = measurement.to_string();
+        self.blocking(move |store| {
+            let mut schema = Schema::default();
+            for id in ids {
+                if !store.has_shard(id) {
+                    continue;
+                }
+                let fields = store.field_keys(id, &m).map_err(shard_err(id))?;
+                let tags = store.tag_keys(id, &m).map_err(shard_err(id))?;
+                schema.merge(Schema {
+                    fields: fields
+                        .into_iter()
+                        .map(|(n, t)| (n, field_type(t)))
+                        .collect(),
+                    tags,
+                });
+            }
+            Ok(schema)
+        })
+        .await
+    }
+
+    async fn read(
+        &self,
+        _database: &str,
+        shard: &ShardInfo,
+        req: &ReadRequest,
+    ) -> Result<Vec<SeriesRead>> {
+        let id = shard.id;
+        let req = req.clone();
+        self.blocking(move |store| {
+            if !store.has_shard(id) {
+                return Ok(Vec::new());
+            }
+            let fields: Vec<&str> = req.fields.iter().map(String::as_str).collect();
+            let iter = store
+                .scan(
+                    id,
+                    &req.measurement,
+                    &predicate(&req.tags),
+                    Some(&fields),
+                    req.min,
+                    req.max,
+                )
+                .map_err(shard_err(id))?;
+            let mut out = Vec::new();
+            for s in iter {
+                let s = s.map_err(shard_err(id))?;
+                let mut tags = s.tags;
+                tags.sort();
+                out.push(SeriesRead {
+                    tags,
+                    fields: s
+                        .fields
+                        .into_iter()
+                        .map(|f| (f.name, column(f.column)))
+                        .collect(),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
