@@ -5,6 +5,8 @@
 mod error;
 pub mod handoff;
 pub mod points_writer;
+pub mod read_wire;
+mod reader;
 pub mod remote;
 pub mod seam;
 /// The cluster secret lives in `sundial-common` (meta uses it too).
@@ -15,5 +17,6 @@ pub use error::{Error, Result};
 pub use points_writer::{
     CoordinatorConfig, PointsWriter, WriteSummary, DEFAULT_MAX_NEW_SHARD_GROUPS,
 };
+pub use reader::RemoteShardReader;
 pub use remote::{Delivery, NodePool, RemoteOptions, RemoteShardWriter};
 pub use seam::{Batch, Consistency, ShardWriter};

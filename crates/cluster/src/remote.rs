@@ -25,7 +25,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tracing::Instrument;
 
-type Client = StoreServiceClient<InterceptedService<Channel, SecretInterceptor>>;
+/// A pooled store client.
+pub type Client = StoreServiceClient<InterceptedService<Channel, SecretInterceptor>>;
 
 /// How a gateway talks to stores.
 #[derive(Debug, Clone)]

@@ -21,7 +21,8 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use sundial_cluster::handoff::{HandoffOptions, HintedHandoff, QueueStats};
 use sundial_cluster::{
-    CoordinatorConfig, Delivery, NodePool, PointsWriter, RemoteOptions, RemoteShardWriter,
+    CoordinatorConfig, Delivery, NodePool, PointsWriter, RemoteOptions, RemoteShardReader,
+    RemoteShardWriter,
 };
 use sundial_common::config::{
     self, duration, set, ClusterConfig, LoggingConfig, RuntimeConfig, TracingConfig,
@@ -30,7 +31,7 @@ use sundial_common::duration::{format_duration, parse_duration};
 use sundial_common::metrics::{self, Collect, Emit};
 use sundial_common::telemetry::export;
 use sundial_gateway::config::HttpConfig;
-use sundial_gateway::http::{router, Gateway};
+use sundial_gateway::http::{router, Gateway, Querying};
 use sundial_meta::{ClientOptions, MetaClient};
 
 #[global_allocator]
@@ -239,7 +240,7 @@ fn main() -> Result<()> {
 }
 
 /// The meta client and the gRPC delivery to the stores.
-async fn connect(cfg: &Config) -> Result<(MetaClient, Arc<Delivery>)> {
+async fn connect(cfg: &Config) -> Result<(MetaClient, Arc<Delivery>, Arc<NodePool>)> {
     let tls_ca = cfg.cluster.tls_ca_pem()?;
     let meta_opts = ClientOptions {
         secret: cfg.cluster.secret(),
@@ -255,12 +256,13 @@ async fn connect(cfg: &Config) -> Result<(MetaClient, Arc<Delivery>)> {
         tls_ca,
         ..RemoteOptions::default()
     })?;
-    let delivery = Arc::new(Delivery::new(meta.clone(), Arc::new(pool)));
-    Ok((meta, delivery))
+    let pool = Arc::new(pool);
+    let delivery = Arc::new(Delivery::new(meta.clone(), pool.clone()));
+    Ok((meta, delivery, pool))
 }
 
 async fn run(cfg: Config) -> Result<()> {
-    let (meta, delivery) = connect(&cfg).await?;
+    let (meta, delivery, pool) = connect(&cfg).await?;
     let hh = HintedHandoff::open(cfg.hinted_handoff.clone())
         .context("opening the hinted handoff queues")?;
     hh.start(delivery.clone());
@@ -284,8 +286,18 @@ async fn run(cfg: Config) -> Result<()> {
         )
     })));
     let listen = cfg.http.serve_options();
-    // Reading the stores over gRPC comes next; until then SELECT answers an error.
-    let gw = Gateway::new(meta.clone(), writer, cfg.http.clone(), registry, None, None);
+    let querying = Querying {
+        reader: Arc::new(RemoteShardReader::new(meta.clone(), pool)),
+        memory_limit: cfg.coordinator.query_memory_limit,
+    };
+    let gw = Gateway::new(
+        meta.clone(),
+        writer,
+        cfg.http.clone(),
+        registry,
+        None,
+        Some(querying),
+    );
     tracing::info!(%addr, meta = %cfg.gateway.meta, "sundial-gateway ready");
     println!("listening on {addr}");
     let conn_stats = gw.stats.connections.clone();
@@ -323,7 +335,7 @@ async fn run(cfg: Config) -> Result<()> {
 
 /// Delivers every queued hint, then exits; what is left after `timeout` is reported.
 async fn hand_over(cfg: Config, timeout: Duration) -> Result<()> {
-    let (meta, delivery) = connect(&cfg).await?;
+    let (meta, delivery, _) = connect(&cfg).await?;
     let hh = HintedHandoff::open(cfg.hinted_handoff.clone())
         .context("opening the hinted handoff queues (is the gateway still running?)")?;
     let dir = &cfg.hinted_handoff.dir;

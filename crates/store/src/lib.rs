@@ -8,7 +8,7 @@ pub mod export;
 mod local;
 pub mod metrics;
 pub mod node;
-mod query;
+pub mod query;
 pub mod reconcile;
 pub mod service;
 

@@ -85,23 +85,86 @@ fn column(c: sundial_engine::Column) -> Column {
     }
 }
 
+/// The measurements of the shards this node holds among `ids`, sorted.
+pub fn measurements(store: &Store, ids: &[u64]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for &id in ids {
+        if !store.has_shard(id) {
+            continue;
+        }
+        out.extend(store.measurements(id).map_err(shard_err(id))?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// What the shards this node holds among `ids` hold of `m`.
+pub fn schema(store: &Store, ids: &[u64], m: &str) -> Result<Schema> {
+    let mut schema = Schema::default();
+    for &id in ids {
+        if !store.has_shard(id) {
+            continue;
+        }
+        let fields = store.field_keys(id, m).map_err(shard_err(id))?;
+        let tags = store.tag_keys(id, m).map_err(shard_err(id))?;
+        schema.merge(Schema {
+            fields: fields
+                .into_iter()
+                .map(|(n, t)| (n, field_type(t)))
+                .collect(),
+            tags,
+        });
+    }
+    Ok(schema)
+}
+
+/// Calls `f` with each series of shard `id` matching `req` (stops when it
+/// returns false); a shard this node does not hold has none.
+pub fn for_each_series(
+    store: &Store,
+    id: u64,
+    req: &ReadRequest,
+    f: &mut dyn FnMut(SeriesRead) -> bool,
+) -> Result<()> {
+    if !store.has_shard(id) {
+        return Ok(());
+    }
+    let fields: Vec<&str> = req.fields.iter().map(String::as_str).collect();
+    let iter = store
+        .scan(
+            id,
+            &req.measurement,
+            &predicate(&req.tags),
+            Some(&fields),
+            req.min,
+            req.max,
+        )
+        .map_err(shard_err(id))?;
+    for s in iter {
+        let s = s.map_err(shard_err(id))?;
+        let mut tags = s.tags;
+        tags.sort();
+        let read = SeriesRead {
+            tags,
+            fields: s
+                .fields
+                .into_iter()
+                .map(|f| (f.name, column(f.column)))
+                .collect(),
+        };
+        if !f(read) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ShardReader for LocalShardReader {
     async fn measurements(&self, _database: &str, shards: &[ShardInfo]) -> Result<Vec<String>> {
         let ids: Vec<u64> = shards.iter().map(|s| s.id).collect();
-        self.blocking(move |store| {
-            let mut out = Vec::new();
-            for id in ids {
-                if !store.has_shard(id) {
-                    continue;
-                }
-                out.extend(store.measurements(id).map_err(shard_err(id))?);
-            }
-            out.sort();
-            out.dedup();
-            Ok(out)
-        })
-        .await
+        self.blocking(move |store| measurements(store, &ids)).await
     }
 
     async fn schema(
@@ -112,25 +175,7 @@ impl ShardReader for LocalShardReader {
     ) -> Result<Schema> {
         let ids: Vec<u64> = shards.iter().map(|s| s.id).collect();
         let m = measurement.to_string();
-        self.blocking(move |store| {
-            let mut schema = Schema::default();
-            for id in ids {
-                if !store.has_shard(id) {
-                    continue;
-                }
-                let fields = store.field_keys(id, &m).map_err(shard_err(id))?;
-                let tags = store.tag_keys(id, &m).map_err(shard_err(id))?;
-                schema.merge(Schema {
-                    fields: fields
-                        .into_iter()
-                        .map(|(n, t)| (n, field_type(t)))
-                        .collect(),
-                    tags,
-                });
-            }
-            Ok(schema)
-        })
-        .await
+        self.blocking(move |store| schema(store, &ids, &m)).await
     }
 
     async fn read(
@@ -142,34 +187,11 @@ impl ShardReader for LocalShardReader {
         let id = shard.id;
         let req = req.clone();
         self.blocking(move |store| {
-            if !store.has_shard(id) {
-                return Ok(Vec::new());
-            }
-            let fields: Vec<&str> = req.fields.iter().map(String::as_str).collect();
-            let iter = store
-                .scan(
-                    id,
-                    &req.measurement,
-                    &predicate(&req.tags),
-                    Some(&fields),
-                    req.min,
-                    req.max,
-                )
-                .map_err(shard_err(id))?;
             let mut out = Vec::new();
-            for s in iter {
-                let s = s.map_err(shard_err(id))?;
-                let mut tags = s.tags;
-                tags.sort();
-                out.push(SeriesRead {
-                    tags,
-                    fields: s
-                        .fields
-                        .into_iter()
-                        .map(|f| (f.name, column(f.column)))
-                        .collect(),
-                });
-            }
+            for_each_series(store, id, &req, &mut |s| {
+                out.push(s);
+                true
+            })?;
             Ok(out)
         })
         .await

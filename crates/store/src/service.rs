@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use std::borrow::Cow;
 
+use sundial_cluster::read_wire;
 use sundial_cluster::wire::{decode_points, encode_points, DecodeLimits};
 use sundial_common::telemetry;
 use sundial_common::ErrorClass;
@@ -149,9 +150,176 @@ fn encode_owned(points: &[OwnedPoint], out: &mut Vec<u8>) {
     );
 }
 
+/// Values per `ReadSeries` message (a longer series continues in the next).
+const SERIES_CHUNK_VALUES: usize = 64 * 1024;
+
+/// A query read's error as a gRPC status (its class from the engine's text).
+fn query_status(e: sundial_query::Error) -> Status {
+    let class = match &e {
+        sundial_query::Error::Query(_) => ErrorClass::BadRequest,
+        sundial_query::Error::MemoryLimit { .. } => ErrorClass::TooLarge,
+        _ => ErrorClass::Internal,
+    };
+    status(class, e.to_string())
+}
+
+/// Splits a series into messages of about [`SERIES_CHUNK_VALUES`] values per
+/// field, cut at the same times in every field so each continues in order.
+fn series_messages(s: &sundial_query::SeriesRead, out: &mut Vec<pb::SeriesData>) {
+    let tags = read_wire::tags_to_pb(&s.tags);
+    let longest = s
+        .fields
+        .iter()
+        .map(|(_, c)| c.times.as_slice())
+        .max_by_key(|t| t.len())
+        .unwrap_or_default();
+    // Where the second, third, … message starts.
+    let cuts: Vec<i64> = longest
+        .iter()
+        .step_by(SERIES_CHUNK_VALUES)
+        .skip(1)
+        .copied()
+        .collect();
+    let mut from = i64::MIN;
+    for k in 0..=cuts.len() {
+        let to = cuts.get(k).copied();
+        let fields = s
+            .fields
+            .iter()
+            .filter_map(|(n, c)| {
+                let lo = c.times.partition_point(|&t| t < from);
+                let hi = to.map_or(c.len(), |to| c.times.partition_point(|&t| t < to));
+                (lo < hi).then(|| read_wire::column_to_pb(n, c, lo, hi))
+            })
+            .collect();
+        out.push(pb::SeriesData {
+            tags: tags.clone(),
+            fields,
+        });
+        if let Some(to) = to {
+            from = to;
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Svc for StoreService {
     type ReadShardStream = ReceiverStream<Result<pb::ReadShardResponse, Status>>;
+    type ReadSeriesStream = ReceiverStream<Result<pb::ReadSeriesResponse, Status>>;
+
+    async fn measurements(
+        &self,
+        req: Request<pb::MeasurementsRequest>,
+    ) -> Result<Response<pb::MeasurementsResponse>, Status> {
+        let ids = req.into_inner().shard_ids;
+        let store = self.store.clone();
+        let names = tokio::task::spawn_blocking(move || crate::query::measurements(&store, &ids))
+            .await
+            .map_err(|e| status(ErrorClass::Internal, format!("read task failed: {e}")))?
+            .map_err(query_status)?;
+        Ok(Response::new(pb::MeasurementsResponse { names }))
+    }
+
+    async fn schema(
+        &self,
+        req: Request<pb::SchemaRequest>,
+    ) -> Result<Response<pb::SchemaResponse>, Status> {
+        let r = req.into_inner();
+        let store = self.store.clone();
+        let schema = tokio::task::spawn_blocking(move || {
+            crate::query::schema(&store, &r.shard_ids, &r.measurement)
+        })
+        .await
+        .map_err(|e| status(ErrorClass::Internal, format!("read task failed: {e}")))?
+        .map_err(query_status)?;
+        Ok(Response::new(pb::SchemaResponse {
+            fields: schema
+                .fields
+                .into_iter()
+                .map(|(name, t)| pb::FieldSchema {
+                    name,
+                    type_code: read_wire::type_code(t),
+                })
+                .collect(),
+            tags: schema.tags,
+        }))
+    }
+
+    async fn read_series(
+        &self,
+        req: Request<pb::ReadSeriesRequest>,
+    ) -> Result<Response<Self::ReadSeriesStream>, Status> {
+        let parent = telemetry::extract_metadata(req.metadata());
+        let r = req.into_inner();
+        if !self.store.has_shard(r.shard_id) {
+            return Err(status(
+                ErrorClass::NotFound,
+                format!("shard {} is not on node {}", r.shard_id, self.node_id),
+            ));
+        }
+        let tags = match &r.tags {
+            Some(t) => {
+                read_wire::filter_from_pb(t, 0).map_err(|m| status(ErrorClass::BadRequest, m))?
+            }
+            None => sundial_query::TagFilter::All,
+        };
+        let read = sundial_query::ReadRequest {
+            measurement: r.measurement,
+            tags,
+            fields: r.fields,
+            min: r.min,
+            max: r.max,
+        };
+        let span = tracing::info_span!(
+            "store.ReadSeries",
+            otel.kind = "server",
+            node_id = self.node_id,
+            shard_id = r.shard_id,
+            series = tracing::field::Empty,
+        );
+        telemetry::set_parent(&span, parent, self.trusted_callers);
+        // A small channel: the scan waits for the gateway instead of buffering.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let (store, id) = (self.store.clone(), r.shard_id);
+        tokio::task::spawn_blocking(move || {
+            let _e = span.enter();
+            let mut pending: Vec<pb::SeriesData> = Vec::new();
+            let mut values = 0usize;
+            let mut count = 0u64;
+            let send = |pending: &mut Vec<pb::SeriesData>| {
+                let series = std::mem::take(pending);
+                tx.blocking_send(Ok(pb::ReadSeriesResponse { series }))
+                    .is_ok()
+            };
+            let res = crate::query::for_each_series(&store, id, &read, &mut |s| {
+                count += 1;
+                let mut msgs = Vec::new();
+                series_messages(&s, &mut msgs);
+                for m in msgs {
+                    values += m.fields.iter().map(|c| c.times.len()).sum::<usize>();
+                    pending.push(m);
+                    if values >= SERIES_CHUNK_VALUES {
+                        values = 0;
+                        if !send(&mut pending) {
+                            return false;
+                        }
+                    }
+                }
+                true
+            });
+            span.record("series", count);
+            match res {
+                Ok(()) if !pending.is_empty() => {
+                    send(&mut pending);
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(query_status(e)));
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
 
     async fn read_shard(
         &self,
