@@ -8,7 +8,9 @@ use sundial_influxql::select;
 fuzz_target!(|data: &[u8]| {
     if let Ok(q) = std::str::from_utf8(data) {
         if let Err(e) = sundial_influxql::parse_query(q) {
-            assert!(e.line >= 1 && e.char >= 1);
+            if let Some((line, char)) = e.pos {
+                assert!(line >= 1 && char >= 1);
+            }
         }
         match select::parse_select_query(q) {
             Ok(stmts) => {

@@ -13,7 +13,7 @@ use crate::exec::Group;
 use crate::functions::{apply, Out, Point};
 use crate::plan::Plan;
 use crate::plan::MIN_TIME;
-use crate::raw::{eval_field, for_each_row, passes, PointRow};
+use crate::raw::{eval_field, for_each_passing_row};
 use crate::result::Row as OutRow;
 use crate::transform::{integral, transform, TPoint};
 use crate::value::Value;
@@ -306,16 +306,7 @@ pub fn run(plan: &Plan, g: &Group) -> Result<Vec<OutRow>> {
     let mut points: Vec<Vec<Point>> = calls.iter().map(|_| Vec::new()).collect();
     let drives = |n: &str| calls.iter().any(|c| c.field == n);
     for (si, s) in g.series.iter().enumerate() {
-        for_each_row(s, &drives, |t, names, vals| {
-            if !passes(plan, names, vals, &s.tags) {
-                return;
-            }
-            let row = PointRow {
-                names,
-                values: vals,
-                tags: &s.tags,
-                in_condition: false,
-            };
+        for_each_passing_row(plan, s, &drives, |t, row| {
             for (ci, c) in calls.iter().enumerate() {
                 let v = row.typed(&c.field, c.ty);
                 if v.is_null() || matches!(c.ty, Some(DataType::Tag)) {
@@ -327,7 +318,7 @@ pub fn run(plan: &Plan, g: &Group) -> Result<Vec<OutRow>> {
                 }
                 let aux = aux_fields
                     .iter()
-                    .map(|(_, e)| eval_field(e, &row, plan))
+                    .map(|(_, e)| eval_field(e, row, plan))
                     .collect();
                 points[ci].push(Point {
                     time: t,

@@ -206,25 +206,5 @@ fn math(name: &str, args: &[Expr], row: &dyn Row, re: &Regexes) -> Value {
         },
         None => None,
     };
-    Value::Float(match (name, y) {
-        ("abs", None) => x.abs(),
-        ("sin", None) => x.sin(),
-        ("cos", None) => x.cos(),
-        ("tan", None) => x.tan(),
-        ("asin", None) => x.asin(),
-        ("acos", None) => x.acos(),
-        ("atan", None) => x.atan(),
-        ("exp", None) => x.exp(),
-        ("ln", None) => x.ln(),
-        ("log2", None) => x.log2(),
-        ("log10", None) => x.log10(),
-        ("sqrt", None) => x.sqrt(),
-        ("floor", None) => x.floor(),
-        ("ceil", None) => x.ceil(),
-        ("round", None) => x.round(),
-        ("atan2", Some(y)) => x.atan2(y),
-        ("log", Some(b)) => x.ln() / b.ln(),
-        ("pow", Some(y)) => x.powf(y),
-        _ => return Value::Null,
-    })
+    sundial_influxql::select::math(name, x, y).map_or(Value::Null, Value::Float)
 }

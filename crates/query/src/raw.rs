@@ -129,6 +129,28 @@ pub(crate) fn for_each_row(
     }
 }
 
+/// Walks the rows of a series that the plan's condition lets through, each as
+/// a [`PointRow`] for the selected expressions.
+pub(crate) fn for_each_passing_row(
+    plan: &Plan,
+    s: &SeriesRead,
+    drives: &dyn Fn(&str) -> bool,
+    mut f: impl FnMut(i64, &PointRow<'_>),
+) {
+    for_each_row(s, drives, |t, names, vals| {
+        if !passes(plan, names, vals, &s.tags) {
+            return;
+        }
+        let row = PointRow {
+            names,
+            values: vals,
+            tags: &s.tags,
+            in_condition: false,
+        };
+        f(t, &row);
+    });
+}
+
 /// Whether the plan's condition holds on a row.
 pub(crate) fn passes(
     plan: &Plan,
@@ -192,20 +214,11 @@ pub fn run(plan: &Plan, g: &Group) -> Vec<OutRow> {
         }
     };
     for (si, s) in g.series.iter().enumerate() {
-        for_each_row(s, &drives, |t, names, vals| {
-            if !passes(plan, names, vals, &s.tags) {
-                return;
-            }
-            let row = PointRow {
-                names,
-                values: vals,
-                tags: &s.tags,
-                in_condition: false,
-            };
+        for_each_passing_row(plan, s, &drives, |t, row| {
             let out: Vec<Value> = plan
                 .fields
                 .iter()
-                .map(|f| eval_field(&f.expr, &row, plan))
+                .map(|f| eval_field(&f.expr, row, plan))
                 .collect();
             rows.push((t, si, out));
         });

@@ -9,7 +9,7 @@ mod calls;
 mod reduce;
 
 pub(crate) use calls::go_type;
-pub use reduce::{reduce, reduce_with};
+pub use reduce::{math, reduce, reduce_with};
 
 use super::ast::{Expr, Fill, SelectStatement, Source};
 

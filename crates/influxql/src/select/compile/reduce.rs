@@ -159,8 +159,17 @@ fn fold_math(name: &str, args: &[Expr]) -> Option<Expr> {
         _ => None,
     };
     let x = num(args.first()?)?;
-    let y = args.get(1).map(num);
-    let v = match (name, y) {
+    let y = match args.get(1) {
+        Some(a) => Some(num(a)?),
+        None => None,
+    };
+    math(name, x, y).map(Expr::Number)
+}
+
+/// A math function on floats (`y` for the two-argument ones), as Go's math
+/// package computes it; `None` for an unknown name or a wrong arity.
+pub fn math(name: &str, x: f64, y: Option<f64>) -> Option<f64> {
+    Some(match (name, y) {
         ("abs", None) => x.abs(),
         ("sin", None) => x.sin(),
         ("cos", None) => x.cos(),
@@ -176,10 +185,9 @@ fn fold_math(name: &str, args: &[Expr]) -> Option<Expr> {
         ("floor", None) => x.floor(),
         ("ceil", None) => x.ceil(),
         ("round", None) => x.round(),
-        ("atan2", Some(Some(y))) => x.atan2(y),
-        ("log", Some(Some(b))) => x.ln() / b.ln(),
-        ("pow", Some(Some(y))) => x.powf(y),
+        ("atan2", Some(y)) => x.atan2(y),
+        ("log", Some(b)) => x.ln() / b.ln(),
+        ("pow", Some(y)) => x.powf(y),
         _ => return None,
-    };
-    Some(Expr::Number(v))
+    })
 }
