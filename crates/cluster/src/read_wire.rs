@@ -4,7 +4,8 @@
 //! trusted).
 
 use sundial_proto::store as pb;
-use sundial_query::{Column, FieldType, SeriesRead, TagFilter, Values};
+use sundial_query::partial::{Partial, SeriesPartials};
+use sundial_query::{Column, FieldType, ReadRequest, SeriesRead, TagFilter, Value, Values};
 
 /// The type code of the WAL and files (1 float … 5 string).
 pub fn type_code(t: FieldType) -> u32 {
@@ -180,4 +181,153 @@ fn append(c: &mut Column, more: Column) -> Result<(), String> {
         _ => return Err("a continued column changed its type".into()),
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------- partials
+
+fn num_to_pb(v: &Value) -> Option<pb::Num> {
+    use pb::num::V;
+    Some(pb::Num {
+        v: Some(match v {
+            Value::Float(f) => V::Float(*f),
+            Value::Integer(i) => V::Integer(*i),
+            Value::Unsigned(u) => V::Unsigned(*u),
+            _ => return None,
+        }),
+    })
+}
+
+fn num_from_pb(n: Option<&pb::Num>) -> Result<Value, String> {
+    use pb::num::V;
+    match n.and_then(|n| n.v.as_ref()) {
+        Some(V::Float(f)) => Ok(Value::Float(*f)),
+        Some(V::Integer(i)) => Ok(Value::Integer(*i)),
+        Some(V::Unsigned(u)) => Ok(Value::Unsigned(*u)),
+        None => Err("a partial aggregate without a number".into()),
+    }
+}
+
+pub fn partials_to_pb(s: &SeriesPartials) -> pb::SeriesPartialsData {
+    pb::SeriesPartialsData {
+        tags: tags_to_pb(&s.tags),
+        fields: s
+            .fields
+            .iter()
+            .map(|(name, windows)| pb::FieldPartials {
+                name: name.clone(),
+                windows: windows
+                    .iter()
+                    .map(|(w, p)| pb::PartialData {
+                        window: *w,
+                        count: p.count,
+                        sum: num_to_pb(&p.sum),
+                        min: num_to_pb(&p.min.0),
+                        min_time: p.min.1,
+                        max: num_to_pb(&p.max.0),
+                        max_time: p.max.1,
+                        first: num_to_pb(&p.first.0),
+                        first_time: p.first.1,
+                        last: num_to_pb(&p.last.0),
+                        last_time: p.last.1,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+pub fn partials_from_pb(s: pb::SeriesPartialsData) -> Result<SeriesPartials, String> {
+    let tags = s.tags.into_iter().map(|t| (t.key, t.value)).collect();
+    let mut fields = Vec::with_capacity(s.fields.len());
+    for f in s.fields {
+        let mut windows = Vec::with_capacity(f.windows.len());
+        for p in f.windows {
+            windows.push((
+                p.window,
+                Partial {
+                    count: p.count,
+                    sum: num_from_pb(p.sum.as_ref())?,
+                    min: (num_from_pb(p.min.as_ref())?, p.min_time),
+                    max: (num_from_pb(p.max.as_ref())?, p.max_time),
+                    first: (num_from_pb(p.first.as_ref())?, p.first_time),
+                    last: (num_from_pb(p.last.as_ref())?, p.last_time),
+                },
+            ));
+        }
+        fields.push((f.name, windows));
+    }
+    Ok(SeriesPartials { tags, fields })
+}
+
+/// The request of a read, as the messages carry it.
+pub fn read_to_pb(shard_id: u64, req: &ReadRequest) -> pb::ReadSeriesRequest {
+    pb::ReadSeriesRequest {
+        shard_id,
+        measurement: req.measurement.clone(),
+        tags: Some(filter_to_pb(&req.tags)),
+        fields: req.fields.clone(),
+        min: req.min,
+        max: req.max,
+    }
+}
+
+pub fn read_from_pb(r: pb::ReadSeriesRequest) -> Result<ReadRequest, String> {
+    let tags = match &r.tags {
+        Some(t) => filter_from_pb(t, 0)?,
+        None => TagFilter::All,
+    };
+    Ok(ReadRequest {
+        measurement: r.measurement,
+        tags,
+        fields: r.fields,
+        min: r.min,
+        max: r.max,
+    })
+}
+
+/// A series' partials continued from the previous message (the same tags)
+/// are appended to it.
+pub fn append_partials(out: &mut Vec<SeriesPartials>, s: SeriesPartials) {
+    match out.last_mut() {
+        Some(last) if last.tags == s.tags => {
+            for (name, windows) in s.fields {
+                match last.fields.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, w)) => w.extend(windows),
+                    None => last.fields.push((name, windows)),
+                }
+            }
+        }
+        _ => out.push(s),
+    }
+}
+
+/// Windows per `ReadPartials` message (a series with more continues in the next).
+pub const PARTIAL_CHUNK_WINDOWS: usize = 16 * 1024;
+
+/// A series' partials cut into messages of at most [`PARTIAL_CHUNK_WINDOWS`]
+/// windows per field.
+pub fn partials_messages(s: &SeriesPartials, out: &mut Vec<pb::SeriesPartialsData>) {
+    let longest = s.fields.iter().map(|(_, w)| w.len()).max().unwrap_or(0);
+    let mut k = 0;
+    loop {
+        let piece = SeriesPartials {
+            tags: s.tags.clone(),
+            fields: s
+                .fields
+                .iter()
+                .filter(|(_, w)| k < w.len())
+                .map(|(n, w)| {
+                    (
+                        n.clone(),
+                        w[k..(k + PARTIAL_CHUNK_WINDOWS).min(w.len())].to_vec(),
+                    )
+                })
+                .collect(),
+        };
+        out.push(partials_to_pb(&piece));
+        k += PARTIAL_CHUNK_WINDOWS;
+        if k >= longest {
+            break;
+        }
+    }
 }

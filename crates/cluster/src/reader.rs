@@ -15,8 +15,9 @@ use sundial_proto::store as pb;
 use sundial_query::{Error, ReadRequest, Result, Schema, SeriesRead, ShardReader};
 use tracing::Instrument;
 
-use crate::read_wire::{append_series, field_type, filter_to_pb};
+use crate::read_wire::{append_partials, append_series, field_type, partials_from_pb, read_to_pb};
 use crate::remote::{status_error, Client, NodePool};
+use sundial_query::partial::{PartialRequest, SeriesPartials};
 
 #[derive(Debug, Clone)]
 pub struct RemoteShardReader {
@@ -160,14 +161,7 @@ impl ShardReader for RemoteShardReader {
         shard: &ShardInfo,
         req: &ReadRequest,
     ) -> Result<Vec<SeriesRead>> {
-        let msg = pb::ReadSeriesRequest {
-            shard_id: shard.id,
-            measurement: req.measurement.clone(),
-            tags: Some(filter_to_pb(&req.tags)),
-            fields: req.fields.clone(),
-            min: req.min,
-            max: req.max,
-        };
+        let msg = read_to_pb(shard.id, req);
         let span = tracing::info_span!(
             "store_client.ReadSeries",
             otel.kind = "client",
@@ -189,6 +183,49 @@ impl ShardReader for RemoteShardReader {
                     append_series(&mut out, chunk).map_err(|m| {
                         crate::Error::shard(ErrorClass::Internal, format!("node {node}: {m}"))
                     })?;
+                }
+                Ok(out)
+            }
+        })
+        .instrument(span)
+        .await
+    }
+
+    async fn read_partials(
+        &self,
+        _database: &str,
+        shard: &ShardInfo,
+        req: &PartialRequest,
+    ) -> Result<Vec<SeriesPartials>> {
+        let msg = pb::ReadPartialsRequest {
+            read: Some(read_to_pb(shard.id, &req.read)),
+            interval: req.interval,
+            offset: req.offset,
+        };
+        let span = tracing::info_span!(
+            "store_client.ReadPartials",
+            otel.kind = "client",
+            shard_id = shard.id,
+            measurement = %req.read.measurement,
+        );
+        self.on_owner(shard, |node| {
+            let msg = msg.clone();
+            async move {
+                let mut c = self.client(node).await?;
+                let mut stream = c
+                    .read_partials(msg)
+                    .await
+                    .map_err(|st| status_error(node, &st))?
+                    .into_inner();
+                let mut out = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|st| status_error(node, &st))?;
+                    for s in chunk.series {
+                        let s = partials_from_pb(s).map_err(|m| {
+                            crate::Error::shard(ErrorClass::Internal, format!("node {node}: {m}"))
+                        })?;
+                        append_partials(&mut out, s);
+                    }
                 }
                 Ok(out)
             }

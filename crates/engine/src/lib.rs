@@ -176,7 +176,7 @@ pub use catalog::SeriesLimits;
 pub use error::{Error, Result};
 pub use index::TagPredicate;
 pub use options::{EngineOptions, EngineOptionsBuilder, FsyncPolicy};
-pub use shard::{FieldData, RecoveryReport, SeriesData};
+pub use shard::{FieldData, RecoveryReport, SeriesData, Summarized};
 pub use stats::{DatabaseStats, EngineLatencies, EngineStats};
 pub use store::{SeriesIter, Store, StoreHealth};
 pub use sundial_common::{ErrorClass, WriteOutcome};

@@ -33,6 +33,10 @@ pub(crate) struct Metrics {
     pub write_stalls: AtomicU64,
     pub writes_overloaded: AtomicU64,
     pub corrupt_reads: AtomicU64,
+    /// Query reads: blocks decoded, and blocks answered from their statistics.
+    pub blocks_decoded: AtomicU64,
+    pub blocks_from_stats: AtomicU64,
+    pub series_read: AtomicU64,
     pub budget_freezes: AtomicU64,
     pub series_refused: AtomicU64,
     pub shards_opened: AtomicU64,
@@ -78,6 +82,9 @@ impl Metrics {
             write_stalls: g(&self.write_stalls),
             writes_overloaded: g(&self.writes_overloaded),
             corrupt_reads: g(&self.corrupt_reads),
+            blocks_decoded: g(&self.blocks_decoded),
+            blocks_from_stats: g(&self.blocks_from_stats),
+            series_read: g(&self.series_read),
             budget_freezes: g(&self.budget_freezes),
             series_refused: g(&self.series_refused),
             shards_opened: g(&self.shards_opened),
@@ -108,6 +115,12 @@ pub struct EngineStats {
     /// Writes rejected with `Overloaded`.
     pub writes_overloaded: u64,
     pub corrupt_reads: u64,
+    /// Blocks reads decoded, and blocks an aggregate took from their statistics
+    /// without decoding.
+    pub blocks_decoded: u64,
+    pub blocks_from_stats: u64,
+    /// Series query reads looked into (one per series and shard).
+    pub series_read: u64,
     /// Memtables frozen early because the store's memory budget was exceeded.
     pub budget_freezes: u64,
     /// Bytes in every shard's memtables now (a gauge), and the budget for them.

@@ -8,13 +8,19 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use sundial_influxql::select::SelectStatement;
 
 use crate::error::{Error, Result};
+use crate::eval::holds;
+use crate::partial::{PartialRequest, SeriesPartials};
 use crate::plan::{plan, tag_filter, Context, Parent, Plan};
+use crate::raw::PointRow;
 use crate::result::Series;
 use crate::seam::{ReadRequest, SeriesRead};
 use crate::{agg, raw};
 
 /// Shards read at once by one statement.
 const READ_CONCURRENCY: usize = 8;
+
+/// An output group: the measurement and the GROUP BY tag values.
+type GroupKey = (String, Vec<String>);
 
 /// The series of one output group.
 #[derive(Debug, Default)]
@@ -39,6 +45,11 @@ pub(crate) async fn select_in(
     parent: Option<&Parent>,
 ) -> Result<Vec<Series>> {
     let plan = plan(stmt, cx, parent).await?;
+    if plan.is_aggregate() {
+        if let Some(fields) = agg::pushdown(&plan) {
+            return select_partials(&plan, cx, fields).await;
+        }
+    }
     let groups = read_groups(&plan, cx).await?;
     let mut out = Vec::new();
     // ORDER BY time DESC reverses the series too.
@@ -67,12 +78,11 @@ pub(crate) async fn select_in(
 }
 
 /// The GROUP BY tag values of a series ('' where it has no such tag).
-fn group_key(plan: &Plan, s: &SeriesRead) -> Vec<String> {
+fn group_key(plan: &Plan, tags: &[(String, String)]) -> Vec<String> {
     plan.dimensions
         .iter()
         .map(|d| {
-            s.tags
-                .iter()
+            tags.iter()
                 .find(|(k, _)| k == d)
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
@@ -84,14 +94,14 @@ fn group_key(plan: &Plan, s: &SeriesRead) -> Vec<String> {
 /// groups of one measurement (`LimitTagSets`) — so SOFFSET without SLIMIT
 /// keeps nothing, and a statement over several shards may keep more groups
 /// than SLIMIT. `None`: every group.
-fn series_limits(
+fn series_limits<'a>(
     plan: &Plan,
-    series: &[SeriesRead],
+    series: impl Iterator<Item = &'a [(String, String)]>,
 ) -> Option<std::collections::BTreeSet<Vec<String>>> {
     if plan.slimit == 0 && plan.soffset == 0 {
         return None;
     }
-    let mut keys: Vec<Vec<String>> = series.iter().map(|s| group_key(plan, s)).collect();
+    let mut keys: Vec<Vec<String>> = series.map(|t| group_key(plan, t)).collect();
     keys.sort();
     keys.dedup();
     if plan.soffset > keys.len() {
@@ -117,10 +127,7 @@ fn var_names(e: &sundial_influxql::select::Expr, out: &mut Vec<String>) {
     }
 }
 
-async fn read_groups(
-    plan: &Plan,
-    cx: &Context<'_>,
-) -> Result<BTreeMap<(String, Vec<String>), Group>> {
+async fn read_groups(plan: &Plan, cx: &Context<'_>) -> Result<BTreeMap<GroupKey, Group>> {
     let mut names = Vec::new();
     for f in &plan.fields {
         var_names(&f.expr, &mut names);
@@ -168,9 +175,9 @@ async fn read_groups(
     reads.append(&mut ready);
 
     let mut bytes = 0usize;
-    let mut groups: BTreeMap<(String, Vec<String>), Group> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
     for (shard, measurement, series) in reads {
-        let keep = series_limits(plan, &series);
+        let keep = series_limits(plan, series.iter().map(|s| s.tags.as_slice()));
         for s in series {
             bytes += s.fields.iter().map(|(_, c)| c.heap_bytes()).sum::<usize>();
             if bytes > cx.memory_limit {
@@ -178,7 +185,7 @@ async fn read_groups(
                     limit: cx.memory_limit,
                 });
             }
-            let values = group_key(plan, &s);
+            let values = group_key(plan, &s.tags);
             if !keep.as_ref().is_none_or(|k| k.contains(&values)) {
                 continue;
             }
@@ -195,4 +202,94 @@ async fn read_groups(
         }
     }
     Ok(groups)
+}
+
+/// An aggregate answered from partials: each shard's series as per-window
+/// partials (the reader computes them where the data is), filtered by the
+/// tag condition, grouped, merged.
+async fn select_partials(
+    plan: &Plan,
+    cx: &Context<'_>,
+    fields: Vec<String>,
+) -> Result<Vec<Series>> {
+    let mut jobs = Vec::new();
+    for src in &plan.sources {
+        let fields: Vec<String> = fields
+            .iter()
+            .filter(|n| src.schema.field_type(n).is_some())
+            .cloned()
+            .collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let req = PartialRequest {
+            read: ReadRequest {
+                measurement: src.measurement.clone(),
+                tags: tag_filter(plan.condition.as_ref(), &src.schema),
+                fields,
+                min: plan.min,
+                max: plan.max,
+            },
+            interval: plan.interval,
+            offset: plan.offset,
+        };
+        for shard in &src.shards {
+            jobs.push((src.database.clone(), shard.clone(), req.clone()));
+        }
+    }
+    let reads: Vec<(String, Vec<SeriesPartials>)> = stream::iter(jobs)
+        .map(|(db, shard, req)| async move {
+            let series = cx.reader.read_partials(&db, &shard, &req).await?;
+            Ok::<_, Error>((req.read.measurement, series))
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut groups: BTreeMap<GroupKey, Vec<SeriesPartials>> = BTreeMap::new();
+    for (measurement, series) in reads {
+        let series: Vec<SeriesPartials> = series
+            .into_iter()
+            .filter(|s| {
+                plan.condition.as_ref().is_none_or(|c| {
+                    let row = PointRow {
+                        names: &[],
+                        values: &[],
+                        tags: &s.tags,
+                        in_condition: true,
+                    };
+                    holds(c, &row, &plan.regexes)
+                })
+            })
+            .collect();
+        let keep = series_limits(plan, series.iter().map(|s| s.tags.as_slice()));
+        for s in series {
+            let key = group_key(plan, &s.tags);
+            if keep.as_ref().is_some_and(|k| !k.contains(&key)) {
+                continue;
+            }
+            groups
+                .entry((measurement.clone(), key))
+                .or_default()
+                .push(s);
+        }
+    }
+    let groups: Vec<(GroupKey, Vec<SeriesPartials>)> = if plan.ascending {
+        groups.into_iter().collect()
+    } else {
+        groups.into_iter().rev().collect()
+    };
+    let mut out = Vec::new();
+    for ((measurement, values), series) in groups {
+        let rows = agg::run_partials(plan, &series)?;
+        if rows.is_empty() {
+            continue;
+        }
+        out.push(Series {
+            name: measurement,
+            tags: plan.dimensions.iter().cloned().zip(values).collect(),
+            columns: plan.columns.clone(),
+            rows,
+        });
+    }
+    Ok(out)
 }

@@ -15,6 +15,7 @@ mod error;
 mod eval;
 mod exec;
 mod functions;
+pub mod partial;
 mod plan;
 mod raw;
 mod result;

@@ -782,6 +782,24 @@ fn tag_comparison(
     })
 }
 
+/// Whether a condition reads only tags (no source holds any name it uses as
+/// a field): it can be decided per series from the series' tags.
+pub(crate) fn tags_only(e: &Expr, plan: &Plan) -> bool {
+    match e {
+        Expr::VarRef { name, ty } => {
+            !matches!(ty, Some(t) if *t != DataType::Tag)
+                && plan
+                    .sources
+                    .iter()
+                    .all(|s| s.schema.field_type(name).is_none())
+        }
+        Expr::Binary { lhs, rhs, .. } => tags_only(lhs, plan) && tags_only(rhs, plan),
+        Expr::Paren(x) => tags_only(x, plan),
+        Expr::Call { .. } => false,
+        _ => true,
+    }
+}
+
 pub(crate) fn is_tag_ref(name: &str, ty: Option<DataType>, schema: &Schema) -> bool {
     match ty {
         Some(DataType::Tag) => true,

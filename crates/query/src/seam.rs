@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sundial_meta::ShardInfo;
 
 use crate::error::Result;
+use crate::partial::{PartialRequest, SeriesPartials};
 use crate::value::{Column, FieldType};
 
 /// Which series a read wants, by their tags: a superset of those the statement's
@@ -96,4 +97,17 @@ pub trait ShardReader: Send + Sync + std::fmt::Debug {
         shard: &ShardInfo,
         req: &ReadRequest,
     ) -> Result<Vec<SeriesRead>>;
+
+    /// The series of one shard matching `req.read`, as partial aggregates per
+    /// window of each (numeric) field. Readers with statistics answer whole
+    /// blocks from them; this default reads the points.
+    async fn read_partials(
+        &self,
+        database: &str,
+        shard: &ShardInfo,
+        req: &PartialRequest,
+    ) -> Result<Vec<SeriesPartials>> {
+        let series = self.read(database, shard, &req.read).await?;
+        Ok(crate::partial::of_series(req, series))
+    }
 }

@@ -85,6 +85,21 @@ fn emit_stats(s: &EngineStats, e: &mut Emit<'_>) -> std::fmt::Result {
         s.corrupt_reads,
     )?;
     e.counter(
+        "query_blocks_decoded",
+        "Data file blocks queries decoded.",
+        s.blocks_decoded,
+    )?;
+    e.counter(
+        "query_series_read",
+        "Series queries read, once per shard holding them.",
+        s.series_read,
+    )?;
+    e.counter(
+        "query_blocks_from_stats",
+        "Data file blocks aggregates answered from their statistics, without decoding them.",
+        s.blocks_from_stats,
+    )?;
+    e.counter(
         "budget_freezes",
         "Memtables flushed early because all memtables together passed the budget.",
         s.budget_freezes,

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sundial_engine::tsfile::{BlockStats, NumStats, TypedStats};
 use sundial_engine::{Store, TagPredicate};
 use sundial_meta::ShardInfo;
+use sundial_query::partial::{self, Partial, PartialRequest, SeriesPartials};
 use sundial_query::{
     Column, Error, FieldType, ReadRequest, Result, Schema, SeriesRead, ShardReader, TagFilter,
-    Values,
+    Value, Values,
 };
 
 /// Reads the shards of the local engine.
@@ -160,8 +162,96 @@ pub fn for_each_series(
     Ok(())
 }
 
+/// A block's statistics as a partial aggregate (numbers only: the query
+/// engine asks for partials of numeric fields alone).
+fn stats_partial(st: &BlockStats) -> Option<Partial> {
+    fn of<T: Copy>(n: &NumStats<T>, v: impl Fn(T) -> Value, st: &BlockStats) -> Partial {
+        Partial {
+            count: u64::from(st.count),
+            sum: v(n.sum),
+            min: (v(n.min), n.min_time),
+            max: (v(n.max), n.max_time),
+            first: (v(n.first), st.first_time),
+            last: (v(n.last), st.last_time),
+        }
+    }
+    Some(match &st.values {
+        TypedStats::Float(n) => of(n, Value::Float, st),
+        TypedStats::Integer(n) => of(n, Value::Integer, st),
+        TypedStats::Unsigned(n) => of(n, Value::Unsigned, st),
+        TypedStats::Boolean { .. } | TypedStats::String => return None,
+    })
+}
+
+/// Partial aggregates per window of shard `id`'s series matching `req`: whole
+/// blocks from their statistics, the rest from their points.
+pub fn partials(store: &Store, id: u64, req: &PartialRequest) -> Result<Vec<SeriesPartials>> {
+    if !store.has_shard(id) {
+        return Ok(Vec::new());
+    }
+    let r = &req.read;
+    let fields: Vec<&str> = r.fields.iter().map(String::as_str).collect();
+    let same_window = |a: i64, b: i64| req.window(a) == req.window(b);
+    let mut out = Vec::new();
+    let mut bad: Option<Error> = None;
+    store
+        .summarize(
+            id,
+            &r.measurement,
+            &predicate(&r.tags),
+            &fields,
+            r.min,
+            r.max,
+            &same_window,
+            &mut |mut tags, per_field| {
+                tags.sort();
+                let mut fields = Vec::with_capacity(per_field.len());
+                for (name, sum) in per_field {
+                    let mut windows: Vec<(i64, Partial)> = Vec::new();
+                    for st in &sum.stats {
+                        let Some(p) = stats_partial(st) else {
+                            bad = Some(Error::Internal(format!(
+                                "field {name} of shard {id} is not a number"
+                            )));
+                            return false;
+                        };
+                        partial::add(&mut windows, req.window(st.first_time), p);
+                    }
+                    if let Some(c) = sum.points {
+                        let c = column(c);
+                        for (i, &t) in c.times.iter().enumerate() {
+                            partial::add(
+                                &mut windows,
+                                req.window(t),
+                                Partial::point(t, c.values.get(i)),
+                            );
+                        }
+                    }
+                    fields.push((name, windows));
+                }
+                out.push(SeriesPartials { tags, fields });
+                true
+            },
+        )
+        .map_err(shard_err(id))?;
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
 #[async_trait]
 impl ShardReader for LocalShardReader {
+    async fn read_partials(
+        &self,
+        _database: &str,
+        shard: &ShardInfo,
+        req: &PartialRequest,
+    ) -> Result<Vec<SeriesPartials>> {
+        let (id, req) = (shard.id, req.clone());
+        self.blocking(move |store| partials(store, id, &req)).await
+    }
+
     async fn measurements(&self, _database: &str, shards: &[ShardInfo]) -> Result<Vec<String>> {
         let ids: Vec<u64> = shards.iter().map(|s| s.id).collect();
         self.blocking(move |store| measurements(store, &ids)).await

@@ -206,6 +206,73 @@ fn series_messages(s: &sundial_query::SeriesRead, out: &mut Vec<pb::SeriesData>)
 impl Svc for StoreService {
     type ReadShardStream = ReceiverStream<Result<pb::ReadShardResponse, Status>>;
     type ReadSeriesStream = ReceiverStream<Result<pb::ReadSeriesResponse, Status>>;
+    type ReadPartialsStream = ReceiverStream<Result<pb::ReadPartialsResponse, Status>>;
+
+    async fn read_partials(
+        &self,
+        req: Request<pb::ReadPartialsRequest>,
+    ) -> Result<Response<Self::ReadPartialsStream>, Status> {
+        let parent = telemetry::extract_metadata(req.metadata());
+        let r = req.into_inner();
+        let read = r
+            .read
+            .ok_or_else(|| status(ErrorClass::BadRequest, "ReadPartials without a read"))?;
+        let id = read.shard_id;
+        if !self.store.has_shard(id) {
+            return Err(status(
+                ErrorClass::NotFound,
+                format!("shard {id} is not on node {}", self.node_id),
+            ));
+        }
+        let preq = sundial_query::partial::PartialRequest {
+            read: read_wire::read_from_pb(read).map_err(|m| status(ErrorClass::BadRequest, m))?,
+            interval: r.interval,
+            offset: r.offset,
+        };
+        let span = tracing::info_span!(
+            "store.ReadPartials",
+            otel.kind = "server",
+            node_id = self.node_id,
+            shard_id = id,
+        );
+        telemetry::set_parent(&span, parent, self.trusted_callers);
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let _e = span.enter();
+            let series = match crate::query::partials(&store, id, &preq) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(query_status(e)));
+                    return;
+                }
+            };
+            let mut pending = Vec::new();
+            let mut windows = 0usize;
+            for s in &series {
+                let mut msgs = Vec::new();
+                read_wire::partials_messages(s, &mut msgs);
+                for m in msgs {
+                    windows += m.fields.iter().map(|f| f.windows.len()).sum::<usize>();
+                    pending.push(m);
+                    if windows >= read_wire::PARTIAL_CHUNK_WINDOWS {
+                        windows = 0;
+                        let series = std::mem::take(&mut pending);
+                        if tx
+                            .blocking_send(Ok(pb::ReadPartialsResponse { series }))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                let _ = tx.blocking_send(Ok(pb::ReadPartialsResponse { series: pending }));
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
 
     async fn measurements(
         &self,
@@ -257,30 +324,19 @@ impl Svc for StoreService {
                 format!("shard {} is not on node {}", r.shard_id, self.node_id),
             ));
         }
-        let tags = match &r.tags {
-            Some(t) => {
-                read_wire::filter_from_pb(t, 0).map_err(|m| status(ErrorClass::BadRequest, m))?
-            }
-            None => sundial_query::TagFilter::All,
-        };
-        let read = sundial_query::ReadRequest {
-            measurement: r.measurement,
-            tags,
-            fields: r.fields,
-            min: r.min,
-            max: r.max,
-        };
+        let shard_id = r.shard_id;
+        let read = read_wire::read_from_pb(r).map_err(|m| status(ErrorClass::BadRequest, m))?;
         let span = tracing::info_span!(
             "store.ReadSeries",
             otel.kind = "server",
             node_id = self.node_id,
-            shard_id = r.shard_id,
+            shard_id,
             series = tracing::field::Empty,
         );
         telemetry::set_parent(&span, parent, self.trusted_callers);
         // A small channel: the scan waits for the gateway instead of buffering.
         let (tx, rx) = tokio::sync::mpsc::channel(2);
-        let (store, id) = (self.store.clone(), r.shard_id);
+        let (store, id) = (self.store.clone(), shard_id);
         tokio::task::spawn_blocking(move || {
             let _e = span.enter();
             let mut pending: Vec<pb::SeriesData> = Vec::new();

@@ -135,14 +135,14 @@ pub struct RecoveryReport {
     pub index_rebuilt: bool,
 }
 
-pub use read::{FieldData, SeriesData};
+pub use read::{FieldData, SeriesData, Summarized};
 
 #[derive(Debug)]
 pub(crate) struct Shard {
     pub id: u64,
     dir: PathBuf,
     opts: EngineOptions,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     sched: Arc<dyn Scheduler>,
     budget: Arc<MemoryBudget>,
     index_mem: Arc<IndexMemory>,

@@ -20,6 +20,14 @@ pub struct FieldData {
     pub column: Column,
 }
 
+/// One field of one series for an aggregate ([`Shard::read_series_summarized`]):
+/// whole blocks as their statistics, the rest as points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summarized {
+    pub stats: Vec<crate::tsfile::BlockStats>,
+    pub points: Option<Column>,
+}
+
 /// One series returned by a scan: its fields' columns in time order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesData {
@@ -202,6 +210,13 @@ impl Shard {
                 if !want(&fi.name) {
                     continue;
                 }
+                let blocks = fi
+                    .blocks
+                    .iter()
+                    .filter(|b| b.max_time >= min && b.min_time <= max)
+                    .count();
+                self.metrics
+                    .add(&self.metrics.blocks_decoded, blocks as u64);
                 let mut c = f
                     .file
                     .read_field_cached(fi, min, max, &mut times)
@@ -222,6 +237,129 @@ impl Shard {
         acc.retain(|(_, c)| !c.is_empty());
         acc.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(acc)
+    }
+
+    /// One field of one series for an aggregate: the statistics of every block
+    /// that lies wholly inside `[min, max]` and inside one window
+    /// (`same_window`), that no other source's data of the series overlaps and
+    /// no tombstone touches — those blocks are not decoded — and the points of
+    /// everything else, merged as [`Shard::read_series`] merges them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_series_summarized(
+        &self,
+        snap: &ReadState,
+        key: &str,
+        sid: u32,
+        field: &str,
+        min: i64,
+        max: i64,
+        same_window: &dyn Fn(i64, i64) -> bool,
+    ) -> Result<Summarized> {
+        let want = |n: &str| n == field;
+        // Where each source holds the series (files by their summaries; the
+        // memtables' points are read here anyway).
+        let mut mem: Vec<(Column, Option<u64>)> = Vec::new();
+        for fz in &snap.frozen {
+            for (_, c) in fz.mem.read().read_series(sid, &want, min, max) {
+                mem.push((c, Some(fz.max_seq)));
+            }
+        }
+        for (_, c) in snap.active.read().read_series(sid, &want, min, max) {
+            mem.push((c, None));
+        }
+        let ranges: Vec<Option<(i64, i64)>> = snap
+            .files
+            .iter()
+            .map(|f| {
+                if f.file.max_time < min
+                    || f.file.min_time > max
+                    || !f.file.may_contain(key, min, max)
+                {
+                    None
+                } else {
+                    f.file.series_range(key)
+                }
+            })
+            .collect();
+        let overlaps = |i: usize, lo: i64, hi: i64| {
+            ranges
+                .iter()
+                .enumerate()
+                .any(|(j, r)| j != i && r.is_some_and(|(a, b)| a <= hi && b >= lo))
+                || mem.iter().any(|(c, _)| {
+                    c.times.first().is_some_and(|&a| a <= hi)
+                        && c.times.last().is_some_and(|&b| b >= lo)
+                })
+        };
+        let hidden = |lo: i64, hi: i64, seq: u64| {
+            snap.tombstones
+                .iter()
+                .any(|t| t.applies(key, seq) && t.min <= hi && t.max >= lo)
+        };
+        let mut out = Summarized {
+            stats: Vec::new(),
+            points: None,
+        };
+        let merge_in = |out: &mut Summarized, c: Column| {
+            out.points = Some(match out.points.take() {
+                None => c,
+                Some(prev) => Column::merge(prev, c),
+            });
+        };
+        for (i, f) in snap.files.iter().enumerate() {
+            if ranges[i].is_none() {
+                continue;
+            }
+            let si = match f.file.series_index(key) {
+                Ok(Some(si)) => si,
+                Ok(None) => continue,
+                Err(e) => return Err(self.on_read_error(e)),
+            };
+            let Some(fi) = si.fields.iter().find(|fi| fi.name == field) else {
+                continue;
+            };
+            let mut times = TimeCache::default();
+            for b in &fi.blocks {
+                if b.max_time < min || b.min_time > max {
+                    continue;
+                }
+                let whole = b.min_time >= min
+                    && b.max_time <= max
+                    && same_window(b.min_time, b.max_time)
+                    && !overlaps(i, b.min_time, b.max_time)
+                    && !hidden(b.min_time, b.max_time, f.meta.max_seq);
+                if let (true, Some(st)) = (whole, &b.stats) {
+                    self.metrics.add(&self.metrics.blocks_from_stats, 1);
+                    out.stats.push(st.clone());
+                    continue;
+                }
+                self.metrics.add(&self.metrics.blocks_decoded, 1);
+                let mut c = f
+                    .file
+                    .read_block_cached(fi.ty, b, &mut times)
+                    .map_err(|e| self.on_read_error(e))?;
+                if b.min_time < min || b.max_time > max {
+                    c = c.slice_time(min, max);
+                }
+                for t in &snap.tombstones {
+                    if t.applies(key, f.meta.max_seq) {
+                        c.delete_range(t.min, t.max);
+                    }
+                }
+                merge_in(&mut out, c);
+            }
+        }
+        for (mut c, seq) in mem {
+            if let Some(seq) = seq {
+                for t in &snap.tombstones {
+                    if t.applies(key, seq) {
+                        c.delete_range(t.min, t.max);
+                    }
+                }
+            }
+            merge_in(&mut out, c);
+        }
+        Ok(out)
     }
 
     fn on_read_error(&self, e: Error) -> Error {

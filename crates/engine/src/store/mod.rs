@@ -28,6 +28,7 @@ use crate::index::TagPredicate;
 use crate::options::{EngineOptions, FsyncPolicy};
 use crate::shard::{
     snapshot_series, FieldData, ReadState, RecoveryReport, Scheduler, SeriesData, Shard, ShardEnv,
+    Summarized,
 };
 use crate::stats::{DatabaseStats, EngineStats, Metrics};
 use crate::types::FieldType;
@@ -106,11 +107,17 @@ pub struct SeriesIter {
     max: i64,
 }
 
+/// What [`Store::summarize`] calls per series: its tags and its summarized
+/// fields; false stops.
+pub type SummaryVisitor<'a> =
+    dyn FnMut(Vec<(String, String)>, Vec<(String, Summarized)>) -> bool + 'a;
+
 impl Iterator for SeriesIter {
     type Item = Result<SeriesData>;
 
     fn next(&mut self) -> Option<Self::Item> {
         for (key, sid) in self.keys.by_ref() {
+            self.shard.metrics.add(&self.shard.metrics.series_read, 1);
             let want = |n: &str| {
                 self.fields
                     .as_ref()
@@ -610,6 +617,46 @@ impl Store {
             min,
             max,
         })
+    }
+
+    /// For an aggregate: each series of `measurement` matching `pred`, with its
+    /// tags and, per field of `fields`, the statistics of its whole blocks and
+    /// its other points in `[min, max]` (see [`Summarized`]); `f` returns false
+    /// to stop.
+    #[allow(clippy::too_many_arguments)]
+    pub fn summarize(
+        &self,
+        shard_id: u64,
+        measurement: &str,
+        pred: &TagPredicate,
+        fields: &[&str],
+        min: i64,
+        max: i64,
+        same_window: &dyn Fn(i64, i64) -> bool,
+        f: &mut SummaryVisitor<'_>,
+    ) -> Result<()> {
+        let s = self.shard(shard_id)?;
+        let keys = s.select(measurement, pred);
+        let snap = s.snapshot();
+        for (key, sid) in keys {
+            s.metrics.add(&s.metrics.series_read, 1);
+            let mut per_field = Vec::with_capacity(fields.len());
+            for field in fields {
+                let sum =
+                    s.read_series_summarized(&snap, &key, sid, field, min, max, same_window)?;
+                if !sum.stats.is_empty() || sum.points.as_ref().is_some_and(|c| !c.is_empty()) {
+                    per_field.push((field.to_string(), sum));
+                }
+            }
+            if per_field.is_empty() {
+                continue;
+            }
+            let (_, tags) = crate::index::parse_series_key(&key);
+            if !f(tags, per_field) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Delete points in `[min, max]` of the matching series. Deleting the full time
