@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build test test-deps test-compose images compose-up compose-down lint fmt bench bench-ingest bench-disk bench-series bench-cluster bench-tracing fuzz clean
+.PHONY: run build test test-deps test-compose images compose-up compose-down lint fmt bench bench-ingest bench-disk bench-series bench-cluster bench-tracing bench-query fuzz clean
 
 # The all-in-one server on the embedded meta backend, data in ./data, HTTP on 127.0.0.1:8086.
 run:
@@ -75,6 +75,10 @@ bench-cluster:
 	scripts/bench-cluster.sh
 
 # Ingest with tracing off and with OTLP export at 1 % sampling, interleaved rounds.
+# TSBS devops queries: Sundial (all-in-one, cluster) next to InfluxDB 1.6, answers compared.
+bench-query:
+	scripts/bench-query.sh
+
 bench-tracing:
 	scripts/bench-tracing.sh
 

@@ -115,6 +115,8 @@ fn env() -> &'static Env {
         let dir = tempfile::tempdir().unwrap();
         let meta = rt.block_on(async {
             let meta = MetaClient::embedded(dir.path(), ClientOptions::default()).await.unwrap();
+            let node = meta.register_node(Some(1), "in-process", "in-process").await.unwrap();
+            meta.heartbeat(node.id, std::time::Duration::from_secs(3600)).await.unwrap();
             meta.create_database("db").await.unwrap();
             meta.create_shard_group("db", "autogen", T0).await.unwrap();
             meta

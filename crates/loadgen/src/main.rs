@@ -47,6 +47,10 @@ struct Args {
     late: f64,
     #[arg(long, default_value_t = 1800)]
     late_window_secs: u64,
+    /// The first point's time (ns; default: a day ago): several servers loaded
+    /// for the same queries get the same data.
+    #[arg(long)]
+    start_ns: Option<i64>,
     /// Do not send CREATE DATABASE (servers without InfluxQL, e.g. VictoriaMetrics).
     #[arg(long)]
     no_create: bool,
@@ -86,11 +90,16 @@ fn main() -> Result<()> {
         }
     }
     // Generate every body before timing: the generator must not be measured.
-    let start_ns = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64
-        - 86_400)
-        * 1_000_000_000;
+    let start_ns = match a.start_ns {
+        Some(t) => t,
+        None => {
+            (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs() as i64
+                - 86_400)
+                * 1_000_000_000
+        }
+    };
     let mut gen = sundial_tsbs::CpuOnly::new(a.hosts, start_ns, 42);
     if let Some(d) = a.decimals {
         gen = gen.with_decimals(d);

@@ -88,6 +88,8 @@ pub struct Plan {
     pub soffset: usize,
     pub ascending: bool,
     pub compiled: Compiled,
+    /// Bytes the statement may hold (`query-memory-limit`).
+    pub memory_limit: usize,
 }
 
 impl Plan {
@@ -193,6 +195,7 @@ pub async fn plan(
         soffset: non_negative(stmt.soffset),
         ascending: compiled.ascending,
         compiled,
+        memory_limit: cx.memory_limit,
     };
     if plan.interval > 0 && crate::agg::needs_previous_window(&plan) {
         plan.read_min = plan.min.saturating_sub(plan.interval).max(MIN_TIME);

@@ -97,7 +97,7 @@ pub(super) fn answer(
             };
             let mut per_window = windows(plan, g, c, buckets)?;
             per_window.retain(|w, _| *w >= window(plan, read_from).0);
-            let list = fill_walk(plan, &c.name, in_order(per_window), read_from);
+            let list = fill_walk(plan, &c.name, in_order(per_window), read_from)?;
             let seq: Vec<TPoint> = list
                 .into_iter()
                 .filter(|(_, o)| !o.value.is_null())
@@ -113,7 +113,7 @@ pub(super) fn answer(
         }
         Kind::Window | Kind::CountDistinct => {
             let per_window = windows(plan, g, c, buckets)?;
-            Ok(window_answers(plan, c, per_window, own_time, window_time))
+            window_answers(plan, c, per_window, own_time, window_time)
         }
     }
 }
@@ -126,7 +126,7 @@ pub(super) fn window_answers(
     per_window: BTreeMap<i64, Vec<Out>>,
     own_time: bool,
     window_time: &dyn Fn(i64) -> i64,
-) -> Vec<(i64, Out)> {
+) -> Result<Vec<(i64, Out)>> {
     let mut list: Vec<(i64, Out)> = per_window
         .into_iter()
         .flat_map(|(w, outs)| outs.into_iter().map(move |o| (w, o)))
@@ -147,9 +147,10 @@ pub(super) fn window_answers(
     let list = if unfilled(&c.name) || c.kind == Kind::CountDistinct {
         list
     } else {
-        fill_walk(plan, &c.name, list, plan.min)
+        fill_walk(plan, &c.name, list, plan.min)?
     };
-    list.into_iter()
+    Ok(list
+        .into_iter()
         .map(|(w, o)| {
             let t = match o.time {
                 Some(t) if own_time => t,
@@ -157,7 +158,7 @@ pub(super) fn window_answers(
             };
             (t, o)
         })
-        .collect()
+        .collect())
 }
 
 /// The call's function applied to each window's points.

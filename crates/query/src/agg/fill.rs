@@ -2,7 +2,11 @@
 
 use sundial_influxql::select::Fill;
 
+use crate::error::{Error, Result};
 use crate::functions::Out;
+
+/// What one filled window holds, for the memory limit.
+const WINDOW_BYTES: u128 = 64;
 use crate::plan::{Plan, MIN_TIME};
 use crate::value::Value;
 use crate::window::{offset_at, window};
@@ -23,9 +27,9 @@ pub(super) fn fill_walk(
     name: &str,
     list: Vec<(i64, Out)>,
     min: i64,
-) -> Vec<(i64, Out)> {
+) -> Result<Vec<(i64, Out)>> {
     if plan.interval == 0 || plan.fill == Fill::None || list.is_empty() {
-        return list;
+        return Ok(list);
     }
     let d = plan.interval;
     let asc = plan.ascending;
@@ -50,6 +54,23 @@ pub(super) fn fill_walk(
     } else {
         start
     };
+    // The windows the walk makes (a minute's windows over years are billions):
+    // counted against the statement's memory before any is made.
+    // The walk ends at the range's last window, or (descending with no lower
+    // bound) at the earliest point.
+    let final_point = list[list.len() - 1].0;
+    let last = match (asc, end == MIN_TIME) {
+        (true, _) => end.max(final_point),
+        (false, true) => final_point,
+        (false, false) => end.min(final_point),
+    };
+    let windows =
+        (i128::from(last) - i128::from(expected)).unsigned_abs() / d.unsigned_abs() as u128 + 1;
+    if windows.saturating_mul(WINDOW_BYTES) > plan.memory_limit as u128 {
+        return Err(Error::MemoryLimit {
+            limit: plan.memory_limit,
+        });
+    }
     let mut offset = offset_at(plan, expected);
     let mut out = Vec::with_capacity(list.len());
     let mut prev: Option<(i64, Value)> = None;
@@ -111,7 +132,7 @@ pub(super) fn fill_walk(
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// A fill(N) value in the call's type (`1.5` fills an integer column with 1).

@@ -193,7 +193,7 @@ pub fn run_partials(plan: &Plan, series: &[SeriesPartials]) -> Result<Vec<OutRow
                 )
             })
             .collect();
-        lists.push(window_answers(plan, c, per_window, keep, &wt));
+        lists.push(window_answers(plan, c, per_window, keep, &wt)?);
     }
     Ok(rows(plan, &sh, lists))
 }
