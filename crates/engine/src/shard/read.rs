@@ -239,33 +239,34 @@ impl Shard {
         Ok(acc)
     }
 
-    /// One field of one series for an aggregate: the statistics of every block
-    /// that lies wholly inside `[min, max]` and inside one window
+    /// Fields of one series for an aggregate: per field, the statistics of
+    /// every block that lies wholly inside `[min, max]` and inside one window
     /// (`same_window`), that no other source's data of the series overlaps and
     /// no tombstone touches — those blocks are not decoded — and the points of
-    /// everything else, merged as [`Shard::read_series`] merges them.
+    /// everything else, merged as [`Shard::read_series`] merges them. Each
+    /// file's index entry for the series is read once for all the fields.
     #[allow(clippy::too_many_arguments)]
     pub fn read_series_summarized(
         &self,
         snap: &ReadState,
         key: &str,
         sid: u32,
-        field: &str,
+        fields: &[&str],
         min: i64,
         max: i64,
         same_window: &dyn Fn(i64, i64) -> bool,
-    ) -> Result<Summarized> {
-        let want = |n: &str| n == field;
-        // Where each source holds the series (files by their summaries; the
-        // memtables' points are read here anyway).
-        let mut mem: Vec<(Column, Option<u64>)> = Vec::new();
+    ) -> Result<Vec<(String, Summarized)>> {
+        let want = |n: &str| fields.contains(&n);
+        // The memtables' points (read here anyway), and where each file holds
+        // the series (by its summaries).
+        let mut mem: Vec<(std::sync::Arc<str>, Column, Option<u64>)> = Vec::new();
         for fz in &snap.frozen {
-            for (_, c) in fz.mem.read().read_series(sid, &want, min, max) {
-                mem.push((c, Some(fz.max_seq)));
+            for (n, c) in fz.mem.read().read_series(sid, &want, min, max) {
+                mem.push((n, c, Some(fz.max_seq)));
             }
         }
-        for (_, c) in snap.active.read().read_series(sid, &want, min, max) {
-            mem.push((c, None));
+        for (n, c) in snap.active.read().read_series(sid, &want, min, max) {
+            mem.push((n, c, None));
         }
         let ranges: Vec<Option<(i64, i64)>> = snap
             .files
@@ -281,12 +282,14 @@ impl Shard {
                 }
             })
             .collect();
+        // Another source holds the series in [lo, hi]: its points may replace
+        // or be replaced by the block's, so the block is decoded and merged.
         let overlaps = |i: usize, lo: i64, hi: i64| {
             ranges
                 .iter()
                 .enumerate()
                 .any(|(j, r)| j != i && r.is_some_and(|(a, b)| a <= hi && b >= lo))
-                || mem.iter().any(|(c, _)| {
+                || mem.iter().any(|(_, c, _)| {
                     c.times.first().is_some_and(|&a| a <= hi)
                         && c.times.last().is_some_and(|&b| b >= lo)
                 })
@@ -296,12 +299,20 @@ impl Shard {
                 .iter()
                 .any(|t| t.applies(key, seq) && t.min <= hi && t.max >= lo)
         };
-        let mut out = Summarized {
-            stats: Vec::new(),
-            points: None,
-        };
-        let merge_in = |out: &mut Summarized, c: Column| {
-            out.points = Some(match out.points.take() {
+        let mut out: Vec<(String, Summarized)> = fields
+            .iter()
+            .map(|f| {
+                (
+                    f.to_string(),
+                    Summarized {
+                        stats: Vec::new(),
+                        points: None,
+                    },
+                )
+            })
+            .collect();
+        let merge_in = |s: &mut Summarized, c: Column| {
+            s.points = Some(match s.points.take() {
                 None => c,
                 Some(prev) => Column::merge(prev, c),
             });
@@ -315,41 +326,43 @@ impl Shard {
                 Ok(None) => continue,
                 Err(e) => return Err(self.on_read_error(e)),
             };
-            let Some(fi) = si.fields.iter().find(|fi| fi.name == field) else {
-                continue;
-            };
             let mut times = TimeCache::default();
-            for b in &fi.blocks {
-                if b.max_time < min || b.min_time > max {
+            for fi in &si.fields {
+                let Some(slot) = out.iter_mut().find(|(n, _)| *n == fi.name) else {
                     continue;
-                }
-                let whole = b.min_time >= min
-                    && b.max_time <= max
-                    && same_window(b.min_time, b.max_time)
-                    && !overlaps(i, b.min_time, b.max_time)
-                    && !hidden(b.min_time, b.max_time, f.meta.max_seq);
-                if let (true, Some(st)) = (whole, &b.stats) {
-                    self.metrics.add(&self.metrics.blocks_from_stats, 1);
-                    out.stats.push(st.clone());
-                    continue;
-                }
-                self.metrics.add(&self.metrics.blocks_decoded, 1);
-                let mut c = f
-                    .file
-                    .read_block_cached(fi.ty, b, &mut times)
-                    .map_err(|e| self.on_read_error(e))?;
-                if b.min_time < min || b.max_time > max {
-                    c = c.slice_time(min, max);
-                }
-                for t in &snap.tombstones {
-                    if t.applies(key, f.meta.max_seq) {
-                        c.delete_range(t.min, t.max);
+                };
+                for b in &fi.blocks {
+                    if b.max_time < min || b.min_time > max {
+                        continue;
                     }
+                    let whole = b.min_time >= min
+                        && b.max_time <= max
+                        && same_window(b.min_time, b.max_time)
+                        && !overlaps(i, b.min_time, b.max_time)
+                        && !hidden(b.min_time, b.max_time, f.meta.max_seq);
+                    if let (true, Some(st)) = (whole, &b.stats) {
+                        self.metrics.add(&self.metrics.blocks_from_stats, 1);
+                        slot.1.stats.push(st.clone());
+                        continue;
+                    }
+                    self.metrics.add(&self.metrics.blocks_decoded, 1);
+                    let mut c = f
+                        .file
+                        .read_block_cached(fi.ty, b, &mut times)
+                        .map_err(|e| self.on_read_error(e))?;
+                    if b.min_time < min || b.max_time > max {
+                        c = c.slice_time(min, max);
+                    }
+                    for t in &snap.tombstones {
+                        if t.applies(key, f.meta.max_seq) {
+                            c.delete_range(t.min, t.max);
+                        }
+                    }
+                    merge_in(&mut slot.1, c);
                 }
-                merge_in(&mut out, c);
             }
         }
-        for (mut c, seq) in mem {
+        for (n, mut c, seq) in mem {
             if let Some(seq) = seq {
                 for t in &snap.tombstones {
                     if t.applies(key, seq) {
@@ -357,8 +370,13 @@ impl Shard {
                     }
                 }
             }
-            merge_in(&mut out, c);
+            if let Some(slot) = out.iter_mut().find(|(f, _)| **f == *n) {
+                merge_in(&mut slot.1, c);
+            }
         }
+        out.retain(|(_, s)| {
+            !s.stats.is_empty() || s.points.as_ref().is_some_and(|c| !c.is_empty())
+        });
         Ok(out)
     }
 

@@ -640,14 +640,8 @@ impl Store {
         let snap = s.snapshot();
         for (key, sid) in keys {
             s.metrics.add(&s.metrics.series_read, 1);
-            let mut per_field = Vec::with_capacity(fields.len());
-            for field in fields {
-                let sum =
-                    s.read_series_summarized(&snap, &key, sid, field, min, max, same_window)?;
-                if !sum.stats.is_empty() || sum.points.as_ref().is_some_and(|c| !c.is_empty()) {
-                    per_field.push((field.to_string(), sum));
-                }
-            }
+            let per_field =
+                s.read_series_summarized(&snap, &key, sid, fields, min, max, same_window)?;
             if per_field.is_empty() {
                 continue;
             }
