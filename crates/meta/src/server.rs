@@ -78,7 +78,16 @@ impl MetaServer {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<()> {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // TCP_NODELAY: a small answer must not wait for the client's delayed ACK.
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            |s| {
+                s.and_then(|s| {
+                    s.set_nodelay(true)?;
+                    Ok(s)
+                })
+            },
+        );
         let check = SecretCheck::new(self.secret.as_deref());
         let mut builder = tonic::transport::Server::builder();
         if let Some((cert, key)) = &self.tls {
