@@ -2,19 +2,21 @@
 //! measurements and shards, wildcards expanded as InfluxDB's `RewriteFields`
 //! does, the GROUP BY tags, the time range, the column names.
 
+mod sources;
+
 use std::collections::BTreeSet;
 
 use jiff::tz::TimeZone;
 use sundial_influxql::select::{
     compile, compile_subquery, condition_expr, reduce, BinOp, Clock, Compiled, DataType, Expr,
-    Field, Fill, Offset, SelectStatement, Source as QlSource,
+    Field, Fill, Offset, SelectStatement,
 };
 use sundial_meta::{MetaClient, ShardInfo};
 
 use crate::error::{query_err, Error, Result};
 use crate::eval::Regexes;
 use crate::seam::{Schema, SeriesRead, ShardReader, TagFilter};
-use crate::value::{Column, FieldType, Value, Values};
+use crate::value::FieldType;
 
 /// InfluxDB's time bounds (`influxql.MinTime`, `MaxTime`).
 pub const MIN_TIME: i64 = i64::MIN + 2;
@@ -140,7 +142,7 @@ pub async fn plan(
         // What groups this statement groups its subqueries too.
         dimensions: parent.map(|p| p.dimensions.clone()).unwrap_or_default(),
     };
-    let sources = resolve_sources(stmt, cx, min, max, &parent_here).await?;
+    let sources = sources::resolve_sources(stmt, cx, min, max, &parent_here).await?;
 
     // Fields and tags across every source, for wildcards.
     let mut schema = Schema::default();
@@ -201,237 +203,6 @@ pub async fn plan(
         plan.read_min = plan.min.saturating_sub(plan.interval).max(MIN_TIME);
     }
     Ok(plan)
-}
-
-// ---------------------------------------------------------------- sources
-
-async fn resolve_sources(
-    stmt: &SelectStatement,
-    cx: &Context<'_>,
-    min: i64,
-    max: i64,
-    here: &Parent,
-) -> Result<Vec<Source>> {
-    let mut out: Vec<Source> = Vec::new();
-    for src in &stmt.sources {
-        let m = match src {
-            QlSource::Measurement(m) => m,
-            QlSource::Subquery(inner) => {
-                let mut parent = here.clone();
-                parent.dimensions.extend(outer_tag_dimensions(stmt));
-                let series = Box::pin(crate::exec::select_in(inner, cx, Some(&parent))).await?;
-                out.extend(subquery_sources(inner, series));
-                continue;
-            }
-        };
-        let database = if m.database.is_empty() {
-            cx.database
-        } else {
-            &m.database
-        };
-        if database.is_empty() {
-            return Err(query_err("database name required"));
-        }
-        let Some(db) = cx.meta.database(database) else {
-            return Err(query_err(format!("database not found: {database}")));
-        };
-        let rp = if !m.retention_policy.is_empty() {
-            m.retention_policy.clone()
-        } else if !cx.retention_policy.is_empty() {
-            cx.retention_policy.to_string()
-        } else {
-            db.default_retention_policy.clone()
-        };
-        if !db.retention_policies.contains_key(&rp) {
-            return Err(query_err(format!("retention policy not found: {rp}")));
-        }
-        let shards: Vec<ShardInfo> = cx
-            .meta
-            .shard_groups(database, &rp)
-            .into_iter()
-            .filter(|g| g.end > min && g.start <= max)
-            .flat_map(|g| g.shards)
-            .collect();
-        let names = match &m.regex {
-            Some(re) => {
-                let rx = regex::Regex::new(re)
-                    .map_err(|e| query_err(format!("invalid regex {re}: {e}")))?;
-                let all = if shards.is_empty() {
-                    Vec::new()
-                } else {
-                    cx.reader.measurements(database, &shards).await?
-                };
-                all.into_iter().filter(|n| rx.is_match(n)).collect()
-            }
-            None => vec![m.name.clone()],
-        };
-        for name in names {
-            let schema = if shards.is_empty() {
-                Schema::default()
-            } else {
-                cx.reader.schema(database, &shards, &name).await?
-            };
-            if schema.fields.is_empty() {
-                continue;
-            }
-            out.push(Source {
-                database: database.to_string(),
-                measurement: name,
-                shards: shards.clone(),
-                schema,
-                rows: None,
-            });
-        }
-    }
-    out.sort_by(|a, b| a.measurement.cmp(&b.measurement));
-    Ok(out)
-}
-
-/// The GROUP BY tag names written in a statement (no regexes, no time).
-fn outer_tag_dimensions(stmt: &SelectStatement) -> Vec<String> {
-    stmt.dimensions
-        .iter()
-        .filter_map(|d| match d {
-            Expr::VarRef { name, .. } => Some(name.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// A subquery's answer as sources: one per measurement name, its columns the
-/// subquery's field names (the first of a name wins), its tags the GROUP BY ones.
-fn subquery_sources(inner: &SelectStatement, series: Vec<crate::result::Series>) -> Vec<Source> {
-    let names: Vec<String> = inner
-        .fields
-        .iter()
-        .filter(|f| !f.expr.is_time_ref())
-        .map(field_name)
-        .collect();
-    let mut out: Vec<Source> = Vec::new();
-    for s in series {
-        let mut fields: Vec<(String, Column)> = Vec::new();
-        for (ci, name) in names.iter().enumerate() {
-            if fields.iter().any(|(n, _)| n == name) {
-                continue;
-            }
-            let cells = s.rows.iter().map(|r| (r.time, r.values.get(ci)));
-            if let Some(col) = column_of(cells) {
-                fields.push((name.clone(), col));
-            }
-        }
-        let mut tags = s.tags.clone();
-        tags.sort();
-        let schema = Schema {
-            fields: fields
-                .iter()
-                .map(|(n, c)| (n.clone(), c.values.field_type()))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-            tags: tags.iter().map(|(k, _)| k.clone()).collect(),
-        };
-        let read = SeriesRead { tags, fields };
-        match out.iter_mut().find(|o| o.measurement == s.name) {
-            Some(o) => {
-                o.schema.merge(schema);
-                o.rows.get_or_insert_with(Vec::new).push(read);
-            }
-            None => out.push(Source {
-                database: String::new(),
-                measurement: s.name,
-                shards: Vec::new(),
-                schema,
-                rows: Some(vec![read]),
-            }),
-        }
-    }
-    out
-}
-
-/// One column of a subquery's rows, typed by its first value (numbers of
-/// another type converted, the rest left out).
-fn column_of<'a>(cells: impl Iterator<Item = (i64, Option<&'a Value>)>) -> Option<Column> {
-    let cells: Vec<(i64, &Value)> = cells
-        .filter_map(|(t, v)| v.filter(|v| !v.is_null()).map(|v| (t, v)))
-        .collect();
-    let first = cells.first()?.1.field_type()?;
-    let times = |keep: &dyn Fn(&Value) -> bool| -> Vec<i64> {
-        cells
-            .iter()
-            .filter(|(_, v)| keep(v))
-            .map(|(t, _)| *t)
-            .collect()
-    };
-    Some(match first {
-        FieldType::Float => {
-            let keep = |v: &Value| v.as_f64().is_some();
-            Column {
-                times: times(&keep),
-                values: Values::Float(cells.iter().filter_map(|(_, v)| v.as_f64()).collect()),
-            }
-        }
-        FieldType::Integer => {
-            let keep = |v: &Value| matches!(v, Value::Integer(_) | Value::Float(_));
-            Column {
-                times: times(&keep),
-                values: Values::Integer(
-                    cells
-                        .iter()
-                        .filter_map(|(_, v)| match v {
-                            Value::Integer(i) => Some(*i),
-                            Value::Float(f) => Some(*f as i64),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            }
-        }
-        FieldType::Unsigned => {
-            let keep = |v: &Value| matches!(v, Value::Unsigned(_));
-            Column {
-                times: times(&keep),
-                values: Values::Unsigned(
-                    cells
-                        .iter()
-                        .filter_map(|(_, v)| match v {
-                            Value::Unsigned(u) => Some(*u),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            }
-        }
-        FieldType::String => {
-            let keep = |v: &Value| matches!(v, Value::String(_));
-            Column {
-                times: times(&keep),
-                values: Values::String(
-                    cells
-                        .iter()
-                        .filter_map(|(_, v)| match v {
-                            Value::String(s) => Some(s.clone()),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            }
-        }
-        FieldType::Boolean => {
-            let keep = |v: &Value| matches!(v, Value::Boolean(_));
-            Column {
-                times: times(&keep),
-                values: Values::Boolean(
-                    cells
-                        .iter()
-                        .filter_map(|(_, v)| match v {
-                            Value::Boolean(b) => Some(*b),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            }
-        }
-    })
 }
 
 // ---------------------------------------------------------------- GROUP BY
