@@ -6,7 +6,7 @@ trace across gateway and stores, and `down -v` leaving nothing behind.
 
 Run by `make test-compose` (after `make images`). Every acknowledged point is
 audited on both of its owners by reading the shards back from each store
-(`sundial-ctl read-shard`; SELECT comes with the query engine)."""
+(`sundial-ctl read-shard`), and SELECT through each gateway counts the same."""
 
 import json
 import os
@@ -203,7 +203,16 @@ def audit():
     everywhere = set().union(*(on_node[(s, o[0])] for s, o in shards))
     missing = acked - everywhere
     assert not missing, f"{len(missing)} acknowledged points missing, e.g. {sorted(missing)[:3]}"
-    log(f"audit: {len(acked)} acknowledged points on both owners of {len(shards)} shards")
+    # SELECT through each gateway counts exactly what the stores hold.
+    for port in GW.values():
+        status, body = http(
+            "POST", port, "/query?" + urllib.parse.urlencode({"db": "db", "q": "SELECT count(v) FROM /.*/"})
+        )
+        assert status == 200, body
+        series = json.loads(body)["results"][0].get("series", [])
+        counted = sum(s["values"][0][1] for s in series)
+        assert counted == len(everywhere), f"SELECT counts {counted}, the stores hold {len(everywhere)}: {body[:500]}"
+    log(f"audit: {len(acked)} acknowledged points on both owners of {len(shards)} shards, SELECT agrees")
 
 
 def wait_healthy(service):
