@@ -28,21 +28,9 @@ all_in_one() {
 }
 
 cluster() { # round, replication factor
-  local r=$1 rf=$2 d="$WORK/c$1-$2" cp pp
-  mkdir -p "$d"
-  cp=$(free_port); pp=$(free_port)
-  etcd --data-dir "$d/etcd" --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
-    --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-    --initial-cluster "default=http://127.0.0.1:$pp" >/dev/null 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$cp/health" >/dev/null && break; sleep 0.1; done
-  start_listening "$d/meta.out" $B/sundial-meta --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --etcd-endpoints "http://127.0.0.1:$cp"
-  local meta=$ADDR
-  for i in 1 2 3; do
-    start_listening "$d/s$i.out" $B/sundial-store --data-dir "$d/s$i" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --meta "$meta" --shared-secret bench
-  done
-  start_listening "$d/gw.out" $B/sundial-gateway --bind 127.0.0.1:0 --meta "$meta" --shared-secret bench --hh-dir "$d/hh"
-  local gw=$ADDR
+  local r=$1 rf=$2 d="$WORK/c$1-$2"
+  start_cluster "$d"
+  local gw=$CLUSTER_GW
   curl -fs -XPOST "http://$gw/query" --data-urlencode "q=CREATE DATABASE bench WITH REPLICATION $rf" >/dev/null
   $LOAD --url "http://$gw" --label "cluster-rf$rf" | tee -a "$RESULTS"
   stop_all

@@ -24,27 +24,7 @@ echo "sundial disk: $(du -sh "$WORK/sundial" | cut -f1)"
 # InfluxDB 1.6: wal-fsync-delay 0s = fsync every write; no self-monitoring.
 if command -v influxd >/dev/null; then
   P=$(free_port)
-  cat > "$WORK/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$(free_port)"
-[meta]
-  dir = "$WORK/influx/meta"
-[data]
-  dir = "$WORK/influx/data"
-  wal-dir = "$WORK/influx/wal"
-  wal-fsync-delay = "0s"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:$P"
-  log-enabled = false
-[continuous_queries]
-  enabled = false
-CONF
-  influxd -config "$WORK/influxdb.conf" >/dev/null 2>"$WORK/influx.log" &
-  PIDS+=($!)
-  wait_ping "$P"
+  start_influxd "$WORK/influx" "$P" 'wal-fsync-delay = "0s"'
   $LOAD --url "http://127.0.0.1:$P" --label influxdb-1.6
   echo "influxdb disk: $(du -sh "$WORK/influx" | cut -f1)"
 else

@@ -40,26 +40,7 @@ SERVERS+=(--server "sundial=http://127.0.0.1:$P")
 # InfluxDB 1.6.
 if command -v influxd >/dev/null; then
   IP=$(free_port)
-  cat > "$WORK/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$(free_port)"
-[meta]
-  dir = "$WORK/influx/meta"
-[data]
-  dir = "$WORK/influx/data"
-  wal-dir = "$WORK/influx/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:$IP"
-  log-enabled = false
-[continuous_queries]
-  enabled = false
-CONF
-  influxd -config "$WORK/influxdb.conf" >/dev/null 2>"$WORK/influx.log" &
-  PIDS+=($!)
-  wait_ping "$IP"
+  start_influxd "$WORK/influx" "$IP"
   $LOAD --url "http://127.0.0.1:$IP" --label influxdb-1.6
   SERVERS+=(--server "influxdb-1.6=http://127.0.0.1:$IP")
 else
@@ -68,27 +49,14 @@ fi
 
 # A loopback cluster, replication 2; stores restarted once loaded.
 if [ "${CLUSTER:-1}" = 1 ] && command -v etcd >/dev/null; then
-  d="$WORK/cluster"; mkdir -p "$d"
-  cp=$(free_port); pp=$(free_port)
-  etcd --data-dir "$d/etcd" --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
-    --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-    --initial-cluster "default=http://127.0.0.1:$pp" >/dev/null 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$cp/health" >/dev/null && break; sleep 0.1; done
-  start_listening "$d/meta.out" $B/sundial-meta --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --etcd-endpoints "http://127.0.0.1:$cp"
-  meta=$ADDR
-  STORES=()
-  for i in 1 2 3; do
-    start_listening "$d/s$i.out" $B/sundial-store --data-dir "$d/s$i" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --meta "$meta" --shared-secret bench
-    STORES+=("${PIDS[-1]}")
-  done
-  start_listening "$d/gw.out" $B/sundial-gateway --bind 127.0.0.1:0 --meta "$meta" --shared-secret bench --hh-dir "$d/hh"
-  gw=$ADDR
+  d="$WORK/cluster"
+  start_cluster "$d"
+  gw=$CLUSTER_GW
   curl -fs -XPOST "http://$gw/query" --data-urlencode "q=CREATE DATABASE bench WITH REPLICATION 2" >/dev/null
   $LOAD --url "http://$gw" --label cluster-rf2
   for i in 1 2 3; do
-    kill -TERM "${STORES[$((i-1))]}"; wait "${STORES[$((i-1))]}" 2>/dev/null || true
-    start_listening "$d/s$i.again" $B/sundial-store --data-dir "$d/s$i" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --meta "$meta" --shared-secret bench
+    kill -TERM "${STORE_PIDS[$i]}"; wait "${STORE_PIDS[$i]}" 2>/dev/null || true
+    start_store "$d" "$i"
   done
   sleep 2
   SERVERS+=(--server "cluster=http://$gw")

@@ -19,6 +19,12 @@ use crate::read_wire::{append_partials, append_series, field_type, partials_from
 use crate::remote::{status_error, Client, NodePool};
 use sundial_query::partial::{PartialRequest, SeriesPartials};
 
+/// A streaming call started on a store client.
+type OpenStream<M> = futures::future::BoxFuture<
+    'static,
+    std::result::Result<tonic::Response<tonic::Streaming<M>>, tonic::Status>,
+>;
+
 #[derive(Debug, Clone)]
 pub struct RemoteShardReader {
     meta: MetaClient,
@@ -59,6 +65,36 @@ impl RemoteShardReader {
             )
         })?;
         self.pool.client(node, &info.grpc_addr).await
+    }
+
+    /// A streamed read from one owner of `shard`: `open` starts the call on
+    /// the owner's client, `fold` adds each message to the answer (a message
+    /// that does not decode fails the read on that owner).
+    async fn stream_from_owner<M, T: Default>(
+        &self,
+        shard: &ShardInfo,
+        open: impl Fn(Client) -> OpenStream<M>,
+        fold: impl Fn(&mut T, M) -> std::result::Result<(), String>,
+    ) -> Result<T> {
+        self.on_owner(shard, |node| {
+            let (open, fold) = (&open, &fold);
+            async move {
+                let c = self.client(node).await?;
+                let mut stream = open(c)
+                    .await
+                    .map_err(|st| status_error(node, &st))?
+                    .into_inner();
+                let mut out = T::default();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|st| status_error(node, &st))?;
+                    fold(&mut out, chunk).map_err(|m| {
+                        crate::Error::shard(ErrorClass::Internal, format!("node {node}: {m}"))
+                    })?;
+                }
+                Ok(out)
+            }
+        })
+        .await
     }
 
     /// Runs `call` against the owners of `shard` until one answers.
@@ -168,25 +204,14 @@ impl ShardReader for RemoteShardReader {
             shard_id = shard.id,
             measurement = %req.measurement,
         );
-        self.on_owner(shard, |node| {
-            let msg = msg.clone();
-            async move {
-                let mut c = self.client(node).await?;
-                let mut stream = c
-                    .read_series(msg)
-                    .await
-                    .map_err(|st| status_error(node, &st))?
-                    .into_inner();
-                let mut out = Vec::new();
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|st| status_error(node, &st))?;
-                    append_series(&mut out, chunk).map_err(|m| {
-                        crate::Error::shard(ErrorClass::Internal, format!("node {node}: {m}"))
-                    })?;
-                }
-                Ok(out)
-            }
-        })
+        self.stream_from_owner(
+            shard,
+            move |mut c| {
+                let msg = msg.clone();
+                Box::pin(async move { c.read_series(msg).await })
+            },
+            append_series,
+        )
         .instrument(span)
         .await
     }
@@ -208,28 +233,19 @@ impl ShardReader for RemoteShardReader {
             shard_id = shard.id,
             measurement = %req.read.measurement,
         );
-        self.on_owner(shard, |node| {
-            let msg = msg.clone();
-            async move {
-                let mut c = self.client(node).await?;
-                let mut stream = c
-                    .read_partials(msg)
-                    .await
-                    .map_err(|st| status_error(node, &st))?
-                    .into_inner();
-                let mut out = Vec::new();
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|st| status_error(node, &st))?;
-                    for s in chunk.series {
-                        let s = partials_from_pb(s).map_err(|m| {
-                            crate::Error::shard(ErrorClass::Internal, format!("node {node}: {m}"))
-                        })?;
-                        append_partials(&mut out, s);
-                    }
+        self.stream_from_owner(
+            shard,
+            move |mut c| {
+                let msg = msg.clone();
+                Box::pin(async move { c.read_partials(msg).await })
+            },
+            |out, chunk: pb::ReadPartialsResponse| {
+                for s in chunk.series {
+                    append_partials(out, partials_from_pb(s)?);
                 }
-                Ok(out)
-            }
-        })
+                Ok(())
+            },
+        )
         .instrument(span)
         .await
     }

@@ -78,16 +78,7 @@ impl MetaServer {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<()> {
-        // TCP_NODELAY: a small answer must not wait for the client's delayed ACK.
-        let incoming = tokio_stream::StreamExt::map(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            |s| {
-                s.and_then(|s| {
-                    s.set_nodelay(true)?;
-                    Ok(s)
-                })
-            },
-        );
+        let incoming = sundial_common::listen::incoming(listener);
         let check = SecretCheck::new(self.secret.as_deref());
         let mut builder = tonic::transport::Server::builder();
         if let Some((cert, key)) = &self.tls {

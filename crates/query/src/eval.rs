@@ -11,6 +11,12 @@ use sundial_influxql::select::Expr;
 use crate::error::{query_err, Result};
 use crate::value::Value;
 
+/// A statement's regex, compiled (its syntax was checked when parsed; this
+/// reports what Go's engine would have accepted and ours does not).
+pub fn compile_regex(r: &str) -> Result<Regex> {
+    Regex::new(r).map_err(|e| query_err(format!("invalid regex {r}: {e}")))
+}
+
 /// Regexes of an expression, compiled once per statement.
 #[derive(Debug, Default, Clone)]
 pub struct Regexes(HashMap<String, Regex>);
@@ -18,20 +24,18 @@ pub struct Regexes(HashMap<String, Regex>);
 impl Regexes {
     /// Compiles every regex literal in `e`.
     pub fn add(&mut self, e: &Expr) -> Result<()> {
-        match e {
-            Expr::Regex(r) if !self.0.contains_key(r) => {
-                let re = Regex::new(r).map_err(|e| query_err(format!("invalid regex {r}: {e}")))?;
-                self.0.insert(r.clone(), re);
-                Ok(())
+        let mut found = Vec::new();
+        e.walk(&mut |x| {
+            if let Expr::Regex(r) = x {
+                found.push(r);
             }
-            Expr::Binary { lhs, rhs, .. } => {
-                self.add(lhs)?;
-                self.add(rhs)
+        });
+        for r in found {
+            if !self.0.contains_key(r) {
+                self.0.insert(r.clone(), compile_regex(r)?);
             }
-            Expr::Paren(x) => self.add(x),
-            Expr::Call { args, .. } => args.iter().try_for_each(|a| self.add(a)),
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     pub fn get(&self, r: &str) -> Option<&Regex> {

@@ -1,18 +1,20 @@
 //! Runs a planned statement: reads the shards (concurrently), groups the series
-//! by measurement and GROUP BY tags, and hands each group to the raw or the
-//! aggregate path; then SLIMIT/SOFFSET.
+//! by measurement and GROUP BY tags (SLIMIT/SOFFSET as 1.6 applies them), and
+//! hands each group to the raw or the aggregate path — an aggregate the stores
+//! can answer in partials reads those instead of points.
 
 use std::collections::BTreeMap;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sundial_influxql::select::SelectStatement;
+use sundial_meta::ShardInfo;
 
 use crate::error::{Error, Result};
 use crate::eval::holds;
 use crate::partial::{PartialRequest, SeriesPartials};
 use crate::plan::{plan, tag_filter, Context, Parent, Plan};
 use crate::raw::PointRow;
-use crate::result::Series;
+use crate::result::{Row, Series};
 use crate::seam::{ReadRequest, SeriesRead};
 use crate::{agg, raw};
 
@@ -23,15 +25,35 @@ const READ_CONCURRENCY: usize = 8;
 type GroupKey = (String, Vec<String>);
 
 /// The series of one output group.
-#[derive(Debug, Default)]
-pub struct Group {
+#[derive(Debug)]
+pub struct Group<S = SeriesRead> {
     pub measurement: String,
     /// The GROUP BY tags and their values ('' when a series lacks one).
     pub tags: Vec<(String, String)>,
-    pub series: Vec<SeriesRead>,
+    pub series: Vec<S>,
     /// The shard each series was read from (0 for a subquery's rows).
     pub shards: Vec<u64>,
 }
+
+/// What a read answers per series: points or partials, both with their tags.
+trait Tagged {
+    fn tags(&self) -> &[(String, String)];
+}
+
+impl Tagged for SeriesRead {
+    fn tags(&self) -> &[(String, String)] {
+        &self.tags
+    }
+}
+
+impl Tagged for SeriesPartials {
+    fn tags(&self) -> &[(String, String)] {
+        &self.tags
+    }
+}
+
+/// One shard's answer: its id, the measurement, the series.
+type Read<S> = (u64, String, Vec<S>);
 
 /// Runs one SELECT.
 pub async fn select(stmt: &SelectStatement, cx: &Context<'_>) -> Result<Vec<Series>> {
@@ -45,25 +67,51 @@ pub(crate) async fn select_in(
     parent: Option<&Parent>,
 ) -> Result<Vec<Series>> {
     let plan = plan(stmt, cx, parent).await?;
-    if plan.is_aggregate() {
-        if let Some(fields) = agg::pushdown(&plan) {
-            return select_partials(&plan, cx, fields).await;
+    let Some(shape) = &plan.shape else {
+        let groups = group(&plan, read_points(&plan, cx).await?, |_| true);
+        return output(&plan, groups, |g| Ok(raw::run(&plan, g)));
+    };
+    match agg::pushdown(&plan, shape) {
+        Some(fields) => {
+            let reads = read_partials(&plan, cx, fields).await?;
+            // The condition is on tags alone: it keeps or drops whole series.
+            let groups = group(&plan, reads, |s: &SeriesPartials| {
+                plan.condition.as_ref().is_none_or(|c| {
+                    let row = PointRow {
+                        names: &[],
+                        values: &[],
+                        tags: &s.tags,
+                        in_condition: true,
+                    };
+                    holds(c, &row, &plan.regexes)
+                })
+            });
+            output(&plan, groups, |g| {
+                agg::run_partials(&plan, shape, &g.series)
+            })
+        }
+        None => {
+            let groups = group(&plan, read_points(&plan, cx).await?, |_| true);
+            output(&plan, groups, |g| agg::run(&plan, shape, g))
         }
     }
-    let groups = read_groups(&plan, cx).await?;
-    let mut out = Vec::new();
-    // ORDER BY time DESC reverses the series too.
-    let groups: Vec<Group> = if plan.ascending {
+}
+
+/// The groups' series in output order (ORDER BY time DESC reverses them too),
+/// each from `rows`; groups without rows are left out.
+fn output<S>(
+    plan: &Plan,
+    groups: BTreeMap<GroupKey, Group<S>>,
+    rows: impl Fn(&Group<S>) -> Result<Vec<Row>>,
+) -> Result<Vec<Series>> {
+    let groups: Vec<Group<S>> = if plan.ascending {
         groups.into_values().collect()
     } else {
         groups.into_values().rev().collect()
     };
+    let mut out = Vec::new();
     for g in groups {
-        let rows = if plan.is_aggregate() {
-            agg::run(&plan, &g)?
-        } else {
-            raw::run(&plan, &g)
-        };
+        let rows = rows(&g)?;
         if rows.is_empty() {
             continue;
         }
@@ -111,82 +159,20 @@ fn series_limits<'a>(
     Some(keys[plan.soffset..end].iter().cloned().collect())
 }
 
-/// Names every field and tag an expression reads.
-fn var_names(e: &sundial_influxql::select::Expr, out: &mut Vec<String>) {
-    use sundial_influxql::select::Expr;
-    match e {
-        Expr::VarRef { name, .. } => out.push(name.clone()),
-        Expr::Binary { lhs, rhs, .. } => {
-            var_names(lhs, out);
-            var_names(rhs, out);
-        }
-        Expr::Paren(x) => var_names(x, out),
-        Expr::Call { args, .. } => args.iter().for_each(|a| var_names(a, out)),
-        Expr::Distinct(v) => out.push(v.clone()),
-        _ => {}
-    }
-}
-
-async fn read_groups(plan: &Plan, cx: &Context<'_>) -> Result<BTreeMap<GroupKey, Group>> {
-    let mut names = Vec::new();
-    for f in &plan.fields {
-        var_names(&f.expr, &mut names);
-    }
-    if let Some(c) = &plan.condition {
-        var_names(c, &mut names);
-    }
-    names.sort();
-    names.dedup();
-
-    let mut jobs = Vec::new();
-    let mut ready: Vec<(u64, String, Vec<SeriesRead>)> = Vec::new();
-    for src in &plan.sources {
-        if let Some(rows) = &src.rows {
-            ready.push((0, src.measurement.clone(), rows.clone()));
-            continue;
-        }
-        let fields: Vec<String> = names
-            .iter()
-            .filter(|n| src.schema.field_type(n).is_some())
-            .cloned()
-            .collect();
-        if fields.is_empty() {
-            continue;
-        }
-        let req = ReadRequest {
-            measurement: src.measurement.clone(),
-            tags: tag_filter(plan.condition.as_ref(), &src.schema),
-            fields,
-            min: plan.read_min,
-            max: plan.max,
-        };
-        for shard in &src.shards {
-            jobs.push((src.database.clone(), shard.clone(), req.clone()));
-        }
-    }
-    let mut reads: Vec<(u64, String, Vec<SeriesRead>)> = stream::iter(jobs)
-        .map(|(db, shard, req)| async move {
-            let series = cx.reader.read(&db, &shard, &req).await?;
-            Ok::<_, Error>((shard.id, req.measurement, series))
-        })
-        .buffered(READ_CONCURRENCY)
-        .try_collect()
-        .await?;
-    reads.append(&mut ready);
-
-    let mut bytes = 0usize;
-    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
+/// The shards' series that `keep` accepts, grouped by measurement and GROUP BY
+/// tags, SLIMIT/SOFFSET applied per shard.
+fn group<S: Tagged>(
+    plan: &Plan,
+    reads: Vec<Read<S>>,
+    keep: impl Fn(&S) -> bool,
+) -> BTreeMap<GroupKey, Group<S>> {
+    let mut groups: BTreeMap<GroupKey, Group<S>> = BTreeMap::new();
     for (shard, measurement, series) in reads {
-        let keep = series_limits(plan, series.iter().map(|s| s.tags.as_slice()));
+        let series: Vec<S> = series.into_iter().filter(|s| keep(s)).collect();
+        let limits = series_limits(plan, series.iter().map(|s| s.tags()));
         for s in series {
-            bytes += s.fields.iter().map(|(_, c)| c.heap_bytes()).sum::<usize>();
-            if bytes > cx.memory_limit {
-                return Err(Error::MemoryLimit {
-                    limit: cx.memory_limit,
-                });
-            }
-            let values = group_key(plan, &s.tags);
-            if !keep.as_ref().is_none_or(|k| k.contains(&values)) {
+            let values = group_key(plan, s.tags());
+            if limits.as_ref().is_some_and(|k| !k.contains(&values)) {
                 continue;
             }
             let g = groups
@@ -201,20 +187,23 @@ async fn read_groups(plan: &Plan, cx: &Context<'_>) -> Result<BTreeMap<GroupKey,
             g.shards.push(shard);
         }
     }
-    Ok(groups)
+    groups
 }
 
-/// An aggregate answered from partials: each shard's series as per-window
-/// partials (the reader computes them where the data is), filtered by the
-/// tag condition, grouped, merged.
-async fn select_partials(
-    plan: &Plan,
-    cx: &Context<'_>,
-    fields: Vec<String>,
-) -> Result<Vec<Series>> {
+/// Names every field and tag an expression reads.
+fn var_names(e: &sundial_influxql::select::Expr, out: &mut Vec<String>) {
+    use sundial_influxql::select::Expr;
+    e.walk(&mut |x| match x {
+        Expr::VarRef { name, .. } | Expr::Distinct(name) => out.push(name.clone()),
+        _ => {}
+    });
+}
+
+/// A read of each shard of each source that holds one of `names` as a field.
+fn shard_reads(plan: &Plan, names: &[String], min: i64) -> Vec<(String, ShardInfo, ReadRequest)> {
     let mut jobs = Vec::new();
-    for src in &plan.sources {
-        let fields: Vec<String> = fields
+    for src in plan.sources.iter().filter(|s| s.rows.is_none()) {
+        let fields: Vec<String> = names
             .iter()
             .filter(|n| src.schema.field_type(n).is_some())
             .cloned()
@@ -222,74 +211,77 @@ async fn select_partials(
         if fields.is_empty() {
             continue;
         }
-        let req = PartialRequest {
-            read: ReadRequest {
-                measurement: src.measurement.clone(),
-                tags: tag_filter(plan.condition.as_ref(), &src.schema),
-                fields,
-                min: plan.min,
-                max: plan.max,
-            },
-            interval: plan.interval,
-            offset: plan.offset,
+        let req = ReadRequest {
+            measurement: src.measurement.clone(),
+            tags: tag_filter(plan.condition.as_ref(), &src.schema),
+            fields,
+            min,
+            max: plan.max,
         };
         for shard in &src.shards {
             jobs.push((src.database.clone(), shard.clone(), req.clone()));
         }
     }
-    let reads: Vec<(String, Vec<SeriesPartials>)> = stream::iter(jobs)
+    jobs
+}
+
+/// The points a statement reads: every field it names, from its shards (a few
+/// at once) and its subqueries' rows, counted against its memory limit.
+async fn read_points(plan: &Plan, cx: &Context<'_>) -> Result<Vec<Read<SeriesRead>>> {
+    let mut names = Vec::new();
+    for f in &plan.fields {
+        var_names(&f.expr, &mut names);
+    }
+    if let Some(c) = &plan.condition {
+        var_names(c, &mut names);
+    }
+    names.sort();
+    names.dedup();
+    let mut reads: Vec<Read<SeriesRead>> = stream::iter(shard_reads(plan, &names, plan.read_min))
         .map(|(db, shard, req)| async move {
-            let series = cx.reader.read_partials(&db, &shard, &req).await?;
-            Ok::<_, Error>((req.read.measurement, series))
+            let series = cx.reader.read(&db, &shard, &req).await?;
+            Ok::<_, Error>((shard.id, req.measurement, series))
         })
         .buffered(READ_CONCURRENCY)
         .try_collect()
         .await?;
-    let mut groups: BTreeMap<GroupKey, Vec<SeriesPartials>> = BTreeMap::new();
-    for (measurement, series) in reads {
-        let series: Vec<SeriesPartials> = series
-            .into_iter()
-            .filter(|s| {
-                plan.condition.as_ref().is_none_or(|c| {
-                    let row = PointRow {
-                        names: &[],
-                        values: &[],
-                        tags: &s.tags,
-                        in_condition: true,
-                    };
-                    holds(c, &row, &plan.regexes)
-                })
-            })
-            .collect();
-        let keep = series_limits(plan, series.iter().map(|s| s.tags.as_slice()));
-        for s in series {
-            let key = group_key(plan, &s.tags);
-            if keep.as_ref().is_some_and(|k| !k.contains(&key)) {
-                continue;
-            }
-            groups
-                .entry((measurement.clone(), key))
-                .or_default()
-                .push(s);
+    for src in &plan.sources {
+        if let Some(rows) = &src.rows {
+            reads.push((0, src.measurement.clone(), rows.clone()));
         }
     }
-    let groups: Vec<(GroupKey, Vec<SeriesPartials>)> = if plan.ascending {
-        groups.into_iter().collect()
-    } else {
-        groups.into_iter().rev().collect()
-    };
-    let mut out = Vec::new();
-    for ((measurement, values), series) in groups {
-        let rows = agg::run_partials(plan, &series)?;
-        if rows.is_empty() {
-            continue;
-        }
-        out.push(Series {
-            name: measurement,
-            tags: plan.dimensions.iter().cloned().zip(values).collect(),
-            columns: plan.columns.clone(),
-            rows,
+    let bytes: usize = reads
+        .iter()
+        .flat_map(|(_, _, series)| series)
+        .flat_map(|s| &s.fields)
+        .map(|(_, c)| c.heap_bytes())
+        .sum();
+    if bytes > cx.memory_limit {
+        return Err(Error::MemoryLimit {
+            limit: cx.memory_limit,
         });
     }
-    Ok(out)
+    Ok(reads)
+}
+
+/// Each shard's series as per-window partials of `fields` (the reader
+/// computes them where the data is).
+async fn read_partials(
+    plan: &Plan,
+    cx: &Context<'_>,
+    fields: Vec<String>,
+) -> Result<Vec<Read<SeriesPartials>>> {
+    stream::iter(shard_reads(plan, &fields, plan.min))
+        .map(|(db, shard, read)| async move {
+            let req = PartialRequest {
+                read,
+                interval: plan.interval,
+                offset: plan.offset,
+            };
+            let series = cx.reader.read_partials(&db, &shard, &req).await?;
+            Ok::<_, Error>((shard.id, req.read.measurement, series))
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await
 }

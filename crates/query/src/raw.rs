@@ -178,26 +178,12 @@ pub(crate) fn passes(
 pub(crate) fn selected_fields(plan: &Plan) -> Vec<String> {
     let mut out = Vec::new();
     for f in &plan.fields {
-        selected_refs(&f.expr, &mut out);
+        f.expr.walk(&mut |e| match e {
+            Expr::VarRef { name, ty } if *ty != Some(DataType::Tag) => out.push(name.clone()),
+            _ => {}
+        });
     }
     out
-}
-
-fn selected_refs(e: &Expr, out: &mut Vec<String>) {
-    match e {
-        Expr::VarRef {
-            ty: Some(DataType::Tag),
-            ..
-        } => {}
-        Expr::VarRef { name, .. } => out.push(name.clone()),
-        Expr::Binary { lhs, rhs, .. } => {
-            selected_refs(lhs, out);
-            selected_refs(rhs, out);
-        }
-        Expr::Paren(x) => selected_refs(x, out),
-        Expr::Call { args, .. } => args.iter().for_each(|a| selected_refs(a, out)),
-        _ => {}
-    }
 }
 
 pub fn run(plan: &Plan, g: &Group) -> Vec<OutRow> {

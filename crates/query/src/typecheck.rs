@@ -3,7 +3,7 @@
 //! the sources) or `tag`, functions give theirs, and a binary operation whose
 //! operand types do not combine fails with InfluxDB's `type error: …`.
 
-use sundial_influxql::select::{DataType, Expr, Field};
+use sundial_influxql::select::{is_literal, DataType, Expr, Field};
 
 use crate::error::{query_err, Result};
 use crate::eval::binary;
@@ -72,19 +72,6 @@ fn zero(t: DataType) -> Value {
         DataType::Boolean => Value::Boolean(false),
         DataType::AnyField => Value::Null,
     }
-}
-
-fn is_literal(e: &Expr) -> bool {
-    matches!(
-        e,
-        Expr::Integer(_)
-            | Expr::Unsigned(_)
-            | Expr::Number(_)
-            | Expr::Str(_)
-            | Expr::Bool(_)
-            | Expr::Duration(_)
-            | Expr::Time(_)
-    )
 }
 
 /// Checks every field.

@@ -370,17 +370,7 @@ async fn run(cfg: Config) -> Result<()> {
         .layer(grpc_metrics.layer())
         .add_service(svc)
         .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY a small answer (a query read's last message)
-            // waits for the client's delayed ACK: ~40 ms a call.
-            tokio_stream::StreamExt::map(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                |s| {
-                    s.and_then(|s| {
-                        s.set_nodelay(true)?;
-                        Ok(s)
-                    })
-                },
-            ),
+            sundial_common::listen::incoming(listener),
             sundial_common::process::shutdown_signal(),
         )
         .await

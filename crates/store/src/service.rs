@@ -150,6 +150,53 @@ fn encode_owned(points: &[OwnedPoint], out: &mut Vec<u8>) {
     );
 }
 
+/// A streamed answer's messages batched into responses of about `limit` units
+/// (values, windows), each sent once full; the channel is small, so the
+/// reader waits for the gateway instead of buffering.
+struct Chunks<M, R> {
+    tx: tokio::sync::mpsc::Sender<Result<R, Status>>,
+    pending: Vec<M>,
+    units: usize,
+    limit: usize,
+    wrap: fn(Vec<M>) -> R,
+}
+
+impl<M, R> Chunks<M, R> {
+    fn new(
+        tx: tokio::sync::mpsc::Sender<Result<R, Status>>,
+        limit: usize,
+        wrap: fn(Vec<M>) -> R,
+    ) -> Self {
+        Chunks {
+            tx,
+            pending: Vec::new(),
+            units: 0,
+            limit,
+            wrap,
+        }
+    }
+
+    /// False once the gateway went away.
+    fn push(&mut self, m: M, units: usize) -> bool {
+        self.pending.push(m);
+        self.units += units;
+        self.units < self.limit || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        self.units = 0;
+        if self.pending.is_empty() {
+            return true;
+        }
+        let r = (self.wrap)(std::mem::take(&mut self.pending));
+        self.tx.blocking_send(Ok(r)).is_ok()
+    }
+
+    fn fail(self, s: Status) {
+        let _ = self.tx.blocking_send(Err(s));
+    }
+}
+
 /// Values per `ReadSeries` message (a longer series continues in the next).
 const SERIES_CHUNK_VALUES: usize = 64 * 1024;
 
@@ -240,36 +287,24 @@ impl Svc for StoreService {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let _e = span.enter();
+            let mut out = Chunks::new(tx, read_wire::PARTIAL_CHUNK_WINDOWS, |series| {
+                pb::ReadPartialsResponse { series }
+            });
             let series = match crate::query::partials(&store, id, &preq) {
                 Ok(s) => s,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(query_status(e)));
-                    return;
-                }
+                Err(e) => return out.fail(query_status(e)),
             };
-            let mut pending = Vec::new();
-            let mut windows = 0usize;
             for s in &series {
                 let mut msgs = Vec::new();
                 read_wire::partials_messages(s, &mut msgs);
                 for m in msgs {
-                    windows += m.fields.iter().map(|f| f.windows.len()).sum::<usize>();
-                    pending.push(m);
-                    if windows >= read_wire::PARTIAL_CHUNK_WINDOWS {
-                        windows = 0;
-                        let series = std::mem::take(&mut pending);
-                        if tx
-                            .blocking_send(Ok(pb::ReadPartialsResponse { series }))
-                            .is_err()
-                        {
-                            return;
-                        }
+                    let windows = m.fields.iter().map(|f| f.windows.len()).sum();
+                    if !out.push(m, windows) {
+                        return;
                     }
                 }
             }
-            if !pending.is_empty() {
-                let _ = tx.blocking_send(Ok(pb::ReadPartialsResponse { series: pending }));
-            }
+            out.flush();
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -339,39 +374,25 @@ impl Svc for StoreService {
         let (store, id) = (self.store.clone(), shard_id);
         tokio::task::spawn_blocking(move || {
             let _e = span.enter();
-            let mut pending: Vec<pb::SeriesData> = Vec::new();
-            let mut values = 0usize;
+            let mut out = Chunks::new(tx, SERIES_CHUNK_VALUES, |series| pb::ReadSeriesResponse {
+                series,
+            });
             let mut count = 0u64;
-            let send = |pending: &mut Vec<pb::SeriesData>| {
-                let series = std::mem::take(pending);
-                tx.blocking_send(Ok(pb::ReadSeriesResponse { series }))
-                    .is_ok()
-            };
             let res = crate::query::for_each_series(&store, id, &read, &mut |s| {
                 count += 1;
                 let mut msgs = Vec::new();
                 series_messages(&s, &mut msgs);
-                for m in msgs {
-                    values += m.fields.iter().map(|c| c.times.len()).sum::<usize>();
-                    pending.push(m);
-                    if values >= SERIES_CHUNK_VALUES {
-                        values = 0;
-                        if !send(&mut pending) {
-                            return false;
-                        }
-                    }
-                }
-                true
+                msgs.into_iter().all(|m| {
+                    let values = m.fields.iter().map(|c| c.times.len()).sum();
+                    out.push(m, values)
+                })
             });
             span.record("series", count);
             match res {
-                Ok(()) if !pending.is_empty() => {
-                    send(&mut pending);
+                Ok(()) => {
+                    out.flush();
                 }
-                Ok(()) => {}
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(query_status(e)));
-                }
+                Err(e) => out.fail(query_status(e)),
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))

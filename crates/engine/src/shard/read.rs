@@ -177,74 +177,20 @@ impl Shard {
         min: i64,
         max: i64,
     ) -> Result<Vec<(String, Column)>> {
-        let mut acc: Vec<(String, Column)> = Vec::new();
-        let merge_in = |acc: &mut Vec<(String, Column)>, name: &str, c: Column| match acc
-            .iter_mut()
-            .find(|(n, _)| n == name)
-        {
-            Some((_, prev)) => {
-                let p = std::mem::replace(prev, Column::new(c.field_type()));
-                *prev = Column::merge(p, c);
-            }
-            None => acc.push((name.to_owned(), c)),
-        };
-        let hide = |c: &mut Column, source_seq: u64| {
-            for t in &snap.tombstones {
-                if t.applies(key, source_seq) {
-                    c.delete_range(t.min, t.max);
-                }
-            }
-        };
-        for f in &snap.files {
-            if f.file.max_time < min || f.file.min_time > max || !f.file.may_contain(key, min, max)
-            {
-                continue;
-            }
-            let si = match f.file.series_index(key) {
-                Ok(Some(si)) => si,
-                Ok(None) => continue,
-                Err(e) => return Err(self.on_read_error(e)),
-            };
-            let mut times = TimeCache::default();
-            for fi in &si.fields {
-                if !want(&fi.name) {
-                    continue;
-                }
-                let blocks = fi
-                    .blocks
-                    .iter()
-                    .filter(|b| b.max_time >= min && b.min_time <= max)
-                    .count();
-                self.metrics
-                    .add(&self.metrics.blocks_decoded, blocks as u64);
-                let mut c = f
-                    .file
-                    .read_field_cached(fi, min, max, &mut times)
-                    .map_err(|e| self.on_read_error(e))?;
-                hide(&mut c, f.meta.max_seq);
-                merge_in(&mut acc, &fi.name, c);
-            }
-        }
-        for fz in &snap.frozen {
-            for (name, mut c) in fz.mem.read().read_series(sid, want, min, max) {
-                hide(&mut c, fz.max_seq);
-                merge_in(&mut acc, &name, c);
-            }
-        }
-        for (name, c) in snap.active.read().read_series(sid, want, min, max) {
-            merge_in(&mut acc, &name, c);
-        }
-        acc.retain(|(_, c)| !c.is_empty());
-        acc.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(acc)
+        let mut out: Vec<(String, Column)> = self
+            .read_fields(snap, key, sid, want, min, max, None)?
+            .into_iter()
+            .filter_map(|(n, s)| s.points.map(|c| (n, c)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// Fields of one series for an aggregate: per field, the statistics of
     /// every block that lies wholly inside `[min, max]` and inside one window
     /// (`same_window`), that no other source's data of the series overlaps and
     /// no tombstone touches — those blocks are not decoded — and the points of
-    /// everything else, merged as [`Shard::read_series`] merges them. Each
-    /// file's index entry for the series is read once for all the fields.
+    /// everything else, merged as [`Shard::read_series`] merges them.
     #[allow(clippy::too_many_arguments)]
     pub fn read_series_summarized(
         &self,
@@ -257,15 +203,36 @@ impl Shard {
         same_window: &dyn Fn(i64, i64) -> bool,
     ) -> Result<Vec<(String, Summarized)>> {
         let want = |n: &str| fields.contains(&n);
-        // The memtables' points (read here anyway), and where each file holds
-        // the series (by its summaries).
+        self.read_fields(snap, key, sid, &want, min, max, Some(same_window))
+    }
+
+    /// The fields `want` accepts of one series in `[min, max]`, each source's
+    /// points merged in age order (newer wins on equal times, tombstones hide
+    /// older sources' points); no field is empty. With `same_window`, a block
+    /// that can stand for itself — wholly in the range and in one window,
+    /// overlapped by no other source of the series and by no tombstone — is
+    /// given as its statistics instead of being decoded. Each file's index
+    /// entry for the series is read once for all the fields.
+    #[allow(clippy::too_many_arguments)]
+    fn read_fields(
+        &self,
+        snap: &ReadState,
+        key: &str,
+        sid: u32,
+        want: &dyn Fn(&str) -> bool,
+        min: i64,
+        max: i64,
+        same_window: Option<&dyn Fn(i64, i64) -> bool>,
+    ) -> Result<Vec<(String, Summarized)>> {
+        // The memtables' points, and where each file may hold the series (by
+        // its summaries, when blocks may stand for themselves).
         let mut mem: Vec<(std::sync::Arc<str>, Column, Option<u64>)> = Vec::new();
         for fz in &snap.frozen {
-            for (n, c) in fz.mem.read().read_series(sid, &want, min, max) {
+            for (n, c) in fz.mem.read().read_series(sid, want, min, max) {
                 mem.push((n, c, Some(fz.max_seq)));
             }
         }
-        for (n, c) in snap.active.read().read_series(sid, &want, min, max) {
+        for (n, c) in snap.active.read().read_series(sid, want, min, max) {
             mem.push((n, c, None));
         }
         let ranges: Vec<Option<(i64, i64)>> = snap
@@ -277,8 +244,10 @@ impl Shard {
                     || !f.file.may_contain(key, min, max)
                 {
                     None
-                } else {
+                } else if same_window.is_some() {
                     f.file.series_range(key)
+                } else {
+                    Some((min, max))
                 }
             })
             .collect();
@@ -294,23 +263,34 @@ impl Shard {
                         && c.times.last().is_some_and(|&b| b >= lo)
                 })
         };
+        let hide = |c: &mut Column, seq: u64| {
+            for t in &snap.tombstones {
+                if t.applies(key, seq) {
+                    c.delete_range(t.min, t.max);
+                }
+            }
+        };
         let hidden = |lo: i64, hi: i64, seq: u64| {
             snap.tombstones
                 .iter()
                 .any(|t| t.applies(key, seq) && t.min <= hi && t.max >= lo)
         };
-        let mut out: Vec<(String, Summarized)> = fields
-            .iter()
-            .map(|f| {
-                (
-                    f.to_string(),
-                    Summarized {
-                        stats: Vec::new(),
-                        points: None,
-                    },
-                )
-            })
-            .collect();
+        let mut out: Vec<(String, Summarized)> = Vec::new();
+        let slot = |out: &mut Vec<(String, Summarized)>, name: &str| -> usize {
+            match out.iter().position(|(n, _)| n == name) {
+                Some(k) => k,
+                None => {
+                    out.push((
+                        name.to_owned(),
+                        Summarized {
+                            stats: Vec::new(),
+                            points: None,
+                        },
+                    ));
+                    out.len() - 1
+                }
+            }
+        };
         let merge_in = |s: &mut Summarized, c: Column| {
             s.points = Some(match s.points.take() {
                 None => c,
@@ -327,22 +307,22 @@ impl Shard {
                 Err(e) => return Err(self.on_read_error(e)),
             };
             let mut times = TimeCache::default();
-            for fi in &si.fields {
-                let Some(slot) = out.iter_mut().find(|(n, _)| *n == fi.name) else {
-                    continue;
-                };
+            for fi in si.fields.iter().filter(|fi| want(&fi.name)) {
+                let k = slot(&mut out, &fi.name);
                 for b in &fi.blocks {
                     if b.max_time < min || b.min_time > max {
                         continue;
                     }
-                    let whole = b.min_time >= min
-                        && b.max_time <= max
-                        && same_window(b.min_time, b.max_time)
-                        && !overlaps(i, b.min_time, b.max_time)
-                        && !hidden(b.min_time, b.max_time, f.meta.max_seq);
+                    let whole = same_window.is_some_and(|same| {
+                        b.min_time >= min
+                            && b.max_time <= max
+                            && same(b.min_time, b.max_time)
+                            && !overlaps(i, b.min_time, b.max_time)
+                            && !hidden(b.min_time, b.max_time, f.meta.max_seq)
+                    });
                     if let (true, Some(st)) = (whole, &b.stats) {
                         self.metrics.add(&self.metrics.blocks_from_stats, 1);
-                        slot.1.stats.push(st.clone());
+                        out[k].1.stats.push(st.clone());
                         continue;
                     }
                     self.metrics.add(&self.metrics.blocks_decoded, 1);
@@ -353,26 +333,17 @@ impl Shard {
                     if b.min_time < min || b.max_time > max {
                         c = c.slice_time(min, max);
                     }
-                    for t in &snap.tombstones {
-                        if t.applies(key, f.meta.max_seq) {
-                            c.delete_range(t.min, t.max);
-                        }
-                    }
-                    merge_in(&mut slot.1, c);
+                    hide(&mut c, f.meta.max_seq);
+                    merge_in(&mut out[k].1, c);
                 }
             }
         }
         for (n, mut c, seq) in mem {
             if let Some(seq) = seq {
-                for t in &snap.tombstones {
-                    if t.applies(key, seq) {
-                        c.delete_range(t.min, t.max);
-                    }
-                }
+                hide(&mut c, seq);
             }
-            if let Some(slot) = out.iter_mut().find(|(f, _)| **f == *n) {
-                merge_in(&mut slot.1, c);
-            }
+            let k = slot(&mut out, &n);
+            merge_in(&mut out[k].1, c);
         }
         out.retain(|(_, s)| {
             !s.stats.is_empty() || s.points.as_ref().is_some_and(|c| !c.is_empty())

@@ -101,6 +101,21 @@ impl Expr {
     pub fn is_time_ref(&self) -> bool {
         matches!(self, Expr::VarRef { name, .. } if name.eq_ignore_ascii_case("time"))
     }
+
+    /// Calls `f` with this expression and every one inside it (operands,
+    /// parenthesised expressions, call arguments), the outer first.
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
+        f(self);
+        match self {
+            Expr::Binary { lhs, rhs, .. } => {
+                lhs.walk(f);
+                rhs.walk(f);
+            }
+            Expr::Paren(x) => x.walk(f),
+            Expr::Call { args, .. } => args.iter().for_each(|a| a.walk(f)),
+            _ => {}
+        }
+    }
 }
 
 /// A SELECT field: an expression (or a regex of field names) and its alias.

@@ -18,7 +18,9 @@ pub use ast::{
     format_duration, quote_ident, BinOp, DataType, Expr, Field, Fill, Measurement, SelectStatement,
     SortField, Source,
 };
-pub use compile::{compile, compile_subquery, math, reduce, reduce_with, Compiled, Offset};
+pub use compile::{
+    compile, compile_subquery, is_literal, math, reduce, reduce_with, Compiled, Offset, MATH,
+};
 pub use condition::{condition_expr, is_time_literal, parse_time_literal, Clock, TimeRange};
 pub use expr::parse_duration;
 pub use parser::{parse_select_query, parse_statements, Parsed, QlError};

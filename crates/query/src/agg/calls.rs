@@ -1,17 +1,11 @@
 //! A statement's function calls: read out of its field expressions (each
 //! replaced by a placeholder the rows fill in), with what each needs.
 
-use sundial_influxql::select::{DataType, Expr};
+use sundial_influxql::select::{DataType, Expr, MATH};
 
 use crate::error::{query_err, Result};
 use crate::eval::Row;
-use crate::plan::Plan;
 use crate::value::Value;
-
-const MATH: &[&str] = &[
-    "abs", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "exp", "log", "ln", "log2",
-    "log10", "sqrt", "pow", "floor", "ceil", "round",
-];
 
 /// Functions that pick points (their time is the point's when alone and
 /// without GROUP BY time()).
@@ -55,6 +49,7 @@ pub(super) enum Kind {
 }
 
 /// One function call of the statement.
+#[derive(Debug, Clone)]
 pub(super) struct Call {
     /// The function applied per window (the inner one for `OfAgg`).
     pub(super) name: String,
@@ -228,29 +223,12 @@ impl Row for CallRow<'_> {
 }
 
 pub(super) fn aux_refs(e: &Expr, out: &mut Vec<(String, Expr)>) {
-    match e {
+    e.walk(&mut |x| match x {
         Expr::VarRef { name, .. }
             if !name.starts_with('\0') && !out.iter().any(|(n, _)| n == name) =>
         {
-            out.push((name.clone(), e.clone()));
+            out.push((name.clone(), x.clone()));
         }
-        Expr::Binary { lhs, rhs, .. } => {
-            aux_refs(lhs, out);
-            aux_refs(rhs, out);
-        }
-        Expr::Paren(x) => aux_refs(x, out),
-        Expr::Call { args, .. } => args.iter().for_each(|a| aux_refs(a, out)),
         _ => {}
-    }
-}
-
-/// Whether any call reads an earlier window (a transformation of an aggregate).
-pub fn needs_previous_window(plan: &Plan) -> bool {
-    let mut calls = Vec::new();
-    for f in &plan.fields {
-        if extract(&f.expr, plan.interval, &mut calls).is_err() {
-            return false;
-        }
-    }
-    calls.iter().any(|c| matches!(c.kind, Kind::OfAgg { .. }))
+    });
 }

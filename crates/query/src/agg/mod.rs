@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use sundial_influxql::select::{DataType, Expr};
 
 use self::answer::{answer, bucket, check_types, window_answers};
-pub use self::calls::needs_previous_window;
 use self::calls::{aux_refs, extract, Call, CallRow, Kind, SELECTORS};
 use crate::error::Result;
 use crate::eval::eval;
@@ -27,24 +26,36 @@ use crate::value::Value;
 /// The calls of a statement, its field expressions with the calls replaced,
 /// and its auxiliary fields (references outside any call: `max(v), host`,
 /// `max(v) + other`, read from the selected point).
-struct Shape {
+#[derive(Debug, Clone)]
+pub struct Shape {
     calls: Vec<Call>,
     exprs: Vec<Expr>,
     aux: Vec<(String, Expr)>,
 }
 
-fn shape(plan: &Plan) -> Result<Shape> {
-    let mut calls = Vec::new();
-    let exprs: Vec<Expr> = plan
-        .fields
-        .iter()
-        .map(|f| extract(&f.expr, plan.interval, &mut calls))
-        .collect::<Result<_>>()?;
-    let mut aux = Vec::new();
-    for e in &exprs {
-        aux_refs(e, &mut aux);
+impl Shape {
+    /// Read once per statement (its groups share it).
+    pub fn of(plan: &Plan) -> Result<Shape> {
+        let mut calls = Vec::new();
+        let exprs: Vec<Expr> = plan
+            .fields
+            .iter()
+            .map(|f| extract(&f.expr, plan.interval, &mut calls))
+            .collect::<Result<_>>()?;
+        let mut aux = Vec::new();
+        for e in &exprs {
+            aux_refs(e, &mut aux);
+        }
+        Ok(Shape { calls, exprs, aux })
     }
-    Ok(Shape { calls, exprs, aux })
+
+    /// Whether a call reads the window before the first (a transformation of
+    /// an aggregate).
+    pub fn needs_previous_window(&self) -> bool {
+        self.calls
+            .iter()
+            .any(|c| matches!(c.kind, Kind::OfAgg { .. }))
+    }
 }
 
 /// Whether the one selector keeps its point's time (alone, no GROUP BY time).
@@ -67,8 +78,7 @@ fn window_time(plan: &Plan) -> impl Fn(i64) -> i64 + '_ {
     }
 }
 
-pub fn run(plan: &Plan, g: &Group) -> Result<Vec<OutRow>> {
-    let sh = shape(plan)?;
+pub fn run(plan: &Plan, sh: &Shape, g: &Group) -> Result<Vec<OutRow>> {
     let calls = &sh.calls;
     // Points of each call.
     let mut points: Vec<Vec<Point>> = calls.iter().map(|_| Vec::new()).collect();
@@ -109,7 +119,7 @@ pub fn run(plan: &Plan, g: &Group) -> Result<Vec<OutRow>> {
     for (c, b) in calls.iter().zip(buckets) {
         lists.push(answer(plan, g, c, b, keep, &wt)?);
     }
-    Ok(rows(plan, &sh, lists))
+    Ok(rows(plan, sh, lists))
 }
 
 /// Whether the statement can be answered from partial aggregates (the stores
@@ -117,11 +127,10 @@ pub fn run(plan: &Plan, g: &Group) -> Result<Vec<OutRow>> {
 /// their statistics): only count/sum/mean/min/max/first/last of numeric
 /// fields, no auxiliary fields, a condition on tags alone, no `tz()`, no
 /// subquery. The fields to read when it can.
-pub fn pushdown(plan: &Plan) -> Option<Vec<String>> {
+pub fn pushdown(plan: &Plan, sh: &Shape) -> Option<Vec<String>> {
     if plan.tz.is_some() || plan.sources.iter().any(|s| s.rows.is_some()) {
         return None;
     }
-    let sh = shape(plan).ok()?;
     if !sh.aux.is_empty() || sh.calls.is_empty() {
         return None;
     }
@@ -161,8 +170,7 @@ pub fn pushdown(plan: &Plan) -> Option<Vec<String>> {
 }
 
 /// [`run`] over partial aggregates (see [`pushdown`]).
-pub fn run_partials(plan: &Plan, series: &[SeriesPartials]) -> Result<Vec<OutRow>> {
-    let sh = shape(plan)?;
+pub fn run_partials(plan: &Plan, sh: &Shape, series: &[SeriesPartials]) -> Result<Vec<OutRow>> {
     let keep = keeps_point_time(plan, &sh.calls);
     let wt = window_time(plan);
     let mut lists = Vec::with_capacity(sh.calls.len());
@@ -195,7 +203,7 @@ pub fn run_partials(plan: &Plan, series: &[SeriesPartials]) -> Result<Vec<OutRow
             .collect();
         lists.push(window_answers(plan, c, per_window, keep, &wt)?);
     }
-    Ok(rows(plan, &sh, lists))
+    Ok(rows(plan, sh, lists))
 }
 
 /// Rows from the calls' answers: LIMIT/OFFSET per call, then merged by time

@@ -8,13 +8,14 @@ use std::collections::BTreeSet;
 
 use jiff::tz::TimeZone;
 use sundial_influxql::select::{
-    compile, compile_subquery, condition_expr, reduce, BinOp, Clock, Compiled, DataType, Expr,
-    Field, Fill, Offset, SelectStatement,
+    compile, compile_subquery, condition_expr, reduce, Clock, Compiled, DataType, Expr, Field,
+    Fill, Offset, SelectStatement,
 };
 use sundial_meta::{MetaClient, ShardInfo};
 
+use crate::agg::Shape;
 use crate::error::{query_err, Error, Result};
-use crate::eval::Regexes;
+use crate::eval::{compile_regex, Regexes};
 use crate::seam::{Schema, SeriesRead, ShardReader, TagFilter};
 use crate::value::FieldType;
 
@@ -92,6 +93,8 @@ pub struct Plan {
     pub compiled: Compiled,
     /// Bytes the statement may hold (`query-memory-limit`).
     pub memory_limit: usize,
+    /// An aggregate's calls and expressions, read once for all its groups.
+    pub shape: Option<Shape>,
 }
 
 impl Plan {
@@ -198,9 +201,14 @@ pub async fn plan(
         ascending: compiled.ascending,
         compiled,
         memory_limit: cx.memory_limit,
+        shape: None,
     };
-    if plan.interval > 0 && crate::agg::needs_previous_window(&plan) {
-        plan.read_min = plan.min.saturating_sub(plan.interval).max(MIN_TIME);
+    if plan.is_aggregate() {
+        let shape = Shape::of(&plan)?;
+        if plan.interval > 0 && shape.needs_previous_window() {
+            plan.read_min = plan.min.saturating_sub(plan.interval).max(MIN_TIME);
+        }
+        plan.shape = Some(shape);
     }
     Ok(plan)
 }
@@ -216,8 +224,7 @@ fn dimensions(stmt: &SelectStatement, schema: &Schema) -> Result<Vec<String>> {
             }
             Expr::Wildcard(_) => out.extend(schema.tags.iter().cloned()),
             Expr::Regex(r) => {
-                let rx = regex::Regex::new(&r)
-                    .map_err(|e| query_err(format!("invalid regex {r}: {e}")))?;
+                let rx = compile_regex(&r)?;
                 out.extend(schema.tags.iter().filter(|t| rx.is_match(t)).cloned());
             }
             _ => {}
@@ -303,8 +310,7 @@ fn expand_fields(stmt: &SelectStatement, schema: &Schema, dims: &[String]) -> Re
                 }
             }
             Expr::Regex(re) => {
-                let rx = regex::Regex::new(re)
-                    .map_err(|e| query_err(format!("invalid regex {re}: {e}")))?;
+                let rx = compile_regex(re)?;
                 for r in refs.iter().filter(|r| rx.is_match(&r.name)) {
                     out.push(Field {
                         expr: var(r),
@@ -356,18 +362,24 @@ fn type_rank(t: Option<FieldType>) -> u8 {
 /// `mean(*)`, `max(/re/)`, `derivative(mean(*))`: one field per matching field,
 /// named `<name>_<field>`.
 fn expand_call(f: &Field, expr: &Expr, refs: &[Ref], out: &mut Vec<Field>) -> Result<()> {
+    let as_is = |out: &mut Vec<Field>| {
+        out.push(Field {
+            expr: expr.clone(),
+            alias: f.alias.clone(),
+        })
+    };
     // The innermost call's first argument decides.
     let mut call = expr;
     let (name, arg) = loop {
         let Expr::Call { name, args } = call else {
-            unreachable_field(f, out);
+            as_is(out);
             return Ok(());
         };
         match args.first() {
             Some(inner @ Expr::Call { .. }) => call = inner,
             Some(a) => break (name.as_str(), a),
             None => {
-                unreachable_field(f, out);
+                as_is(out);
                 return Ok(());
             }
         }
@@ -377,14 +389,9 @@ fn expand_call(f: &Field, expr: &Expr, refs: &[Ref], out: &mut Vec<Field>) -> Re
             return Err(query_err(format!("unable to use tag wildcard in {name}()")))
         }
         Expr::Wildcard(_) => None,
-        Expr::Regex(r) => {
-            Some(regex::Regex::new(r).map_err(|e| query_err(format!("invalid regex {r}: {e}")))?)
-        }
+        Expr::Regex(r) => Some(compile_regex(r)?),
         _ => {
-            out.push(Field {
-                expr: expr.clone(),
-                alias: f.alias.clone(),
-            });
+            as_is(out);
             return Ok(());
         }
     };
@@ -409,10 +416,6 @@ fn expand_call(f: &Field, expr: &Expr, refs: &[Ref], out: &mut Vec<Field>) -> Re
         });
     }
     Ok(())
-}
-
-fn unreachable_field(f: &Field, out: &mut Vec<Field>) {
-    out.push(f.clone());
 }
 
 fn replace_innermost_arg(e: &Expr, with: &Expr) -> Expr {
@@ -525,19 +528,13 @@ pub fn tag_filter(cond: Option<&Expr>, schema: &Schema) -> TagFilter {
                 (TagFilter::All, _) | (_, TagFilter::All) => TagFilter::All,
                 (a, b) => TagFilter::Or(Box::new(a), Box::new(b)),
             },
-            sym => tag_comparison(op, sym, lhs, rhs, schema).unwrap_or(TagFilter::All),
+            sym => tag_comparison(sym, lhs, rhs, schema).unwrap_or(TagFilter::All),
         },
         _ => TagFilter::All,
     }
 }
 
-fn tag_comparison(
-    _op: &BinOp,
-    sym: &str,
-    lhs: &Expr,
-    rhs: &Expr,
-    schema: &Schema,
-) -> Option<TagFilter> {
+fn tag_comparison(sym: &str, lhs: &Expr, rhs: &Expr, schema: &Schema) -> Option<TagFilter> {
     let (key, val) = match (lhs, rhs) {
         (Expr::VarRef { name, ty }, v) | (v, Expr::VarRef { name, ty })
             if is_tag_ref(name, *ty, schema) =>
@@ -559,19 +556,19 @@ fn tag_comparison(
 /// Whether a condition reads only tags (no source holds any name it uses as
 /// a field): it can be decided per series from the series' tags.
 pub(crate) fn tags_only(e: &Expr, plan: &Plan) -> bool {
-    match e {
+    let mut only = true;
+    e.walk(&mut |x| match x {
         Expr::VarRef { name, ty } => {
-            !matches!(ty, Some(t) if *t != DataType::Tag)
+            only &= !matches!(ty, Some(t) if *t != DataType::Tag)
                 && plan
                     .sources
                     .iter()
-                    .all(|s| s.schema.field_type(name).is_none())
+                    .all(|s| s.schema.field_type(name).is_none());
         }
-        Expr::Binary { lhs, rhs, .. } => tags_only(lhs, plan) && tags_only(rhs, plan),
-        Expr::Paren(x) => tags_only(x, plan),
-        Expr::Call { .. } => false,
-        _ => true,
-    }
+        Expr::Call { .. } => only = false,
+        _ => {}
+    });
+    only
 }
 
 pub(crate) fn is_tag_ref(name: &str, ty: Option<DataType>, schema: &Schema) -> bool {

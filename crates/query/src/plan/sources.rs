@@ -9,6 +9,7 @@ use sundial_meta::ShardInfo;
 
 use super::{field_name, Context, Parent, Source};
 use crate::error::{query_err, Result};
+use crate::eval::compile_regex;
 use crate::seam::{Schema, SeriesRead};
 use crate::value::{Column, FieldType, Value, Values};
 
@@ -61,8 +62,7 @@ pub(super) async fn resolve_sources(
             .collect();
         let names = match &m.regex {
             Some(re) => {
-                let rx = regex::Regex::new(re)
-                    .map_err(|e| query_err(format!("invalid regex {re}: {e}")))?;
+                let rx = compile_regex(re)?;
                 let all = if shards.is_empty() {
                     Vec::new()
                 } else {

@@ -44,7 +44,8 @@ pub struct Compiled {
 
 pub(super) type Result<T> = std::result::Result<T, String>;
 
-pub(super) const MATH: &[&str] = &[
+/// The math functions (per row, not aggregates).
+pub const MATH: &[&str] = &[
     "abs", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "exp", "log", "ln", "log2",
     "log10", "sqrt", "pow", "floor", "ceil", "round",
 ];
@@ -115,7 +116,8 @@ fn compile_in(stmt: &SelectStatement, parent: Option<&Compiled>) -> Result<Compi
     Ok(c)
 }
 
-pub(super) fn is_literal(e: &Expr) -> bool {
+/// A literal (number, string, boolean, duration, time).
+pub fn is_literal(e: &Expr) -> bool {
     matches!(
         e,
         Expr::Integer(_)
