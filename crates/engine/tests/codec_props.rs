@@ -67,6 +67,14 @@ proptest! {
         prop_assert_eq!(float_bits(&rt(&vals)), float_bits(&vals));
     }
 
+    /// Decimals of different exponents in one block, large enough that some
+    /// are exact at one exponent and pass 2^53 at the next.
+    #[test]
+    fn mixed_exponent_decimals_round_trip(v in prop::collection::vec((0i64..(1 << 53), 10u32..16), 1..300)) {
+        let vals = Values::Float(v.iter().map(|&(i, e)| i as f64 / 10f64.powi(e as i32)).collect());
+        prop_assert_eq!(float_bits(&rt(&vals)), float_bits(&vals));
+    }
+
     #[test]
     fn integers_round_trip(v in prop::collection::vec(edge_i64(), 0..1200)) {
         let vals = Values::Integer(v);
@@ -152,4 +160,15 @@ fn decimal_codec_is_compact_for_sensor_values() {
     let mut buf = Vec::new();
     encode_values(&Values::Float(v), &mut buf);
     assert!(buf.len() < 1000, "{} bytes for 1000 values", buf.len());
+}
+
+/// A TSBS block that came back with a zero: the first value is exact only at
+/// 10^13, the second only at 10^14 (where the first's integer passes 2^53).
+#[test]
+fn a_value_exact_at_a_smaller_exponent_is_kept() {
+    // A slow walk after it, so the decimal codec beats Gorilla on the block.
+    let mut v = vec![90.1283965645679];
+    v.extend((0..500).map(|j| (8_980_529_838_857_004i64 + 3 * j) as f64 / 1e14));
+    let vals = Values::Float(v);
+    assert_eq!(float_bits(&rt(&vals)), float_bits(&vals));
 }

@@ -51,26 +51,34 @@ pub(crate) fn from_decimal(i: i64, e: u8) -> Option<f64> {
 }
 
 /// The smallest exponent that represents every value exactly, if any.
+///
+/// A value exact at one exponent need not be at a larger one (`90.1283965645679`
+/// is `i / 10^13` but at 10^14 its integer passes 2^53), so every value is
+/// checked at the exponent finally chosen, not only at the one it first fit.
 fn find_exponent(v: &[f64]) -> Option<usize> {
     let mut e = 0usize;
-    for &x in v {
-        while decimal_of(x, e).is_none() {
-            e += 1;
-            if e > MAX_EXP {
-                return None;
+    loop {
+        match v.iter().position(|&x| decimal_of(x, e).is_none()) {
+            None => return Some(e),
+            Some(i) => {
+                // Raise to where the failing value fits, then check them all again.
+                while decimal_of(v[i], e).is_none() {
+                    e += 1;
+                    if e > MAX_EXP {
+                        return None;
+                    }
+                }
             }
         }
     }
-    Some(e)
 }
 
 pub fn encode(v: &[f64], out: &mut Vec<u8>) {
     if v.len() >= 2 {
-        if let Some(e) = find_exponent(v) {
-            let ints: Vec<i64> = v.iter().map(|&x| decimal_of(x, e).unwrap_or(0)).collect();
+        if let Some((e, ints)) = as_decimals(v) {
             let start = out.len();
             out.push(DECIMAL);
-            out.push(e as u8);
+            out.push(e);
             integer::encode(&ints, out);
             // Keep it only if it beats Gorilla's best case of ~1 bit per repeated value.
             let dec_len = out.len() - start;
