@@ -268,6 +268,11 @@ pub fn read_to_pb(shard_id: u64, req: &ReadRequest) -> pb::ReadSeriesRequest {
         fields: req.fields.clone(),
         min: req.min,
         max: req.max,
+        condition: req
+            .condition
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     }
 }
 
@@ -282,6 +287,16 @@ pub fn read_from_pb(r: pb::ReadSeriesRequest) -> Result<ReadRequest, String> {
         fields: r.fields,
         min: r.min,
         max: r.max,
+        // The gateway checks stamps itself (the stores send theirs).
+        schema_stamp: 0,
+        condition: if r.condition.is_empty() {
+            None
+        } else {
+            Some(
+                sundial_influxql::select::parse_expr(&r.condition)
+                    .map_err(|e| format!("condition {:?}: {e}", r.condition))?,
+            )
+        },
     })
 }
 

@@ -5,6 +5,7 @@
 //! fails the statement with an error naming it — never a silently partial
 //! answer.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -29,6 +30,74 @@ type OpenStream<M> = futures::future::BoxFuture<
 pub struct RemoteShardReader {
     meta: MetaClient,
     pool: Arc<NodePool>,
+    schemas: Arc<SchemaCache>,
+}
+
+/// What a shard held of a measurement, under the shard's schema stamp (see
+/// `sundial_engine`'s `SchemaStamp`): every read reports the stamp of the
+/// shard it read, and one that differs from the cached one drops the entry and
+/// has the statement planned again, so a cached schema is never used past a
+/// change it would miss. Saves a round trip to a store per statement.
+#[derive(Debug, Default)]
+struct SchemaCache {
+    map: std::sync::Mutex<std::collections::HashMap<(u64, String), ShardSchema>>,
+    counts: SchemaCacheCounts,
+}
+
+/// How statements got their shards' schemas (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct SchemaCacheCounts {
+    /// A shard's schema taken from the cache.
+    pub hits: AtomicU64,
+    /// A shard's schema asked of a store.
+    pub fetches: AtomicU64,
+    /// A read that found its shard's schema changed (the statement planned again).
+    pub stale: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct ShardSchema {
+    stamp: u64,
+    fields: Vec<(String, sundial_query::FieldType)>,
+    tags: Vec<String>,
+}
+
+/// Entries kept at most (then the cache starts over).
+const SCHEMA_CACHE_ENTRIES: usize = 100_000;
+
+impl SchemaCache {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(u64, String), ShardSchema>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, shard: u64, m: &str) -> Option<ShardSchema> {
+        self.map().get(&(shard, m.to_string())).cloned()
+    }
+
+    fn put(&self, shard: u64, m: &str, s: ShardSchema) {
+        let mut map = self.map();
+        if map.len() >= SCHEMA_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert((shard, m.to_string()), s);
+    }
+
+    fn forget(&self, shard: u64, m: &str) {
+        self.map().remove(&(shard, m.to_string()));
+    }
+}
+
+impl ShardSchema {
+    fn schema(&self, shard: u64, cached: bool) -> Schema {
+        Schema {
+            fields: self.fields.clone(),
+            tags: self.tags.clone(),
+            stamps: vec![(shard, self.stamp)],
+            cached,
+        }
+    }
 }
 
 /// Whether another owner may answer where this one failed.
@@ -41,7 +110,80 @@ fn try_next(e: &crate::Error) -> bool {
 
 impl RemoteShardReader {
     pub fn new(meta: MetaClient, pool: Arc<NodePool>) -> Self {
-        RemoteShardReader { meta, pool }
+        RemoteShardReader {
+            meta,
+            pool,
+            schemas: Arc::default(),
+        }
+    }
+
+    pub fn schema_cache_counts(&self) -> &SchemaCacheCounts {
+        &self.schemas.counts
+    }
+
+    /// Schemas of `shards` from their owners (one call per shard, at once),
+    /// cached under their stamps.
+    async fn fetch_schemas(&self, shards: &[&ShardInfo], measurement: &str) -> Result<Schema> {
+        let answers = futures::future::try_join_all(shards.iter().map(|s| {
+            self.on_owner(s, move |node| async move {
+                let mut c = self.client(node).await?;
+                let r = c
+                    .schema(pb::SchemaRequest {
+                        shard_ids: vec![s.id],
+                        measurement: measurement.to_string(),
+                    })
+                    .await
+                    .map_err(|st| status_error(node, &st))?;
+                Ok(r.into_inner())
+            })
+        }))
+        .await?;
+        self.schemas
+            .counts
+            .fetches
+            .fetch_add(shards.len() as u64, Relaxed);
+        let mut schema = Schema::default();
+        for (s, r) in shards.iter().zip(answers) {
+            let mut fields = Vec::with_capacity(r.fields.len());
+            for f in r.fields {
+                let t = field_type(f.type_code).ok_or_else(|| Error::Shard {
+                    shard: s.id,
+                    message: format!("unknown field type {}", f.type_code),
+                })?;
+                fields.push((f.name, t));
+            }
+            fields.sort();
+            let mut tags = r.tags;
+            tags.sort();
+            let stamp = r
+                .stamps
+                .iter()
+                .find(|x| x.shard_id == s.id)
+                .map_or(0, |x| x.stamp);
+            let one = ShardSchema {
+                stamp,
+                fields,
+                tags,
+            };
+            // Nothing is cached for a shard without the measurement: a
+            // statement would read nothing there, so no read would tell.
+            if stamp != 0 && !one.fields.is_empty() {
+                self.schemas.put(s.id, measurement, one.clone());
+            }
+            schema.merge(one.schema(s.id, false));
+        }
+        Ok(schema)
+    }
+
+    /// Fails a read whose shard reported another schema stamp than the one
+    /// the statement was planned with, dropping the cached schema.
+    fn check_stamp(&self, shard: u64, req: &ReadRequest, got: u64) -> Result<()> {
+        if req.schema_stamp == 0 || req.schema_stamp == got {
+            return Ok(());
+        }
+        self.schemas.forget(shard, &req.measurement);
+        self.schemas.counts.stale.fetch_add(1, Relaxed);
+        Err(Error::SchemaChanged { shard })
     }
 
     /// The shard's owners in the order to try them: live ones first, starting
@@ -159,36 +301,31 @@ impl ShardReader for RemoteShardReader {
         shards: &[ShardInfo],
         measurement: &str,
     ) -> Result<Schema> {
-        let answers = futures::future::try_join_all(shards.iter().map(|s| {
-            self.on_owner(s, move |node| async move {
-                let mut c = self.client(node).await?;
-                let r = c
-                    .schema(pb::SchemaRequest {
-                        shard_ids: vec![s.id],
-                        measurement: measurement.to_string(),
-                    })
-                    .await
-                    .map_err(|st| status_error(node, &st))?;
-                Ok(r.into_inner())
-            })
-        }))
-        .await?;
         let mut schema = Schema::default();
-        for (s, r) in shards.iter().zip(answers) {
-            let mut fields = Vec::with_capacity(r.fields.len());
-            for f in r.fields {
-                let t = field_type(f.type_code).ok_or_else(|| Error::Shard {
-                    shard: s.id,
-                    message: format!("unknown field type {}", f.type_code),
-                })?;
-                fields.push((f.name, t));
+        let mut missing = Vec::new();
+        for s in shards {
+            match self.schemas.get(s.id, measurement) {
+                Some(c) => {
+                    self.schemas.counts.hits.fetch_add(1, Relaxed);
+                    schema.merge(c.schema(s.id, true));
+                }
+                None => missing.push(s),
             }
-            fields.sort();
-            let mut tags = r.tags;
-            tags.sort();
-            schema.merge(Schema { fields, tags });
+        }
+        if !missing.is_empty() {
+            schema.merge(self.fetch_schemas(&missing, measurement).await?);
         }
         Ok(schema)
+    }
+
+    async fn schema_fresh(
+        &self,
+        _database: &str,
+        shards: &[ShardInfo],
+        measurement: &str,
+    ) -> Result<Schema> {
+        let all: Vec<&ShardInfo> = shards.iter().collect();
+        self.fetch_schemas(&all, measurement).await
     }
 
     async fn read(
@@ -204,16 +341,24 @@ impl ShardReader for RemoteShardReader {
             shard_id = shard.id,
             measurement = %req.measurement,
         );
-        self.stream_from_owner(
-            shard,
-            move |mut c| {
-                let msg = msg.clone();
-                Box::pin(async move { c.read_series(msg).await })
-            },
-            append_series,
-        )
-        .instrument(span)
-        .await
+        let (series, stamp) = self
+            .stream_from_owner(
+                shard,
+                move |mut c| {
+                    let msg = msg.clone();
+                    Box::pin(async move { c.read_series(msg).await })
+                },
+                |out: &mut (Vec<SeriesRead>, u64), chunk: pb::ReadSeriesResponse| {
+                    if chunk.schema_stamp != 0 {
+                        out.1 = chunk.schema_stamp;
+                    }
+                    append_series(&mut out.0, chunk)
+                },
+            )
+            .instrument(span)
+            .await?;
+        self.check_stamp(shard.id, req, stamp)?;
+        Ok(series)
     }
 
     async fn read_partials(
@@ -233,20 +378,26 @@ impl ShardReader for RemoteShardReader {
             shard_id = shard.id,
             measurement = %req.read.measurement,
         );
-        self.stream_from_owner(
-            shard,
-            move |mut c| {
-                let msg = msg.clone();
-                Box::pin(async move { c.read_partials(msg).await })
-            },
-            |out, chunk: pb::ReadPartialsResponse| {
-                for s in chunk.series {
-                    append_partials(out, partials_from_pb(s)?);
-                }
-                Ok(())
-            },
-        )
-        .instrument(span)
-        .await
+        let (series, stamp) = self
+            .stream_from_owner(
+                shard,
+                move |mut c| {
+                    let msg = msg.clone();
+                    Box::pin(async move { c.read_partials(msg).await })
+                },
+                |out: &mut (Vec<SeriesPartials>, u64), chunk: pb::ReadPartialsResponse| {
+                    if chunk.schema_stamp != 0 {
+                        out.1 = chunk.schema_stamp;
+                    }
+                    for s in chunk.series {
+                        append_partials(&mut out.0, partials_from_pb(s)?);
+                    }
+                    Ok(())
+                },
+            )
+            .instrument(span)
+            .await?;
+        self.check_stamp(shard.id, &req.read, stamp)?;
+        Ok(series)
     }
 }

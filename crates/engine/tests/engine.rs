@@ -929,3 +929,30 @@ fn the_series_list_is_logged_as_changes_then_rewritten_whole() {
     assert!(!store.recovery_report(1).unwrap().index_rebuilt);
     store.close().unwrap();
 }
+
+/// A shard's schema stamp changes with its fields and series (what a cached
+/// schema would miss) and only then; a reopened shard never repeats one.
+#[test]
+fn schema_stamps_name_schema_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    store.create_shard(1, "db").unwrap();
+    write(&store, 1, "m,h=a v=1 1\n");
+    let s1 = store.schema_stamp(1).unwrap();
+    write(&store, 1, "m,h=a v=2 2\n");
+    assert_eq!(store.schema_stamp(1).unwrap(), s1, "points alone");
+    write(&store, 1, "m,h=a w=2 3\n");
+    let s2 = store.schema_stamp(1).unwrap();
+    assert_ne!(s2, s1, "a new field");
+    write(&store, 1, "m,h=b,dc=x v=1 4\n");
+    let s3 = store.schema_stamp(1).unwrap();
+    assert_ne!(s3, s2, "a new series (here with a new tag key)");
+    store.drop_measurement(1, "m").unwrap();
+    let s4 = store.schema_stamp(1).unwrap();
+    assert!(![s1, s2, s3].contains(&s4), "a dropped measurement");
+    store.close().unwrap();
+    let store = Store::open(dir.path(), opts().build()).unwrap();
+    let s5 = store.schema_stamp(1).unwrap();
+    assert!(![s1, s2, s3, s4].contains(&s5), "reopened");
+    assert_ne!(s5, 0, "0 means unchecked");
+}

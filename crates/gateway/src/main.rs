@@ -286,8 +286,30 @@ async fn run(cfg: Config) -> Result<()> {
         )
     })));
     let listen = cfg.http.serve_options();
+    let reader = Arc::new(RemoteShardReader::new(meta.clone(), pool));
+    let counted = reader.clone();
+    registry.register_collector(Box::new(Collect(move |e: &mut Emit<'_>| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = counted.schema_cache_counts();
+        e.counter(
+            "query_schema_cache_hits",
+            "Shard schemas a statement took from the gateway's cache.",
+            c.hits.load(Relaxed),
+        )?;
+        e.counter(
+            "query_schema_fetches",
+            "Shard schemas a statement asked of a store.",
+            c.fetches.load(Relaxed),
+        )?;
+        e.counter(
+            "query_schema_stale",
+            "Reads that found their shard's schema changed since it was cached (the statement \
+             was planned again).",
+            c.stale.load(Relaxed),
+        )
+    })));
     let querying = Querying {
-        reader: Arc::new(RemoteShardReader::new(meta.clone(), pool)),
+        reader,
         memory_limit: cfg.coordinator.query_memory_limit,
     };
     let gw = Gateway::new(

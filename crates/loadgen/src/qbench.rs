@@ -37,6 +37,9 @@ struct Args {
     /// Queries of each type per measurement (at each concurrency).
     #[arg(long, default_value_t = 20)]
     rounds: usize,
+    /// Only these query types (comma-separated; all when absent).
+    #[arg(long, value_delimiter = ',')]
+    kinds: Vec<String>,
     /// Comma-separated client concurrencies.
     #[arg(long, default_value = "1,8", value_delimiter = ',')]
     concurrency: Vec<usize>,
@@ -183,8 +186,12 @@ fn main() -> Result<()> {
         .timeout(Duration::from_secs(600))
         .build()?;
     let mut rng = Rng::new(42);
+    if let Some(k) = args.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+        bail!("unknown query type {k} (known: {})", KINDS.join(", "));
+    }
     let queries: Vec<(&str, Vec<String>)> = KINDS
         .iter()
+        .filter(|k| args.kinds.is_empty() || args.kinds.iter().any(|x| x == *k))
         .map(|k| {
             let qs = (0..args.rounds)
                 .map(|_| query(k, &mut rng, args.start_ns, args.hosts, args.hours))
@@ -271,14 +278,18 @@ fn main() -> Result<()> {
                 })?;
                 let mut l = lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
                 l.sort();
-                let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+                // Two decimals below 10 ms, where the small queries sit.
+                let ms = |d: Duration| {
+                    let x = d.as_secs_f64() * 1000.0;
+                    if x < 10.0 {
+                        format!("{x:.2}")
+                    } else {
+                        format!("{x:.1}")
+                    }
+                };
                 cells.push_str(&format!(
                     "{:>22}",
-                    format!(
-                        "{:.1} / {:.1}",
-                        ms(percentile(&l, 0.5)),
-                        ms(percentile(&l, 0.99))
-                    )
+                    format!("{} / {}", ms(percentile(&l, 0.5)), ms(percentile(&l, 0.99)))
                 ));
             }
             println!("{kind:<24} {conc:>5} {cells}");

@@ -14,6 +14,10 @@ pub enum Error {
     /// The statement needs more memory than one query may hold.
     #[error("query needs more than {limit} bytes of memory (query-memory-limit): narrow the time range or the series")]
     MemoryLimit { limit: usize },
+    /// A shard's schema changed since the (cached) schema the statement was
+    /// planned with: the reader dropped it; planning again reads it afresh.
+    #[error("shard {shard}: its schema changed while the query ran; run it again")]
+    SchemaChanged { shard: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }

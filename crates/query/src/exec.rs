@@ -55,9 +55,19 @@ impl Tagged for SeriesPartials {
 /// One shard's answer: its id, the measurement, the series.
 type Read<S> = (u64, String, Vec<S>);
 
+/// Times a statement is planned again when a cached schema turns out stale.
+const REPLANS: usize = 3;
+
 /// Runs one SELECT.
 pub async fn select(stmt: &SelectStatement, cx: &Context<'_>) -> Result<Vec<Series>> {
-    select_in(stmt, cx, None).await
+    let mut tries = 0;
+    loop {
+        match select_in(stmt, cx, None).await {
+            // The reader dropped the stale schema: the next plan reads it afresh.
+            Err(Error::SchemaChanged { .. }) if tries < REPLANS => tries += 1,
+            r => return r,
+        }
+    }
 }
 
 /// Runs a SELECT, or a subquery of one.
@@ -199,6 +209,21 @@ fn var_names(e: &sundial_influxql::select::Expr, out: &mut Vec<String>) {
     });
 }
 
+/// The condition a store may apply to the rows it reads: one on fields
+/// (tags alone are the tag filter's) that InfluxQL text carries exactly (the
+/// gateway sends it so).
+fn pushed_condition(plan: &Plan) -> Option<sundial_influxql::select::Expr> {
+    let c = plan.condition.as_ref()?;
+    if crate::plan::tags_only(c, plan) {
+        return None;
+    }
+    let round_trips = sundial_influxql::select::parse_expr(&c.to_string())
+        .ok()
+        .as_ref()
+        == Some(c);
+    round_trips.then(|| c.clone())
+}
+
 /// A read of each shard of each source that holds one of `names` as a field.
 fn shard_reads(plan: &Plan, names: &[String], min: i64) -> Vec<(String, ShardInfo, ReadRequest)> {
     let mut jobs = Vec::new();
@@ -217,9 +242,15 @@ fn shard_reads(plan: &Plan, names: &[String], min: i64) -> Vec<(String, ShardInf
             fields,
             min,
             max: plan.max,
+            schema_stamp: 0,
+            condition: pushed_condition(plan),
         };
         for shard in &src.shards {
-            jobs.push((src.database.clone(), shard.clone(), req.clone()));
+            let req = ReadRequest {
+                schema_stamp: src.schema.stamp_of(shard.id),
+                ..req.clone()
+            };
+            jobs.push((src.database.clone(), shard.clone(), req));
         }
     }
     jobs

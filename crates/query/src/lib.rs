@@ -26,8 +26,10 @@ mod value;
 mod window;
 
 pub use error::{Error, Result};
+pub use eval::Regexes;
 pub use exec::select;
 pub use plan::{Context, MAX_TIME, MIN_TIME};
+pub use raw::keep_passing_rows;
 pub use result::{Row, Series};
 pub use seam::{ReadRequest, Schema, SeriesRead, ShardReader, TagFilter};
 pub use value::{Column, FieldType, Value, Values};

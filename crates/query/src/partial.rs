@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 
 use crate::seam::ReadRequest;
-use crate::value::Value;
+use crate::value::{Column, Value, Values};
 
 /// The functions partials answer.
 pub const PARTIAL_FUNCTIONS: &[&str] = &["count", "sum", "mean", "min", "max", "first", "last"];
@@ -115,6 +115,28 @@ impl PartialRequest {
     pub fn window(&self, t: i64) -> i64 {
         window_start(t, self.interval, self.offset, self.read.min)
     }
+
+    /// The first time after window `w`, where no bound of time is near
+    /// (there `window` clamps and saturates; callers ask it point by point).
+    fn window_end(&self, w: i64) -> Option<i64> {
+        if self.interval <= 0 {
+            return None;
+        }
+        let margin = self.interval.checked_add(self.offset.checked_abs()?)?;
+        let safe = w > crate::MIN_TIME.checked_add(margin)?
+            && w < i64::MAX.checked_sub(margin.checked_mul(2)?)?;
+        safe.then(|| w + self.interval)
+    }
+
+    /// Room for one series' windows: all of the range's, up to a bound (a
+    /// long range of small windows may hold few points).
+    pub fn windows_hint(&self) -> usize {
+        if self.interval <= 0 {
+            return 1;
+        }
+        let span = self.read.max.saturating_sub(self.read.min) / self.interval;
+        usize::try_from(span).map_or(4096, |n| n.saturating_add(2).min(4096))
+    }
 }
 
 /// Partials of the points of `series` (what a reader without statistics
@@ -131,15 +153,114 @@ pub fn of_series(
                 .fields
                 .into_iter()
                 .map(|(name, c)| {
-                    let mut out: Vec<(i64, Partial)> = Vec::new();
-                    for (i, &t) in c.times.iter().enumerate() {
-                        add(&mut out, req.window(t), Partial::point(t, c.values.get(i)));
-                    }
+                    let mut out = Vec::with_capacity(req.windows_hint());
+                    add_column(&mut out, req, &c);
                     (name, out)
                 })
                 .collect(),
         })
         .collect()
+}
+
+/// A number partials fold without going through [`Value`].
+trait Num: Copy {
+    fn value(self) -> Value;
+    fn plus(self, o: Self) -> Self;
+    fn less(self, o: Self) -> bool;
+}
+
+impl Num for f64 {
+    fn value(self) -> Value {
+        Value::Float(self)
+    }
+    fn plus(self, o: f64) -> f64 {
+        self + o
+    }
+    fn less(self, o: f64) -> bool {
+        self.total_cmp(&o) == Ordering::Less
+    }
+}
+
+impl Num for i64 {
+    fn value(self) -> Value {
+        Value::Integer(self)
+    }
+    fn plus(self, o: i64) -> i64 {
+        self.wrapping_add(o)
+    }
+    fn less(self, o: i64) -> bool {
+        self < o
+    }
+}
+
+impl Num for u64 {
+    fn value(self) -> Value {
+        Value::Unsigned(self)
+    }
+    fn plus(self, o: u64) -> u64 {
+        self.wrapping_add(o)
+    }
+    fn less(self, o: u64) -> bool {
+        self < o
+    }
+}
+
+/// One window's run of points (times ascending, none equal) as a partial.
+fn fold_run<T: Num>(times: &[i64], vals: &[T]) -> Partial {
+    let (mut sum, mut min, mut max) = (vals[0], 0, 0);
+    for (i, &v) in vals.iter().enumerate().skip(1) {
+        sum = sum.plus(v);
+        // Strict comparisons keep the earliest of equal extremes.
+        if v.less(vals[min]) {
+            min = i;
+        }
+        if vals[max].less(v) {
+            max = i;
+        }
+    }
+    let n = vals.len() - 1;
+    Partial {
+        count: vals.len() as u64,
+        sum: sum.value(),
+        min: (vals[min].value(), times[min]),
+        max: (vals[max].value(), times[max]),
+        first: (vals[0].value(), times[0]),
+        last: (vals[n].value(), times[n]),
+    }
+}
+
+fn add_runs<T: Num>(
+    out: &mut Vec<(i64, Partial)>,
+    req: &PartialRequest,
+    times: &[i64],
+    vals: &[T],
+) {
+    let n = times.len().min(vals.len());
+    let mut i = 0;
+    while i < n {
+        let w = req.window(times[i]);
+        // Windows never decrease with time: the run is a prefix, found by search.
+        let rest = &times[i..n];
+        let j = i + match req.window_end(w) {
+            Some(end) => rest.partition_point(|&t| t < end),
+            None => rest.partition_point(|&t| req.window(t) == w),
+        };
+        add(out, w, fold_run(&times[i..j], &vals[i..j]));
+        i = j;
+    }
+}
+
+/// Adds the points of a column (times ascending, none equal, as a series
+/// read holds them) to `out` window by window: one partial per run of points
+/// in a window instead of one per point. Strings and booleans have no
+/// partials and add nothing.
+pub fn add_column(out: &mut Vec<(i64, Partial)>, req: &PartialRequest, c: &Column) {
+    match &c.values {
+        Values::Float(v) => add_runs(out, req, &c.times, v),
+        Values::Integer(v) => add_runs(out, req, &c.times, v),
+        Values::Unsigned(v) => add_runs(out, req, &c.times, v),
+        Values::String(_) | Values::Boolean(_) => {}
+    }
 }
 
 /// Adds `p` to the window `w` of `out` (windows in time order; `p` in a window
@@ -185,6 +306,48 @@ mod tests {
             "larger value at equal times"
         );
         assert_eq!(p.answer("mean").0, Value::Float(3.25));
+    }
+
+    #[test]
+    fn a_column_folds_as_its_points_merge() {
+        let req = |interval, offset| PartialRequest {
+            read: ReadRequest {
+                measurement: "m".into(),
+                tags: crate::seam::TagFilter::All,
+                fields: vec!["f".into()],
+                min: -100,
+                max: 100,
+                schema_stamp: 0,
+                condition: None,
+            },
+            interval,
+            offset,
+        };
+        // Near zero, and at the bottom of time (where windows clamp).
+        let near_zero: Vec<i64> = (-40..60).step_by(3).collect();
+        let bottom: Vec<i64> = near_zero.iter().map(|t| crate::MIN_TIME + 40 + t).collect();
+        // Repeated extremes, so the earliest-of-equals rule is exercised.
+        let vals: Vec<f64> = near_zero.iter().map(|t| ((t * 7) % 5) as f64).collect();
+        let ints: Vec<i64> = vals.iter().map(|v| *v as i64 - 2).collect();
+        let cases = [(0, 0), (10, 0), (7, 3), (1, 0), (1000, -5)];
+        for ((interval, offset), times) in
+            cases.iter().flat_map(|c| [(*c, &near_zero), (*c, &bottom)])
+        {
+            let r = req(interval, offset);
+            for values in [Values::Float(vals.clone()), Values::Integer(ints.clone())] {
+                let c = Column {
+                    times: times.clone(),
+                    values,
+                };
+                let mut want: Vec<(i64, Partial)> = Vec::new();
+                for (i, &t) in c.times.iter().enumerate() {
+                    add(&mut want, r.window(t), Partial::point(t, c.values.get(i)));
+                }
+                let mut got = Vec::new();
+                add_column(&mut got, &r, &c);
+                assert_eq!(got, want, "interval {interval} offset {offset}");
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use sundial_influxql::select::{DataType, Expr};
 
-use crate::eval::{eval, holds, Row};
+use crate::eval::{eval, holds, Regexes, Row};
 use crate::exec::Group;
 use crate::plan::Plan;
 use crate::result::Row as OutRow;
@@ -84,6 +84,50 @@ pub(crate) fn eval_field(e: &Expr, row: &PointRow<'_>, plan: &Plan) -> Value {
         Expr::VarRef { name, ty } => row.typed(name, *ty),
         e => eval(e, row, &plan.regexes),
     }
+}
+
+/// A series with only the times where `cond` holds on the row of all its
+/// fields (`None` when no time is left): what a reader that evaluates a
+/// statement's condition where the data is sends back. Exactly the rows the
+/// statement would keep itself — it sees a field's value only at its time —
+/// so it can check again without losing any.
+pub fn keep_passing_rows(cond: &Expr, regexes: &Regexes, mut s: SeriesRead) -> Option<SeriesRead> {
+    let mut kept = Vec::new();
+    let mut dropped = false;
+    for_each_row(&s, &|_| true, |t, names, vals| {
+        let row = PointRow {
+            names,
+            values: vals,
+            tags: &s.tags,
+            in_condition: true,
+        };
+        if holds(cond, &row, regexes) {
+            kept.push(t);
+        } else {
+            dropped = true;
+        }
+    });
+    if !dropped {
+        return Some(s);
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    for (_, c) in &mut s.fields {
+        let mask: Vec<bool> = c
+            .times
+            .iter()
+            .map(|t| kept.binary_search(t).is_ok())
+            .collect();
+        let mut i = 0;
+        c.times.retain(|_| {
+            i += 1;
+            mask[i - 1]
+        });
+        c.values.retain_mask(&mask);
+    }
+    s.fields.retain(|(_, c)| !c.times.is_empty());
+    Some(s)
 }
 
 /// Walks the rows of a series: every time one of the fields `drives` accepts
@@ -235,5 +279,64 @@ pub(crate) fn limit(rows: impl Iterator<Item = OutRow>, plan: &Plan) -> Vec<OutR
         rows.take(plan.limit).collect()
     } else {
         rows.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::{Column, Values};
+
+    fn series() -> SeriesRead {
+        SeriesRead {
+            tags: vec![("host".into(), "a".into())],
+            fields: vec![
+                (
+                    "v".into(),
+                    Column {
+                        times: vec![1, 2, 3],
+                        values: Values::Float(vec![1.0, 5.0, 9.0]),
+                    },
+                ),
+                (
+                    "w".into(),
+                    Column {
+                        times: vec![2, 4],
+                        values: Values::Integer(vec![10, 20]),
+                    },
+                ),
+            ],
+        }
+    }
+
+    fn keep(cond: &str) -> Option<SeriesRead> {
+        let c = sundial_influxql::select::parse_expr(cond).unwrap();
+        let mut re = Regexes::default();
+        re.add(&c).unwrap();
+        keep_passing_rows(&c, &re, series())
+    }
+
+    fn times(s: &SeriesRead) -> Vec<(String, Vec<i64>)> {
+        s.fields
+            .iter()
+            .map(|(n, c)| (n.clone(), c.times.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn rows_are_the_union_of_the_fields_times_each_kept_whole() {
+        let s = keep("v > 4 OR w > 15").unwrap();
+        assert_eq!(
+            times(&s),
+            [("v".into(), vec![2, 3]), ("w".into(), vec![2, 4])]
+        );
+        assert_eq!(s.fields[0].1.values, Values::Float(vec![5.0, 9.0]));
+        // A field with no passing time leaves; no passing row, no series.
+        let s = keep("host = 'a' AND v < 2").unwrap();
+        assert_eq!(times(&s), [("v".into(), vec![1])]);
+        assert!(keep("v > 100").is_none());
+        assert!(keep("host =~ /b/").is_none());
+        // Everything passes: the series as it was.
+        assert_eq!(keep("v > 0 OR w > 0"), Some(series()));
     }
 }

@@ -33,6 +33,15 @@ pub struct ReadRequest {
     /// Inclusive, ns.
     pub min: i64,
     pub max: i64,
+    /// The stamp of the shard's schema the statement was planned with (0:
+    /// not checked); a reader whose shard has another fails the read with
+    /// [`crate::Error::SchemaChanged`].
+    pub schema_stamp: u64,
+    /// The statement's condition on fields (and tags), when a reader may
+    /// leave out the times where it does not hold; readers that do must apply
+    /// it as [`crate::keep_passing_rows`] does. Points alone: partial reads
+    /// never carry one.
+    pub condition: Option<sundial_influxql::select::Expr>,
 }
 
 /// One series a read found: its tags (sorted by key) and the columns of the
@@ -49,6 +58,11 @@ pub struct SeriesRead {
 pub struct Schema {
     pub fields: Vec<(String, FieldType)>,
     pub tags: Vec<String>,
+    /// Per shard, the stamp of the schema read (readers that cache schemas;
+    /// empty otherwise).
+    pub stamps: Vec<(u64, u64)>,
+    /// Some of it came from a cache: a name it lacks may be new.
+    pub cached: bool,
 }
 
 impl Schema {
@@ -59,6 +73,16 @@ impl Schema {
         self.tags.extend(o.tags);
         self.tags.sort();
         self.tags.dedup();
+        self.stamps.extend(o.stamps);
+        self.cached |= o.cached;
+    }
+
+    /// The stamp a read of `shard` checks (0: none).
+    pub fn stamp_of(&self, shard: u64) -> u64 {
+        self.stamps
+            .iter()
+            .find(|(s, _)| *s == shard)
+            .map_or(0, |(_, st)| *st)
     }
 
     pub fn field_type(&self, name: &str) -> Option<FieldType> {
@@ -89,6 +113,16 @@ pub trait ShardReader: Send + Sync + std::fmt::Debug {
         shards: &[ShardInfo],
         measurement: &str,
     ) -> Result<Schema>;
+
+    /// What `shards` hold of `measurement` now, never from a cache.
+    async fn schema_fresh(
+        &self,
+        database: &str,
+        shards: &[ShardInfo],
+        measurement: &str,
+    ) -> Result<Schema> {
+        self.schema(database, shards, measurement).await
+    }
 
     /// The series of one shard matching `req`, sorted by tags.
     async fn read(

@@ -134,6 +134,24 @@ impl Values {
         }
     }
 
+    /// Keeps the values whose place in `keep` is true.
+    pub fn retain_mask(&mut self, keep: &[bool]) {
+        fn go<T>(v: &mut Vec<T>, keep: &[bool]) {
+            let mut i = 0;
+            v.retain(|_| {
+                i += 1;
+                keep.get(i - 1).copied().unwrap_or(false)
+            });
+        }
+        match self {
+            Values::Float(v) => go(v, keep),
+            Values::Integer(v) => go(v, keep),
+            Values::Unsigned(v) => go(v, keep),
+            Values::String(v) => go(v, keep),
+            Values::Boolean(v) => go(v, keep),
+        }
+    }
+
     pub fn get(&self, i: usize) -> Value {
         match self {
             Values::Float(v) => v.get(i).map_or(Value::Null, |&x| Value::Float(x)),

@@ -158,14 +158,14 @@ struct Chunks<M, R> {
     pending: Vec<M>,
     units: usize,
     limit: usize,
-    wrap: fn(Vec<M>) -> R,
+    wrap: fn(Vec<M>, u64) -> R,
 }
 
 impl<M, R> Chunks<M, R> {
     fn new(
         tx: tokio::sync::mpsc::Sender<Result<R, Status>>,
         limit: usize,
-        wrap: fn(Vec<M>) -> R,
+        wrap: fn(Vec<M>, u64) -> R,
     ) -> Self {
         Chunks {
             tx,
@@ -188,8 +188,15 @@ impl<M, R> Chunks<M, R> {
         if self.pending.is_empty() {
             return true;
         }
-        let r = (self.wrap)(std::mem::take(&mut self.pending));
+        let r = (self.wrap)(std::mem::take(&mut self.pending), 0);
         self.tx.blocking_send(Ok(r)).is_ok()
+    }
+
+    /// The last message, always sent: what is pending and the shard's schema
+    /// stamp (read once the read is done).
+    fn finish(mut self, stamp: u64) {
+        let r = (self.wrap)(std::mem::take(&mut self.pending), stamp);
+        let _ = self.tx.blocking_send(Ok(r));
     }
 
     fn fail(self, s: Status) {
@@ -287,9 +294,14 @@ impl Svc for StoreService {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let _e = span.enter();
-            let mut out = Chunks::new(tx, read_wire::PARTIAL_CHUNK_WINDOWS, |series| {
-                pb::ReadPartialsResponse { series }
-            });
+            let mut out = Chunks::new(
+                tx,
+                read_wire::PARTIAL_CHUNK_WINDOWS,
+                |series, schema_stamp| pb::ReadPartialsResponse {
+                    series,
+                    schema_stamp,
+                },
+            );
             let series = match crate::query::partials(&store, id, &preq) {
                 Ok(s) => s,
                 Err(e) => return out.fail(query_status(e)),
@@ -304,7 +316,7 @@ impl Svc for StoreService {
                     }
                 }
             }
-            out.flush();
+            out.finish(store.schema_stamp(id).unwrap_or(0));
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -327,14 +339,23 @@ impl Svc for StoreService {
         req: Request<pb::SchemaRequest>,
     ) -> Result<Response<pb::SchemaResponse>, Status> {
         let r = req.into_inner();
-        let store = self.store.clone();
-        let schema = tokio::task::spawn_blocking(move || {
-            crate::query::schema(&store, &r.shard_ids, &r.measurement)
-        })
-        .await
-        .map_err(|e| status(ErrorClass::Internal, format!("read task failed: {e}")))?
-        .map_err(query_status)?;
+        // In-memory lookups: no hop to the blocking pool. Stamps first, so a
+        // stamp never names a state older than the schema read after it.
+        let stamps = r
+            .shard_ids
+            .iter()
+            .filter_map(|&id| {
+                let stamp = self.store.schema_stamp(id).ok()?;
+                Some(pb::ShardStamp {
+                    shard_id: id,
+                    stamp,
+                })
+            })
+            .collect();
+        let schema = crate::query::schema(&self.store, &r.shard_ids, &r.measurement)
+            .map_err(query_status)?;
         Ok(Response::new(pb::SchemaResponse {
+            stamps,
             fields: schema
                 .fields
                 .into_iter()
@@ -374,8 +395,11 @@ impl Svc for StoreService {
         let (store, id) = (self.store.clone(), shard_id);
         tokio::task::spawn_blocking(move || {
             let _e = span.enter();
-            let mut out = Chunks::new(tx, SERIES_CHUNK_VALUES, |series| pb::ReadSeriesResponse {
-                series,
+            let mut out = Chunks::new(tx, SERIES_CHUNK_VALUES, |series, schema_stamp| {
+                pb::ReadSeriesResponse {
+                    series,
+                    schema_stamp,
+                }
             });
             let mut count = 0u64;
             let res = crate::query::for_each_series(&store, id, &read, &mut |s| {
@@ -389,9 +413,7 @@ impl Svc for StoreService {
             });
             span.record("series", count);
             match res {
-                Ok(()) => {
-                    out.flush();
-                }
+                Ok(()) => out.finish(store.schema_stamp(id).unwrap_or(0)),
                 Err(e) => out.fail(query_status(e)),
             }
         });

@@ -34,6 +34,29 @@ pub(crate) struct ShardIndex {
     /// validated before can tell, under the shard's write lock, that it must check
     /// its types again.
     pub schema_epoch: u64,
+    /// Names this shard's schema (field types and series, hence tag keys) as
+    /// it is now: a new value whenever either changes. See [`SchemaStamp`].
+    pub stamp: SchemaStamp,
+}
+
+/// A value that names one state of one shard's schema in this process: drawn
+/// from a process-wide counter (a reopened shard never repeats an old value)
+/// mixed with a random number per process (another process, another store,
+/// never produces the same values). Query gateways cache a shard's schema
+/// with its stamp and have each read check it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaStamp(pub u64);
+
+impl Default for SchemaStamp {
+    fn default() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::OnceLock;
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        static NONCE: OnceLock<u64> = OnceLock::new();
+        let nonce = *NONCE.get_or_init(rand::random);
+        // Never 0: requests use 0 for "not checked".
+        SchemaStamp((nonce ^ NEXT.fetch_add(1, Ordering::Relaxed)).max(1))
+    }
 }
 
 /// The parts of a series key, borrowed from it unless they hold escapes.
@@ -138,6 +161,7 @@ impl ShardIndex {
             return *t;
         }
         m.insert(field.into(), ty);
+        self.stamp = SchemaStamp::default();
         self.delta
             .fields
             .push((measurement.into(), field.into(), ty));
@@ -174,11 +198,15 @@ impl ShardIndex {
                 grew = true;
             }
         }
+        if grew {
+            self.stamp = SchemaStamp::default();
+        }
         grew
     }
 
     pub fn remove_series(&mut self, ids: &RoaringBitmap) {
         self.present -= ids;
+        self.stamp = SchemaStamp::default();
         self.delta.added -= ids;
         self.delta.removed |= ids;
     }
@@ -189,6 +217,7 @@ impl ShardIndex {
             // The log only adds field types: the next snapshot is a whole one.
             self.delta.whole = true;
             self.schema_epoch += 1;
+            self.stamp = SchemaStamp::default();
         }
     }
 

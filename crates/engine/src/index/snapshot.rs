@@ -134,6 +134,7 @@ impl ShardIndex {
             fields: self.fields.clone(),
             delta: Delta::default(),
             schema_epoch: self.schema_epoch,
+            stamp: self.stamp,
         }
     }
 

@@ -682,6 +682,12 @@ impl Store {
         Ok(self.shard(shard_id)?.tag_values(measurement, key))
     }
 
+    /// The stamp of a shard's schema now (see [`crate::index::SchemaStamp`]):
+    /// read before its schema, it names a state no older than what is read.
+    pub fn schema_stamp(&self, shard_id: u64) -> Result<u64> {
+        Ok(self.shard(shard_id)?.index().read().stamp.0)
+    }
+
     pub fn field_keys(&self, shard_id: u64, measurement: &str) -> Result<Vec<(String, FieldType)>> {
         Ok(self.shard(shard_id)?.index().read().field_keys(measurement))
     }

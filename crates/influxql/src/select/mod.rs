@@ -23,5 +23,5 @@ pub use compile::{
 };
 pub use condition::{condition_expr, is_time_literal, parse_time_literal, Clock, TimeRange};
 pub use expr::parse_duration;
-pub use parser::{parse_select_query, parse_statements, Parsed, QlError};
+pub use parser::{parse_expr, parse_select_query, parse_statements, Parsed, QlError};
 pub use token::Pos;

@@ -122,6 +122,17 @@ pub fn parse_select_query(q: &str) -> Result<Vec<SelectStatement>> {
         .collect()
 }
 
+/// Parses one expression (a condition a gateway sends a store as text).
+pub fn parse_expr(q: &str) -> Result<Expr> {
+    let mut p = Parser { s: Scanner::new(q) };
+    let e = p.expr()?;
+    let tok = p.s.scan_ignore_ws();
+    if tok.t != T::Eof {
+        return Err(found(&tok, &["EOF"]));
+    }
+    Ok(e)
+}
+
 /// The byte offset of a position in `q`.
 fn offset_of(q: &str, pos: Pos) -> usize {
     let mut line = 0;

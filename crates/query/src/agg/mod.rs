@@ -175,16 +175,22 @@ pub fn run_partials(plan: &Plan, sh: &Shape, series: &[SeriesPartials]) -> Resul
     let wt = window_time(plan);
     let mut lists = Vec::with_capacity(sh.calls.len());
     for c in &sh.calls {
-        // The call's field, merged over the group's series per window.
-        let mut merged: Vec<(i64, Partial)> = Vec::new();
-        for s in series {
-            for (name, windows) in &s.fields {
-                if *name != c.field {
-                    continue;
-                }
-                for (w, p) in windows {
-                    crate::partial::add(&mut merged, *w, p.clone());
-                }
+        // The call's field, merged over the group's series per window: every
+        // series' windows sorted together (stably: series order within a
+        // window), then folded run by run.
+        let mut all: Vec<(i64, &Partial)> = series
+            .iter()
+            .flat_map(|s| &s.fields)
+            .filter(|(name, _)| *name == c.field)
+            .flat_map(|(_, windows)| windows.iter().map(|(w, p)| (*w, p)))
+            .collect();
+        all.sort_by_key(|(w, _)| *w);
+        let most = series.iter().flat_map(|s| &s.fields).map(|(_, w)| w.len());
+        let mut merged: Vec<(i64, Partial)> = Vec::with_capacity(most.max().unwrap_or(0));
+        for (w, p) in all {
+            match merged.last_mut() {
+                Some((lw, lp)) if *lw == w => lp.merge(p),
+                _ => merged.push((w, p.clone())),
             }
         }
         let per_window: BTreeMap<i64, Vec<Out>> = merged

@@ -73,11 +73,16 @@ pub(super) async fn resolve_sources(
             None => vec![m.name.clone()],
         };
         for name in names {
-            let schema = if shards.is_empty() {
+            let mut schema = if shards.is_empty() {
                 Schema::default()
             } else {
                 cx.reader.schema(database, &shards, &name).await?
             };
+            // A cached schema may lack a field or tag written since: a name
+            // it does not know is looked up afresh (reads check the rest).
+            if schema.cached && !knows_every_name(stmt, &schema) {
+                schema = cx.reader.schema_fresh(database, &shards, &name).await?;
+            }
             if schema.fields.is_empty() {
                 continue;
             }
@@ -92,6 +97,31 @@ pub(super) async fn resolve_sources(
     }
     out.sort_by(|a, b| a.measurement.cmp(&b.measurement));
     Ok(out)
+}
+
+/// Whether every field or tag the statement names is in `schema`.
+fn knows_every_name(stmt: &SelectStatement, schema: &Schema) -> bool {
+    let mut known = true;
+    let mut check = |e: &Expr| {
+        if let Expr::VarRef { name, .. } | Expr::Distinct(name) = e {
+            if name != "time"
+                && !schema.has_tag(name)
+                && !schema.fields.iter().any(|(n, _)| n == name)
+            {
+                known = false;
+            }
+        }
+    };
+    for f in &stmt.fields {
+        f.expr.walk(&mut check);
+    }
+    if let Some(c) = &stmt.condition {
+        c.walk(&mut check);
+    }
+    for d in &stmt.dimensions {
+        d.walk(&mut check);
+    }
+    known
 }
 
 /// The GROUP BY tag names written in a statement (no regexes, no time).
@@ -136,6 +166,7 @@ fn subquery_sources(inner: &SelectStatement, series: Vec<crate::result::Series>)
                 .into_iter()
                 .collect(),
             tags: tags.iter().map(|(k, _)| k.clone()).collect(),
+            ..Schema::default()
         };
         let read = SeriesRead { tags, fields };
         match out.iter_mut().find(|o| o.measurement == s.name) {
