@@ -259,7 +259,7 @@ impl ShardReader for LocalShardReader {
     }
 
     // Names and schemas come from the in-memory index: no file is read, so
-    // no hop to the blocking pool (a tenth of a small query's time).
+    // no hop to the blocking pool.
     async fn measurements(&self, _database: &str, shards: &[ShardInfo]) -> Result<Vec<String>> {
         let ids: Vec<u64> = shards.iter().map(|s| s.id).collect();
         measurements(&self.store, &ids)
