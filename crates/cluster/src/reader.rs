@@ -62,6 +62,24 @@ struct ShardSchema {
     tags: Vec<String>,
 }
 
+/// A query read's message: the last one of a stream carries its shard's
+/// schema stamp.
+trait Stamped {
+    fn stamp(&self) -> u64;
+}
+
+impl Stamped for pb::ReadSeriesResponse {
+    fn stamp(&self) -> u64 {
+        self.schema_stamp
+    }
+}
+
+impl Stamped for pb::ReadPartialsResponse {
+    fn stamp(&self) -> u64 {
+        self.schema_stamp
+    }
+}
+
 /// Entries kept at most (then the cache starts over).
 const SCHEMA_CACHE_ENTRIES: usize = 100_000;
 
@@ -121,23 +139,40 @@ impl RemoteShardReader {
         &self.schemas.counts
     }
 
+    /// `call` on one owner of each of `shards`, all at once: one call per
+    /// shard keeps failover per shard.
+    async fn each_shard<T, F, Fut>(&self, shards: &[&ShardInfo], call: F) -> Result<Vec<T>>
+    where
+        F: Fn(Client, u64) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+    {
+        let call = &call;
+        futures::future::try_join_all(shards.iter().map(|s| {
+            self.on_owner(s, move |node| async move {
+                let c = self.client(node).await?;
+                call(c, s.id).await.map_err(|st| status_error(node, &st))
+            })
+        }))
+        .await
+    }
+
     /// Schemas of `shards` from their owners (one call per shard, at once),
     /// cached under their stamps.
     async fn fetch_schemas(&self, shards: &[&ShardInfo], measurement: &str) -> Result<Schema> {
-        let answers = futures::future::try_join_all(shards.iter().map(|s| {
-            self.on_owner(s, move |node| async move {
-                let mut c = self.client(node).await?;
-                let r = c
-                    .schema(pb::SchemaRequest {
-                        shard_ids: vec![s.id],
-                        measurement: measurement.to_string(),
-                    })
-                    .await
-                    .map_err(|st| status_error(node, &st))?;
-                Ok(r.into_inner())
+        let answers = self
+            .each_shard(shards, |mut c, id| {
+                let measurement = measurement.to_string();
+                async move {
+                    let r = c
+                        .schema(pb::SchemaRequest {
+                            shard_ids: vec![id],
+                            measurement,
+                        })
+                        .await?;
+                    Ok(r.into_inner())
+                }
             })
-        }))
-        .await?;
+            .await?;
         self.schemas
             .counts
             .fetches
@@ -173,6 +208,28 @@ impl RemoteShardReader {
             schema.merge(one.schema(s.id, false));
         }
         Ok(schema)
+    }
+
+    /// A query read of `shard` ([`Self::stream_from_owner`]) whose stamp, sent
+    /// in the stream's last message, is checked against the one `req` was
+    /// planned with.
+    async fn stamped_read<M: Stamped, T: Default>(
+        &self,
+        shard: &ShardInfo,
+        req: &ReadRequest,
+        open: impl Fn(Client) -> OpenStream<M>,
+        fold: impl Fn(&mut T, M) -> std::result::Result<(), String>,
+    ) -> Result<T> {
+        let (out, stamp) = self
+            .stream_from_owner(shard, open, |out: &mut (T, u64), chunk: M| {
+                if chunk.stamp() != 0 {
+                    out.1 = chunk.stamp();
+                }
+                fold(&mut out.0, chunk)
+            })
+            .await?;
+        self.check_stamp(shard.id, req, stamp)?;
+        Ok(out)
     }
 
     /// Fails a read whose shard reported another schema stamp than the one
@@ -275,20 +332,17 @@ impl RemoteShardReader {
 #[async_trait]
 impl ShardReader for RemoteShardReader {
     async fn measurements(&self, _database: &str, shards: &[ShardInfo]) -> Result<Vec<String>> {
-        // One call per shard keeps failover per shard; they run at once.
-        let lists = futures::future::try_join_all(shards.iter().map(|s| {
-            self.on_owner(s, move |node| async move {
-                let mut c = self.client(node).await?;
+        let shards: Vec<&ShardInfo> = shards.iter().collect();
+        let lists = self
+            .each_shard(&shards, |mut c, id| async move {
                 let r = c
                     .measurements(pb::MeasurementsRequest {
-                        shard_ids: vec![s.id],
+                        shard_ids: vec![id],
                     })
-                    .await
-                    .map_err(|st| status_error(node, &st))?;
+                    .await?;
                 Ok(r.into_inner().names)
             })
-        }))
-        .await?;
+            .await?;
         let mut out: Vec<String> = lists.into_iter().flatten().collect();
         out.sort();
         out.dedup();
@@ -341,24 +395,17 @@ impl ShardReader for RemoteShardReader {
             shard_id = shard.id,
             measurement = %req.measurement,
         );
-        let (series, stamp) = self
-            .stream_from_owner(
-                shard,
-                move |mut c| {
-                    let msg = msg.clone();
-                    Box::pin(async move { c.read_series(msg).await })
-                },
-                |out: &mut (Vec<SeriesRead>, u64), chunk: pb::ReadSeriesResponse| {
-                    if chunk.schema_stamp != 0 {
-                        out.1 = chunk.schema_stamp;
-                    }
-                    append_series(&mut out.0, chunk)
-                },
-            )
-            .instrument(span)
-            .await?;
-        self.check_stamp(shard.id, req, stamp)?;
-        Ok(series)
+        self.stamped_read(
+            shard,
+            req,
+            move |mut c| {
+                let msg = msg.clone();
+                Box::pin(async move { c.read_series(msg).await })
+            },
+            append_series,
+        )
+        .instrument(span)
+        .await
     }
 
     async fn read_partials(
@@ -378,26 +425,21 @@ impl ShardReader for RemoteShardReader {
             shard_id = shard.id,
             measurement = %req.read.measurement,
         );
-        let (series, stamp) = self
-            .stream_from_owner(
-                shard,
-                move |mut c| {
-                    let msg = msg.clone();
-                    Box::pin(async move { c.read_partials(msg).await })
-                },
-                |out: &mut (Vec<SeriesPartials>, u64), chunk: pb::ReadPartialsResponse| {
-                    if chunk.schema_stamp != 0 {
-                        out.1 = chunk.schema_stamp;
-                    }
-                    for s in chunk.series {
-                        append_partials(&mut out.0, partials_from_pb(s)?);
-                    }
-                    Ok(())
-                },
-            )
-            .instrument(span)
-            .await?;
-        self.check_stamp(shard.id, &req.read, stamp)?;
-        Ok(series)
+        self.stamped_read(
+            shard,
+            &req.read,
+            move |mut c| {
+                let msg = msg.clone();
+                Box::pin(async move { c.read_partials(msg).await })
+            },
+            |out, chunk: pb::ReadPartialsResponse| {
+                for s in chunk.series {
+                    append_partials(out, partials_from_pb(s)?);
+                }
+                Ok(())
+            },
+        )
+        .instrument(span)
+        .await
     }
 }

@@ -181,29 +181,24 @@ impl Num for f64 {
     }
 }
 
-impl Num for i64 {
-    fn value(self) -> Value {
-        Value::Integer(self)
-    }
-    fn plus(self, o: i64) -> i64 {
-        self.wrapping_add(o)
-    }
-    fn less(self, o: i64) -> bool {
-        self < o
-    }
+/// Integers sum as InfluxDB's do: wrapping.
+macro_rules! integer_num {
+    ($t:ty, $v:ident) => {
+        impl Num for $t {
+            fn value(self) -> Value {
+                Value::$v(self)
+            }
+            fn plus(self, o: $t) -> $t {
+                self.wrapping_add(o)
+            }
+            fn less(self, o: $t) -> bool {
+                self < o
+            }
+        }
+    };
 }
-
-impl Num for u64 {
-    fn value(self) -> Value {
-        Value::Unsigned(self)
-    }
-    fn plus(self, o: u64) -> u64 {
-        self.wrapping_add(o)
-    }
-    fn less(self, o: u64) -> bool {
-        self < o
-    }
-}
+integer_num!(i64, Integer);
+integer_num!(u64, Unsigned);
 
 /// One window's run of points (times ascending, none equal) as a partial.
 fn fold_run<T: Num>(times: &[i64], vals: &[T]) -> Partial {

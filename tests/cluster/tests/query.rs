@@ -109,6 +109,10 @@ fn cached_schemas_never_hide_what_was_written_since() {
         assert!(v["results"][0]["error"].is_null(), "{q}: {v}");
         v["results"][0]["series"][0].clone()
     };
+    let values_of = |q: &str, want: serde_json::Value| {
+        let s = rows(q);
+        assert_eq!(s["values"], want, "{q}: {s}");
+    };
     let fetches = || c.metric(0, "sundial_query_schema_fetches_total");
     let hits = || c.metric(0, "sundial_query_schema_cache_hits_total");
 
@@ -138,11 +142,9 @@ fn cached_schemas_never_hide_what_was_written_since() {
 
     // A series with a new tag key, named in the condition.
     w("m,h=b,dc=x v=3 1700000002");
-    let s = rows("SELECT v FROM s.autogen.m WHERE dc = 'x'");
-    assert_eq!(
-        s["values"],
+    values_of(
+        "SELECT v FROM s.autogen.m WHERE dc = 'x'",
         serde_json::json!([["2023-11-14T22:13:22Z", 3]]),
-        "{s}"
     );
     let s = rows("SELECT v, dc FROM s.autogen.m WHERE time >= 1700000002s");
     assert_eq!(s["values"][0][2], "x", "{s}");
@@ -150,19 +152,15 @@ fn cached_schemas_never_hide_what_was_written_since() {
     // A new field of a cached shard, named: with no field of the statement
     // in the cached schema there would be no read to tell.
     w("m,h=a q=7 1700000003");
-    let s = rows("SELECT q FROM s.autogen.m WHERE time <= 1700000010s");
-    assert_eq!(
-        s["values"],
+    values_of(
+        "SELECT q FROM s.autogen.m WHERE time <= 1700000010s",
         serde_json::json!([["2023-11-14T22:13:23Z", 7]]),
-        "{s}"
     );
 
     // A field only a later shard group holds.
     w("m,h=a z=5 1800000000");
-    let s = rows("SELECT z FROM s.autogen.m");
-    assert_eq!(
-        s["values"],
+    values_of(
+        "SELECT z FROM s.autogen.m",
         serde_json::json!([["2027-01-15T08:00:00Z", 5]]),
-        "{s}"
     );
 }
