@@ -273,6 +273,7 @@ pub fn read_to_pb(shard_id: u64, req: &ReadRequest) -> pb::ReadSeriesRequest {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default(),
+        max_bytes: req.max_bytes as u64,
     }
 }
 
@@ -297,6 +298,7 @@ pub fn read_from_pb(r: pb::ReadSeriesRequest) -> Result<ReadRequest, String> {
                     .map_err(|e| format!("condition {:?}: {e}", r.condition))?,
             )
         },
+        max_bytes: usize::try_from(r.max_bytes).unwrap_or(usize::MAX),
     })
 }
 

@@ -225,7 +225,12 @@ fn pushed_condition(plan: &Plan) -> Option<sundial_influxql::select::Expr> {
 }
 
 /// A read of each shard of each source that holds one of `names` as a field.
-fn shard_reads(plan: &Plan, names: &[String], min: i64) -> Vec<(String, ShardInfo, ReadRequest)> {
+fn shard_reads(
+    plan: &Plan,
+    names: &[String],
+    min: i64,
+    memory_limit: usize,
+) -> Vec<(String, ShardInfo, ReadRequest)> {
     let mut jobs = Vec::new();
     for src in plan.sources.iter().filter(|s| s.rows.is_none()) {
         let fields: Vec<String> = names
@@ -244,6 +249,7 @@ fn shard_reads(plan: &Plan, names: &[String], min: i64) -> Vec<(String, ShardInf
             max: plan.max,
             schema_stamp: 0,
             condition: pushed_condition(plan),
+            max_bytes: memory_limit,
         };
         for shard in &src.shards {
             let req = ReadRequest {
@@ -268,29 +274,40 @@ async fn read_points(plan: &Plan, cx: &Context<'_>) -> Result<Vec<Read<SeriesRea
     }
     names.sort();
     names.dedup();
-    let mut reads: Vec<Read<SeriesRead>> = stream::iter(shard_reads(plan, &names, plan.read_min))
+    let limit = cx.memory_limit;
+    let over = || Error::MemoryLimit { limit };
+    let bytes_of = |series: &[SeriesRead]| -> usize {
+        series
+            .iter()
+            .flat_map(|s| &s.fields)
+            .map(|(_, c)| c.heap_bytes())
+            .sum()
+    };
+    // Each read stops past the limit itself; their sum is checked as they
+    // come in, so the statement never holds much more than its limit.
+    let (mut reads, mut held) = stream::iter(shard_reads(plan, &names, plan.read_min, limit))
         .map(|(db, shard, req)| async move {
             let series = cx.reader.read(&db, &shard, &req).await?;
             Ok::<_, Error>((shard.id, req.measurement, series))
         })
         .buffered(READ_CONCURRENCY)
-        .try_collect()
+        .try_fold((Vec::new(), 0usize), |(mut reads, held), r| async move {
+            let held = held.saturating_add(bytes_of(&r.2));
+            if held > limit {
+                return Err(over());
+            }
+            reads.push(r);
+            Ok((reads, held))
+        })
         .await?;
     for src in &plan.sources {
         if let Some(rows) = &src.rows {
+            held = held.saturating_add(bytes_of(rows));
             reads.push((0, src.measurement.clone(), rows.clone()));
         }
     }
-    let bytes: usize = reads
-        .iter()
-        .flat_map(|(_, _, series)| series)
-        .flat_map(|s| &s.fields)
-        .map(|(_, c)| c.heap_bytes())
-        .sum();
-    if bytes > cx.memory_limit {
-        return Err(Error::MemoryLimit {
-            limit: cx.memory_limit,
-        });
+    if held > limit {
+        return Err(over());
     }
     Ok(reads)
 }
@@ -302,7 +319,7 @@ async fn read_partials(
     cx: &Context<'_>,
     fields: Vec<String>,
 ) -> Result<Vec<Read<SeriesPartials>>> {
-    stream::iter(shard_reads(plan, &fields, plan.min))
+    stream::iter(shard_reads(plan, &fields, plan.min, 0))
         .map(|(db, shard, read)| async move {
             let req = PartialRequest {
                 read,

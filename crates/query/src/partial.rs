@@ -314,6 +314,7 @@ mod tests {
                 max: 100,
                 schema_stamp: 0,
                 condition: None,
+                max_bytes: 0,
             },
             interval,
             offset,

@@ -42,6 +42,10 @@ pub struct ReadRequest {
     /// it as [`crate::keep_passing_rows`] does. Points alone: partial reads
     /// never carry one.
     pub condition: Option<sundial_influxql::select::Expr>,
+    /// The most bytes of columns the read may produce (0: no bound); past
+    /// it the read fails with [`crate::Error::MemoryLimit`], before the
+    /// statement holds more than its memory limit.
+    pub max_bytes: usize,
 }
 
 /// One series a read found: its tags (sorted by key) and the columns of the

@@ -125,6 +125,9 @@ fn with_the_series_limits_off_a_flood_ends_in_503s_under_the_memory_limit() {
     // Both limits plus the process's own needs (one 16 MB body and its parsed
     // chunk, the flush of a memtable of 400,000 series): well under what 8 M series
     // took before (9 GB). The peak adds what a flush and a compaction hold at once.
+    // Freed memory goes back to the OS within a purge delay and a collector
+    // round (25 ms, 500 ms): RSS is read once that had the time to happen.
+    std::thread::sleep(Duration::from_millis(1200));
     let (rss, peak) = (s.proc_status("VmRSS") * 1024, s.proc_status("VmHWM") * 1024);
     let bound = index_limit + memtable_budget + (192 << 20);
     assert!(rss < bound, "RSS {rss} over {bound}");

@@ -139,6 +139,7 @@ pub fn for_each_series(
     if let Some(c) = &req.condition {
         regexes.add(c)?;
     }
+    let mut held = 0usize;
     let iter = store
         .scan(
             id,
@@ -168,6 +169,15 @@ pub fn for_each_series(
             },
             None => read,
         };
+        if req.max_bytes != 0 {
+            let bytes: usize = read.fields.iter().map(|(_, c)| c.heap_bytes()).sum();
+            held = held.saturating_add(bytes);
+            if held > req.max_bytes {
+                return Err(Error::MemoryLimit {
+                    limit: req.max_bytes,
+                });
+            }
+        }
         if !f(read) {
             break;
         }
@@ -320,6 +330,7 @@ mod tests {
             max: 10,
             schema_stamp: 0,
             condition: cond,
+            max_bytes: 0,
         };
         let mut got = Vec::new();
         for_each_series(&store, 1, &req, &mut |s| {
@@ -339,6 +350,13 @@ mod tests {
             ("b".to_string(), vec![("v".to_string(), vec![3])]),
         ];
         assert_eq!(got, want);
+        // A read past its byte bound stops with the statement's memory error.
+        let small = ReadRequest {
+            max_bytes: 8,
+            ..req
+        };
+        let r = for_each_series(&store, 1, &small, &mut |_| true);
+        assert_eq!(r, Err(Error::MemoryLimit { limit: 8 }));
         Ok(())
     }
 }

@@ -164,3 +164,47 @@ fn cached_schemas_never_hide_what_was_written_since() {
         serde_json::json!([["2027-01-15T08:00:00Z", 5]]),
     );
 }
+
+/// `[coordinator] query-memory-limit` on a gateway bounds what a statement
+/// reads from the stores: past it the statement ends with the limit's error
+/// (a store stops its read there), and the gateway goes on answering.
+#[test]
+fn a_cluster_query_past_its_memory_limit_fails_clearly() {
+    let mut c = Cluster::start(3, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("gw.toml");
+    std::fs::write(&conf, "[coordinator]\nquery-memory-limit = 200000\n").unwrap();
+    let small = c.add_gateway_with(&["-c", conf.to_str().unwrap()]);
+    c.query("CREATE DATABASE big WITH REPLICATION 2");
+    // 20,000 points of one series: 320 kB of columns, over the limit.
+    let body: String = (0..20_000)
+        .map(|i| format!("m,h=a v={i} {}\n", 1_700_000_000 + i))
+        .collect();
+    let (st, e) = c.write(0, "db=big&precision=s", body);
+    assert_eq!(st, 204, "{e}");
+    let ask = |q: &str| -> serde_json::Value {
+        sundial_testkit::qdiff::client()
+            .get(c.url(small, "/query"))
+            .query(&[("db", "big"), ("q", q)])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let v = ask("SELECT v FROM m");
+    let err = v["results"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("query needs more than 200000 bytes of memory (query-memory-limit)"),
+        "{v}"
+    );
+    // The store holding the shard stopped: the data never crossed.
+    assert!(err.starts_with("shard "), "{v}");
+    let v = ask("SELECT v FROM m WHERE time < 1700000010s");
+    assert_eq!(
+        v["results"][0]["series"][0]["values"]
+            .as_array()
+            .map(Vec::len),
+        Some(10),
+        "{v}"
+    );
+}
