@@ -105,9 +105,12 @@ fn python_influxdb_client_v2_with_token() {
 fn influx_cli_creates_and_lists_databases() {
     let s = Server::start(&[]);
     let (host, port) = s.addr.rsplit_once(':').unwrap();
-    let influx = |q: &str| {
+    // The CLI with `args` before `-execute q`; it must succeed.
+    let run = |args: &[&str], q: &str| {
         let out = Command::new("influx")
-            .args(["-host", host, "-port", port, "-execute", q])
+            .args(["-host", host, "-port", port])
+            .args(args)
+            .args(["-execute", q])
             .output()
             .expect("influx CLI (Debian package influxdb-client) must be installed");
         assert!(
@@ -117,33 +120,21 @@ fn influx_cli_creates_and_lists_databases() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
+    let influx = |q: &str| run(&[], q);
     influx("CREATE DATABASE from_cli");
     let listed = influx("SHOW DATABASES");
     assert!(listed.contains("from_cli"), "{listed}");
 
     // What it writes, it reads back (the CLI's own INSERT and SELECT).
-    let out = Command::new("influx")
-        .args(["-host", host, "-port", port, "-database", "from_cli"])
-        .args(["-execute", "INSERT cpu,host=a value=1.5 1000000000"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run(
+        &["-database", "from_cli"],
+        "INSERT cpu,host=a value=1.5 1000000000",
     );
     let read = |q: &str| {
-        let out = Command::new("influx")
-            .args(["-host", host, "-port", port, "-database", "from_cli"])
-            .args(["-format", "csv", "-precision", "s", "-execute", q])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        run(
+            &["-database", "from_cli", "-format", "csv", "-precision", "s"],
+            q,
+        )
     };
     let rows = read("SELECT value, host FROM cpu");
     assert_eq!(rows, "name,time,value,host\ncpu,1,1.5,a\n", "{rows}");
