@@ -268,12 +268,22 @@ pub fn read_to_pb(shard_id: u64, req: &ReadRequest) -> pb::ReadSeriesRequest {
         fields: req.fields.clone(),
         min: req.min,
         max: req.max,
-        condition: req
-            .condition
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
+        condition: condition_to_pb(req.condition.as_ref()),
         max_bytes: req.max_bytes as u64,
+    }
+}
+
+/// A read's condition as InfluxQL text — only when the text parses back to
+/// the same expression: readers may apply a condition, so one the text would
+/// change stays with the gateway ("").
+fn condition_to_pb(c: Option<&sundial_influxql::select::Expr>) -> String {
+    let Some(c) = c else {
+        return String::new();
+    };
+    let text = c.to_string();
+    match sundial_influxql::select::parse_expr(&text) {
+        Ok(back) if back == *c => text,
+        _ => String::new(),
     }
 }
 

@@ -62,24 +62,6 @@ struct ShardSchema {
     tags: Vec<String>,
 }
 
-/// A query read's message: the last one of a stream carries its shard's
-/// schema stamp.
-trait Stamped {
-    fn stamp(&self) -> u64;
-}
-
-impl Stamped for pb::ReadSeriesResponse {
-    fn stamp(&self) -> u64 {
-        self.schema_stamp
-    }
-}
-
-impl Stamped for pb::ReadPartialsResponse {
-    fn stamp(&self) -> u64 {
-        self.schema_stamp
-    }
-}
-
 /// Entries kept at most (then the cache starts over).
 const SCHEMA_CACHE_ENTRIES: usize = 100_000;
 
@@ -108,11 +90,17 @@ impl SchemaCache {
 }
 
 impl ShardSchema {
+    /// As a statement plans with it: reads check the stamp of a cached
+    /// schema only (one just fetched is as fresh as a read could check).
     fn schema(&self, shard: u64, cached: bool) -> Schema {
         Schema {
             fields: self.fields.clone(),
             tags: self.tags.clone(),
-            stamps: vec![(shard, self.stamp)],
+            stamps: if cached {
+                vec![(shard, self.stamp)]
+            } else {
+                Vec::new()
+            },
             cached,
         }
     }
@@ -211,19 +199,20 @@ impl RemoteShardReader {
     }
 
     /// A query read of `shard` ([`Self::stream_from_owner`]) whose stamp, sent
-    /// in the stream's last message, is checked against the one `req` was
-    /// planned with.
-    async fn stamped_read<M: Stamped, T: Default>(
+    /// in the stream's last message (`stamp` reads it), is checked against the
+    /// one `req` was planned with.
+    async fn stamped_read<M, T: Default>(
         &self,
         shard: &ShardInfo,
         req: &ReadRequest,
         open: impl Fn(Client) -> OpenStream<M>,
+        stamp: fn(&M) -> u64,
         fold: impl Fn(&mut T, M) -> std::result::Result<(), String>,
     ) -> Result<T> {
         let (out, stamp) = self
             .stream_from_owner(shard, open, |out: &mut (T, u64), chunk: M| {
-                if chunk.stamp() != 0 {
-                    out.1 = chunk.stamp();
+                if stamp(&chunk) != 0 {
+                    out.1 = stamp(&chunk);
                 }
                 fold(&mut out.0, chunk)
             })
@@ -402,6 +391,7 @@ impl ShardReader for RemoteShardReader {
                 let msg = msg.clone();
                 Box::pin(async move { c.read_series(msg).await })
             },
+            |m| m.schema_stamp,
             append_series,
         )
         .instrument(span)
@@ -432,6 +422,7 @@ impl ShardReader for RemoteShardReader {
                 let msg = msg.clone();
                 Box::pin(async move { c.read_partials(msg).await })
             },
+            |m| m.schema_stamp,
             |out, chunk: pb::ReadPartialsResponse| {
                 for s in chunk.series {
                     append_partials(out, partials_from_pb(s)?);

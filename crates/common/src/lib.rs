@@ -5,8 +5,6 @@
 #[cfg(feature = "config")]
 pub mod config;
 pub mod duration;
-#[cfg(feature = "grpc")]
-pub mod listen;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod outcome;

@@ -78,7 +78,10 @@ impl MetaServer {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<()> {
-        let incoming = sundial_common::listen::incoming(listener);
+        // TCP_NODELAY: a small answer must not wait ~40 ms for the client's
+        // delayed ACK.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let check = SecretCheck::new(self.secret.as_deref());
         let mut builder = tonic::transport::Server::builder();
         if let Some((cert, key)) = &self.tls {

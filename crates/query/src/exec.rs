@@ -6,14 +6,12 @@
 use std::collections::BTreeMap;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
-use sundial_influxql::select::SelectStatement;
+use sundial_influxql::select::{Expr, SelectStatement};
 use sundial_meta::ShardInfo;
 
 use crate::error::{Error, Result};
-use crate::eval::holds;
 use crate::partial::{PartialRequest, SeriesPartials};
 use crate::plan::{plan, tag_filter, Context, Parent, Plan};
-use crate::raw::PointRow;
 use crate::result::{Row, Series};
 use crate::seam::{ReadRequest, SeriesRead};
 use crate::{agg, raw};
@@ -86,15 +84,7 @@ pub(crate) async fn select_in(
             let reads = read_partials(&plan, cx, fields).await?;
             // The condition is on tags alone: it keeps or drops whole series.
             let groups = group(&plan, reads, |s: &SeriesPartials| {
-                plan.condition.as_ref().is_none_or(|c| {
-                    let row = PointRow {
-                        names: &[],
-                        values: &[],
-                        tags: &s.tags,
-                        in_condition: true,
-                    };
-                    holds(c, &row, &plan.regexes)
-                })
+                raw::passes(&plan, &[], &[], &s.tags)
             });
             output(&plan, groups, |g| {
                 agg::run_partials(&plan, shape, &g.series)
@@ -201,35 +191,30 @@ fn group<S: Tagged>(
 }
 
 /// Names every field and tag an expression reads.
-fn var_names(e: &sundial_influxql::select::Expr, out: &mut Vec<String>) {
-    use sundial_influxql::select::Expr;
+pub(crate) fn var_names(e: &Expr, out: &mut Vec<String>) {
     e.walk(&mut |x| match x {
         Expr::VarRef { name, .. } | Expr::Distinct(name) => out.push(name.clone()),
         _ => {}
     });
 }
 
-/// The condition a store may apply to the rows it reads: one on fields
-/// (tags alone are the tag filter's) that InfluxQL text carries exactly (the
-/// gateway sends it so).
-fn pushed_condition(plan: &Plan) -> Option<sundial_influxql::select::Expr> {
-    let c = plan.condition.as_ref()?;
-    if crate::plan::tags_only(c, plan) {
-        return None;
-    }
-    let round_trips = sundial_influxql::select::parse_expr(&c.to_string())
-        .ok()
-        .as_ref()
-        == Some(c);
-    round_trips.then(|| c.clone())
+/// The condition a reader may apply to the rows it reads: one on fields
+/// (tags alone are the tag filter's).
+fn pushed_condition(plan: &Plan) -> Option<Expr> {
+    plan.condition
+        .clone()
+        .filter(|c| !crate::plan::tags_only(c, plan))
 }
 
 /// A read of each shard of each source that holds one of `names` as a field.
+/// Points reads carry the condition a reader may apply and the memory limit
+/// (partial reads neither).
 fn shard_reads(
     plan: &Plan,
     names: &[String],
     min: i64,
     memory_limit: usize,
+    condition: Option<Expr>,
 ) -> Vec<(String, ShardInfo, ReadRequest)> {
     let mut jobs = Vec::new();
     for src in plan.sources.iter().filter(|s| s.rows.is_none()) {
@@ -248,7 +233,7 @@ fn shard_reads(
             min,
             max: plan.max,
             schema_stamp: 0,
-            condition: pushed_condition(plan),
+            condition: condition.clone(),
             max_bytes: memory_limit,
         };
         for shard in &src.shards {
@@ -276,30 +261,31 @@ async fn read_points(plan: &Plan, cx: &Context<'_>) -> Result<Vec<Read<SeriesRea
     names.dedup();
     let limit = cx.memory_limit;
     let over = || Error::MemoryLimit { limit };
-    let bytes_of = |series: &[SeriesRead]| -> usize {
-        series
-            .iter()
-            .flat_map(|s| &s.fields)
-            .map(|(_, c)| c.heap_bytes())
-            .sum()
-    };
+    let bytes_of =
+        |series: &[SeriesRead]| -> usize { series.iter().map(SeriesRead::heap_bytes).sum() };
     // Each read stops past the limit itself; their sum is checked as they
     // come in, so the statement never holds much more than its limit.
-    let (mut reads, mut held) = stream::iter(shard_reads(plan, &names, plan.read_min, limit))
-        .map(|(db, shard, req)| async move {
-            let series = cx.reader.read(&db, &shard, &req).await?;
-            Ok::<_, Error>((shard.id, req.measurement, series))
-        })
-        .buffered(READ_CONCURRENCY)
-        .try_fold((Vec::new(), 0usize), |(mut reads, held), r| async move {
-            let held = held.saturating_add(bytes_of(&r.2));
-            if held > limit {
-                return Err(over());
-            }
-            reads.push(r);
-            Ok((reads, held))
-        })
-        .await?;
+    let (mut reads, mut held) = stream::iter(shard_reads(
+        plan,
+        &names,
+        plan.read_min,
+        limit,
+        pushed_condition(plan),
+    ))
+    .map(|(db, shard, req)| async move {
+        let series = cx.reader.read(&db, &shard, &req).await?;
+        Ok::<_, Error>((shard.id, req.measurement, series))
+    })
+    .buffered(READ_CONCURRENCY)
+    .try_fold((Vec::new(), 0usize), |(mut reads, held), r| async move {
+        let held = held.saturating_add(bytes_of(&r.2));
+        if held > limit {
+            return Err(over());
+        }
+        reads.push(r);
+        Ok((reads, held))
+    })
+    .await?;
     for src in &plan.sources {
         if let Some(rows) = &src.rows {
             held = held.saturating_add(bytes_of(rows));
@@ -319,7 +305,7 @@ async fn read_partials(
     cx: &Context<'_>,
     fields: Vec<String>,
 ) -> Result<Vec<Read<SeriesPartials>>> {
-    stream::iter(shard_reads(plan, &fields, plan.min, 0))
+    stream::iter(shard_reads(plan, &fields, plan.min, 0, None))
         .map(|(db, shard, read)| async move {
             let req = PartialRequest {
                 read,

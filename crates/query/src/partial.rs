@@ -26,6 +26,7 @@ pub struct Partial {
 
 impl Partial {
     /// The partial of one point.
+    #[cfg(test)]
     pub fn point(t: i64, v: Value) -> Partial {
         Partial {
             count: 1,
@@ -128,14 +129,14 @@ impl PartialRequest {
         safe.then(|| w + self.interval)
     }
 
-    /// Room for one series' windows: all of the range's, up to a bound (a
-    /// long range of small windows may hold few points).
-    pub fn windows_hint(&self) -> usize {
+    /// Room for the windows of one series' field that has `parts` blocks
+    /// and points: no more windows than the range has, nor than parts.
+    pub fn windows_hint(&self, parts: usize) -> usize {
         if self.interval <= 0 {
             return 1;
         }
         let span = self.read.max.saturating_sub(self.read.min) / self.interval;
-        usize::try_from(span).map_or(4096, |n| n.saturating_add(2).min(4096))
+        usize::try_from(span).map_or(parts, |n| n.saturating_add(2).min(parts))
     }
 }
 
@@ -153,7 +154,7 @@ pub fn of_series(
                 .fields
                 .into_iter()
                 .map(|(name, c)| {
-                    let mut out = Vec::with_capacity(req.windows_hint());
+                    let mut out = Vec::with_capacity(req.windows_hint(c.len()));
                     add_column(&mut out, req, &c);
                     (name, out)
                 })

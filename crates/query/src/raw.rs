@@ -92,39 +92,31 @@ pub(crate) fn eval_field(e: &Expr, row: &PointRow<'_>, plan: &Plan) -> Value {
 /// statement would keep itself — it sees a field's value only at its time —
 /// so it can check again without losing any.
 pub fn keep_passing_rows(cond: &Expr, regexes: &Regexes, mut s: SeriesRead) -> Option<SeriesRead> {
-    let mut kept = Vec::new();
-    let mut dropped = false;
+    let (mut kept, mut rows) = (Vec::new(), 0);
     for_each_row(&s, &|_| true, |t, names, vals| {
-        let row = PointRow {
-            names,
-            values: vals,
-            tags: &s.tags,
-            in_condition: true,
-        };
-        if holds(cond, &row, regexes) {
+        rows += 1;
+        if row_holds(cond, regexes, names, vals, &s.tags) {
             kept.push(t);
-        } else {
-            dropped = true;
         }
     });
-    if !dropped {
+    if kept.len() == rows {
         return Some(s);
     }
     if kept.is_empty() {
         return None;
     }
     for (_, c) in &mut s.fields {
+        // Both time lists ascend: one merge marks the kept ones.
+        let mut k = kept.iter().peekable();
         let mask: Vec<bool> = c
             .times
             .iter()
-            .map(|t| kept.binary_search(t).is_ok())
+            .map(|t| {
+                while k.next_if(|&&x| x < *t).is_some() {}
+                k.peek() == Some(&t)
+            })
             .collect();
-        let mut i = 0;
-        c.times.retain(|_| {
-            i += 1;
-            mask[i - 1]
-        });
-        c.values.retain_mask(&mask);
+        c.retain_mask(&mask);
     }
     s.fields.retain(|(_, c)| !c.times.is_empty());
     Some(s)
@@ -202,19 +194,26 @@ pub(crate) fn passes(
     vals: &[Value],
     tags: &[(String, String)],
 ) -> bool {
-    match &plan.condition {
-        None => true,
-        Some(c) => holds(
-            c,
-            &PointRow {
-                names,
-                values: vals,
-                tags,
-                in_condition: true,
-            },
-            &plan.regexes,
-        ),
-    }
+    plan.condition
+        .as_ref()
+        .is_none_or(|c| row_holds(c, &plan.regexes, names, vals, tags))
+}
+
+/// Whether `cond` holds on a row (in a condition a missing tag reads as '').
+fn row_holds(
+    cond: &Expr,
+    regexes: &Regexes,
+    names: &[&str],
+    vals: &[Value],
+    tags: &[(String, String)],
+) -> bool {
+    let row = PointRow {
+        names,
+        values: vals,
+        tags,
+        in_condition: true,
+    };
+    holds(cond, &row, regexes)
 }
 
 /// The fields a raw query's rows come from: those selected (not the ones

@@ -56,6 +56,13 @@ pub struct SeriesRead {
     pub fields: Vec<(String, Column)>,
 }
 
+impl SeriesRead {
+    /// Bytes its columns hold, for the per-query memory limit.
+    pub fn heap_bytes(&self) -> usize {
+        self.fields.iter().map(|(_, c)| c.heap_bytes()).sum()
+    }
+}
+
 /// What a set of shards holds of one measurement: its fields with their types
 /// (a name may have several across shards) and its tag keys, each sorted.
 #[derive(Debug, Clone, PartialEq, Default)]

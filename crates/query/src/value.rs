@@ -99,6 +99,15 @@ impl Value {
     }
 }
 
+/// Keeps the elements of `v` whose place in `keep` is true.
+fn retain_mask<T>(v: &mut Vec<T>, keep: &[bool]) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        keep.get(i - 1).copied().unwrap_or(false)
+    });
+}
+
 /// The values of one field of one series, in time order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
@@ -136,19 +145,12 @@ impl Values {
 
     /// Keeps the values whose place in `keep` is true.
     pub fn retain_mask(&mut self, keep: &[bool]) {
-        fn go<T>(v: &mut Vec<T>, keep: &[bool]) {
-            let mut i = 0;
-            v.retain(|_| {
-                i += 1;
-                keep.get(i - 1).copied().unwrap_or(false)
-            });
-        }
         match self {
-            Values::Float(v) => go(v, keep),
-            Values::Integer(v) => go(v, keep),
-            Values::Unsigned(v) => go(v, keep),
-            Values::String(v) => go(v, keep),
-            Values::Boolean(v) => go(v, keep),
+            Values::Float(v) => retain_mask(v, keep),
+            Values::Integer(v) => retain_mask(v, keep),
+            Values::Unsigned(v) => retain_mask(v, keep),
+            Values::String(v) => retain_mask(v, keep),
+            Values::Boolean(v) => retain_mask(v, keep),
         }
     }
 
@@ -182,6 +184,12 @@ pub struct Column {
 }
 
 impl Column {
+    /// Keeps the points whose place in `keep` is true.
+    pub fn retain_mask(&mut self, keep: &[bool]) {
+        retain_mask(&mut self.times, keep);
+        self.values.retain_mask(keep);
+    }
+
     pub fn len(&self) -> usize {
         self.times.len()
     }

@@ -370,7 +370,9 @@ async fn run(cfg: Config) -> Result<()> {
         .layer(grpc_metrics.layer())
         .add_service(svc)
         .serve_with_incoming_shutdown(
-            sundial_common::listen::incoming(listener),
+            // TCP_NODELAY: a query read's small last message must not wait
+            // ~40 ms for the gateway's delayed ACK.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             sundial_common::process::shutdown_signal(),
         )
         .await

@@ -170,8 +170,7 @@ pub fn for_each_series(
             None => read,
         };
         if req.max_bytes != 0 {
-            let bytes: usize = read.fields.iter().map(|(_, c)| c.heap_bytes()).sum();
-            held = held.saturating_add(bytes);
+            held = held.saturating_add(read.heap_bytes());
             if held > req.max_bytes {
                 return Err(Error::MemoryLimit {
                     limit: req.max_bytes,
@@ -230,7 +229,9 @@ pub fn partials(store: &Store, id: u64, req: &PartialRequest) -> Result<Vec<Seri
                 tags.sort();
                 let mut fields = Vec::with_capacity(per_field.len());
                 for (name, sum) in per_field {
-                    let mut windows: Vec<(i64, Partial)> = Vec::with_capacity(req.windows_hint());
+                    let parts = sum.stats.len() + sum.points.as_ref().map_or(0, |c| c.times.len());
+                    let mut windows: Vec<(i64, Partial)> =
+                        Vec::with_capacity(req.windows_hint(parts));
                     for st in &sum.stats {
                         let Some(p) = stats_partial(st) else {
                             bad = Some(Error::Internal(format!(

@@ -36,41 +36,37 @@ fn decimal_of(v: f64, e: usize) -> Option<i64> {
 
 /// The smallest exponent `e` at which every value is `i / 10^e` exactly, with the
 /// integers (block statistics store decimal values this way).
+///
+/// A value exact at one exponent need not be at a larger one (`90.1283965645679`
+/// is `i / 10^13` but at 10^14 its integer passes 2^53), so the integers are
+/// taken again from the first value whenever a value raises the exponent.
 pub(crate) fn as_decimals(v: &[f64]) -> Option<(u8, Vec<i64>)> {
-    let e = find_exponent(v)?;
-    let ints = v
-        .iter()
-        .map(|&x| decimal_of(x, e))
-        .collect::<Option<Vec<i64>>>()?;
-    Some((e as u8, ints))
+    let mut e = 0usize;
+    let mut ints = Vec::with_capacity(v.len());
+    'exponent: loop {
+        ints.clear();
+        for &x in v {
+            match decimal_of(x, e) {
+                Some(i) => ints.push(i),
+                None => {
+                    // Raise to where this value fits, then take them all again.
+                    while decimal_of(x, e).is_none() {
+                        e += 1;
+                        if e > MAX_EXP {
+                            return None;
+                        }
+                    }
+                    continue 'exponent;
+                }
+            }
+        }
+        return Some((e as u8, ints));
+    }
 }
 
 /// The value of integer `i` at exponent `e` (the inverse of [`as_decimals`]).
 pub(crate) fn from_decimal(i: i64, e: u8) -> Option<f64> {
     POW10.get(usize::from(e)).map(|p| i as f64 / p)
-}
-
-/// The smallest exponent that represents every value exactly, if any.
-///
-/// A value exact at one exponent need not be at a larger one (`90.1283965645679`
-/// is `i / 10^13` but at 10^14 its integer passes 2^53), so every value is
-/// checked at the exponent finally chosen, not only at the one it first fit.
-fn find_exponent(v: &[f64]) -> Option<usize> {
-    let mut e = 0usize;
-    loop {
-        match v.iter().position(|&x| decimal_of(x, e).is_none()) {
-            None => return Some(e),
-            Some(i) => {
-                // Raise to where the failing value fits, then check them all again.
-                while decimal_of(v[i], e).is_none() {
-                    e += 1;
-                    if e > MAX_EXP {
-                        return None;
-                    }
-                }
-            }
-        }
-    }
 }
 
 pub fn encode(v: &[f64], out: &mut Vec<u8>) {

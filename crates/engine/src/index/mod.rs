@@ -205,8 +205,10 @@ impl ShardIndex {
     }
 
     pub fn remove_series(&mut self, ids: &RoaringBitmap) {
+        if !self.present.is_disjoint(ids) {
+            self.stamp = SchemaStamp::default();
+        }
         self.present -= ids;
-        self.stamp = SchemaStamp::default();
         self.delta.added -= ids;
         self.delta.removed |= ids;
     }

@@ -173,32 +173,28 @@ pub fn pushdown(plan: &Plan, sh: &Shape) -> Option<Vec<String>> {
 pub fn run_partials(plan: &Plan, sh: &Shape, series: &[SeriesPartials]) -> Result<Vec<OutRow>> {
     let keep = keeps_point_time(plan, &sh.calls);
     let wt = window_time(plan);
-    let mut lists = Vec::with_capacity(sh.calls.len());
-    for c in &sh.calls {
-        // The call's field, merged over the group's series per window: every
-        // series' windows sorted together (stably: series order within a
-        // window), then folded run by run.
-        let mut all: Vec<(i64, &Partial)> = series
-            .iter()
-            .flat_map(|s| &s.fields)
-            .filter(|(name, _)| *name == c.field)
-            .flat_map(|(_, windows)| windows.iter().map(|(w, p)| (*w, p)))
-            .collect();
-        all.sort_by_key(|(w, _)| *w);
-        let most = series.iter().flat_map(|s| &s.fields).map(|(_, w)| w.len());
-        let mut merged: Vec<(i64, Partial)> = Vec::with_capacity(most.max().unwrap_or(0));
-        for (w, p) in all {
-            match merged.last_mut() {
-                Some((lw, lp)) if *lw == w => lp.merge(p),
-                _ => merged.push((w, p.clone())),
+    // Each field merged once, however many calls read it.
+    let mut merged: Vec<(&str, Vec<(i64, Partial)>)> = Vec::new();
+    let at: Vec<usize> = sh
+        .calls
+        .iter()
+        .map(|c| match merged.iter().position(|(f, _)| *f == c.field) {
+            Some(i) => i,
+            None => {
+                merged.push((&c.field, merge_field(series, &c.field)));
+                merged.len() - 1
             }
-        }
-        let per_window: BTreeMap<i64, Vec<Out>> = merged
-            .into_iter()
+        })
+        .collect();
+    let mut lists = Vec::with_capacity(sh.calls.len());
+    for (c, &i) in sh.calls.iter().zip(&at) {
+        let per_window: BTreeMap<i64, Vec<Out>> = merged[i]
+            .1
+            .iter()
             .map(|(w, p)| {
                 let (value, time) = p.answer(&c.name);
                 (
-                    w,
+                    *w,
                     vec![Out {
                         time,
                         value,
@@ -210,6 +206,27 @@ pub fn run_partials(plan: &Plan, sh: &Shape, series: &[SeriesPartials]) -> Resul
         lists.push(window_answers(plan, c, per_window, keep, &wt)?);
     }
     Ok(rows(plan, sh, lists))
+}
+
+/// One field's partials merged over a group's series per window: every
+/// series' windows sorted together (stably: series order within a window),
+/// then folded run by run.
+fn merge_field(series: &[SeriesPartials], field: &str) -> Vec<(i64, Partial)> {
+    let mut all: Vec<(i64, &Partial)> = series
+        .iter()
+        .flat_map(|s| &s.fields)
+        .filter(|(name, _)| name == field)
+        .flat_map(|(_, windows)| windows.iter().map(|(w, p)| (*w, p)))
+        .collect();
+    all.sort_by_key(|(w, _)| *w);
+    let mut merged: Vec<(i64, Partial)> = Vec::new();
+    for (w, p) in all {
+        match merged.last_mut() {
+            Some((lw, lp)) if *lw == w => lp.merge(p),
+            _ => merged.push((w, p.clone())),
+        }
+    }
+    merged
 }
 
 /// Rows from the calls' answers: LIMIT/OFFSET per call, then merged by time

@@ -21,6 +21,7 @@ pub(super) async fn resolve_sources(
     here: &Parent,
 ) -> Result<Vec<Source>> {
     let mut out: Vec<Source> = Vec::new();
+    let names_used = named(stmt);
     for src in &stmt.sources {
         let m = match src {
             QlSource::Measurement(m) => m,
@@ -80,7 +81,8 @@ pub(super) async fn resolve_sources(
             };
             // A cached schema may lack a field or tag written since: a name
             // it does not know is looked up afresh (reads check the rest).
-            if schema.cached && !knows_every_name(stmt, &schema) {
+            let knows = |n: &String| schema.has_tag(n) || schema.field_type(n).is_some();
+            if schema.cached && !names_used.iter().all(knows) {
                 schema = cx.reader.schema_fresh(database, &shards, &name).await?;
             }
             if schema.fields.is_empty() {
@@ -99,29 +101,17 @@ pub(super) async fn resolve_sources(
     Ok(out)
 }
 
-/// Whether every field or tag the statement names is in `schema`.
-fn knows_every_name(stmt: &SelectStatement, schema: &Schema) -> bool {
-    let mut known = true;
-    let mut check = |e: &Expr| {
-        if let Expr::VarRef { name, .. } | Expr::Distinct(name) = e {
-            if name != "time"
-                && !schema.has_tag(name)
-                && !schema.fields.iter().any(|(n, _)| n == name)
-            {
-                known = false;
-            }
-        }
-    };
-    for f in &stmt.fields {
-        f.expr.walk(&mut check);
+/// Every field or tag name a statement writes (not `time`).
+fn named(stmt: &SelectStatement) -> Vec<String> {
+    let mut names = Vec::new();
+    let exprs = stmt.fields.iter().map(|f| &f.expr);
+    for e in exprs.chain(&stmt.condition).chain(&stmt.dimensions) {
+        crate::exec::var_names(e, &mut names);
     }
-    if let Some(c) = &stmt.condition {
-        c.walk(&mut check);
-    }
-    for d in &stmt.dimensions {
-        d.walk(&mut check);
-    }
-    known
+    names.retain(|n| !n.eq_ignore_ascii_case("time"));
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// The GROUP BY tag names written in a statement (no regexes, no time).
@@ -193,81 +183,47 @@ fn column_of<'a>(cells: impl Iterator<Item = (i64, Option<&'a Value>)>) -> Optio
         .filter_map(|(t, v)| v.filter(|v| !v.is_null()).map(|v| (t, v)))
         .collect();
     let first = cells.first()?.1.field_type()?;
-    let times = |keep: &dyn Fn(&Value) -> bool| -> Vec<i64> {
+    // The cells `conv` takes, as times and values in one pass.
+    fn pick<T>(cells: &[(i64, &Value)], conv: impl Fn(&Value) -> Option<T>) -> (Vec<i64>, Vec<T>) {
         cells
             .iter()
-            .filter(|(_, v)| keep(v))
-            .map(|(t, _)| *t)
-            .collect()
-    };
-    Some(match first {
+            .filter_map(|(t, v)| Some((*t, conv(v)?)))
+            .unzip()
+    }
+    let (times, values) = match first {
         FieldType::Float => {
-            let keep = |v: &Value| v.as_f64().is_some();
-            Column {
-                times: times(&keep),
-                values: Values::Float(cells.iter().filter_map(|(_, v)| v.as_f64()).collect()),
-            }
+            let (t, v) = pick(&cells, Value::as_f64);
+            (t, Values::Float(v))
         }
         FieldType::Integer => {
-            let keep = |v: &Value| matches!(v, Value::Integer(_) | Value::Float(_));
-            Column {
-                times: times(&keep),
-                values: Values::Integer(
-                    cells
-                        .iter()
-                        .filter_map(|(_, v)| match v {
-                            Value::Integer(i) => Some(*i),
-                            Value::Float(f) => Some(*f as i64),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            }
+            let (t, v) = pick(&cells, |v| match v {
+                Value::Integer(i) => Some(*i),
+                Value::Float(f) => Some(*f as i64),
+                _ => None,
+            });
+            (t, Values::Integer(v))
         }
         FieldType::Unsigned => {
-            let keep = |v: &Value| matches!(v, Value::Unsigned(_));
-            Column {
-                times: times(&keep),
-                values: Values::Unsigned(
-                    cells
-                        .iter()
-                        .filter_map(|(_, v)| match v {
-                            Value::Unsigned(u) => Some(*u),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            }
+            let (t, v) = pick(&cells, |v| match v {
+                Value::Unsigned(u) => Some(*u),
+                _ => None,
+            });
+            (t, Values::Unsigned(v))
         }
         FieldType::String => {
-            let keep = |v: &Value| matches!(v, Value::String(_));
-            Column {
-                times: times(&keep),
-                values: Values::String(
-                    cells
-                        .iter()
-                        .filter_map(|(_, v)| match v {
-                            Value::String(s) => Some(s.clone()),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            }
+            let (t, v) = pick(&cells, |v| match v {
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            });
+            (t, Values::String(v))
         }
         FieldType::Boolean => {
-            let keep = |v: &Value| matches!(v, Value::Boolean(_));
-            Column {
-                times: times(&keep),
-                values: Values::Boolean(
-                    cells
-                        .iter()
-                        .filter_map(|(_, v)| match v {
-                            Value::Boolean(b) => Some(*b),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            }
+            let (t, v) = pick(&cells, |v| match v {
+                Value::Boolean(b) => Some(*b),
+                _ => None,
+            });
+            (t, Values::Boolean(v))
         }
-    })
+    };
+    Some(Column { times, values })
 }
