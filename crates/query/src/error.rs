@@ -18,6 +18,9 @@ pub enum Error {
     /// planned with: the reader dropped it; planning again reads it afresh.
     #[error("shard {shard}: its schema changed while the query ran; run it again")]
     SchemaChanged { shard: u64 },
+    /// The answer's reader went away (or the query was killed).
+    #[error("query interrupted")]
+    Interrupted,
     #[error("internal error: {0}")]
     Internal(String),
 }

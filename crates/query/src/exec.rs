@@ -12,7 +12,7 @@ use sundial_meta::ShardInfo;
 use crate::error::{Error, Result};
 use crate::partial::{PartialRequest, SeriesPartials};
 use crate::plan::{plan, tag_filter, Context, Parent, Plan};
-use crate::result::{Row, Series};
+use crate::result::{Collect, Row, Series, SeriesSink, Watch};
 use crate::seam::{ReadRequest, SeriesRead};
 use crate::{agg, raw};
 
@@ -34,7 +34,7 @@ pub struct Group<S = SeriesRead> {
 }
 
 /// What a read answers per series: points or partials, both with their tags.
-trait Tagged {
+pub(crate) trait Tagged {
     fn tags(&self) -> &[(String, String)];
 }
 
@@ -51,48 +51,87 @@ impl Tagged for SeriesPartials {
 }
 
 /// One shard's answer: its id, the measurement, the series.
-type Read<S> = (u64, String, Vec<S>);
+pub(crate) type Read<S> = (u64, String, Vec<S>);
 
 /// Times a statement is planned again when a cached schema turns out stale.
-const REPLANS: usize = 3;
+pub(crate) const REPLANS: usize = 3;
 
-/// Runs one SELECT.
+/// Runs one SELECT, its answer collected (and counted against the memory
+/// limit).
 pub async fn select(stmt: &SelectStatement, cx: &Context<'_>) -> Result<Vec<Series>> {
+    let mut out = Collect::new(cx.memory_limit);
+    select_into(stmt, cx, &mut out).await?;
+    Ok(out.series)
+}
+
+/// Runs one SELECT, its answer handed to `sink` as it is made.
+pub async fn select_into(
+    stmt: &SelectStatement,
+    cx: &Context<'_>,
+    sink: &mut dyn SeriesSink,
+) -> Result<()> {
+    let mut sink = Watch {
+        inner: sink,
+        emitted: false,
+    };
     let mut tries = 0;
     loop {
-        match select_in(stmt, cx, None).await {
-            // The reader dropped the stale schema: the next plan reads it afresh.
-            Err(Error::SchemaChanged { .. }) if tries < REPLANS => tries += 1,
+        match answer(stmt, cx, None, &mut sink).await {
+            // The reader dropped the stale schema: the next plan reads it
+            // afresh — unless part of the answer is already out.
+            Err(Error::SchemaChanged { .. }) if tries < REPLANS && !sink.emitted => tries += 1,
             r => return r,
         }
     }
 }
 
-/// Runs a SELECT, or a subquery of one.
+/// Runs a subquery (or a SELECT), its answer collected.
 pub(crate) async fn select_in(
     stmt: &SelectStatement,
     cx: &Context<'_>,
     parent: Option<&Parent>,
 ) -> Result<Vec<Series>> {
+    let mut out = Collect::new(cx.memory_limit);
+    answer(stmt, cx, parent, &mut out).await?;
+    Ok(out.series)
+}
+
+/// Plans a statement and answers it: raw statements that can be read a time
+/// slice at a time are ([`crate::sliced`]), the rest read whole.
+async fn answer(
+    stmt: &SelectStatement,
+    cx: &Context<'_>,
+    parent: Option<&Parent>,
+    sink: &mut dyn SeriesSink,
+) -> Result<()> {
     let plan = plan(stmt, cx, parent).await?;
+    if crate::sliced::eligible(&plan) {
+        return crate::sliced::run(stmt, cx, parent, plan, sink).await;
+    }
+    for s in answer_whole(&plan, cx).await? {
+        sink.put(s).await?;
+    }
+    Ok(())
+}
+
+/// A planned statement's answer, from everything it reads at once.
+async fn answer_whole(plan: &Plan, cx: &Context<'_>) -> Result<Vec<Series>> {
     let Some(shape) = &plan.shape else {
-        let groups = group(&plan, read_points(&plan, cx).await?, |_| true);
-        return output(&plan, groups, |g| Ok(raw::run(&plan, g)));
+        let groups = group(plan, read_points(plan, cx).await?, |_| true);
+        return output(plan, groups, |g| Ok(raw::run(plan, g)));
     };
-    match agg::pushdown(&plan, shape) {
+    match agg::pushdown(plan, shape) {
         Some(fields) => {
-            let reads = read_partials(&plan, cx, fields).await?;
+            let reads = read_partials(plan, cx, fields).await?;
             // The condition is on tags alone: it keeps or drops whole series.
-            let groups = group(&plan, reads, |s: &SeriesPartials| {
-                raw::passes(&plan, &[], &[], &s.tags)
+            let groups = group(plan, reads, |s: &SeriesPartials| {
+                raw::passes(plan, &[], &[], &s.tags)
             });
-            output(&plan, groups, |g| {
-                agg::run_partials(&plan, shape, &g.series)
-            })
+            output(plan, groups, |g| agg::run_partials(plan, shape, &g.series))
         }
         None => {
-            let groups = group(&plan, read_points(&plan, cx).await?, |_| true);
-            output(&plan, groups, |g| agg::run(&plan, shape, g))
+            let groups = group(plan, read_points(plan, cx).await?, |_| true);
+            output(plan, groups, |g| agg::run(plan, shape, g))
         }
     }
 }
@@ -161,7 +200,7 @@ fn series_limits<'a>(
 
 /// The shards' series that `keep` accepts, grouped by measurement and GROUP BY
 /// tags, SLIMIT/SOFFSET applied per shard.
-fn group<S: Tagged>(
+pub(crate) fn group<S: Tagged>(
     plan: &Plan,
     reads: Vec<Read<S>>,
     keep: impl Fn(&S) -> bool,
@@ -200,24 +239,30 @@ pub(crate) fn var_names(e: &Expr, out: &mut Vec<String>) {
 
 /// The condition a reader may apply to the rows it reads: one on fields
 /// (tags alone are the tag filter's).
-fn pushed_condition(plan: &Plan) -> Option<Expr> {
+pub(crate) fn pushed_condition(plan: &Plan) -> Option<Expr> {
     plan.condition
         .clone()
         .filter(|c| !crate::plan::tags_only(c, plan))
 }
 
-/// A read of each shard of each source that holds one of `names` as a field.
-/// Points reads carry the condition a reader may apply and the memory limit
+/// A read of each shard of each source (of measurement `only`, if given)
+/// that holds one of `names` as a field and overlaps `min..=max`. Points
+/// reads carry the condition a reader may apply and the memory limit
 /// (partial reads neither).
-fn shard_reads(
+pub(crate) fn shard_reads(
     plan: &Plan,
     names: &[String],
-    min: i64,
+    (min, max): (i64, i64),
     memory_limit: usize,
     condition: Option<Expr>,
+    only: Option<&str>,
 ) -> Vec<(String, ShardInfo, ReadRequest)> {
     let mut jobs = Vec::new();
-    for src in plan.sources.iter().filter(|s| s.rows.is_none()) {
+    let sources = plan
+        .sources
+        .iter()
+        .filter(|s| s.rows.is_none() && only.is_none_or(|m| s.measurement == m));
+    for src in sources {
         let fields: Vec<String> = names
             .iter()
             .filter(|n| src.schema.field_type(n).is_some())
@@ -231,12 +276,15 @@ fn shard_reads(
             tags: tag_filter(plan.condition.as_ref(), &src.schema),
             fields,
             min,
-            max: plan.max,
+            max,
             schema_stamp: 0,
             condition: condition.clone(),
             max_bytes: memory_limit,
         };
-        for shard in &src.shards {
+        for (shard, &(start, end)) in src.shards.iter().zip(&src.spans) {
+            if end <= min || start > max {
+                continue;
+            }
             let req = ReadRequest {
                 schema_stamp: src.schema.stamp_of(shard.id),
                 ..req.clone()
@@ -247,9 +295,9 @@ fn shard_reads(
     jobs
 }
 
-/// The points a statement reads: every field it names, from its shards (a few
-/// at once) and its subqueries' rows, counted against its memory limit.
-async fn read_points(plan: &Plan, cx: &Context<'_>) -> Result<Vec<Read<SeriesRead>>> {
+/// Every field a statement's points reads need: those it selects and those
+/// its condition names.
+pub(crate) fn point_names(plan: &Plan) -> Vec<String> {
     let mut names = Vec::new();
     for f in &plan.fields {
         var_names(&f.expr, &mut names);
@@ -259,33 +307,51 @@ async fn read_points(plan: &Plan, cx: &Context<'_>) -> Result<Vec<Read<SeriesRea
     }
     names.sort();
     names.dedup();
+    names
+}
+
+/// Runs points reads (a few at once), their sum held to `limit` bytes as
+/// they come in — each read also stops past it itself — so a statement
+/// never holds much more than its limit. Also answers the bytes held.
+pub(crate) async fn fetch(
+    cx: &Context<'_>,
+    jobs: Vec<(String, ShardInfo, ReadRequest)>,
+    limit: usize,
+) -> Result<(Vec<Read<SeriesRead>>, usize)> {
+    stream::iter(jobs)
+        .map(|(db, shard, req)| async move {
+            let series = cx.reader.read(&db, &shard, &req).await?;
+            Ok::<_, Error>((shard.id, req.measurement, series))
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_fold((Vec::new(), 0usize), |(mut reads, held), r| async move {
+            let held = held.saturating_add(bytes_of(&r.2));
+            if held > limit {
+                return Err(Error::MemoryLimit { limit });
+            }
+            reads.push(r);
+            Ok((reads, held))
+        })
+        .await
+}
+
+fn bytes_of(series: &[SeriesRead]) -> usize {
+    series.iter().map(SeriesRead::heap_bytes).sum()
+}
+
+/// The points a statement reads: every field it names, from its shards and
+/// its subqueries' rows, counted against its memory limit.
+async fn read_points(plan: &Plan, cx: &Context<'_>) -> Result<Vec<Read<SeriesRead>>> {
     let limit = cx.memory_limit;
-    let over = || Error::MemoryLimit { limit };
-    let bytes_of =
-        |series: &[SeriesRead]| -> usize { series.iter().map(SeriesRead::heap_bytes).sum() };
-    // Each read stops past the limit itself; their sum is checked as they
-    // come in, so the statement never holds much more than its limit.
-    let (mut reads, mut held) = stream::iter(shard_reads(
+    let jobs = shard_reads(
         plan,
-        &names,
-        plan.read_min,
+        &point_names(plan),
+        (plan.read_min, plan.max),
         limit,
         pushed_condition(plan),
-    ))
-    .map(|(db, shard, req)| async move {
-        let series = cx.reader.read(&db, &shard, &req).await?;
-        Ok::<_, Error>((shard.id, req.measurement, series))
-    })
-    .buffered(READ_CONCURRENCY)
-    .try_fold((Vec::new(), 0usize), |(mut reads, held), r| async move {
-        let held = held.saturating_add(bytes_of(&r.2));
-        if held > limit {
-            return Err(over());
-        }
-        reads.push(r);
-        Ok((reads, held))
-    })
-    .await?;
+        None,
+    );
+    let (mut reads, mut held) = fetch(cx, jobs, limit).await?;
     for src in &plan.sources {
         if let Some(rows) = &src.rows {
             held = held.saturating_add(bytes_of(rows));
@@ -293,7 +359,7 @@ async fn read_points(plan: &Plan, cx: &Context<'_>) -> Result<Vec<Read<SeriesRea
         }
     }
     if held > limit {
-        return Err(over());
+        return Err(Error::MemoryLimit { limit });
     }
     Ok(reads)
 }
@@ -305,17 +371,24 @@ async fn read_partials(
     cx: &Context<'_>,
     fields: Vec<String>,
 ) -> Result<Vec<Read<SeriesPartials>>> {
-    stream::iter(shard_reads(plan, &fields, plan.min, 0, None))
-        .map(|(db, shard, read)| async move {
-            let req = PartialRequest {
-                read,
-                interval: plan.interval,
-                offset: plan.offset,
-            };
-            let series = cx.reader.read_partials(&db, &shard, &req).await?;
-            Ok::<_, Error>((shard.id, req.read.measurement, series))
-        })
-        .buffered(READ_CONCURRENCY)
-        .try_collect()
-        .await
+    stream::iter(shard_reads(
+        plan,
+        &fields,
+        (plan.min, plan.max),
+        0,
+        None,
+        None,
+    ))
+    .map(|(db, shard, read)| async move {
+        let req = PartialRequest {
+            read,
+            interval: plan.interval,
+            offset: plan.offset,
+        };
+        let series = cx.reader.read_partials(&db, &shard, &req).await?;
+        Ok::<_, Error>((shard.id, req.read.measurement, series))
+    })
+    .buffered(READ_CONCURRENCY)
+    .try_collect()
+    .await
 }

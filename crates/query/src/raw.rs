@@ -229,55 +229,70 @@ pub(crate) fn selected_fields(plan: &Plan) -> Vec<String> {
     out
 }
 
+/// A group's rows, all at once.
 pub fn run(plan: &Plan, g: &Group) -> Vec<OutRow> {
-    let selected = selected_fields(plan);
-    let drives = |n: &str| selected.iter().any(|s| s == n);
-    // (time, series index, values)
-    let mut rows: Vec<(i64, usize, Vec<Value>)> = Vec::new();
-    let order = |rows: &mut Vec<(i64, usize, Vec<Value>)>| {
+    Cursor::default().next(plan, g).0
+}
+
+/// OFFSET and LIMIT over a group answered in parts (time slices, in output
+/// order): what the parts before took, so the next goes on from there.
+#[derive(Debug, Default)]
+pub(crate) struct Cursor {
+    /// Rows seen per shard (the OFFSET-without-LIMIT rule below).
+    per_shard: std::collections::HashMap<u64, usize>,
+    skipped: usize,
+    taken: usize,
+}
+
+impl Cursor {
+    /// The rows `g` adds, and whether LIMIT has all it wants (no later part
+    /// needs reading).
+    pub(crate) fn next(&mut self, plan: &Plan, g: &Group) -> (Vec<OutRow>, bool) {
+        let selected = selected_fields(plan);
+        let drives = |n: &str| selected.iter().any(|s| s == n);
+        // (time, series index, values)
+        let mut rows: Vec<(i64, usize, Vec<Value>)> = Vec::new();
+        for (si, s) in g.series.iter().enumerate() {
+            for_each_passing_row(plan, s, &drives, |t, row| {
+                let out: Vec<Value> = plan
+                    .fields
+                    .iter()
+                    .map(|f| eval_field(&f.expr, row, plan))
+                    .collect();
+                rows.push((t, si, out));
+            });
+        }
         if plan.ascending {
             rows.sort_by_key(|r| (r.0, r.1));
         } else {
             // Descending reverses the series order too.
             rows.sort_by_key(|r| (std::cmp::Reverse(r.0), std::cmp::Reverse(r.1)));
         }
-    };
-    for (si, s) in g.series.iter().enumerate() {
-        for_each_passing_row(plan, s, &drives, |t, row| {
-            let out: Vec<Value> = plan
-                .fields
-                .iter()
-                .map(|f| eval_field(&f.expr, row, plan))
-                .collect();
-            rows.push((t, si, out));
-        });
-    }
-    order(&mut rows);
-    if plan.offset_rows > 0 && plan.limit == 0 {
-        // InfluxDB's engine stops each shard's points at OFFSET + LIMIT + 1
-        // before the OFFSET is applied: OFFSET without LIMIT answers one row
-        // per shard that has more than OFFSET.
-        let mut per_shard: std::collections::HashMap<u64, usize> = Default::default();
-        rows.retain(|r| {
-            let n = per_shard.entry(g.shards[r.1]).or_insert(0);
-            *n += 1;
-            *n <= plan.offset_rows + 1
-        });
-    }
-    limit(
-        rows.into_iter()
-            .map(|(time, _, values)| OutRow { time, values }),
-        plan,
-    )
-}
-
-/// OFFSET and LIMIT on a group's rows.
-pub(crate) fn limit(rows: impl Iterator<Item = OutRow>, plan: &Plan) -> Vec<OutRow> {
-    let rows = rows.skip(plan.offset_rows);
-    if plan.limit > 0 {
-        rows.take(plan.limit).collect()
-    } else {
-        rows.collect()
+        if plan.offset_rows > 0 && plan.limit == 0 {
+            // InfluxDB's engine stops each shard's points at OFFSET + LIMIT + 1
+            // before the OFFSET is applied: OFFSET without LIMIT answers one row
+            // per shard that has more than OFFSET.
+            rows.retain(|r| {
+                let n = self.per_shard.entry(g.shards[r.1]).or_insert(0);
+                *n += 1;
+                *n <= plan.offset_rows + 1
+            });
+        }
+        let skip = (plan.offset_rows - self.skipped).min(rows.len());
+        self.skipped += skip;
+        let room = if plan.limit > 0 {
+            plan.limit - self.taken
+        } else {
+            usize::MAX
+        };
+        let out: Vec<OutRow> = rows
+            .into_iter()
+            .skip(skip)
+            .take(room)
+            .map(|(time, _, values)| OutRow { time, values })
+            .collect();
+        self.taken += out.len();
+        (out, plan.limit > 0 && self.taken >= plan.limit)
     }
 }
 

@@ -31,7 +31,7 @@ const DAY: i64 = 24 * HOUR;
 
 /// Statements that create the databases and retention policies, run on both
 /// servers before the writes.
-pub const SETUP: &str = "CREATE DATABASE diff; CREATE RETENTION POLICY archive ON diff DURATION INF REPLICATION 1; CREATE DATABASE diff2";
+pub const SETUP: &str = "CREATE DATABASE diff; CREATE RETENTION POLICY archive ON diff DURATION INF REPLICATION 1; CREATE RETENTION POLICY hourly ON diff DURATION INF REPLICATION 1 SHARD DURATION 1h; CREATE DATABASE diff2";
 
 /// One `/write` request.
 #[derive(Debug, Clone)]
@@ -119,6 +119,7 @@ pub fn dataset(now_ns: i64) -> Vec<Batch> {
     odd_names(&mut out);
     recent(&mut out, now_ns);
     archive_and_diff2(&mut out);
+    hourly(&mut out);
     out
 }
 
@@ -437,6 +438,26 @@ fn archive_and_diff2(out: &mut Vec<Batch>) {
                 rng.range(1_000_000, 9_000_000)
             ));
             t += 5 * MIN;
+        }
+    }
+    out.push(b);
+}
+
+/// Probes in `hourly` (one-hour shard groups): twelve shard groups, so raw
+/// statements are answered over many time slices. No two points share a
+/// time: InfluxDB orders rows of one time across series by chance.
+fn hourly(out: &mut Vec<Batch>) {
+    let mut rng = Rng(10);
+    let mut b = Batch::new("diff", Some("hourly"));
+    for (i, probe) in (0..).zip(["p1", "p2", "p3"]) {
+        let mut t = T0 + (7 + i) * MIN;
+        while t < T0 + 12 * HOUR {
+            b.line(&format!(
+                "temp,probe={probe} value={},n={}i {t}",
+                f2(-5.0 + 30.0 * rng.unit()),
+                rng.range(0, 100)
+            ));
+            t += 10 * MIN;
         }
     }
     out.push(b);

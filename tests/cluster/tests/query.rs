@@ -13,6 +13,7 @@ use sundial_testkit::{qdata, qdiff};
 /// The corpus' databases, replicated.
 const SETUP_RF2: &str = "CREATE DATABASE diff WITH REPLICATION 2; \
      CREATE RETENTION POLICY archive ON diff DURATION INF REPLICATION 2; \
+     CREATE RETENTION POLICY hourly ON diff DURATION INF REPLICATION 2 SHARD DURATION 1h; \
      CREATE DATABASE diff2 WITH REPLICATION 2";
 
 #[test]

@@ -1,6 +1,8 @@
 //! `/query`: statements parsed, authorized, run (SELECT through the query
 //! crate), rendered as InfluxDB writes them.
 
+use futures::StreamExt;
+
 use super::*;
 
 #[derive(Debug, Deserialize, Default)]
@@ -17,14 +19,19 @@ pub(super) struct QueryParams {
 }
 
 impl Gateway {
-    /// Runs one SELECT and renders its series.
-    async fn select(&self, stmt: &SelectStatement, db: &str, rp: &str) -> Result<StmtOut> {
+    /// Where a SELECT runs: its database and retention policy, now, and how
+    /// shards are read.
+    fn select_context<'a>(
+        &'a self,
+        db: &'a str,
+        rp: &'a str,
+    ) -> Result<sundial_query::Context<'a>> {
         let Some(q) = &self.querying else {
             return Err(Error::BadRequest(
                 "SELECT is not supported by this gateway yet".into(),
             ));
         };
-        let cx = sundial_query::Context {
+        Ok(sundial_query::Context {
             meta: &self.meta,
             reader: q.reader.as_ref(),
             database: db,
@@ -35,16 +42,156 @@ impl Gateway {
             } else {
                 q.memory_limit
             },
-        };
-        let series = sundial_query::select(stmt, &cx).await?;
-        Ok(StmtOut {
-            tables: render::select_tables(series),
-            error: None,
-            tz: stmt
-                .location
-                .as_deref()
-                .and_then(|z| jiff::tz::TimeZone::get(z).ok()),
         })
+    }
+}
+
+/// The `tz()` zone a SELECT's times are written in.
+fn zone_of(stmt: &SelectStatement) -> Option<jiff::tz::TimeZone> {
+    stmt.location
+        .as_deref()
+        .and_then(|z| jiff::tz::TimeZone::get(z).ok())
+}
+
+/// Where a request's answers go: held whole (JSON or CSV), or written a chunk
+/// at a time down the response as they are made (`chunked=true`).
+enum Answers {
+    Whole(Vec<StmtOut>),
+    Streamed(Box<Streamed>),
+}
+
+/// A chunked answer on its way: lines written as pieces come, sent down the
+/// response once a few tens of kB are ready.
+struct Streamed {
+    chunker: render::Chunker,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+/// Text sent down a chunked response at once (less is held back for more).
+const SEND_BYTES: usize = 64 << 10;
+
+impl Streamed {
+    /// Sends what is written: all of it, or only once it is worth a send.
+    async fn send(&mut self, all: bool) -> std::result::Result<(), sundial_query::Error> {
+        if !all && self.chunker.written() < SEND_BYTES {
+            return Ok(());
+        }
+        let text = self.chunker.take();
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(Bytes::from(text))
+            .await
+            .map_err(|_| sundial_query::Error::Interrupted)
+    }
+}
+
+#[async_trait::async_trait]
+impl sundial_query::SeriesSink for Streamed {
+    async fn put(&mut self, piece: sundial_query::Series) -> sundial_query::Result<()> {
+        self.chunker.push(piece);
+        self.send(false).await
+    }
+}
+
+impl Answers {
+    /// Runs the statements in order; the first that fails ends the request
+    /// (InfluxDB stops there).
+    async fn run(
+        &mut self,
+        gw: &Gateway,
+        stmts: &[Statement],
+        user: Option<&UserInfo>,
+        db: &str,
+        rp: &str,
+    ) {
+        for (i, stmt) in stmts.iter().enumerate() {
+            let done = match stmt {
+                Statement::Select(sel) => self.select(gw, i, sel, db, rp).await,
+                other => match query::execute(&gw.meta, other, user, db).await {
+                    Ok(v) => {
+                        self.whole(i, render::json_tables(&v));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = done {
+                self.fail(i, stmts.len(), &e.to_string());
+                break;
+            }
+            if let Answers::Streamed(st) = self {
+                if st.send(true).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if let Answers::Streamed(st) = self {
+            let _ = st.send(true).await;
+        }
+    }
+
+    async fn select(
+        &mut self,
+        gw: &Gateway,
+        id: usize,
+        stmt: &SelectStatement,
+        db: &str,
+        rp: &str,
+    ) -> Result<()> {
+        let cx = gw.select_context(db, rp)?;
+        match self {
+            Answers::Whole(outs) => {
+                let series = sundial_query::select(stmt, &cx).await?;
+                outs.push(StmtOut {
+                    tables: series,
+                    timed: true,
+                    error: None,
+                    tz: zone_of(stmt),
+                });
+            }
+            Answers::Streamed(st) => {
+                st.chunker.start(id, true, zone_of(stmt));
+                sundial_query::select_into(stmt, &cx, st.as_mut()).await?;
+                st.chunker.finish();
+            }
+        }
+        Ok(())
+    }
+
+    /// A statement answered whole (SHOW …): untimed series.
+    fn whole(&mut self, id: usize, tables: Vec<sundial_query::Series>) {
+        match self {
+            Answers::Whole(outs) => outs.push(StmtOut {
+                tables,
+                ..StmtOut::default()
+            }),
+            Answers::Streamed(st) => {
+                st.chunker.start(id, false, None);
+                for t in tables {
+                    st.chunker.push_whole(t);
+                }
+                st.chunker.finish();
+            }
+        }
+    }
+
+    fn fail(&mut self, id: usize, total: usize, error: &str) {
+        match self {
+            Answers::Whole(outs) => outs.push(StmtOut {
+                error: Some(error.to_string()),
+                ..StmtOut::default()
+            }),
+            Answers::Streamed(st) => {
+                st.chunker.fail(error);
+                // InfluxDB's chunked form names the failed statement's id
+                // for each statement left.
+                for _ in id + 1..total {
+                    st.chunker.not_executed(id);
+                }
+            }
+        }
     }
 }
 
@@ -138,45 +285,44 @@ pub(super) async fn query_handler(
     }
     let rp = params.rp.unwrap_or_default();
     let tf = TimeFormat::from_param(params.epoch.as_deref());
-    let mut outs: Vec<StmtOut> = Vec::new();
-    for stmt in &stmts {
-        let answer = match stmt {
-            Statement::Select(sel) => gw.select(sel, &db, &rp).await,
-            other => query::execute(&gw.meta, other, user.as_ref(), &db)
-                .await
-                .map(|v| StmtOut {
-                    tables: render::json_tables(&v),
-                    ..StmtOut::default()
-                }),
-        };
-        match answer {
-            Ok(out) => outs.push(out),
-            Err(e) => {
-                // InfluxDB stops at the first failing statement.
-                outs.push(StmtOut {
-                    error: Some(e.to_string()),
-                    ..StmtOut::default()
-                });
-                break;
-            }
-        }
-    }
-    let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    gw.stats.query_request_duration_ns.fetch_add(ns, Relaxed);
-    if csv {
-        let text = render::csv_body(&outs, &tf);
-        return Ok(([("Content-Type", "text/csv")], text).into_response());
-    }
-    let text = if matches!(params.chunked.as_deref(), Some("true")) {
+    let chunked = !csv && matches!(params.chunked.as_deref(), Some("true"));
+    if chunked {
         let size = params
             .chunk_size
             .as_deref()
             .and_then(|c| c.parse::<usize>().ok())
             .filter(|&c| c > 0)
             .unwrap_or(render::DEFAULT_CHUNK_SIZE);
-        render::chunked_body(&outs, stmts.len(), &tf, pretty, size)
+        // Few sends ahead of the client: a slow reader slows the query, not
+        // the node's memory.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        let mut answers = Answers::Streamed(Box::new(Streamed {
+            chunker: render::Chunker::new(tf, pretty, size),
+            tx,
+        }));
+        let task = async move {
+            answers.run(&gw, &stmts, user.as_ref(), &db, &rp).await;
+            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            gw.stats.query_request_duration_ns.fetch_add(ns, Relaxed);
+        };
+        tokio::spawn(task.instrument(tracing::Span::current()));
+        let body = Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>),
+        );
+        return Ok(([("Content-Type", "application/json")], body).into_response());
+    }
+    let mut answers = Answers::Whole(Vec::new());
+    answers.run(&gw, &stmts, user.as_ref(), &db, &rp).await;
+    let Answers::Whole(outs) = answers else {
+        return Err(Error::Internal("a whole answer became a stream".into()));
+    };
+    let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    gw.stats.query_request_duration_ns.fetch_add(ns, Relaxed);
+    let text = if csv {
+        render::csv_body(&outs, &tf)
     } else {
         render::json_body(&outs, stmts.len(), &tf, pretty)
     };
-    Ok(([("Content-Type", "application/json")], text).into_response())
+    let ctype = if csv { "text/csv" } else { "application/json" };
+    Ok(([("Content-Type", ctype)], text).into_response())
 }

@@ -45,6 +45,8 @@ pub struct Source {
     pub database: String,
     pub measurement: String,
     pub shards: Vec<ShardInfo>,
+    /// Each shard's time range: its shard group's `[start, end)`.
+    pub spans: Vec<(i64, i64)>,
     pub schema: Schema,
     /// A subquery's series (then `shards` is empty).
     pub rows: Option<Vec<SeriesRead>>,

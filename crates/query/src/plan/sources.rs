@@ -54,13 +54,14 @@ pub(super) async fn resolve_sources(
         if !db.retention_policies.contains_key(&rp) {
             return Err(query_err(format!("retention policy not found: {rp}")));
         }
-        let shards: Vec<ShardInfo> = cx
-            .meta
-            .shard_groups(database, &rp)
-            .into_iter()
-            .filter(|g| g.end > min && g.start <= max)
-            .flat_map(|g| g.shards)
-            .collect();
+        let mut shards: Vec<ShardInfo> = Vec::new();
+        let mut spans = Vec::new();
+        for g in cx.meta.shard_groups(database, &rp) {
+            if g.end > min && g.start <= max {
+                spans.extend(g.shards.iter().map(|_| (g.start, g.end)));
+                shards.extend(g.shards);
+            }
+        }
         let names = match &m.regex {
             Some(re) => {
                 let rx = compile_regex(re)?;
@@ -92,6 +93,7 @@ pub(super) async fn resolve_sources(
                 database: database.to_string(),
                 measurement: name,
                 shards: shards.clone(),
+                spans: spans.clone(),
                 schema,
                 rows: None,
             });
@@ -168,6 +170,7 @@ fn subquery_sources(inner: &SelectStatement, series: Vec<crate::result::Series>)
                 database: String::new(),
                 measurement: s.name,
                 shards: Vec::new(),
+                spans: Vec::new(),
                 schema,
                 rows: Some(vec![read]),
             }),
