@@ -8,7 +8,7 @@ use crate::exec::Group;
 use crate::plan::Plan;
 use crate::result::Row as OutRow;
 use crate::seam::SeriesRead;
-use crate::value::Value;
+use crate::value::{Column, Value};
 
 /// A row of one series: the values of its read fields at one time.
 pub(crate) struct PointRow<'a> {
@@ -92,31 +92,61 @@ pub(crate) fn eval_field(e: &Expr, row: &PointRow<'_>, plan: &Plan) -> Value {
 /// statement would keep itself — it sees a field's value only at its time —
 /// so it can check again without losing any.
 pub fn keep_passing_rows(cond: &Expr, regexes: &Regexes, mut s: SeriesRead) -> Option<SeriesRead> {
-    let (mut kept, mut rows) = (Vec::new(), 0);
-    for_each_row(&s, &|_| true, |t, names, vals| {
-        rows += 1;
-        if row_holds(cond, regexes, names, vals, &s.tags) {
-            kept.push(t);
+    // Only the fields the condition names decide a row: walk their times, and
+    // decide the times where none of them has a value once (all null).
+    let mut named = Vec::new();
+    cond.walk(&mut |e| {
+        if let Expr::VarRef { name, .. } = e {
+            named.push(name.as_str());
         }
     });
-    if kept.len() == rows {
-        return Some(s);
-    }
-    if kept.is_empty() {
-        return None;
-    }
-    for (_, c) in &mut s.fields {
-        // Both time lists ascend: one merge marks the kept ones.
-        let mut k = kept.iter().peekable();
+    let deciding: Vec<(&str, &Column)> = s
+        .fields
+        .iter()
+        .filter(|(n, _)| named.contains(&n.as_str()))
+        .map(|(n, c)| (n.as_str(), c))
+        .collect();
+    let names: Vec<&str> = deciding.iter().map(|(n, _)| *n).collect();
+    let nulls = vec![Value::Null; deciding.len()];
+    let elsewhere = row_holds(cond, regexes, &names, &nulls, &s.tags);
+    // The deciding fields' times, and whether the condition holds at each.
+    let (mut times, mut holds) = (Vec::new(), Vec::new());
+    walk_rows(&deciding, &|_| true, |t, names, vals| {
+        times.push(t);
+        holds.push(row_holds(cond, regexes, names, vals, &s.tags));
+    });
+    let (mut any, mut all) = (false, true);
+    let mut masks: Vec<Vec<bool>> = Vec::with_capacity(s.fields.len());
+    for (_, c) in &s.fields {
+        // Both time lists ascend: one merge finds each time's verdict.
+        let mut k = 0;
         let mask: Vec<bool> = c
             .times
             .iter()
             .map(|t| {
-                while k.next_if(|&&x| x < *t).is_some() {}
-                k.peek() == Some(&t)
+                while k < times.len() && times[k] < *t {
+                    k += 1;
+                }
+                let keep = if times.get(k) == Some(t) {
+                    holds[k]
+                } else {
+                    elsewhere
+                };
+                any |= keep;
+                all &= keep;
+                keep
             })
             .collect();
-        c.retain_mask(&mask);
+        masks.push(mask);
+    }
+    if all {
+        return Some(s);
+    }
+    if !any {
+        return None;
+    }
+    for ((_, c), mask) in s.fields.iter_mut().zip(&masks) {
+        c.retain_mask(mask);
     }
     s.fields.retain(|(_, c)| !c.times.is_empty());
     Some(s)
@@ -127,16 +157,26 @@ pub fn keep_passing_rows(cond: &Expr, regexes: &Regexes, mut s: SeriesRead) -> O
 pub(crate) fn for_each_row(
     s: &SeriesRead,
     drives: &dyn Fn(&str) -> bool,
+    f: impl FnMut(i64, &[&str], &[Value]),
+) {
+    let fields: Vec<(&str, &Column)> = s.fields.iter().map(|(n, c)| (n.as_str(), c)).collect();
+    walk_rows(&fields, drives, f);
+}
+
+/// [`for_each_row`] over some of a series' columns.
+fn walk_rows(
+    fields: &[(&str, &Column)],
+    drives: &dyn Fn(&str) -> bool,
     mut f: impl FnMut(i64, &[&str], &[Value]),
 ) {
-    let driving: Vec<bool> = s.fields.iter().map(|(n, _)| drives(n)).collect();
-    let names: Vec<&str> = s.fields.iter().map(|(n, _)| n.as_str()).collect();
-    let mut pos = vec![0usize; s.fields.len()];
-    let mut vals = vec![Value::Null; s.fields.len()];
+    let driving: Vec<bool> = fields.iter().map(|(n, _)| drives(n)).collect();
+    let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+    let mut pos = vec![0usize; fields.len()];
+    let mut vals = vec![Value::Null; fields.len()];
     loop {
         let mut t = i64::MAX;
         let mut any = false;
-        for (i, (_, c)) in s.fields.iter().enumerate() {
+        for (i, (_, c)) in fields.iter().enumerate() {
             if let Some(&ct) = c.times.get(pos[i]) {
                 if driving[i] {
                     any = true;
@@ -148,12 +188,12 @@ pub(crate) fn for_each_row(
             break;
         }
         // Values of the other fields before t are never looked at.
-        for (i, (_, c)) in s.fields.iter().enumerate() {
+        for (i, (_, c)) in fields.iter().enumerate() {
             while !driving[i] && c.times.get(pos[i]).is_some_and(|&ct| ct < t) {
                 pos[i] += 1;
             }
         }
-        for (i, (_, c)) in s.fields.iter().enumerate() {
+        for (i, (_, c)) in fields.iter().enumerate() {
             if c.times.get(pos[i]) == Some(&t) {
                 vals[i] = c.values.get(pos[i]);
                 pos[i] += 1;
@@ -350,7 +390,11 @@ mod tests {
         assert_eq!(times(&s), [("v".into(), vec![1])]);
         assert!(keep("v > 100").is_none());
         assert!(keep("host =~ /b/").is_none());
-        // Everything passes: the series as it was.
+        // Everything passes: the series as it was — also a time where only
+        // a field the condition does not name has a value.
         assert_eq!(keep("v > 0 OR w > 0"), Some(series()));
+        assert_eq!(keep("v > 100 OR host = 'a'"), Some(series()));
+        let s = keep("v > 100 OR w > 100 OR host = 'a'").unwrap();
+        assert_eq!(times(&s), times(&series()));
     }
 }

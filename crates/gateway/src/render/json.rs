@@ -133,7 +133,13 @@ pub fn json_body(stmts: &[StmtOut], total: usize, tf: &TimeFormat, pretty: bool)
             "json: error calling MarshalJSON for type httpd.Response: json: error calling MarshalJSON for type *query.Result: json: unsupported value: {inf}\n"
         );
     }
-    let mut out = String::new();
+    // About what the rows take (times as RFC 3339), so the text grows once.
+    let cells: usize = stmts
+        .iter()
+        .flat_map(|s| &s.tables)
+        .map(|t| t.rows.len() * (t.columns.len() + 1))
+        .sum();
+    let mut out = String::with_capacity(256 + cells * 14);
     let mut w = JsonWriter::new(&mut out, pretty);
     w.begin('{');
     w.key("results");
