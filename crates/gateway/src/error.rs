@@ -80,8 +80,7 @@ impl Error {
             Error::Timeout | Error::Internal(_) => 500,
             Error::Meta(e) => e.class().http_status(),
             Error::Cluster(e) => e.class().http_status(),
-            Error::Query(sundial_query::Error::Query(_)) => 400,
-            Error::Query(_) => 500,
+            Error::Query(e) => e.class().http_status(),
         }
     }
 

@@ -25,6 +25,21 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// Its class: how HTTP and gRPC answer it.
+    pub fn class(&self) -> sundial_common::ErrorClass {
+        use sundial_common::ErrorClass;
+        match self {
+            Error::Query(_) => ErrorClass::BadRequest,
+            Error::MemoryLimit { .. } => ErrorClass::TooLarge,
+            Error::Shard { .. }
+            | Error::SchemaChanged { .. }
+            | Error::Interrupted
+            | Error::Internal(_) => ErrorClass::Internal,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn query_err(s: impl Into<String>) -> Error {

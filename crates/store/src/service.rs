@@ -207,14 +207,9 @@ impl<M, R> Chunks<M, R> {
 /// Values per `ReadSeries` message (a longer series continues in the next).
 const SERIES_CHUNK_VALUES: usize = 64 * 1024;
 
-/// A query read's error as a gRPC status (its class from the engine's text).
+/// A query read's error as a gRPC status.
 fn query_status(e: sundial_query::Error) -> Status {
-    let class = match &e {
-        sundial_query::Error::Query(_) => ErrorClass::BadRequest,
-        sundial_query::Error::MemoryLimit { .. } => ErrorClass::TooLarge,
-        _ => ErrorClass::Internal,
-    };
-    status(class, e.to_string())
+    status(e.class(), e.to_string())
 }
 
 /// Splits a series into messages of about [`SERIES_CHUNK_VALUES`] values per
