@@ -216,7 +216,13 @@ impl RemoteShardReader {
                 }
                 fold(&mut out.0, chunk)
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                Error::MemoryLimit { .. } => Error::MemoryLimit {
+                    limit: req.max_bytes,
+                },
+                e => e,
+            })?;
         self.check_stamp(shard.id, req, stamp)?;
         Ok(out)
     }
@@ -298,6 +304,10 @@ impl RemoteShardReader {
                 Err(e) if try_next(&e) => {
                     tracing::debug!(shard_id = shard.id, node, error = %e, "owner failed, trying the next");
                     tried.push(format!("node {node}: {e}"));
+                }
+                // A read past its memory bound: the caller may read less.
+                Err(e) if e.class() == ErrorClass::TooLarge => {
+                    return Err(Error::MemoryLimit { limit: 0 })
                 }
                 Err(e) => {
                     return Err(Error::Shard {

@@ -8,13 +8,17 @@ mod common;
 
 use common::{client, query, Server};
 
-#[test]
-fn a_query_past_its_memory_limit_fails_clearly_and_the_server_goes_on() {
+/// A server whose statements may hold 200 kB, with 20,000 points of `cpu`
+/// (`v` = 0…19,999 over hosts h0…h9, a millisecond apart from 1 s, one
+/// shard): 320 kB of 8-byte values and 8-byte times.
+fn server_with_points() -> Server {
     let s = Server::start_env(&[], &[("SUNDIAL_COORDINATOR_QUERY_MEMORY_LIMIT", "200000")]);
     query(&s, "CREATE DATABASE m");
-    // 20,000 points of 8-byte values and 8-byte times: 320 kB of columns.
-    let body: String = (0..20_000)
-        .map(|i| format!("cpu,host=h{} v={i} {}\n", i % 10, 1_000_000_000 + i))
+    let body: String = (0..20_000i64)
+        .map(|i| {
+            let t = 1_000_000_000 + i * 1_000_000;
+            format!("cpu,host=h{} v={i} {t}\n", i % 10)
+        })
         .collect();
     let r = client()
         .post(s.url("/write?db=m"))
@@ -22,6 +26,12 @@ fn a_query_past_its_memory_limit_fails_clearly_and_the_server_goes_on() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 204);
+    s
+}
+
+#[test]
+fn a_query_past_its_memory_limit_fails_clearly_and_the_server_goes_on() {
+    let s = server_with_points();
 
     let ask = |q: &str| {
         let r = client()
@@ -46,24 +56,7 @@ fn a_query_past_its_memory_limit_fails_clearly_and_the_server_goes_on() {
 
 #[test]
 fn a_raw_answer_larger_than_the_limit_streams_in_chunks() {
-    let s = Server::start_env(&[], &[("SUNDIAL_COORDINATOR_QUERY_MEMORY_LIMIT", "200000")]);
-    query(&s, "CREATE DATABASE m");
-    // 20,000 points (320 kB of columns), a millisecond apart, in one shard.
-    let body: String = (0..20_000i64)
-        .map(|i| {
-            format!(
-                "cpu,host=h{} v={i} {}\n",
-                i % 10,
-                1_000_000_000 + i * 1_000_000
-            )
-        })
-        .collect();
-    let r = client()
-        .post(s.url("/write?db=m"))
-        .body(body)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    let s = server_with_points();
     let get = |params: &[(&str, &str)]| {
         let r = client()
             .get(s.url("/query"))

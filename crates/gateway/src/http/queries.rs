@@ -37,12 +37,16 @@ impl Gateway {
             database: db,
             retention_policy: rp,
             now: sundial_meta::now_ns(),
-            memory_limit: if q.memory_limit == 0 {
-                usize::MAX
-            } else {
-                q.memory_limit
-            },
+            memory_limit: self.query_memory_limit(),
         })
+    }
+
+    /// Bytes one statement may hold (`query-memory-limit`; 0 is none).
+    fn query_memory_limit(&self) -> usize {
+        match &self.querying {
+            Some(q) if q.memory_limit > 0 => q.memory_limit,
+            _ => usize::MAX,
+        }
     }
 }
 
@@ -65,6 +69,8 @@ enum Answers {
 struct Streamed {
     chunker: render::Chunker,
     tx: tokio::sync::mpsc::Sender<Bytes>,
+    /// Bytes of rows the chunker may hold for a line (`query-memory-limit`).
+    limit: usize,
 }
 
 /// Text sent down a chunked response at once (less is held back for more).
@@ -90,8 +96,29 @@ impl Streamed {
 #[async_trait::async_trait]
 impl sundial_query::SeriesSink for Streamed {
     async fn put(&mut self, piece: sundial_query::Series) -> sundial_query::Result<()> {
-        self.chunker.push(piece);
-        self.send(false).await
+        // A line's rows at a time, each sent once written: the text held
+        // stays about a line, whatever the piece.
+        let sundial_query::Series {
+            name,
+            tags,
+            columns,
+            rows,
+        } = piece;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            self.chunker.push(sundial_query::Series {
+                name: name.clone(),
+                tags: tags.clone(),
+                columns: columns.clone(),
+                rows: rows.by_ref().take(self.chunker.chunk_size()).collect(),
+            });
+            // A huge chunk_size must not hold a whole series.
+            if self.chunker.held_bytes() > self.limit {
+                return Err(sundial_query::Error::MemoryLimit { limit: self.limit });
+            }
+            self.send(false).await?;
+        }
+        Ok(())
     }
 }
 
@@ -184,7 +211,7 @@ impl Answers {
                 ..StmtOut::default()
             }),
             Answers::Streamed(st) => {
-                st.chunker.fail(error);
+                st.chunker.fail(id, error);
                 // InfluxDB's chunked form names the failed statement's id
                 // for each statement left.
                 for _ in id + 1..total {
@@ -299,6 +326,7 @@ pub(super) async fn query_handler(
         let mut answers = Answers::Streamed(Box::new(Streamed {
             chunker: render::Chunker::new(tf, pretty, size),
             tx,
+            limit: gw.query_memory_limit(),
         }));
         let task = async move {
             answers.run(&gw, &stmts, user.as_ref(), &db, &rp).await;

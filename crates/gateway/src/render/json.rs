@@ -185,6 +185,8 @@ pub struct Chunker {
     tz: Option<TimeZone>,
     /// The series whose rows are not all written yet.
     current: Option<Series>,
+    /// The data bytes of its rows (`Series::data_bytes`).
+    current_bytes: usize,
     /// A line ready but for its result's partial flag (whether anything of
     /// the statement follows): its series and whether more of it follow.
     held: Option<(Series, bool)>,
@@ -201,6 +203,7 @@ impl Chunker {
             timed: false,
             tz: None,
             current: None,
+            current_bytes: 0,
             held: None,
         }
     }
@@ -214,6 +217,7 @@ impl Chunker {
 
     /// Rows of a series: continuing the current one or starting the next.
     pub fn push(&mut self, piece: Series) {
+        let bytes = piece.data_bytes();
         match &mut self.current {
             Some(cur) if cur.continued_by(&piece) => cur.rows.extend(piece.rows),
             _ => {
@@ -221,12 +225,25 @@ impl Chunker {
                 self.current = Some(piece);
             }
         }
+        self.current_bytes += bytes;
         self.cut_full_chunks();
+    }
+
+    /// Rows a line takes.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk
+    }
+
+    /// Data bytes of the rows held for lines not written yet (a series'
+    /// rows wait until a chunk is full or the series ends).
+    pub fn held_bytes(&self) -> usize {
+        self.current_bytes
     }
 
     /// A whole series (a SHOW answer's), never joined to the one before.
     pub fn push_whole(&mut self, series: Series) {
         self.close_series();
+        self.current_bytes = series.data_bytes();
         self.current = Some(series);
         self.cut_full_chunks();
     }
@@ -240,8 +257,9 @@ impl Chunker {
         }
     }
 
-    /// Ends the statement with an error (after what it wrote already).
-    pub fn fail(&mut self, error: &str) {
+    /// Ends statement `id` with an error (after what it wrote already).
+    pub fn fail(&mut self, id: usize, error: &str) {
+        self.stmt = id;
         self.close_series();
         if let Some((s, more)) = self.held.take() {
             self.line(Some((&s, more)), true, None);
@@ -280,11 +298,13 @@ impl Chunker {
                 columns: cur.columns.clone(),
                 rows,
             };
+            self.current_bytes = self.current_bytes.saturating_sub(chunk.data_bytes());
             self.hold(chunk, true);
         }
     }
 
     fn close_series(&mut self) {
+        self.current_bytes = 0;
         if let Some(cur) = self.current.take() {
             self.hold(cur, false);
         }

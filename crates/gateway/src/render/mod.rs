@@ -540,6 +540,20 @@ mod tests {
         for cut in 1..7 {
             assert_eq!(chunked(&all, cut, 2), want, "pieces of {cut}");
         }
+        // A statement that fails before it starts answers under its own id.
+        let mut c = Chunker::new(TimeFormat::Epoch(1), false, 2);
+        c.start(0, true, None);
+        c.push(series("cpu", "a", 0..3));
+        c.finish();
+        c.fail(1, "boom");
+        let text = c.take();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].ends_with(r#""values":[[2,1]]}]}]}"#), "{text}");
+        assert_eq!(
+            lines[2],
+            r#"{"results":[{"statement_id":1,"error":"boom"}]}"#
+        );
         // A statement with no series still answers one line.
         assert_eq!(chunked(&[], 1, 2), "{\"results\":[{\"statement_id\":0}]}\n");
     }
