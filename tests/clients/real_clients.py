@@ -48,6 +48,10 @@ def v1(host, port):
     rs = c.query("SELECT count(usage) FROM cpu; SELECT mean(free) FROM mem")
     assert list(rs[0].get_points()) == [{"time": "1970-01-01T00:00:00Z", "count": 10}], rs[0]
     assert list(rs[1].get_points()) == [{"time": "1970-01-01T00:00:00Z", "mean": 1}], rs[1]
+    # chunked=True: the client reads the answer line by line as it comes.
+    chunks = list(c.query("SELECT usage FROM cpu", chunked=True, chunk_size=3))
+    got = [p["time"] for rs in chunks for p in rs.get_points()]
+    assert len(chunks) == 4 and len(got) == 10 and got == sorted(got), (len(chunks), got)
     try:
         c.query("SELECT FROM cpu")
     except Exception as e:  # InfluxDBClientError on the 400
