@@ -51,6 +51,11 @@ pub trait SeriesSink: Send {
     /// Takes one piece; an error (the client went away, too much held) ends
     /// the statement.
     async fn put(&mut self, piece: Series) -> Result<()>;
+
+    /// Whether the answer's reader went away: a statement stops reading.
+    fn gone(&self) -> bool {
+        false
+    }
 }
 
 /// An answer collected whole, its pieces joined, held to a memory limit.
@@ -98,5 +103,9 @@ impl SeriesSink for Watch<'_> {
     async fn put(&mut self, piece: Series) -> Result<()> {
         self.emitted = true;
         self.inner.put(piece).await
+    }
+
+    fn gone(&self) -> bool {
+        self.inner.gone()
     }
 }

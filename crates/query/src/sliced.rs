@@ -75,6 +75,11 @@ pub(crate) async fn run(
         todo.reverse();
         let mut replans = 0;
         while let Some((lo, hi)) = todo.pop() {
+            // Slices that answer nothing send nothing: ask whether anyone
+            // still reads.
+            if sink.gone() {
+                return Err(Error::Interrupted);
+            }
             // A slice that cannot be halved may use the whole limit.
             let cap = if lo < hi { budget } else { plan.memory_limit };
             let jobs = shard_reads(

@@ -120,6 +120,10 @@ impl sundial_query::SeriesSink for Streamed {
         }
         Ok(())
     }
+
+    fn gone(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 impl Answers {
