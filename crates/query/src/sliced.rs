@@ -61,14 +61,19 @@ pub(crate) async fn run(
     mut plan: Plan,
     sink: &mut dyn SeriesSink,
 ) -> Result<()> {
-    let mut names: Vec<String> = plan.sources.iter().map(|s| s.measurement.clone()).collect();
-    names.dedup();
+    let mut measurements: Vec<String> =
+        plan.sources.iter().map(|s| s.measurement.clone()).collect();
+    measurements.dedup();
     if !plan.ascending {
-        names.reverse();
+        measurements.reverse();
     }
     let budget = plan.memory_limit.min(SLICE_BYTES);
+    // What every read asks for; a plan made again keeps both (same fields,
+    // same statement).
+    let names = point_names(&plan);
+    let condition = pushed_condition(&plan);
     let mut emitted = false;
-    for name in names {
+    for name in measurements {
         let mut cursor = Cursor::default();
         // A stack: the next slice in output order on top.
         let mut todo = slices(&plan, &name);
@@ -82,14 +87,7 @@ pub(crate) async fn run(
             }
             // A slice that cannot be halved may use the whole limit.
             let cap = if lo < hi { budget } else { plan.memory_limit };
-            let jobs = shard_reads(
-                &plan,
-                &point_names(&plan),
-                (lo, hi),
-                cap,
-                pushed_condition(&plan),
-                Some(&name),
-            );
+            let jobs = shard_reads(&plan, &names, (lo, hi), cap, condition.clone(), Some(&name));
             let reads = match fetch(cx, jobs, cap).await {
                 Ok((reads, _)) => reads,
                 Err(Error::MemoryLimit { .. }) if lo < hi => {

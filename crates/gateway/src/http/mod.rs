@@ -6,7 +6,7 @@ use crate::body::{gunzip_bounded, BodyError};
 pub use crate::config::HttpConfig;
 use crate::error::{Error, Result};
 use crate::query;
-use crate::render::{self, Json, StmtOut, TimeFormat};
+use crate::render::{self, StmtOut, TimeFormat};
 use crate::stats::HttpStats;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, State};
@@ -280,8 +280,7 @@ impl IntoResponse for Error {
             StatusCode::from_u16(self.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let text = self.to_string();
         // Go's JSON (`<` written `\u003c`, …), ending in a newline as InfluxDB's.
-        let mut body = Json::Obj(vec![("error".into(), Json::Str(text.clone()))]).render(false);
-        body.push('\n');
+        let body = render::error_body(&text, false);
         let mut resp = (status, [("Content-Type", "application/json")], body).into_response();
         let h = resp.headers_mut();
         // Header values cannot hold newlines (multi-line parse errors): keep the first line.

@@ -231,9 +231,7 @@ fn parse_error(text: &str, csv: bool, pretty: bool) -> Response {
     let (ctype, body) = if csv {
         ("text/csv", render::csv_error(text))
     } else {
-        let mut b = Json::Obj(vec![("error".into(), Json::Str(text.to_string()))]).render(pretty);
-        b.push('\n');
-        ("application/json", b)
+        ("application/json", render::error_body(text, pretty))
     };
     let mut resp = (StatusCode::BAD_REQUEST, [("Content-Type", ctype)], body).into_response();
     if let Ok(v) = HeaderValue::from_str(text.lines().next().unwrap_or_default()) {

@@ -17,56 +17,18 @@ mod json;
 pub use csv::{csv_body, csv_error};
 pub use json::{json_body, Chunker, DEFAULT_CHUNK_SIZE};
 
-// ---------------------------------------------------------------- JSON values
+// ---------------------------------------------------------------- JSON text
 
-/// A JSON value with Go's formatting (error bodies, SHOW answers).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Json {
-    Null,
-    Bool(bool),
-    Int(i64),
-    UInt(u64),
-    Float(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    /// Keys in the order written.
-    Obj(Vec<(String, Json)>),
-}
-
-impl Json {
-    /// The text; `pretty` indents by four spaces as Go's `MarshalIndent`.
-    pub fn render(&self, pretty: bool) -> String {
-        let mut out = String::new();
-        self.write(&mut JsonWriter::new(&mut out, pretty));
-        out
-    }
-
-    fn write(&self, w: &mut JsonWriter<'_>) {
-        match self {
-            Json::Null => w.raw("null"),
-            Json::Bool(b) => w.raw(if *b { "true" } else { "false" }),
-            Json::Int(i) => w.int(*i),
-            Json::UInt(u) => w.uint(*u),
-            Json::Float(f) => go_float(w.out, *f),
-            Json::Str(s) => go_string(w.out, s),
-            Json::Arr(a) => {
-                w.begin('[');
-                for v in a {
-                    w.elem();
-                    v.write(w);
-                }
-                w.end(']');
-            }
-            Json::Obj(o) => {
-                w.begin('{');
-                for (k, v) in o {
-                    w.key(k);
-                    v.write(w);
-                }
-                w.end('}');
-            }
-        }
-    }
+/// InfluxDB's error body `{"error":"…"}`, ending in a newline.
+pub fn error_body(text: &str, pretty: bool) -> String {
+    let mut out = String::new();
+    let mut w = JsonWriter::new(&mut out, pretty);
+    w.begin('{');
+    w.key("error");
+    w.str(text);
+    w.end('}');
+    out.push('\n');
+    out
 }
 
 /// Writes JSON text piece by piece as Go's encoder lays it out: commas
@@ -249,12 +211,6 @@ impl TimeFormat {
 }
 
 /// Go's `time.RFC3339Nano`: fraction trimmed of trailing zeros, `Z` in UTC.
-pub fn rfc3339(t: i64, tz: Option<&TimeZone>) -> String {
-    let mut s = String::with_capacity(30);
-    push_rfc3339(&mut s, t, tz);
-    s
-}
-
 fn push_rfc3339(out: &mut String, t: i64, tz: Option<&TimeZone>) {
     let offset = match tz {
         None => 0,
@@ -400,6 +356,56 @@ fn cell_of(v: &serde_json::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A JSON value tree: the oracle the writer's layout is checked against.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Json {
+        Int(i64),
+        Float(f64),
+        Str(String),
+        Arr(Vec<Json>),
+        /// Keys in the order written.
+        Obj(Vec<(String, Json)>),
+    }
+
+    impl Json {
+        /// The text; `pretty` indents by four spaces as Go's `MarshalIndent`.
+        fn render(&self, pretty: bool) -> String {
+            let mut out = String::new();
+            self.write(&mut JsonWriter::new(&mut out, pretty));
+            out
+        }
+
+        fn write(&self, w: &mut JsonWriter<'_>) {
+            match self {
+                Json::Int(i) => w.int(*i),
+                Json::Float(f) => go_float(w.out, *f),
+                Json::Str(s) => go_string(w.out, s),
+                Json::Arr(a) => {
+                    w.begin('[');
+                    for v in a {
+                        w.elem();
+                        v.write(w);
+                    }
+                    w.end(']');
+                }
+                Json::Obj(o) => {
+                    w.begin('{');
+                    for (k, v) in o {
+                        w.key(k);
+                        v.write(w);
+                    }
+                    w.end('}');
+                }
+            }
+        }
+    }
+
+    fn rfc3339(t: i64, tz: Option<&TimeZone>) -> String {
+        let mut s = String::new();
+        push_rfc3339(&mut s, t, tz);
+        s
+    }
 
     fn f(x: f64) -> String {
         Json::Float(x).render(false)
