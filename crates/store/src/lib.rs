@@ -2,6 +2,7 @@
 //! shard-writer seam. [`LocalShardWriter`] is the in-process implementation the
 //! all-in-one `sundial` uses.
 
+mod answer;
 pub mod config;
 mod error;
 pub mod export;

@@ -20,6 +20,8 @@ use sundial_meta::{MetaClient, NodeId};
 use sundial_proto::store as pb;
 use sundial_proto::store::store_service_server::StoreService as Svc;
 use tokio_stream::wrappers::ReceiverStream;
+
+use crate::answer::{Answer, Chunks};
 use tonic::{Request, Response, Status};
 
 /// A status of `class` with `message`: the one mapping to gRPC codes is the class's.
@@ -150,60 +152,6 @@ fn encode_owned(points: &[OwnedPoint], out: &mut Vec<u8>) {
     );
 }
 
-/// A streamed answer's messages batched into responses of about `limit` units
-/// (values, windows), each sent once full; the channel is small, so the
-/// reader waits for the gateway instead of buffering.
-struct Chunks<M, R> {
-    tx: tokio::sync::mpsc::Sender<Result<R, Status>>,
-    pending: Vec<M>,
-    units: usize,
-    limit: usize,
-    wrap: fn(Vec<M>, u64) -> R,
-}
-
-impl<M, R> Chunks<M, R> {
-    fn new(
-        tx: tokio::sync::mpsc::Sender<Result<R, Status>>,
-        limit: usize,
-        wrap: fn(Vec<M>, u64) -> R,
-    ) -> Self {
-        Chunks {
-            tx,
-            pending: Vec::new(),
-            units: 0,
-            limit,
-            wrap,
-        }
-    }
-
-    /// False once the gateway went away.
-    fn push(&mut self, m: M, units: usize) -> bool {
-        self.pending.push(m);
-        self.units += units;
-        self.units < self.limit || self.flush()
-    }
-
-    fn flush(&mut self) -> bool {
-        self.units = 0;
-        if self.pending.is_empty() {
-            return true;
-        }
-        let r = (self.wrap)(std::mem::take(&mut self.pending), 0);
-        self.tx.blocking_send(Ok(r)).is_ok()
-    }
-
-    /// The last message, always sent: what is pending and the shard's schema
-    /// stamp (read once the read is done).
-    fn finish(mut self, stamp: u64) {
-        let r = (self.wrap)(std::mem::take(&mut self.pending), stamp);
-        let _ = self.tx.blocking_send(Ok(r));
-    }
-
-    fn fail(self, s: Status) {
-        let _ = self.tx.blocking_send(Err(s));
-    }
-}
-
 /// Values per `ReadSeries` message (a longer series continues in the next).
 const SERIES_CHUNK_VALUES: usize = 64 * 1024;
 
@@ -254,8 +202,8 @@ fn series_messages(s: &sundial_query::SeriesRead, out: &mut Vec<pb::SeriesData>)
 #[tonic::async_trait]
 impl Svc for StoreService {
     type ReadShardStream = ReceiverStream<Result<pb::ReadShardResponse, Status>>;
-    type ReadSeriesStream = ReceiverStream<Result<pb::ReadSeriesResponse, Status>>;
-    type ReadPartialsStream = ReceiverStream<Result<pb::ReadPartialsResponse, Status>>;
+    type ReadSeriesStream = Answer<pb::ReadSeriesResponse>;
+    type ReadPartialsStream = Answer<pb::ReadPartialsResponse>;
 
     async fn read_partials(
         &self,
@@ -285,18 +233,16 @@ impl Svc for StoreService {
             shard_id = id,
         );
         telemetry::set_parent(&span, parent, self.trusted_callers);
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let (mut out, rx) =
+            Chunks::new(read_wire::PARTIAL_CHUNK_WINDOWS, |series, schema_stamp| {
+                pb::ReadPartialsResponse {
+                    series,
+                    schema_stamp,
+                }
+            });
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let _e = span.enter();
-            let mut out = Chunks::new(
-                tx,
-                read_wire::PARTIAL_CHUNK_WINDOWS,
-                |series, schema_stamp| pb::ReadPartialsResponse {
-                    series,
-                    schema_stamp,
-                },
-            );
             let series = match crate::query::partials(&store, id, &preq) {
                 Ok(s) => s,
                 Err(e) => return out.fail(query_status(e)),
@@ -313,7 +259,7 @@ impl Svc for StoreService {
             }
             out.finish(store.schema_stamp(id).unwrap_or(0));
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Answer::first(rx).await))
     }
 
     async fn measurements(
@@ -386,16 +332,15 @@ impl Svc for StoreService {
         );
         telemetry::set_parent(&span, parent, self.trusted_callers);
         // A small channel: the scan waits for the gateway instead of buffering.
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let (mut out, rx) = Chunks::new(SERIES_CHUNK_VALUES, |series, schema_stamp| {
+            pb::ReadSeriesResponse {
+                series,
+                schema_stamp,
+            }
+        });
         let (store, id) = (self.store.clone(), shard_id);
         tokio::task::spawn_blocking(move || {
             let _e = span.enter();
-            let mut out = Chunks::new(tx, SERIES_CHUNK_VALUES, |series, schema_stamp| {
-                pb::ReadSeriesResponse {
-                    series,
-                    schema_stamp,
-                }
-            });
             let mut count = 0u64;
             let res = crate::query::for_each_series(&store, id, &read, &mut |s| {
                 count += 1;
@@ -412,7 +357,7 @@ impl Svc for StoreService {
                 Err(e) => out.fail(query_status(e)),
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Answer::first(rx).await))
     }
 
     async fn read_shard(
