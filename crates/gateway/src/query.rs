@@ -99,7 +99,10 @@ pub async fn execute(
                 None => meta.create_database(name).await?,
                 Some(spec) => {
                     let duration = spec.duration.unwrap_or(0);
-                    let mut s = RetentionPolicySpec::new(spec.name.clone().unwrap_or_else(|| "autogen".into()), duration);
+                    let mut s = RetentionPolicySpec::new(
+                        spec.name.clone().unwrap_or_else(|| "autogen".into()),
+                        duration,
+                    );
                     if let Some(r) = spec.replication {
                         s.replication_factor = r;
                     }
@@ -184,11 +187,21 @@ pub async fn execute(
                 .collect();
             series(
                 "",
-                &["name", "duration", "shardGroupDuration", "replicaN", "default"],
+                &[
+                    "name",
+                    "duration",
+                    "shardGroupDuration",
+                    "replicaN",
+                    "default",
+                ],
                 values,
             )
         }
-        Statement::CreateUser { name, password, admin } => {
+        Statement::CreateUser {
+            name,
+            password,
+            admin,
+        } => {
             meta.create_user(name, password, *admin).await?;
             Value::Null
         }
@@ -200,14 +213,22 @@ pub async fn execute(
             meta.set_password(name, password).await?;
             Value::Null
         }
-        Statement::Grant { privilege: p, database, user } => {
+        Statement::Grant {
+            privilege: p,
+            database,
+            user,
+        } => {
             match database {
                 Some(d) => meta.grant_privilege(user, d, privilege(*p)).await?,
                 None => meta.set_admin(user, true).await?,
             }
             Value::Null
         }
-        Statement::Revoke { privilege: p, database, user } => {
+        Statement::Revoke {
+            privilege: p,
+            database,
+            user,
+        } => {
             match database {
                 Some(d) => meta.revoke_privilege(user, d, privilege(*p)).await?,
                 None => meta.set_admin(user, false).await?,
@@ -215,7 +236,11 @@ pub async fn execute(
             Value::Null
         }
         Statement::ShowUsers => {
-            let values = meta.users().into_iter().map(|u| json!([u.name, u.admin])).collect();
+            let values = meta
+                .users()
+                .into_iter()
+                .map(|u| json!([u.name, u.admin]))
+                .collect();
             series("", &["user", "admin"], values)
         }
         Statement::ShowGrants { user } => {
@@ -230,12 +255,22 @@ pub async fn execute(
             series("", &["database", "privilege"], values)
         }
         Statement::Select(_) => {
-            return Err(Error::Internal("SELECT runs through the query engine".into()))
+            return Err(Error::Internal(
+                "SELECT runs through the query engine".into(),
+            ))
         }
         Statement::Unsupported { kind, .. } => {
+            return Err(Error::BadRequest(format!("{kind} is not supported yet")))
+        }
+        // Parsed, not executed yet (issue 16: SHOW/DROP/DELETE, continuous
+        // queries, query management).
+        other => {
+            let text = other.to_string();
+            let kind: Vec<&str> = text.split_whitespace().take(2).collect();
             return Err(Error::BadRequest(format!(
-                "{kind} is not supported yet: this server runs database, retention policy and user statements"
-            )))
+                "{} is not supported yet",
+                kind.join(" ")
+            )));
         }
     })
 }

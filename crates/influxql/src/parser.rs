@@ -1,4 +1,5 @@
-//! Recursive-descent parser for the statements in [`crate::ast`].
+//! Recursive-descent parser for the database, retention policy, user and grant
+//! statements of [`crate::ast`] (the port in `select` dispatches them here).
 
 use crate::ast::{DurationNs, Privilege, RetentionPolicySpec, Statement};
 use crate::error::ParseError;
@@ -6,13 +7,15 @@ use crate::lexer::{lex, Spanned, Tok};
 use crate::select::token::lookup;
 use crate::select::{parse_statements, Parsed};
 
-/// Parses a query: one or more statements separated by `;`. SELECTs are read by
-/// the port of InfluxDB's parser (`select`), the others by this one.
+/// Parses a query: one or more statements separated by `;`. SELECT and the
+/// statements with sources, conditions or a SELECT are read by the port of
+/// InfluxDB's parser (`select`), which hands the others to this one.
 pub fn parse_query(query: &str) -> Result<Vec<Statement>, ParseError> {
     let mut out = Vec::new();
     for s in parse_statements(query)? {
         match s {
             Parsed::Select(s) => out.push(Statement::Select(s)),
+            Parsed::Statement(s) => out.push(*s),
             Parsed::Other { text, start } => {
                 let mut stmts = parse_other(&text).map_err(|mut e| {
                     // Positions in the whole query, not the statement's text.
@@ -190,7 +193,7 @@ impl Parser {
             if self.eat_kw("USER") {
                 return self.create_user();
             }
-            if self.is_kw("CONTINUOUS") || self.is_kw("SUBSCRIPTION") {
+            if self.is_kw("SUBSCRIPTION") {
                 return Ok(self.unsupported(start, "CREATE"));
             }
             return Err(self.expected("CONTINUOUS, DATABASE, USER, RETENTION, SUBSCRIPTION"));
@@ -215,16 +218,7 @@ impl Parser {
                     name: self.ident()?,
                 });
             }
-            if [
-                "MEASUREMENT",
-                "SERIES",
-                "SHARD",
-                "CONTINUOUS",
-                "SUBSCRIPTION",
-            ]
-            .iter()
-            .any(|k| self.is_kw(k))
-            {
+            if self.is_kw("SHARD") || self.is_kw("SUBSCRIPTION") {
                 return Ok(self.unsupported(start, "DROP"));
             }
             return Err(self.expected(
@@ -291,10 +285,8 @@ impl Parser {
                 user: self.ident()?,
             });
         }
-        for kw in ["DELETE", "EXPLAIN", "KILL"] {
-            if self.is_kw(kw) {
-                return Ok(self.unsupported(start, kw));
-            }
+        if self.eat_kw("EXPLAIN") {
+            return Ok(self.unsupported(start, "EXPLAIN"));
         }
         Err(self.expected(
             "SELECT, DELETE, SHOW, CREATE, DROP, EXPLAIN, GRANT, REVOKE, ALTER, SET, KILL",
@@ -305,9 +297,7 @@ impl Parser {
     fn unsupported(&mut self, start: usize, first: &str) -> Statement {
         let mut kind = first.to_ascii_uppercase();
         if let Tok::Ident(s) = self.peek() {
-            if first != "DELETE" {
-                kind = format!("{kind} {}", s.to_ascii_uppercase());
-            }
+            kind = format!("{kind} {}", s.to_ascii_uppercase());
         }
         while !matches!(self.peek(), Tok::Semicolon | Tok::Eof) {
             self.i += 1;

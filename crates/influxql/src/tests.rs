@@ -168,8 +168,8 @@ fn users_and_grants() {
 
 #[test]
 fn several_statements_and_unsupported_ones() {
-    let v = parse_query("CREATE DATABASE a; SELECT * FROM cpu WHERE host = 'x;y' ;; SHOW MEASUREMENTS;DROP DATABASE a").unwrap();
-    assert_eq!(v.len(), 4);
+    let v = parse_query("CREATE DATABASE a; SELECT * FROM cpu WHERE host = 'x;y' ;; SHOW STATS FOR 'a;b';SHOW MEASUREMENTS;DROP DATABASE a; explain select * from m").unwrap();
+    assert_eq!(v.len(), 6);
     match &v[1] {
         Statement::Select(s) => assert_eq!(s.to_string(), "SELECT * FROM cpu WHERE host = 'x;y'"),
         other => panic!("{other:?}"),
@@ -177,11 +177,22 @@ fn several_statements_and_unsupported_ones() {
     assert_eq!(
         v[2],
         Statement::Unsupported {
-            kind: "SHOW MEASUREMENTS".into(),
-            text: "SHOW MEASUREMENTS".into()
+            kind: "SHOW STATS".into(),
+            text: "SHOW STATS FOR 'a;b'".into()
         }
     );
-    assert_eq!(v[3], Statement::DropDatabase { name: "a".into() });
+    assert_eq!(
+        v[3],
+        Statement::ShowMeasurements(ShowMeasurements::default())
+    );
+    assert_eq!(v[4], Statement::DropDatabase { name: "a".into() });
+    assert_eq!(
+        v[5],
+        Statement::Unsupported {
+            kind: "EXPLAIN SELECT".into(),
+            text: "explain select * from m".into()
+        }
+    );
 }
 
 #[test]

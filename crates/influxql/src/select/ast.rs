@@ -339,6 +339,16 @@ impl Display for Measurement {
     }
 }
 
+impl Display for SortField {
+    /// `[name ]ASC|DESC`, the name unquoted (as InfluxDB writes it).
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if !self.name.is_empty() {
+            write!(f, "{} ", self.name)?;
+        }
+        f.write_str(if self.ascending { "ASC" } else { "DESC" })
+    }
+}
+
 impl Display for SelectStatement {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         f.write_str("SELECT ")?;
@@ -395,10 +405,7 @@ impl Display for SelectStatement {
                 if i > 0 {
                     f.write_str(", ")?;
                 }
-                if !s.name.is_empty() {
-                    write!(f, "{} ", s.name)?;
-                }
-                f.write_str(if s.ascending { "ASC" } else { "DESC" })?;
+                write!(f, "{s}")?;
             }
         }
         for (kw, n) in [

@@ -8,6 +8,7 @@ use std::fmt;
 use super::ast::{quote_ident, Expr, Field, Fill, Measurement, SelectStatement, SortField, Source};
 use super::expr::last_condition_op;
 use super::scanner::{is_ws, Scanner, Tok};
+use super::statement::STATEMENT_START;
 use super::token::{tokstr, Pos, T};
 
 /// A parse error as InfluxDB words it (`Display` is the text after
@@ -62,23 +63,19 @@ pub(super) fn found(tok: &Tok, expected: &[&str]) -> QlError {
 
 pub(super) type Result<T> = std::result::Result<T, QlError>;
 
-/// Statement keywords InfluxDB lists when a statement cannot start.
-const STATEMENT_START: &[&str] = &[
-    "SELECT", "DELETE", "SHOW", "CREATE", "DROP", "EXPLAIN", "GRANT", "REVOKE", "ALTER", "SET",
-    "KILL",
-];
-
-/// One statement of a query as the driver found it: a SELECT, parsed here, or
-/// another statement's text and where it starts (the statement parser of
-/// `crate::parser` reads those).
+/// One statement of a query as the driver found it: a SELECT or another
+/// statement parsed here (`statement.rs`), or the text of a statement the
+/// parser of `crate::parser` reads (databases, retention policies, users, and
+/// the statements not parsed yet) and where it starts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
     Select(Box<SelectStatement>),
+    Statement(Box<crate::ast::Statement>),
     Other { text: String, start: Pos },
 }
 
 /// Splits a query into statements (separated by `;`) as InfluxDB's `ParseQuery`
-/// does, parsing the SELECTs.
+/// does, parsing the SELECTs and the statements of `statement.rs`.
 pub fn parse_statements(q: &str) -> Result<Vec<Parsed>> {
     let mut p = Parser { s: Scanner::new(q) };
     let mut out = Vec::new();
@@ -97,13 +94,7 @@ pub fn parse_statements(q: &str) -> Result<Vec<Parsed>> {
                 if !semi {
                     return Err(found(&tok, &[";"]));
                 }
-                if tok.t == T::Kw("SELECT") {
-                    out.push(Parsed::Select(Box::new(p.select_statement()?)));
-                } else if STATEMENT_START.iter().any(|k| tok.t == T::Kw(k)) {
-                    out.push(p.other_statement(q, tok.pos));
-                } else {
-                    return Err(found(&tok, STATEMENT_START));
-                }
+                out.push(p.statement(q, &tok)?);
                 semi = false;
             }
         }
@@ -117,6 +108,7 @@ pub fn parse_select_query(q: &str) -> Result<Vec<SelectStatement>> {
         .into_iter()
         .map(|s| match s {
             Parsed::Select(s) => Ok(*s),
+            Parsed::Statement(_) => Err(plain("only SELECT statements are parsed here")),
             Parsed::Other { start, .. } => Err(at("only SELECT statements are parsed here", start)),
         })
         .collect()
@@ -169,7 +161,7 @@ impl Parser {
         }
     }
 
-    fn ident(&mut self) -> Result<String> {
+    pub(super) fn ident(&mut self) -> Result<String> {
         let t = self.s.scan_ignore_ws();
         if t.t != T::Ident {
             return Err(found(&t, &["identifier"]));
@@ -196,7 +188,7 @@ impl Parser {
     }
 
     /// `KEYWORD n` when the keyword comes next; 0 otherwise.
-    fn optional_int(&mut self, kw: &'static str) -> Result<i64> {
+    pub(super) fn optional_int(&mut self, kw: &'static str) -> Result<i64> {
         if !self.accept(T::Kw(kw)) {
             return Ok(0);
         }
@@ -227,9 +219,9 @@ impl Parser {
         }
     }
 
-    /// Skips a non-SELECT statement (its first token read) to its `;` or the
-    /// end, returning its text.
-    fn other_statement(&mut self, q: &str, start: Pos) -> Parsed {
+    /// Skips a statement left to `crate::parser` (its first tokens read) to its
+    /// `;` or the end, returning its text.
+    pub(super) fn other_statement(&mut self, q: &str, start: Pos) -> Parsed {
         let end = loop {
             let t = self.s.scan_ignore_ws();
             if matches!(t.t, T::Semicolon | T::Eof) {
@@ -246,13 +238,10 @@ impl Parser {
 
     // ------------------------------------------------------------- SELECT
 
-    fn select_statement(&mut self) -> Result<SelectStatement> {
+    /// A SELECT after its keyword; `into_required` in a continuous query.
+    pub(super) fn select_statement(&mut self, into_required: bool) -> Result<SelectStatement> {
         let fields = self.fields()?;
-        let target = if self.accept(T::Kw("INTO")) {
-            Some(self.target()?)
-        } else {
-            None
-        };
+        let target = self.parse_into(into_required)?;
         self.expect(T::Kw("FROM"))?;
         let sources = self.sources()?;
         let condition = self.condition()?;
@@ -343,20 +332,27 @@ impl Parser {
         Ok(idents)
     }
 
+    fn parse_into(&mut self, required: bool) -> Result<Option<Measurement>> {
+        let t = self.s.scan_ignore_ws();
+        if t.t != T::Kw("INTO") {
+            if required {
+                return Err(found(&t, &["INTO"]));
+            }
+            self.s.unscan();
+            return Ok(None);
+        }
+        self.target().map(Some)
+    }
+
     fn target(&mut self) -> Result<Measurement> {
-        let idents = self.segmented_idents()?;
+        let mut idents = self.segmented_idents()?;
         let mut m = Measurement::default();
         if idents.len() < 3 && self.s.peek_rune() == ':' {
             self.expect(T::Colon)?;
             self.expect(T::Kw("MEASUREMENT"))?;
-            match idents.len() {
-                1 => m.database = idents[0].clone(),
-                _ => {
-                    m.database = idents[0].clone();
-                    m.retention_policy = idents[1].clone();
-                }
-            }
-            return Ok(m);
+            // An empty name after `rp.` or `db.rp.` (`rp.:MEASUREMENT` names
+            // the retention policy, as in InfluxDB).
+            idents.push(String::new());
         }
         assign_segments(&mut m, idents);
         Ok(m)
@@ -372,6 +368,7 @@ impl Parser {
         }
     }
 
+    /// A SELECT's source: a measurement or a subquery.
     fn source(&mut self) -> Result<Source> {
         if let Some(r) = self.regex()? {
             return Ok(Source::Measurement(Measurement {
@@ -381,15 +378,42 @@ impl Parser {
         }
         if self.accept(T::LParen) {
             self.expect(T::Kw("SELECT"))?;
-            let q = self.select_statement()?;
+            let q = self.select_statement(false)?;
             self.expect(T::RParen)?;
             return Ok(Source::Subquery(Box::new(q)));
         }
+        self.named_measurement().map(Source::Measurement)
+    }
+
+    /// Sources where InfluxDB allows no subqueries (SHOW …, DELETE, DROP SERIES).
+    pub(super) fn measurements(&mut self) -> Result<Vec<Measurement>> {
+        let mut out = Vec::new();
+        loop {
+            out.push(self.measurement()?);
+            if !self.accept(T::Comma) {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// A measurement source (no subquery): a regex or segmented names.
+    pub(super) fn measurement(&mut self) -> Result<Measurement> {
+        if let Some(r) = self.regex()? {
+            return Ok(Measurement {
+                regex: Some(r),
+                ..Measurement::default()
+            });
+        }
+        self.named_measurement()
+    }
+
+    /// `[db.][rp.]name`, or `[db.]rp.` followed by a regex.
+    fn named_measurement(&mut self) -> Result<Measurement> {
         let idents = self.segmented_idents()?;
         let mut m = Measurement::default();
         if idents.len() == 3 {
             assign_segments(&mut m, idents);
-            return Ok(Source::Measurement(m));
+            return Ok(m);
         }
         let regex = self.regex()?;
         match (idents.len(), regex) {
@@ -404,17 +428,17 @@ impl Parser {
             }
             (_, None) => assign_segments(&mut m, idents),
         }
-        Ok(Source::Measurement(m))
+        Ok(m)
     }
 
-    fn condition(&mut self) -> Result<Option<Expr>> {
+    pub(super) fn condition(&mut self) -> Result<Option<Expr>> {
         if !self.accept(T::Kw("WHERE")) {
             return Ok(None);
         }
         self.expr().map(Some)
     }
 
-    fn dimensions(&mut self) -> Result<Vec<Expr>> {
+    pub(super) fn dimensions(&mut self) -> Result<Vec<Expr>> {
         if !self.accept(T::Kw("GROUP")) {
             return Ok(Vec::new());
         }
@@ -467,7 +491,7 @@ impl Parser {
         })
     }
 
-    fn order_by(&mut self) -> Result<Vec<SortField>> {
+    pub(super) fn order_by(&mut self) -> Result<Vec<SortField>> {
         if !self.accept(T::Kw("ORDER")) {
             return Ok(Vec::new());
         }

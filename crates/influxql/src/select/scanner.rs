@@ -145,9 +145,10 @@ impl Scanner {
         }
     }
 
-    /// Pushes the last token back.
+    /// Pushes the last token back (at most three are held, as in InfluxDB; a
+    /// fourth would read past the ring, which InfluxDB never asks for).
     pub fn unscan(&mut self) {
-        self.n += 1;
+        self.n = (self.n + 1).min(self.ring.len());
     }
 
     /// The next rune, read directly (past any pushed-back token); it is put back
