@@ -1,11 +1,14 @@
-//! The query reads' messages (`Measurements`, `Schema`, `ReadSeries`): their
+//! The query reads' messages (`Measurements`, `Schema`, `ReadSeries`,
+//! `ReadPartials`, `ListSeries`): their
 //! conversion between sundial-query's types and the protobuf ones, checked on
 //! the way in (a column whose values do not match its times is refused, never
 //! trusted).
 
 use sundial_proto::store as pb;
 use sundial_query::partial::{Partial, SeriesPartials};
-use sundial_query::{Column, FieldType, ReadRequest, SeriesRead, TagFilter, Value, Values};
+use sundial_query::{
+    Column, FieldType, ReadRequest, SeriesKey, SeriesRead, SeriesRequest, TagFilter, Value, Values,
+};
 
 /// The type code of the WAL and files (1 float … 5 string).
 pub fn type_code(t: FieldType) -> u32 {
@@ -355,6 +358,157 @@ pub fn partials_messages(s: &SeriesPartials, out: &mut Vec<pb::SeriesPartialsDat
         k += PARTIAL_CHUNK_WINDOWS;
         if k >= longest {
             break;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- series keys
+
+/// The request of a listing of series keys, as the messages carry it.
+pub fn series_request_to_pb(shard_id: u64, req: &SeriesRequest) -> pb::ListSeriesRequest {
+    pb::ListSeriesRequest {
+        shard_id,
+        measurements: req.measurements.clone(),
+        tags: Some(filter_to_pb(&req.tags)),
+        max_bytes: req.max_bytes as u64,
+    }
+}
+
+pub fn series_request_from_pb(r: pb::ListSeriesRequest) -> Result<SeriesRequest, String> {
+    let tags = match &r.tags {
+        Some(t) => filter_from_pb(t, 0)?,
+        None => TagFilter::All,
+    };
+    Ok(SeriesRequest {
+        measurements: r.measurements,
+        tags,
+        max_bytes: usize::try_from(r.max_bytes).unwrap_or(usize::MAX),
+    })
+}
+
+pub fn series_key_to_pb(k: &SeriesKey) -> pb::SeriesKeyData {
+    pb::SeriesKeyData {
+        measurement: k.measurement.clone(),
+        tags: tags_to_pb(&k.tags),
+    }
+}
+
+/// A key from the wire: its tags must be sorted by key, each once (as the
+/// seam promises its callers).
+pub fn series_key_from_pb(k: pb::SeriesKeyData) -> Result<SeriesKey, String> {
+    let tags: Vec<(String, String)> = k.tags.into_iter().map(|t| (t.key, t.value)).collect();
+    if tags.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(format!(
+            "series of {:?}: tags not sorted by key",
+            k.measurement
+        ));
+    }
+    Ok(SeriesKey {
+        measurement: k.measurement,
+        tags,
+    })
+}
+
+/// Keys per `ListSeries` message, at most.
+pub const LIST_CHUNK_KEYS: usize = 10_000;
+/// Bytes of keys (as [`SeriesKey::heap_bytes`] counts them) per `ListSeries`
+/// message, about: long keys make smaller batches, far below the message
+/// size limit.
+pub const LIST_CHUNK_BYTES: usize = 4 << 20;
+
+/// A listing cut into messages of at most [`LIST_CHUNK_KEYS`] keys and about
+/// [`LIST_CHUNK_BYTES`] bytes, in order (none for an empty listing).
+pub fn series_key_messages(keys: &[SeriesKey]) -> Vec<pb::ListSeriesResponse> {
+    let mut out = Vec::new();
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    for k in keys {
+        batch.push(series_key_to_pb(k));
+        bytes += k.heap_bytes();
+        if batch.len() >= LIST_CHUNK_KEYS || bytes >= LIST_CHUNK_BYTES {
+            out.push(pb::ListSeriesResponse {
+                keys: std::mem::take(&mut batch),
+            });
+            bytes = 0;
+        }
+    }
+    if !batch.is_empty() {
+        out.push(pb::ListSeriesResponse { keys: batch });
+    }
+    out
+}
+
+/// Keys from a stream of `ListSeries` messages, appended in order.
+pub fn append_series_keys(
+    out: &mut Vec<SeriesKey>,
+    chunk: pb::ListSeriesResponse,
+) -> Result<(), String> {
+    out.reserve(chunk.keys.len());
+    for k in chunk.keys {
+        out.push(series_key_from_pb(k)?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Key `i`, its tag value `pad` bytes longer than its number.
+    fn key(i: usize, pad: usize) -> SeriesKey {
+        SeriesKey {
+            measurement: "m".into(),
+            tags: vec![("k".into(), format!("{i:08}{}", "x".repeat(pad)))],
+        }
+    }
+
+    /// Listings are cut by keys and by bytes, keep their order, and come
+    /// back whole.
+    #[test]
+    fn series_keys_are_batched_and_read_back() {
+        let keys: Vec<SeriesKey> = (0..LIST_CHUNK_KEYS * 2 + 1).map(|i| key(i, 0)).collect();
+        let msgs = series_key_messages(&keys);
+        let sizes: Vec<usize> = msgs.iter().map(|m| m.keys.len()).collect();
+        assert_eq!(sizes, vec![LIST_CHUNK_KEYS, LIST_CHUNK_KEYS, 1]);
+        let mut back = Vec::new();
+        for m in msgs {
+            append_series_keys(&mut back, m).unwrap();
+        }
+        assert_eq!(back, keys);
+
+        // Long keys: fewer per message.
+        let long: Vec<SeriesKey> = (0..10).map(|i| key(i, 1 << 20)).collect();
+        let msgs = series_key_messages(&long);
+        assert!(msgs.len() >= 2, "{}", msgs.len());
+        assert!(msgs.iter().all(|m| m.keys.len() <= 4));
+        assert!(series_key_messages(&[]).is_empty());
+
+        let req = SeriesRequest {
+            measurements: vec!["a".into(), "b".into()],
+            tags: TagFilter::And(
+                Box::new(TagFilter::Regex("h".into(), "^x".into())),
+                Box::new(TagFilter::NotEq("r".into(), "eu".into())),
+            ),
+            max_bytes: 123,
+        };
+        let pb = series_request_to_pb(9, &req);
+        assert_eq!(pb.shard_id, 9);
+        assert_eq!(series_request_from_pb(pb), Ok(req));
+    }
+
+    /// A key whose tags are not sorted by key (or repeat one) is refused.
+    #[test]
+    fn unsorted_tags_are_refused() {
+        let tag = |k: &str| pb::Tag {
+            key: k.into(),
+            value: "v".into(),
+        };
+        for tags in [vec![tag("b"), tag("a")], vec![tag("a"), tag("a")]] {
+            let k = pb::SeriesKeyData {
+                measurement: "m".into(),
+                tags,
+            };
+            assert!(series_key_from_pb(k).is_err());
         }
     }
 }

@@ -13,10 +13,15 @@ use futures::StreamExt;
 use sundial_common::ErrorClass;
 use sundial_meta::{MetaClient, NodeId, ShardInfo};
 use sundial_proto::store as pb;
-use sundial_query::{Error, ReadRequest, Result, Schema, SeriesRead, ShardReader};
+use sundial_query::{
+    Error, ReadRequest, Result, Schema, SeriesKey, SeriesRead, SeriesRequest, ShardReader,
+};
 use tracing::Instrument;
 
-use crate::read_wire::{append_partials, append_series, field_type, partials_from_pb, read_to_pb};
+use crate::read_wire::{
+    append_partials, append_series, append_series_keys, field_type, partials_from_pb, read_to_pb,
+    series_request_to_pb,
+};
 use crate::remote::{status_error, Client, NodePool};
 use sundial_query::partial::{PartialRequest, SeriesPartials};
 
@@ -379,6 +384,38 @@ impl ShardReader for RemoteShardReader {
     ) -> Result<Schema> {
         let all: Vec<&ShardInfo> = shards.iter().collect();
         self.fetch_schemas(&all, measurement).await
+    }
+
+    async fn series(
+        &self,
+        _database: &str,
+        shard: &ShardInfo,
+        req: &SeriesRequest,
+    ) -> Result<Vec<SeriesKey>> {
+        let msg = series_request_to_pb(shard.id, req);
+        let span = tracing::info_span!(
+            "store_client.ListSeries",
+            otel.kind = "client",
+            shard_id = shard.id,
+            measurements = req.measurements.len(),
+        );
+        // No schema stamp: a listing plans nothing.
+        self.stream_from_owner(
+            shard,
+            move |mut c| {
+                let msg = msg.clone();
+                Box::pin(async move { c.list_series(msg).await })
+            },
+            append_series_keys,
+        )
+        .instrument(span)
+        .await
+        .map_err(|e| match e {
+            Error::MemoryLimit { .. } => Error::MemoryLimit {
+                limit: req.max_bytes,
+            },
+            e => e,
+        })
     }
 
     async fn read(

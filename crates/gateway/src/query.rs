@@ -173,8 +173,8 @@ pub async fn execute(
                 .database(name)
                 .ok_or_else(|| Error::BadRequest(format!("database not found: {name}")))?;
             let values = d
-                .retention_policies
-                .values()
+                .policies_in_order()
+                .into_iter()
                 .map(|rp| {
                     json!([
                         rp.name,

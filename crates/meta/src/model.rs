@@ -250,9 +250,29 @@ pub struct DatabaseInfo {
     pub default_retention_policy: String,
     /// Retention policies by name.
     pub retention_policies: BTreeMap<String, RetentionPolicyInfo>,
+    /// Names of the policies in the order they were created (InfluxDB lists
+    /// them so); databases stored before it was kept have none.
+    #[serde(default)]
+    pub policy_order: Vec<String>,
 }
 
 impl DatabaseInfo {
+    /// The policies in the order they were created (those whose order is not
+    /// known last, by name).
+    pub fn policies_in_order(&self) -> Vec<&RetentionPolicyInfo> {
+        let mut out: Vec<&RetentionPolicyInfo> = self
+            .policy_order
+            .iter()
+            .filter_map(|n| self.retention_policies.get(n))
+            .collect();
+        for (n, rp) in &self.retention_policies {
+            if !self.policy_order.contains(n) {
+                out.push(rp);
+            }
+        }
+        out
+    }
+
     /// Looks up a policy; `""` means the default policy.
     pub fn policy(&self, name: &str) -> Option<&RetentionPolicyInfo> {
         let name = if name.is_empty() {

@@ -186,6 +186,7 @@ impl MetaStore {
                         name: name.to_string(),
                         default_retention_policy: rp.name.clone(),
                         retention_policies: rps,
+                        policy_order: vec![rp.name.clone()],
                     }),
                     vec![],
                 ))
@@ -254,6 +255,8 @@ impl MetaStore {
                 return Ok((Change::Keep, vec![]));
             }
             d.retention_policies.insert(rp.name.clone(), rp.clone());
+            d.policy_order.retain(|n| n != &rp.name);
+            d.policy_order.push(rp.name.clone());
             if make_default
                 || d.default_retention_policy.is_empty() && d.retention_policies.len() == 1
             {
@@ -328,6 +331,7 @@ impl MetaStore {
             if d.retention_policies.remove(name).is_none() {
                 return Ok((Change::Keep, vec![]));
             }
+            d.policy_order.retain(|n| n != name);
             if d.default_retention_policy == name {
                 d.default_retention_policy.clear();
             }

@@ -20,6 +20,7 @@ mod plan;
 mod raw;
 mod result;
 mod seam;
+mod show;
 mod sliced;
 mod transform;
 mod typecheck;
@@ -32,5 +33,8 @@ pub use exec::{select, select_into};
 pub use plan::{Context, MAX_TIME, MIN_TIME};
 pub use raw::keep_passing_rows;
 pub use result::{Collect, Row, Series, SeriesSink};
-pub use seam::{ReadRequest, Schema, SeriesRead, ShardReader, TagFilter};
+pub use seam::{
+    ReadRequest, Schema, SeriesKey, SeriesRead, SeriesRequest, ShardReader, TagFilter, TagMatcher,
+};
+pub use show::show;
 pub use value::{Column, FieldType, Value, Values};

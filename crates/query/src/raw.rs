@@ -240,7 +240,7 @@ pub(crate) fn passes(
 }
 
 /// Whether `cond` holds on a row (in a condition a missing tag reads as '').
-fn row_holds(
+pub(crate) fn row_holds(
     cond: &Expr,
     regexes: &Regexes,
     names: &[&str],

@@ -23,6 +23,94 @@ pub enum TagFilter {
     Or(Box<TagFilter>, Box<TagFilter>),
 }
 
+impl TagFilter {
+    /// The filter compiled for [`TagMatcher::matches`].
+    pub fn matcher(&self) -> Result<TagMatcher> {
+        let re = |k: &str, r: &str| Ok((k.to_string(), crate::eval::compile_regex(r)?));
+        Ok(match self {
+            TagFilter::All => TagMatcher::All,
+            TagFilter::Eq(k, v) => TagMatcher::Eq(k.clone(), v.clone()),
+            TagFilter::NotEq(k, v) => TagMatcher::NotEq(k.clone(), v.clone()),
+            TagFilter::Regex(k, r) => {
+                let (k, r) = re(k, r)?;
+                TagMatcher::Regex(k, r)
+            }
+            TagFilter::NotRegex(k, r) => {
+                let (k, r) = re(k, r)?;
+                TagMatcher::NotRegex(k, r)
+            }
+            TagFilter::And(a, b) => TagMatcher::And(Box::new(a.matcher()?), Box::new(b.matcher()?)),
+            TagFilter::Or(a, b) => TagMatcher::Or(Box::new(a.matcher()?), Box::new(b.matcher()?)),
+        })
+    }
+}
+
+/// A [`TagFilter`] with its regexes compiled.
+#[derive(Debug, Clone)]
+pub enum TagMatcher {
+    All,
+    Eq(String, String),
+    NotEq(String, String),
+    Regex(String, regex::Regex),
+    NotRegex(String, regex::Regex),
+    And(Box<TagMatcher>, Box<TagMatcher>),
+    Or(Box<TagMatcher>, Box<TagMatcher>),
+}
+
+impl TagMatcher {
+    /// Whether a series with `tags` passes (a tag it lacks reads as '', as in
+    /// InfluxDB).
+    pub fn matches(&self, tags: &[(String, String)]) -> bool {
+        let tag = |k: &str| {
+            tags.iter()
+                .find(|(n, _)| n == k)
+                .map_or("", |(_, v)| v.as_str())
+        };
+        match self {
+            TagMatcher::All => true,
+            TagMatcher::Eq(k, v) => tag(k) == v,
+            TagMatcher::NotEq(k, v) => tag(k) != v,
+            TagMatcher::Regex(k, r) => r.is_match(tag(k)),
+            TagMatcher::NotRegex(k, r) => !r.is_match(tag(k)),
+            TagMatcher::And(a, b) => a.matches(tags) && b.matches(tags),
+            TagMatcher::Or(a, b) => a.matches(tags) || b.matches(tags),
+        }
+    }
+}
+
+/// A listing of series keys (SHOW SERIES, SHOW TAG VALUES, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRequest {
+    /// The measurements listed.
+    pub measurements: Vec<String>,
+    /// Only series whose tags pass it (all of it: regexes included).
+    pub tags: TagFilter,
+    /// The most bytes of keys the listing may produce (0: no bound); past
+    /// it the listing fails with [`crate::Error::MemoryLimit`].
+    pub max_bytes: usize,
+}
+
+/// A series a listing found.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub measurement: String,
+    /// Sorted by key.
+    pub tags: Vec<(String, String)>,
+}
+
+impl SeriesKey {
+    /// Bytes it holds, for the per-query memory limit.
+    pub fn heap_bytes(&self) -> usize {
+        self.measurement.len()
+            + self
+                .tags
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 48)
+                .sum::<usize>()
+            + 48
+    }
+}
+
 /// One read of one shard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadRequest {
@@ -134,6 +222,15 @@ pub trait ShardReader: Send + Sync + std::fmt::Debug {
     ) -> Result<Schema> {
         self.schema(database, shards, measurement).await
     }
+
+    /// The series keys of one shard that `req` lists, sorted by measurement
+    /// then tags.
+    async fn series(
+        &self,
+        database: &str,
+        shard: &ShardInfo,
+        req: &SeriesRequest,
+    ) -> Result<Vec<SeriesKey>>;
 
     /// The series of one shard matching `req`, sorted by tags.
     async fn read(

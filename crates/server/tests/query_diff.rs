@@ -9,7 +9,7 @@
 //! * `QDIFF_DUMP=<path>` writes every entry with InfluxDB's answer there.
 //!
 //! Without `influxd` the test is skipped with a message, unless `CI` is set.
-//! `show_matches_influxdb_1_6` (ignored for now) does the same for
+//! `show_matches_influxdb_1_6` does the same for
 //! `tests/query/corpus-show.influxql`.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
@@ -63,7 +63,6 @@ fn select_matches_influxdb_1_6() {
 }
 
 #[test]
-#[ignore = "SHOW statements are a later issue"]
 fn show_matches_influxdb_1_6() {
     run_corpus("corpus-show.influxql");
 }

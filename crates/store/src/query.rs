@@ -8,8 +8,8 @@ use sundial_engine::{Store, TagPredicate};
 use sundial_meta::ShardInfo;
 use sundial_query::partial::{self, Partial, PartialRequest, SeriesPartials};
 use sundial_query::{
-    keep_passing_rows, Column, Error, FieldType, ReadRequest, Regexes, Result, Schema, SeriesRead,
-    ShardReader, TagFilter, Value, Values,
+    keep_passing_rows, Column, Error, FieldType, ReadRequest, Regexes, Result, Schema, SeriesKey,
+    SeriesRead, SeriesRequest, ShardReader, TagFilter, Value, Values,
 };
 
 /// Reads the shards of the local engine.
@@ -120,6 +120,41 @@ pub fn schema(store: &Store, ids: &[u64], m: &str) -> Result<Schema> {
         });
     }
     Ok(schema)
+}
+
+/// The series keys of shard `id` that `req` lists (its whole tag filter
+/// applied), sorted; a shard this node does not hold has none.
+pub fn list_series(store: &Store, id: u64, req: &SeriesRequest) -> Result<Vec<SeriesKey>> {
+    if !store.has_shard(id) {
+        return Ok(Vec::new());
+    }
+    let matcher = req.tags.matcher()?;
+    let pred = predicate(&req.tags);
+    let mut names: Vec<&String> = req.measurements.iter().collect();
+    names.sort();
+    names.dedup();
+    let (mut out, mut held) = (Vec::new(), 0usize);
+    for m in names {
+        for key in store.series_keys(id, m, &pred).map_err(shard_err(id))? {
+            let (measurement, mut tags) = sundial_engine::index::parse_series_key(&key);
+            tags.sort();
+            if !matcher.matches(&tags) {
+                continue;
+            }
+            let k = SeriesKey { measurement, tags };
+            held = held.saturating_add(k.heap_bytes());
+            if req.max_bytes != 0 && held > req.max_bytes {
+                return Err(Error::MemoryLimit {
+                    limit: req.max_bytes,
+                });
+            }
+            out.push(k);
+        }
+    }
+    // The engine's keys are sorted as escaped text; the seam promises
+    // (measurement, tags) order.
+    out.sort();
+    Ok(out)
 }
 
 /// Calls `f` with each series of shard `id` matching `req` (stops when it
@@ -284,6 +319,16 @@ impl ShardReader for LocalShardReader {
     ) -> Result<Schema> {
         let ids: Vec<u64> = shards.iter().map(|s| s.id).collect();
         schema(&self.store, &ids, measurement)
+    }
+
+    // Keys come from the in-memory index: no hop to the blocking pool.
+    async fn series(
+        &self,
+        _database: &str,
+        shard: &ShardInfo,
+        req: &SeriesRequest,
+    ) -> Result<Vec<SeriesKey>> {
+        list_series(&self.store, shard.id, req)
     }
 
     async fn read(

@@ -140,6 +140,11 @@ impl Answers {
         for (i, stmt) in stmts.iter().enumerate() {
             let done = match stmt {
                 Statement::Select(sel) => self.select(gw, i, sel, db, rp).await,
+                Statement::ShowMeasurements(_)
+                | Statement::ShowTagKeys(_)
+                | Statement::ShowTagValues(_)
+                | Statement::ShowFieldKeys(_)
+                | Statement::ShowSeries(_) => self.show(gw, i, stmt, db, rp).await,
                 other => match query::execute(&gw.meta, other, user, db).await {
                     Ok(v) => {
                         self.whole(i, render::json_tables(&v));
@@ -188,6 +193,22 @@ impl Answers {
                 st.chunker.finish();
             }
         }
+        Ok(())
+    }
+
+    /// SHOW MEASUREMENTS, TAG KEYS, TAG VALUES, FIELD KEYS, SERIES: read
+    /// from the shards by the query engine.
+    async fn show(
+        &mut self,
+        gw: &Gateway,
+        id: usize,
+        stmt: &Statement,
+        db: &str,
+        rp: &str,
+    ) -> Result<()> {
+        let cx = gw.select_context(db, rp)?;
+        let tables = sundial_query::show(stmt, &cx).await?.unwrap_or_default();
+        self.whole(id, tables);
         Ok(())
     }
 

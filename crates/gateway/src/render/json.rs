@@ -22,8 +22,11 @@ struct Rows<'a> {
 /// One series object with `rows` of it; `partial`: more rows of it follow.
 fn write_series(w: &mut JsonWriter<'_>, s: &Series, rows: &[Row], partial: bool, how: &Rows<'_>) {
     w.begin('{');
-    w.key("name");
-    w.str(&s.name);
+    // InfluxDB leaves out an empty name (SHOW SERIES, SHOW RETENTION POLICIES).
+    if !s.name.is_empty() {
+        w.key("name");
+        w.str(&s.name);
+    }
     if !s.tags.is_empty() {
         let mut tags: Vec<&(String, String)> = s.tags.iter().collect();
         tags.sort_by(|a, b| a.0.cmp(&b.0));
@@ -313,7 +316,9 @@ impl Chunker {
     /// Holds a line back until it is known whether another follows it.
     fn hold(&mut self, s: Series, more: bool) {
         if let Some((prev, prev_more)) = self.held.take() {
-            self.line(Some((&prev, prev_more)), true, None);
+            // 1.6 sends each series of a SHOW answer as a result of its own,
+            // none marked partial.
+            self.line(Some((&prev, prev_more)), self.timed, None);
         }
         self.held = Some((s, more));
     }
