@@ -57,6 +57,22 @@ pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
                 )))
             }
         }
+        // 1.6 asks READ on the statement's database for these.
+        Statement::ShowMeasurements(sundial_influxql::select::ShowMeasurements { database, .. })
+        | Statement::ShowTagKeys(sundial_influxql::select::ShowTagKeys { database, .. })
+        | Statement::ShowTagValues(sundial_influxql::select::ShowTagValues { database, .. })
+        | Statement::ShowFieldKeys(sundial_influxql::select::ShowFieldKeys { database, .. })
+        | Statement::ShowSeries(sundial_influxql::select::ShowSeries { database, .. }) => {
+            let db = database.as_deref().unwrap_or(db);
+            if user.privilege(db).can_read() {
+                Ok(())
+            } else {
+                Err(Error::Forbidden(format!(
+                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires READ on {db}",
+                    user.name
+                )))
+            }
+        }
         Statement::Select(sel) => {
             let mut dbs: Vec<&str> = sel
                 .sources

@@ -516,3 +516,30 @@ fn repeated_failures_for_one_name_are_slowed_down() {
         assert!(other < times[7] / 2, "other {other:?}, {times:?}");
     }
 }
+
+/// SHOW MEASUREMENTS and its kin need READ on their database, as in 1.6.
+#[test]
+fn show_statements_need_read_on_their_database() {
+    let s = setup();
+    for q in [
+        "SHOW MEASUREMENTS ON db",
+        "SHOW TAG KEYS ON db",
+        "SHOW TAG VALUES ON db WITH KEY = \"host\"",
+        "SHOW FIELD KEYS ON db",
+        "SHOW SERIES ON db",
+    ] {
+        assert_eq!(
+            query_as(&s, "reader", "reader-pw", q),
+            (200, String::new()),
+            "{q}"
+        );
+        let (st, e) = query_as(&s, "nobody", "nobody-pw", q);
+        assert_eq!(st, 403, "{q}: {e}");
+        assert!(
+            e.starts_with(
+                "error authorizing query: nobody not authorized to execute statement 'SHOW"
+            ) && e.ends_with("', requires READ on db"),
+            "{q}: {e}"
+        );
+    }
+}
