@@ -62,7 +62,10 @@ pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
         | Statement::ShowTagKeys(sundial_influxql::select::ShowTagKeys { database, .. })
         | Statement::ShowTagValues(sundial_influxql::select::ShowTagValues { database, .. })
         | Statement::ShowFieldKeys(sundial_influxql::select::ShowFieldKeys { database, .. })
-        | Statement::ShowSeries(sundial_influxql::select::ShowSeries { database, .. }) => {
+        | Statement::ShowSeries(sundial_influxql::select::ShowSeries { database, .. })
+        | Statement::ShowCardinality(sundial_influxql::select::ShowCardinality {
+            database, ..
+        }) => {
             let db = database.as_deref().unwrap_or(db);
             if user.privilege(db).can_read() {
                 Ok(())

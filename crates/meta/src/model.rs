@@ -103,14 +103,27 @@ pub fn valid_name(name: &str) -> bool {
         && name.chars().all(|c| !c.is_control())
 }
 
-/// Floor-truncates `t` to a multiple of `d` (Go's `Time.Truncate` on the epoch).
-/// Near `i64::MIN` the multiple is not representable; the group then starts at
-/// `i64::MIN`, which still contains `t`.
+/// Nanoseconds from Go's zero time (0001-01-01 UTC, a Monday) to the Unix
+/// epoch: `Time.Truncate` counts multiples from there, so InfluxDB's weekly
+/// shard groups start on Mondays.
+const GO_ZERO_TO_EPOCH_NS: i128 = 62_135_596_800 * 1_000_000_000;
+
+/// How far `t` lies past the last multiple of `d` counted from Go's zero time.
+fn past_boundary(t: i64, d: i64) -> i64 {
+    let r = (i128::from(t) + GO_ZERO_TO_EPOCH_NS).rem_euclid(i128::from(d));
+    // Less than `d`, so it fits.
+    i64::try_from(r).unwrap_or(0)
+}
+
+/// Floor-truncates `t` to a multiple of `d` as Go's `Time.Truncate` does
+/// (multiples counted from Go's zero time, which for durations dividing a
+/// day are the epoch's). Near `i64::MIN` the multiple is not representable;
+/// the group then starts at `i64::MIN`, which still contains `t`.
 pub fn truncate_time(t: i64, d: i64) -> i64 {
     if d <= 0 {
         return t;
     }
-    t.checked_sub(t.rem_euclid(d)).unwrap_or(i64::MIN)
+    t.checked_sub(past_boundary(t, d)).unwrap_or(i64::MIN)
 }
 
 /// `[start, end)` of the shard group of duration `d` holding `t`: aligned to `d`,
@@ -121,7 +134,10 @@ pub fn group_bounds(t: i64, d: i64) -> (i64, i64) {
     if d <= 0 {
         return (t, t.saturating_add(1));
     }
-    (truncate_time(t, d), t.saturating_add(d - t.rem_euclid(d)))
+    (
+        truncate_time(t, d),
+        t.saturating_add(d - past_boundary(t, d)),
+    )
 }
 
 /// A retention policy.
@@ -448,14 +464,25 @@ mod tests {
         assert_eq!(truncate_time(HOUR + 5, HOUR), HOUR);
         // The earliest line-protocol time (i64::MIN + 2) with 7-day groups.
         assert_eq!(truncate_time(i64::MIN + 2, 7 * DAY), i64::MIN);
-        assert_eq!(truncate_time(i64::MAX - 1, 7 * DAY) % (7 * DAY), 0);
+        // Weekly groups start on Mondays, as InfluxDB's (Go's zero time).
+        assert_eq!(
+            past_boundary(truncate_time(i64::MAX - 1, 7 * DAY), 7 * DAY),
+            0
+        );
+        let sunday_2026_11_01 = 1_793_491_200 * 1_000_000_000;
+        let monday_2026_10_26 = sunday_2026_11_01 - 6 * DAY;
+        assert_eq!(
+            group_bounds(sunday_2026_11_01, 7 * DAY),
+            (monday_2026_10_26, monday_2026_10_26 + 7 * DAY)
+        );
+        assert_eq!(truncate_time(sunday_2026_11_01 + 5, DAY), sunday_2026_11_01);
         assert_eq!(group_bounds(HOUR + 5, HOUR), (HOUR, 2 * HOUR));
         assert_eq!(group_bounds(-1, HOUR), (-HOUR, 0));
         let (s0, e0) = group_bounds(i64::MIN + 2, 7 * DAY);
         assert_eq!(s0, i64::MIN);
         // The clamped group ends where the next aligned group starts.
         assert_eq!(group_bounds(e0, 7 * DAY).0, e0);
-        assert_eq!(e0.rem_euclid(7 * DAY), 0);
+        assert_eq!(past_boundary(e0, 7 * DAY), 0);
         assert_eq!(group_bounds(i64::MAX - 1, 7 * DAY).1, i64::MAX);
     }
 

@@ -144,7 +144,8 @@ impl Answers {
                 | Statement::ShowTagKeys(_)
                 | Statement::ShowTagValues(_)
                 | Statement::ShowFieldKeys(_)
-                | Statement::ShowSeries(_) => self.show(gw, i, stmt, db, rp).await,
+                | Statement::ShowSeries(_)
+                | Statement::ShowCardinality(_) => self.show(gw, i, stmt, db, rp).await,
                 other => match query::execute(&gw.meta, other, user, db).await {
                     Ok(v) => {
                         self.whole(i, render::json_tables(&v));
@@ -196,8 +197,8 @@ impl Answers {
         Ok(())
     }
 
-    /// SHOW MEASUREMENTS, TAG KEYS, TAG VALUES, FIELD KEYS, SERIES: read
-    /// from the shards by the query engine.
+    /// SHOW MEASUREMENTS, TAG KEYS, TAG VALUES, FIELD KEYS, SERIES and the
+    /// cardinalities: read from the shards by the query engine.
     async fn show(
         &mut self,
         gw: &Gateway,

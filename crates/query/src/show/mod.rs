@@ -1,5 +1,5 @@
-//! SHOW MEASUREMENTS, SHOW TAG KEYS, SHOW TAG VALUES, SHOW FIELD KEYS and SHOW
-//! SERIES, answered as InfluxDB 1.6.7 answers them, from the shards through
+//! SHOW MEASUREMENTS, SHOW TAG KEYS, SHOW TAG VALUES, SHOW FIELD KEYS, SHOW
+//! SERIES (and their cardinalities, `cardinality.rs`), answered as InfluxDB 1.6.7 answers them, from the shards through
 //! the seam (series listings and schemas), merged across shards and stores.
 //!
 //! Which shards, as 1.6.7 (Debian's, on its in-memory index, one per
@@ -8,6 +8,8 @@
 //! range in WHERE says; FIELD KEYS reads the sources' retention policy (the
 //! default one unless named). A database that does not exist answers
 //! nothing. A WHERE clause is on tags.
+
+mod cardinality;
 
 use futures::{stream, StreamExt};
 use sundial_influxql::select::{
@@ -37,6 +39,7 @@ pub async fn show(stmt: &Statement, cx: &Context<'_>) -> Result<Option<Vec<Serie
         Statement::ShowTagValues(s) => tag_values(s, cx).await?,
         Statement::ShowFieldKeys(s) => field_keys(s, cx).await?,
         Statement::ShowSeries(s) => series(s, cx).await?,
+        Statement::ShowCardinality(s) => cardinality::cardinality(s, cx).await?,
         _ => return Ok(None),
     }))
 }
@@ -188,14 +191,14 @@ async fn series(s: &ShowSeries, cx: &Context<'_>) -> Result<Vec<Series>> {
 
 /// A listing's tag filter for the shards and the whole condition, checked
 /// again on each key (the filter may be wider than the condition).
-struct Listing<'a> {
+pub(super) struct Listing<'a> {
     cond: Option<&'a Expr>,
     regexes: Regexes,
     req: SeriesRequest,
 }
 
 impl<'a> Listing<'a> {
-    fn new(cond: Option<&'a Expr>) -> Result<Self> {
+    pub(super) fn new(cond: Option<&'a Expr>) -> Result<Self> {
         let mut regexes = Regexes::default();
         let mut names = Vec::new();
         if let Some(c) = cond {
@@ -226,7 +229,7 @@ impl<'a> Listing<'a> {
 
     /// The series of `names` in `shards` that pass, sorted and deduplicated,
     /// held to the statement's memory limit.
-    async fn list(
+    pub(super) async fn list(
         &self,
         cx: &Context<'_>,
         db: &str,
@@ -269,14 +272,14 @@ impl<'a> Listing<'a> {
 }
 
 /// `WITH KEY …`, compiled.
-enum KeyFilter {
+pub(super) enum KeyFilter {
     Is(Vec<String>),
     IsNot(String),
     Regex(regex::Regex, bool),
 }
 
 impl KeyFilter {
-    fn new(f: &TagKeyFilter) -> Result<Self> {
+    pub(super) fn new(f: &TagKeyFilter) -> Result<Self> {
         Ok(match f {
             TagKeyFilter::Eq(k) => KeyFilter::Is(vec![k.clone()]),
             TagKeyFilter::In(ks) => KeyFilter::Is(ks.clone()),
@@ -286,7 +289,7 @@ impl KeyFilter {
         })
     }
 
-    fn matches(&self, key: &str) -> bool {
+    pub(super) fn matches(&self, key: &str) -> bool {
         match self {
             KeyFilter::Is(ks) => ks.iter().any(|k| k == key),
             KeyFilter::IsNot(k) => k != key,
@@ -298,7 +301,7 @@ impl KeyFilter {
 // ------------------------------------------------------------------ shards and names
 
 /// The statement's database: its `ON`, else the request's.
-fn database<'a>(on: Option<&'a str>, cx: &'a Context<'_>) -> Result<&'a str> {
+pub(super) fn database<'a>(on: Option<&'a str>, cx: &'a Context<'_>) -> Result<&'a str> {
     match on.unwrap_or(cx.database) {
         "" => Err(query_err("database name required")),
         db => Ok(db),
@@ -308,7 +311,7 @@ fn database<'a>(on: Option<&'a str>, cx: &'a Context<'_>) -> Result<&'a str> {
 /// The WHERE clause without its time part: 1.6 (its in-memory index is
 /// per database, not per shard) answers these statements from every shard
 /// whatever the time range says.
-fn untimed(cond: Option<&Expr>, cx: &Context<'_>) -> Result<Option<Expr>> {
+pub(super) fn untimed(cond: Option<&Expr>, cx: &Context<'_>) -> Result<Option<Expr>> {
     let clock = Clock::new(cx.now, None).map_err(Error::Query)?;
     let (rest, _) = split_condition(cond, &clock).map_err(Error::Query)?;
     Ok(rest)
@@ -316,7 +319,7 @@ fn untimed(cond: Option<&Expr>, cx: &Context<'_>) -> Result<Option<Expr>> {
 
 /// The shards of every retention policy of `db`; `None` when the database
 /// does not exist.
-fn all_policies(cx: &Context<'_>, db: &str) -> Option<Vec<ShardInfo>> {
+pub(super) fn all_policies(cx: &Context<'_>, db: &str) -> Option<Vec<ShardInfo>> {
     let info = cx.meta.database(db)?;
     let mut shards = Vec::new();
     for rp in info.retention_policies.keys() {
@@ -328,7 +331,11 @@ fn all_policies(cx: &Context<'_>, db: &str) -> Option<Vec<ShardInfo>> {
 }
 
 /// Every measurement `shards` hold.
-async fn all_names(cx: &Context<'_>, db: &str, shards: &[ShardInfo]) -> Result<Vec<String>> {
+pub(super) async fn all_names(
+    cx: &Context<'_>,
+    db: &str,
+    shards: &[ShardInfo],
+) -> Result<Vec<String>> {
     if shards.is_empty() {
         return Ok(Vec::new());
     }
@@ -371,7 +378,7 @@ fn matching(names: &[String], sources: &[Measurement]) -> Result<Vec<String>> {
 /// Per database and retention policy the sources read (the statement's
 /// database and its default policy without FROM): its shards and the
 /// measurements named there.
-async fn policy_sources(
+pub(super) async fn policy_sources(
     cx: &Context<'_>,
     on: Option<&str>,
     sources: &[Measurement],
@@ -439,7 +446,11 @@ fn page<T>(items: Vec<T>, offset: i64, limit: i64) -> Vec<T> {
     items.into_iter().skip(skip).take(take).collect()
 }
 
-fn table(name: &str, columns: &[&str], rows: impl Iterator<Item = Vec<Value>>) -> Series {
+pub(super) fn table(
+    name: &str,
+    columns: &[&str],
+    rows: impl Iterator<Item = Vec<Value>>,
+) -> Series {
     Series {
         name: name.to_string(),
         tags: Vec::new(),
@@ -449,7 +460,11 @@ fn table(name: &str, columns: &[&str], rows: impl Iterator<Item = Vec<Value>>) -
 }
 
 /// One table, or none when it would have no rows (1.6 answers nothing then).
-fn one_table(name: &str, columns: &[&str], rows: impl Iterator<Item = Vec<Value>>) -> Vec<Series> {
+pub(super) fn one_table(
+    name: &str,
+    columns: &[&str],
+    rows: impl Iterator<Item = Vec<Value>>,
+) -> Vec<Series> {
     let t = table(name, columns, rows);
     if t.rows.is_empty() {
         Vec::new()
@@ -459,7 +474,7 @@ fn one_table(name: &str, columns: &[&str], rows: impl Iterator<Item = Vec<Value>
 }
 
 /// Each field once, with the type SELECT gives it where shards disagree.
-fn typed_fields(schema: &Schema) -> Vec<(String, FieldType)> {
+pub(super) fn typed_fields(schema: &Schema) -> Vec<(String, FieldType)> {
     let mut out: Vec<(String, FieldType)> = Vec::new();
     for (name, _) in &schema.fields {
         if out.last().is_some_and(|(n, _)| n == name) {
