@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use sundial_influxql::{Privilege as QlPrivilege, Statement};
 use sundial_meta::{
-    format_duration, MetaClient, Privilege, RetentionPolicySpec, RetentionPolicyUpdate, UserInfo,
+    format_duration, DatabaseInfo, MetaClient, Privilege, RetentionPolicyInfo, RetentionPolicySpec,
+    RetentionPolicyUpdate, ShardGroupInfo, UserInfo,
 };
 
 /// The user a statement runs as; `None` when authentication is off.
@@ -34,6 +35,39 @@ fn series(name: &str, columns: &[&str], values: Vec<Value>) -> Value {
         s["values"] = Value::Array(values);
     }
     json!([s])
+}
+
+/// A database's shard groups with their policies.
+type Groups = Vec<(RetentionPolicyInfo, ShardGroupInfo)>;
+
+/// Every database's shard groups, as SHOW SHARDS lists them: by retention
+/// policy (in the order they were created), then by start time.
+fn shard_groups(meta: &MetaClient) -> Vec<(DatabaseInfo, Groups)> {
+    meta.databases()
+        .into_iter()
+        .map(|d| {
+            let mut groups = Vec::new();
+            for rp in d.policies_in_order() {
+                let mut gs = meta.shard_groups(&d.name, &rp.name);
+                gs.sort_by_key(|g| (g.start, g.id));
+                groups.extend(gs.into_iter().map(|g| (rp.clone(), g)));
+            }
+            (d, groups)
+        })
+        .collect()
+}
+
+/// When a group's data expires: its end plus the policy's duration (for an
+/// infinite policy the end, as InfluxDB shows it).
+fn expiry(end: i64, duration: i64) -> i64 {
+    end.saturating_add(duration.max(0))
+}
+
+/// Go's `time.RFC3339` (whole seconds, `Z`).
+fn rfc3339(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
 }
 
 /// Checks that `caller` may run `stmt` (InfluxDB's rules: DDL and user
@@ -272,6 +306,65 @@ pub async fn execute(
                 .map(|(d, p)| json!([d, privilege_text(*p)]))
                 .collect();
             series("", &["database", "privilege"], values)
+        }
+        Statement::ShowShards => {
+            let mut out = Vec::new();
+            for (d, groups) in shard_groups(meta) {
+                let mut values = Vec::new();
+                for (rp, g) in &groups {
+                    for sh in &g.shards {
+                        let owners: Vec<String> = sh.owners.iter().map(|o| o.to_string()).collect();
+                        values.push(json!([
+                            sh.id,
+                            d.name,
+                            g.retention_policy,
+                            g.id,
+                            rfc3339(g.start),
+                            rfc3339(g.end),
+                            rfc3339(expiry(g.end, rp.duration)),
+                            owners.join(",")
+                        ]));
+                    }
+                }
+                let columns = [
+                    "id",
+                    "database",
+                    "retention_policy",
+                    "shard_group",
+                    "start_time",
+                    "end_time",
+                    "expiry_time",
+                    "owners",
+                ];
+                if let Value::Array(s) = series(&d.name, &columns, values) {
+                    out.extend(s);
+                }
+            }
+            Value::Array(out)
+        }
+        Statement::ShowShardGroups => {
+            let mut values = Vec::new();
+            for (d, groups) in shard_groups(meta) {
+                for (rp, g) in &groups {
+                    values.push(json!([
+                        g.id,
+                        d.name,
+                        g.retention_policy,
+                        rfc3339(g.start),
+                        rfc3339(g.end),
+                        rfc3339(expiry(g.end, rp.duration))
+                    ]));
+                }
+            }
+            let columns = [
+                "id",
+                "database",
+                "retention_policy",
+                "start_time",
+                "end_time",
+                "expiry_time",
+            ];
+            series("shard groups", &columns, values)
         }
         Statement::Select(_) => {
             return Err(Error::Internal(

@@ -21,7 +21,9 @@
 //!   some statement failed; `any`: not checked;
 //! * `@unordered` — series and rows may come in any order, and a series may be
 //!   split in pieces (for answers InfluxDB leaves to chance, e.g. integral()
-//!   with GROUP BY tags).
+//!   with GROUP BY tags);
+//! * `@shape col,col…` — those columns are compared by JSON type only (ids
+//!   InfluxDB and Sundial number differently: shard and group ids, owners).
 //!
 //! The remaining lines are the query text, kept with their line breaks (error
 //! positions count lines); it may hold several statements separated by `;`.
@@ -73,6 +75,8 @@ pub struct Entry {
     pub expect: Expect,
     /// Series and rows are compared in any order (`@unordered`).
     pub unordered: bool,
+    /// Columns compared by JSON type only (`@shape`).
+    pub shape: Vec<String>,
     pub query: String,
 }
 
@@ -156,6 +160,7 @@ fn parse_entry(block: &[(usize, &str)], file: &str) -> Result<Option<Entry>, Str
         post: false,
         expect: Expect::Data,
         unordered: false,
+        shape: Vec::new(),
         query: String::new(),
     };
     let mut query: Vec<&str> = Vec::new();
@@ -197,6 +202,8 @@ fn parse_entry(block: &[(usize, &str)], file: &str) -> Result<Option<Entry>, Str
             };
         } else if t == "@unordered" {
             e.unordered = true;
+        } else if let Some(rest) = t.strip_prefix("@shape ") {
+            e.shape = rest.split(',').map(|c| c.trim().to_string()).collect();
         } else if t.starts_with('@') {
             return Err(err("unknown directive"));
         } else {
@@ -414,6 +421,11 @@ pub fn compare(e: &Entry, a: &Response, b: &Response) -> Result<(), String> {
             .chain(db.iter_mut())
             .for_each(sort_series_and_rows);
     }
+    if !e.shape.is_empty() {
+        for d in da.iter_mut().chain(db.iter_mut()) {
+            mask_columns(d, &e.shape);
+        }
+    }
     if da.len() != db.len() {
         return Err(format!("{} JSON documents vs {}", da.len(), db.len()));
     }
@@ -429,6 +441,48 @@ pub fn compare(e: &Entry, a: &Response, b: &Response) -> Result<(), String> {
         compare_text(&a.body, &b.body)?;
     }
     Ok(())
+}
+
+/// For `@shape`: every value of the named columns becomes its JSON type.
+fn mask_columns(v: &mut Value, cols: &[String]) {
+    match v {
+        Value::Object(m) => {
+            let at: Vec<usize> = match m.get("columns") {
+                Some(Value::Array(c)) => c
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| cols.iter().any(|x| n.as_str() == Some(x)))
+                    .map(|(i, _)| i)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if let Some(Value::Array(rows)) = m.get_mut("values") {
+                for row in rows.iter_mut() {
+                    if let Value::Array(cells) = row {
+                        for &i in &at {
+                            if let Some(c) = cells.get_mut(i) {
+                                *c = Value::String(json_type(c).to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            m.values_mut().for_each(|x| mask_columns(x, cols));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| mask_columns(x, cols)),
+        _ => {}
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "<null>",
+        Value::Bool(_) => "<bool>",
+        Value::Number(_) => "<number>",
+        Value::String(_) => "<string>",
+        Value::Array(_) => "<array>",
+        Value::Object(_) => "<object>",
+    }
 }
 
 /// For `@unordered`: merges the series of a result that share name, tags and
@@ -760,6 +814,33 @@ mod tests {
         assert!(compare(&p, &a, &resp(200, J, "{\n  \"a\": 1\n}")).is_err());
         assert!(compare(&p, &a, &a.clone()).is_ok());
         assert!(compare(&e, &a, &resp(200, J, "{\"a\":1}")).is_ok());
+    }
+
+    #[test]
+    fn shape_compares_named_columns_by_type() {
+        let e = entry("@shape id,owners\nSHOW SHARDS");
+        assert_eq!(e.shape, vec!["id".to_string(), "owners".to_string()]);
+        let resp = |body: &str| Response {
+            status: 200,
+            content_type: "application/json".into(),
+            error_header: String::new(),
+            body: body.into(),
+        };
+        let a = resp(
+            r#"{"results":[{"series":[{"columns":["id","db","owners"],"values":[[1,"x",""]]}]}]}"#,
+        );
+        let b = resp(
+            r#"{"results":[{"series":[{"columns":["id","db","owners"],"values":[[7,"x","1,2"]]}]}]}"#,
+        );
+        let c = resp(
+            r#"{"results":[{"series":[{"columns":["id","db","owners"],"values":[[7,"y","1"]]}]}]}"#,
+        );
+        let d = resp(
+            r#"{"results":[{"series":[{"columns":["id","db","owners"],"values":[["7","x","1"]]}]}]}"#,
+        );
+        assert_eq!(compare(&e, &a, &b), Ok(()));
+        assert!(compare(&e, &a, &c).is_err());
+        assert!(compare(&e, &a, &d).is_err());
     }
 
     #[test]
