@@ -70,6 +70,10 @@ pub struct CoordinatorConfig {
     /// Bytes of data one SELECT may hold while it runs; a statement that would
     /// need more ends with an error (0: no limit).
     pub query_memory_limit: usize,
+    /// How long one `/query` request may run before it ends with "query
+    /// timeout reached" (0s: no limit; InfluxDB's `query-timeout`).
+    #[serde(with = "sundial_common::config::duration")]
+    pub query_timeout: std::time::Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -77,6 +81,7 @@ impl Default for CoordinatorConfig {
         CoordinatorConfig {
             max_shard_groups_per_write: DEFAULT_MAX_NEW_SHARD_GROUPS,
             query_memory_limit: 1 << 30,
+            query_timeout: std::time::Duration::ZERO,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod query;
 pub mod render;
+pub mod running;
 pub mod stats;
 
 pub use error::{Error, Result};

@@ -311,6 +311,7 @@ async fn run(cfg: Config) -> Result<()> {
     let querying = Querying {
         reader,
         memory_limit: cfg.coordinator.query_memory_limit,
+        timeout: cfg.coordinator.query_timeout,
     };
     let gw = Gateway::new(
         meta.clone(),

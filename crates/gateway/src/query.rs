@@ -79,6 +79,8 @@ pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
     }
     match stmt {
         Statement::ShowDatabases | Statement::Unsupported { .. } => Ok(()),
+        // 1.6 asks READ on the request's database.
+        Statement::ShowQueries if user.privilege(db).can_read() => Ok(()),
         Statement::SetPassword { name, .. } if name == &user.name => Ok(()),
         Statement::ShowRetentionPolicies { database } => {
             let db = database.as_deref().unwrap_or(db);

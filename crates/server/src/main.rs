@@ -263,6 +263,7 @@ async fn serve(cfg: Config) -> Result<()> {
         Some(Querying {
             reader: Arc::new(LocalShardReader::new(store.clone())),
             memory_limit: cfg.coordinator.query_memory_limit,
+            timeout: cfg.coordinator.query_timeout,
         }),
     );
     let mut tasks = vec![services::spawn_reconciler(

@@ -114,3 +114,128 @@ fn a_raw_answer_larger_than_the_limit_streams_in_chunks() {
         "{v}"
     );
 }
+
+/// A server holding 200,000 points in `big` (a chunked answer of them one
+/// row a line is far more than socket buffers hold, so a client that does not
+/// read keeps the query running), with `env` added.
+fn server_with_a_long_answer(env: &[(&str, &str)]) -> Server {
+    let mut all = vec![("SUNDIAL_COORDINATOR_QUERY_MEMORY_LIMIT", "200000")];
+    all.extend_from_slice(env);
+    let s = Server::start_env(&[], &all);
+    query(&s, "CREATE DATABASE big");
+    for part in 0..4i64 {
+        let body: String = (0..50_000i64)
+            .map(|i| {
+                let n = part * 50_000 + i;
+                format!(
+                    "cpu,host=h{} v={n} {}\n",
+                    n % 10,
+                    1_000_000_000 + n * 1_000_000
+                )
+            })
+            .collect();
+        let r = client()
+            .post(s.url("/write?db=big"))
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    s
+}
+
+/// Starts `SELECT v FROM cpu` chunked a row a line, not reading its body.
+fn stalled_select(s: &Server) -> reqwest::blocking::Response {
+    let r = client()
+        .get(s.url("/query"))
+        .query(&[
+            ("db", "big"),
+            ("q", "SELECT v FROM cpu"),
+            ("chunked", "true"),
+            ("chunk_size", "1"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r
+}
+
+/// The last line of a chunked answer, and the rows of all its lines.
+fn last_line_and_rows(r: reqwest::blocking::Response) -> (serde_json::Value, usize) {
+    let text = r.text().unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let rows = lines
+        .iter()
+        .map(|l| {
+            l["results"][0]["series"][0]["values"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    (lines.last().cloned().unwrap_or_default(), rows)
+}
+
+#[test]
+fn show_queries_lists_a_running_query_and_kill_query_ends_it() {
+    let s = server_with_a_long_answer(&[]);
+    let stalled = stalled_select(&s);
+    let show = || {
+        let v = query(&s, "SHOW QUERIES");
+        v["results"][0]["series"][0]["values"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    // The SELECT is listed while it runs (and SHOW QUERIES itself).
+    let mut qid = None;
+    for _ in 0..100 {
+        let rows = show();
+        assert!(rows
+            .iter()
+            .any(|r| r[1] == "SHOW QUERIES" && r[4] == "running"));
+        if let Some(r) = rows.iter().find(|r| r[1] == "SELECT v FROM cpu") {
+            assert_eq!(r[2], "big");
+            qid = r[0].as_u64();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let qid = qid.expect("the running SELECT is listed");
+    let killed = query(&s, &format!("KILL QUERY {qid}"));
+    assert!(killed["results"][0].get("error").is_none(), "{killed}");
+    // Its answer ends with InfluxDB's error, short of the 200,000 rows.
+    let (last, rows) = last_line_and_rows(stalled);
+    assert_eq!(last["results"][0]["error"], "query interrupted", "{last}");
+    assert!(rows < 200_000, "{rows}");
+    assert!(show().iter().all(|r| r[1] != "SELECT v FROM cpu"));
+    let again = query(&s, &format!("KILL QUERY {qid}"));
+    assert_eq!(
+        again["results"][0]["error"],
+        format!("no such query id: {qid}")
+    );
+}
+
+#[test]
+fn a_query_past_its_timeout_ends_with_influxdbs_error() {
+    let s = server_with_a_long_answer(&[("SUNDIAL_COORDINATOR_QUERY_TIMEOUT", "300ms")]);
+    let stalled = stalled_select(&s);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let (last, rows) = last_line_and_rows(stalled);
+    assert_eq!(
+        last["results"][0]["error"], "query-timeout limit exceeded",
+        "{last}"
+    );
+    assert!(rows < 200_000, "{rows}");
+    // A quick query is not affected.
+    let v: serde_json::Value = client()
+        .get(s.url("/query"))
+        .query(&[("db", "big"), ("q", "SELECT count(v) FROM cpu")])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["results"][0]["series"][0]["values"][0][1], 200_000, "{v}");
+}

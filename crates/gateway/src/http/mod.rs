@@ -86,6 +86,8 @@ pub struct Gateway {
     /// When meta was last re-read because a request named a database this
     /// gateway's cache did not know (ms since the Unix epoch).
     last_miss_refresh: std::sync::atomic::AtomicU64,
+    /// The `/query` requests running (SHOW QUERIES, KILL QUERY).
+    pub running: Arc<crate::running::RunningQueries>,
 }
 
 pub use sundial_common::Check;
@@ -96,6 +98,8 @@ pub struct Querying {
     pub reader: Arc<dyn sundial_query::ShardReader>,
     /// Bytes (0: no limit).
     pub memory_limit: usize,
+    /// How long one `/query` request may run (zero: no limit).
+    pub timeout: std::time::Duration,
 }
 
 /// Checks added to `/health` (the storage's disk space and degraded shards). Any
@@ -146,6 +150,7 @@ impl Gateway {
             registry,
             health,
             last_miss_refresh: std::sync::atomic::AtomicU64::new(0),
+            running: Arc::default(),
         })
     }
 

@@ -41,6 +41,14 @@ impl Gateway {
         })
     }
 
+    /// How long one `/query` request may run (`query-timeout`; None: no limit).
+    fn query_timeout(&self) -> Option<std::time::Duration> {
+        self.querying
+            .as_ref()
+            .map(|q| q.timeout)
+            .filter(|t| !t.is_zero())
+    }
+
     /// Bytes one statement may hold (`query-memory-limit`; 0 is none).
     fn query_memory_limit(&self) -> usize {
         match &self.querying {
@@ -137,22 +145,21 @@ impl Answers {
         db: &str,
         rp: &str,
     ) {
+        let text: Vec<String> = stmts.iter().map(|s| s.to_string()).collect();
+        let me = gw.running.register(text.join(";\n"), db);
+        let timeout = gw.query_timeout();
+        let deadline = tokio::time::sleep(timeout.unwrap_or(std::time::Duration::MAX));
+        tokio::pin!(deadline);
         for (i, stmt) in stmts.iter().enumerate() {
-            let done = match stmt {
-                Statement::Select(sel) => self.select(gw, i, sel, db, rp).await,
-                Statement::ShowMeasurements(_)
-                | Statement::ShowTagKeys(_)
-                | Statement::ShowTagValues(_)
-                | Statement::ShowFieldKeys(_)
-                | Statement::ShowSeries(_)
-                | Statement::ShowCardinality(_) => self.show(gw, i, stmt, db, rp).await,
-                other => match query::execute(&gw.meta, other, user, db).await {
-                    Ok(v) => {
-                        self.whole(i, render::json_tables(&v));
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                },
+            let run = self.statement(gw, i, stmt, user, db, rp);
+            // Killed or out of time: the statement's future is dropped, which
+            // ends its reads (remote ones are cancelled).
+            let done = tokio::select! {
+                r = run => r,
+                _ = me.killed() => Err(Error::Query(sundial_query::Error::Interrupted)),
+                _ = &mut deadline, if timeout.is_some() => {
+                    Err(Error::BadRequest("query-timeout limit exceeded".into()))
+                }
             };
             if let Err(e) = done {
                 self.fail(i, stmts.len(), &e.to_string());
@@ -166,6 +173,59 @@ impl Answers {
         }
         if let Answers::Streamed(st) = self {
             let _ = st.send(true).await;
+        }
+    }
+
+    /// Runs one statement.
+    async fn statement(
+        &mut self,
+        gw: &Gateway,
+        i: usize,
+        stmt: &Statement,
+        user: Option<&UserInfo>,
+        db: &str,
+        rp: &str,
+    ) -> Result<()> {
+        match stmt {
+            Statement::Select(sel) => self.select(gw, i, sel, db, rp).await,
+            Statement::ShowMeasurements(_)
+            | Statement::ShowTagKeys(_)
+            | Statement::ShowTagValues(_)
+            | Statement::ShowFieldKeys(_)
+            | Statement::ShowSeries(_)
+            | Statement::ShowCardinality(_) => self.show(gw, i, stmt, db, rp).await,
+            Statement::ShowQueries => {
+                let values = gw
+                    .running
+                    .list()
+                    .into_iter()
+                    .map(|q| {
+                        serde_json::json!([
+                            q.id,
+                            q.text,
+                            q.database,
+                            crate::running::go_duration(q.running_for),
+                            "running"
+                        ])
+                    })
+                    .collect::<Vec<_>>();
+                let v = serde_json::json!([{
+                    "columns": ["qid", "query", "database", "duration", "status"],
+                    "values": values,
+                }]);
+                self.whole(i, render::json_tables(&v));
+                Ok(())
+            }
+            Statement::KillQuery { id, .. } => {
+                gw.running.kill(*id).map_err(Error::BadRequest)?;
+                self.whole(i, Vec::new());
+                Ok(())
+            }
+            other => {
+                let v = query::execute(&gw.meta, other, user, db).await?;
+                self.whole(i, render::json_tables(&v));
+                Ok(())
+            }
         }
     }
 
