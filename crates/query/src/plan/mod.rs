@@ -3,6 +3,7 @@
 //! does, the GROUP BY tags, the time range, the column names.
 
 mod sources;
+pub(crate) use sources::policy_of;
 
 use std::collections::BTreeSet;
 

@@ -44,13 +44,7 @@ pub(super) async fn resolve_sources(
         let Some(db) = cx.meta.database(database) else {
             return Err(query_err(format!("database not found: {database}")));
         };
-        let rp = if !m.retention_policy.is_empty() {
-            m.retention_policy.clone()
-        } else if !cx.retention_policy.is_empty() {
-            cx.retention_policy.to_string()
-        } else {
-            db.default_retention_policy.clone()
-        };
+        let rp = policy_of(m, cx, &db);
         if !db.retention_policies.contains_key(&rp) {
             return Err(query_err(format!("retention policy not found: {rp}")));
         }
@@ -101,6 +95,22 @@ pub(super) async fn resolve_sources(
     }
     out.sort_by(|a, b| a.measurement.cmp(&b.measurement));
     Ok(out)
+}
+
+/// The retention policy a source reads: its own, else the request's `rp`,
+/// else the database's default.
+pub(crate) fn policy_of(
+    m: &sundial_influxql::select::Measurement,
+    cx: &Context<'_>,
+    db: &sundial_meta::DatabaseInfo,
+) -> String {
+    if !m.retention_policy.is_empty() {
+        m.retention_policy.clone()
+    } else if !cx.retention_policy.is_empty() {
+        cx.retention_policy.to_string()
+    } else {
+        db.default_retention_policy.clone()
+    }
 }
 
 /// Every field or tag name a statement writes (not `time`).

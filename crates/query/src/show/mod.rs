@@ -59,7 +59,7 @@ async fn measurements(s: &ShowMeasurements, cx: &Context<'_>) -> Result<Vec<Seri
         let listed = Listing::new(Some(cond))?
             .list(cx, db, &shards, &names)
             .await?;
-        names.retain(|n| listed.iter().any(|k| &k.measurement == n));
+        names.retain(|n| !of_measurement(&listed, n).is_empty());
     }
     let names = page(names, s.offset, s.limit);
     Ok(one_table(
@@ -82,9 +82,8 @@ async fn tag_keys(s: &ShowTagKeys, cx: &Context<'_>) -> Result<Vec<Series>> {
             .list(cx, db, &shards, &names)
             .await?;
         for name in &names {
-            let mut keys: Vec<String> = listed
+            let mut keys: Vec<String> = of_measurement(&listed, name)
                 .iter()
-                .filter(|k| &k.measurement == name)
                 .flat_map(|k| k.tags.iter().map(|(t, _)| t.clone()))
                 .collect();
             keys.sort();
@@ -124,9 +123,8 @@ async fn tag_values(s: &ShowTagValues, cx: &Context<'_>) -> Result<Vec<Series>> 
         .await?;
     let mut out = Vec::new();
     for name in &names {
-        let mut pairs: Vec<(&str, &str)> = listed
+        let mut pairs: Vec<(&str, &str)> = of_measurement(&listed, name)
             .iter()
-            .filter(|k| &k.measurement == name)
             .flat_map(|k| k.tags.iter())
             .filter(|(k, _)| wanted.matches(k))
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -271,6 +269,13 @@ impl<'a> Listing<'a> {
     }
 }
 
+/// The keys of measurement `name` in a listing (sorted by measurement).
+pub(super) fn of_measurement<'k>(listed: &'k [SeriesKey], name: &str) -> &'k [SeriesKey] {
+    let from = listed.partition_point(|k| k.measurement.as_str() < name);
+    let to = listed.partition_point(|k| k.measurement.as_str() <= name);
+    &listed[from..to]
+}
+
 /// `WITH KEY …`, compiled.
 pub(super) enum KeyFilter {
     Is(Vec<String>),
@@ -405,13 +410,7 @@ pub(super) async fn policy_sources(
         let Some(info) = cx.meta.database(&db) else {
             continue;
         };
-        let rp = if !m.retention_policy.is_empty() {
-            m.retention_policy.clone()
-        } else if !cx.retention_policy.is_empty() {
-            cx.retention_policy.to_string()
-        } else {
-            info.default_retention_policy.clone()
-        };
+        let rp = crate::plan::policy_of(m, cx, &info);
         let shards: Vec<ShardInfo> = cx
             .meta
             .shard_groups(&db, &rp)
