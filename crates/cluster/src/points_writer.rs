@@ -70,8 +70,8 @@ pub struct CoordinatorConfig {
     /// Bytes of data one SELECT may hold while it runs; a statement that would
     /// need more ends with an error (0: no limit).
     pub query_memory_limit: usize,
-    /// How long one `/query` request may run before it ends with "query
-    /// timeout reached" (0s: no limit; InfluxDB's `query-timeout`).
+    /// How long one `/query` request may run before it ends with
+    /// "query-timeout limit exceeded" (0s: no limit; InfluxDB's `query-timeout`).
     #[serde(with = "sundial_common::config::duration")]
     pub query_timeout: std::time::Duration,
 }

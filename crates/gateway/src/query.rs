@@ -102,14 +102,26 @@ pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
         | Statement::ShowCardinality(sundial_influxql::select::ShowCardinality {
             database, ..
         }) => {
-            let db = database.as_deref().unwrap_or(db);
-            if user.privilege(db).can_read() {
-                Ok(())
-            } else {
-                Err(Error::Forbidden(format!(
-                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires READ on {db}",
+            // FIELD KEYS and the cardinalities read the databases their FROM
+            // names too.
+            let sources: &[sundial_influxql::select::Measurement] = match stmt {
+                Statement::ShowFieldKeys(s) => &s.sources,
+                Statement::ShowCardinality(s) => &s.sources,
+                _ => &[],
+            };
+            let mut dbs = vec![database.as_deref().unwrap_or(db)];
+            dbs.extend(
+                sources
+                    .iter()
+                    .filter(|m| !m.database.is_empty())
+                    .map(|m| m.database.as_str()),
+            );
+            match dbs.into_iter().find(|d| !user.privilege(d).can_read()) {
+                None => Ok(()),
+                Some(d) => Err(Error::Forbidden(format!(
+                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires READ on {d}",
                     user.name
-                )))
+                ))),
             }
         }
         Statement::Select(sel) => {

@@ -254,6 +254,15 @@ impl MetaStore {
                 }
                 return Ok((Change::Keep, vec![]));
             }
+            // A database stored before the order was kept: its policies first,
+            // by name.
+            let mut unknown: Vec<String> = d
+                .retention_policies
+                .keys()
+                .filter(|n| !d.policy_order.contains(n))
+                .cloned()
+                .collect();
+            d.policy_order.append(&mut unknown);
             d.retention_policies.insert(rp.name.clone(), rp.clone());
             d.policy_order.retain(|n| n != &rp.name);
             d.policy_order.push(rp.name.clone());
@@ -415,7 +424,19 @@ impl MetaStore {
                 ),
                 None => (1, 0),
             };
-            let (start, end) = group_bounds(t, rpi.shard_group_duration);
+            let (mut start, mut end) = group_bounds(t, rpi.shard_group_duration);
+            // A group never overlaps one made before under another alignment
+            // or duration (weekly groups started on Thursdays before they
+            // started on Mondays): it is cut back to them. None holds `t`.
+            for kv in &existing.kvs {
+                let g: ShardGroupInfo = decode(kv)?;
+                if g.end <= t && g.end > start {
+                    start = g.end;
+                }
+                if g.start > t && g.start < end {
+                    end = g.start;
+                }
+            }
             let group = build_group(next, db, &rpi, start, end, &live);
             let new_next = next + 1 + group.shards.len() as u64;
             let key = keys::shard_group(db, &rpi.name, start);

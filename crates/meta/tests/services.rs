@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use sundial_meta::services::{enforce_retention, precreate_shard_groups};
 use sundial_meta::{
-    now_ns, ClientOptions, EmbeddedBackend, KvBackend, MetaClient, MetaStore, RetentionPolicySpec,
-    HOUR,
+    group_bounds, now_ns, truncate_time, ClientOptions, EmbeddedBackend, KvBackend, MetaClient,
+    MetaStore, RetentionPolicySpec, RetentionPolicyUpdate, HOUR,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,4 +88,59 @@ async fn databases_without_a_policy_get_the_default_replication() {
         d.retention_policies[&d.default_retention_policy].replication_factor
     };
     assert_eq!((rf("a"), rf("b")), (2, 3));
+}
+
+/// A group made under another alignment or duration (weekly groups started on
+/// Thursdays before they started on Mondays; a policy's shard duration can
+/// change) is never overlapped by a new one: the new group is cut back to it,
+/// so a time belongs to one group only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_group_never_overlaps_one_made_under_another_alignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn KvBackend> = Arc::new(EmbeddedBackend::open(dir.path()).unwrap());
+    let c = MetaClient::local(kv, ClientOptions::default())
+        .await
+        .unwrap();
+    let n = c.register_node(None, "h:1", "h:2").await.unwrap();
+    c.heartbeat(n.id, Duration::from_secs(60)).await.unwrap();
+    c.create_database_with_policy("db", RetentionPolicySpec::new("p", 0))
+        .await
+        .unwrap();
+    let day = 24 * HOUR;
+    let sunday_2026_11_01 = 1_793_491_200 * 1_000_000_000;
+    let week = c
+        .create_shard_group("db", "p", sunday_2026_11_01)
+        .await
+        .unwrap();
+    assert_eq!(week.end - week.start, 7 * day);
+    let update = RetentionPolicyUpdate {
+        shard_group_duration: Some(3 * day),
+        ..RetentionPolicyUpdate::default()
+    };
+    c.alter_retention_policy("db", "p", update).await.unwrap();
+    // A time after the weekly group whose 3-day group would start inside it.
+    let t = (0..72)
+        .map(|h| week.end + h * HOUR)
+        .find(|&t| truncate_time(t, 3 * day) < week.end)
+        .expect("a 3-day boundary inside the week");
+    let next = c.create_shard_group("db", "p", t).await.unwrap();
+    assert_eq!(next.start, week.end, "{next:?}");
+    assert!(next.contains(t));
+    // And one before it, with a 5-day duration, ends where the week starts.
+    let update = RetentionPolicyUpdate {
+        shard_group_duration: Some(5 * day),
+        ..RetentionPolicyUpdate::default()
+    };
+    c.alter_retention_policy("db", "p", update).await.unwrap();
+    let t = (0..120)
+        .map(|h| week.start - 1 - h * HOUR)
+        .find(|&t| group_bounds(t, 5 * day).1 > week.start)
+        .expect("a 5-day group ending inside the week");
+    let before = c.create_shard_group("db", "p", t).await.unwrap();
+    assert_eq!(before.end, week.start, "{before:?}");
+    // Every time belongs to one group.
+    let groups = c.shard_groups("db", "p");
+    for t in (before.start..next.end).step_by(HOUR as usize) {
+        assert_eq!(groups.iter().filter(|g| g.contains(t)).count(), 1, "{t}");
+    }
 }

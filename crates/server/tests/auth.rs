@@ -542,4 +542,13 @@ fn show_statements_need_read_on_their_database() {
             "{q}: {e}"
         );
     }
+    // FIELD KEYS reads the database its FROM names: READ is needed there too.
+    let (st, e) = query_as(
+        &s,
+        "reader",
+        "reader-pw",
+        "SHOW FIELD KEYS ON db FROM \"other\"..\"cpu\"",
+    );
+    assert_eq!(st, 403, "{e}");
+    assert!(e.ends_with("', requires READ on other"), "{e}");
 }

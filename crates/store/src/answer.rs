@@ -1,10 +1,11 @@
 //! A query read's answer as a gRPC response stream: messages made on the
 //! blocking pool ([`Chunks`]) and handed to the response ([`Answer`]).
 //!
-//! The response is returned only once the first message is there, and the
-//! last message is flagged, so a small answer — one message, the usual case
-//! for an aggregate over a few series — leaves with its headers and trailers
-//! in one write instead of three (and the gateway wakes once for it).
+//! The response waits a moment ([`FIRST_WAIT`]) for the first message, and
+//! the last message is flagged, so a small answer — one message, the usual
+//! case for an aggregate over a few series — leaves with its headers and
+//! trailers at once (and the gateway wakes once for it); a slow one gets its
+//! headers after the wait, well inside the caller's deadline for them.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -15,6 +16,9 @@ use tokio_stream::Stream;
 use tonic::Status;
 
 use crate::service::status;
+
+/// How long the response waits for the first message before its headers go.
+const FIRST_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A message and whether it is the answer's last.
 type Item<R> = Result<(R, bool), Status>;
@@ -76,24 +80,22 @@ impl<M, R> Chunks<M, R> {
 /// message (or an error) without waiting for the sender to go.
 #[derive(Debug)]
 pub struct Answer<R> {
+    /// The first message, when it came within [`FIRST_WAIT`].
     head: Option<Result<R, Status>>,
     rx: mpsc::Receiver<Item<R>>,
     done: bool,
 }
 
 impl<R> Answer<R> {
-    /// Waits for the answer's first message.
+    /// Waits a moment for the answer's first message.
     pub(crate) async fn first(mut rx: mpsc::Receiver<Item<R>>) -> Self {
-        let (head, done) = match rx.recv().await {
-            Some(Ok((r, last))) => (Ok(r), last),
-            Some(Err(s)) => (Err(s), true),
-            None => (Err(ended()), true),
+        let (head, done) = match tokio::time::timeout(FIRST_WAIT, rx.recv()).await {
+            Err(_) => (None, false),
+            Ok(Some(Ok((r, last)))) => (Some(Ok(r)), last),
+            Ok(Some(Err(s))) => (Some(Err(s)), true),
+            Ok(None) => (Some(Err(ended())), true),
         };
-        Answer {
-            head: Some(head),
-            rx,
-            done,
-        }
+        Answer { head, rx, done }
     }
 }
 
@@ -157,6 +159,21 @@ mod tests {
         );
         task.await.ok();
         drop(keep);
+    }
+
+    /// A slow first message: the answer starts without it and still has it.
+    #[tokio::test]
+    async fn a_slow_first_message_still_comes() {
+        let (out, rx) = Chunks::new(2, wrap);
+        let task = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(FIRST_WAIT * 5);
+            out.finish(3);
+        });
+        let answer = Answer::first(rx).await;
+        assert!(answer.head.is_none());
+        let got: Vec<_> = answer.map(|r| r.map_err(|s| s.code())).collect().await;
+        assert_eq!(got, vec![Ok((Vec::<u32>::new(), 3))]);
+        task.await.ok();
     }
 
     /// A reader that stops without finishing gives an error, not a short answer.

@@ -321,14 +321,17 @@ impl ShardReader for LocalShardReader {
         schema(&self.store, &ids, measurement)
     }
 
-    // Keys come from the in-memory index: no hop to the blocking pool.
+    // From the in-memory index, but a big shard's listing (regexes over
+    // every key) would hold a runtime worker.
     async fn series(
         &self,
         _database: &str,
         shard: &ShardInfo,
         req: &SeriesRequest,
     ) -> Result<Vec<SeriesKey>> {
-        list_series(&self.store, shard.id, req)
+        let (id, req) = (shard.id, req.clone());
+        self.blocking(move |store| list_series(store, id, &req))
+            .await
     }
 
     async fn read(

@@ -230,13 +230,17 @@ impl Svc for StoreService {
             series = tracing::field::Empty,
         );
         telemetry::set_parent(&span, parent, self.trusted_callers);
-        // In-memory index lookups, bounded by `max_bytes`: no hop to the
-        // blocking pool, and the messages are made at once.
-        let msgs = span.in_scope(|| {
-            let keys = crate::query::list_series(&self.store, id, &list).map_err(query_status)?;
+        // A big shard's listing (regexes over every key) would hold a
+        // runtime worker: the blocking pool does it.
+        let store = self.store.clone();
+        let msgs = tokio::task::spawn_blocking(move || {
+            let _e = span.enter();
+            let keys = crate::query::list_series(&store, id, &list).map_err(query_status)?;
             span.record("series", keys.len());
             Ok::<_, Status>(read_wire::series_key_messages(&keys))
-        })?;
+        })
+        .await
+        .map_err(|e| status(ErrorClass::Internal, format!("listing task failed: {e}")))??;
         Ok(Response::new(tokio_stream::iter(
             msgs.into_iter().map(Ok).collect::<Vec<_>>(),
         )))

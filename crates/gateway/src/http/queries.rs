@@ -166,11 +166,20 @@ impl Answers {
                 break;
             }
             if let Answers::Streamed(st) = self {
-                if st.send(true).await.is_err() {
+                // A client that stopped reading holds the send: a kill or the
+                // deadline still ends the query.
+                let sent = tokio::select! {
+                    r = st.send(true) => r.is_ok(),
+                    _ = me.killed() => false,
+                    _ = &mut deadline, if timeout.is_some() => false,
+                };
+                if !sent {
                     return;
                 }
             }
         }
+        // Done: no longer listed while the rest of the answer goes out.
+        drop(me);
         if let Answers::Streamed(st) = self {
             let _ = st.send(true).await;
         }

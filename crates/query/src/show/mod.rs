@@ -251,21 +251,26 @@ impl<'a> Listing<'a> {
                 async move { cx.reader.series(&db, &shard, &req).await }
             })
             .buffered(LIST_CONCURRENCY);
-        let (mut keys, mut held) = (Vec::new(), 0usize);
+        // Kept once however many shards hold a series, and only those that
+        // pass: the limit counts what the answer holds.
+        let (mut keys, mut held) = (std::collections::BTreeSet::new(), 0usize);
         while let Some(listed) = reads.next().await {
-            let listed = listed?;
-            held = held.saturating_add(listed.iter().map(SeriesKey::heap_bytes).sum());
-            if held > limit {
-                return Err(Error::MemoryLimit { limit });
+            for k in listed? {
+                if self
+                    .cond
+                    .is_some_and(|c| !row_holds(c, &self.regexes, &[], &[], &k.tags))
+                    || keys.contains(&k)
+                {
+                    continue;
+                }
+                held = held.saturating_add(k.heap_bytes());
+                if held > limit {
+                    return Err(Error::MemoryLimit { limit });
+                }
+                keys.insert(k);
             }
-            keys.extend(listed);
         }
-        if let Some(c) = self.cond {
-            keys.retain(|k| row_holds(c, &self.regexes, &[], &[], &k.tags));
-        }
-        keys.sort();
-        keys.dedup();
-        Ok(keys)
+        Ok(keys.into_iter().collect())
     }
 }
 
