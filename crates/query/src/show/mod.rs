@@ -56,10 +56,16 @@ async fn measurements(s: &ShowMeasurements, cx: &Context<'_>) -> Result<Vec<Seri
         names = matching(&names, std::slice::from_ref(m))?;
     }
     if let Some(cond) = &s.condition {
-        let listed = Listing::new(Some(cond))?
-            .list(cx, db, &shards, &names)
-            .await?;
-        names.retain(|n| !of_measurement(&listed, n).is_empty());
+        let listed = Listing::new(None)?.list(cx, db, &shards, &names).await?;
+        let mut regexes = Regexes::default();
+        regexes.add(cond)?;
+        names.retain(|n| {
+            let keys = of_measurement(&listed, n);
+            measurement_holds(cond, keys, &regexes).unwrap_or_else(|| {
+                keys.iter()
+                    .any(|k| row_holds(cond, &regexes, &[], &[], &k.tags))
+            })
+        });
     }
     let names = page(names, s.offset, s.limit);
     Ok(one_table(
@@ -271,6 +277,50 @@ impl<'a> Listing<'a> {
             }
         }
         Ok(keys.into_iter().collect())
+    }
+}
+
+/// Whether SHOW MEASUREMENTS keeps a measurement with the series `keys`, as
+/// 1.6 decides it: per measurement, not per series — `k = v` / `k =~ /re/`
+/// when some series has such a value, `k != v` / `k !~ /re/` when the
+/// measurement has the key and none of its values is `v` (matches), AND and
+/// OR as intersection and union. `None` for a condition of another form
+/// (then decided per series).
+fn measurement_holds(cond: &Expr, keys: &[SeriesKey], regexes: &Regexes) -> Option<bool> {
+    match cond {
+        Expr::Paren(e) => measurement_holds(e, keys, regexes),
+        Expr::Binary { op, lhs, rhs } => {
+            let sym = op.symbol();
+            if sym == "AND" || sym == "OR" {
+                let (a, b) = (
+                    measurement_holds(lhs, keys, regexes)?,
+                    measurement_holds(rhs, keys, regexes)?,
+                );
+                return Some(if sym == "AND" { a && b } else { a || b });
+            }
+            let Expr::VarRef { name, .. } = lhs.as_ref() else {
+                return None;
+            };
+            let values: Vec<&str> = keys
+                .iter()
+                .filter_map(|k| k.tags.iter().find(|(t, _)| t == name))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            if values.is_empty() {
+                return Some(false);
+            }
+            let any = |f: &dyn Fn(&str) -> bool| values.iter().any(|v| f(v));
+            Some(match (sym, rhs.as_ref()) {
+                ("=", Expr::Str(v)) => any(&|x| x == v),
+                ("!=", Expr::Str(v)) => !any(&|x| x == v),
+                ("=~", Expr::Regex(r)) => any(&|x| regexes.get(r).is_some_and(|re| re.is_match(x))),
+                ("!~", Expr::Regex(r)) => {
+                    !any(&|x| regexes.get(r).is_some_and(|re| re.is_match(x)))
+                }
+                _ => return None,
+            })
+        }
+        _ => None,
     }
 }
 
