@@ -74,6 +74,9 @@ pub struct CoordinatorConfig {
     /// "query-timeout limit exceeded" (0s: no limit; InfluxDB's `query-timeout`).
     #[serde(with = "sundial_common::config::duration")]
     pub query_timeout: std::time::Duration,
+    /// GROUP BY time() windows one SELECT may make (0: no limit; InfluxDB's
+    /// `max-select-buckets`).
+    pub max_select_buckets: usize,
 }
 
 impl Default for CoordinatorConfig {
@@ -82,6 +85,7 @@ impl Default for CoordinatorConfig {
             max_shard_groups_per_write: DEFAULT_MAX_NEW_SHARD_GROUPS,
             query_memory_limit: 1 << 30,
             query_timeout: std::time::Duration::ZERO,
+            max_select_buckets: 0,
         }
     }
 }

@@ -312,6 +312,7 @@ async fn run(cfg: Config) -> Result<()> {
         reader,
         memory_limit: cfg.coordinator.query_memory_limit,
         timeout: cfg.coordinator.query_timeout,
+        max_buckets: cfg.coordinator.max_select_buckets,
     };
     let gw = Gateway::new(
         meta.clone(),

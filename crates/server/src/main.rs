@@ -264,6 +264,7 @@ async fn serve(cfg: Config) -> Result<()> {
             reader: Arc::new(LocalShardReader::new(store.clone())),
             memory_limit: cfg.coordinator.query_memory_limit,
             timeout: cfg.coordinator.query_timeout,
+            max_buckets: cfg.coordinator.max_select_buckets,
         }),
     );
     let mut tasks = vec![services::spawn_reconciler(

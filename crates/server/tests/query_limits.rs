@@ -239,3 +239,41 @@ fn a_query_past_its_timeout_ends_with_influxdbs_error() {
         .unwrap();
     assert_eq!(v["results"][0]["series"][0]["values"][0][1], 200_000, "{v}");
 }
+
+/// `max-select-buckets`, with the case of InfluxDB's own test
+/// (`TestQueryExecutor_ExecuteQuery_MaxSelectBucketsN`): 10 s windows from
+/// 00:00:05 to 00:00:35 are four.
+#[test]
+fn max_select_buckets_answers_influxdbs_error() {
+    let s = Server::start_env(&[], &[("SUNDIAL_COORDINATOR_MAX_SELECT_BUCKETS", "3")]);
+    query(&s, "CREATE DATABASE db0");
+    let r = client()
+        .post(s.url("/write?db=db0"))
+        .body("cpu value=100 946684800000000000\n")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let ask = |q: &str| -> serde_json::Value {
+        client()
+            .get(s.url("/query"))
+            .query(&[("db", "db0"), ("q", q)])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let v = ask("SELECT count(value) FROM cpu WHERE time >= '2000-01-01T00:00:05Z' AND time < '2000-01-01T00:00:35Z' GROUP BY time(10s)");
+    assert_eq!(
+        v["results"][0]["error"], "max-select-buckets limit exceeded: (4/3)",
+        "{v}"
+    );
+    // Three windows, a raw query and an open start are not limited.
+    for q in [
+        "SELECT count(value) FROM cpu WHERE time >= '2000-01-01T00:00:00Z' AND time < '2000-01-01T00:00:30Z' GROUP BY time(10s)",
+        "SELECT value FROM cpu WHERE time >= '2000-01-01T00:00:00Z' AND time < '2000-01-02T00:00:00Z'",
+        "SELECT count(value) FROM cpu WHERE time < '2000-01-01T00:01:00Z' GROUP BY time(1s)",
+    ] {
+        let v = ask(q);
+        assert!(v["results"][0].get("error").is_none(), "{q}: {v}");
+    }
+}

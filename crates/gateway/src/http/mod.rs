@@ -100,6 +100,8 @@ pub struct Querying {
     pub memory_limit: usize,
     /// How long one `/query` request may run (zero: no limit).
     pub timeout: std::time::Duration,
+    /// GROUP BY time() windows one SELECT may make (0: no limit).
+    pub max_buckets: usize,
 }
 
 /// Checks added to `/health` (the storage's disk space and degraded shards). Any

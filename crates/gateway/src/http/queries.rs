@@ -38,6 +38,7 @@ impl Gateway {
             retention_policy: rp,
             now: sundial_meta::now_ns(),
             memory_limit: self.query_memory_limit(),
+            max_buckets: self.querying.as_ref().map_or(0, |q| q.max_buckets),
         })
     }
 

@@ -37,6 +37,9 @@ pub struct Context<'a> {
     pub now: i64,
     /// Bytes of data one statement may hold.
     pub memory_limit: usize,
+    /// GROUP BY time() windows one statement may make (0: no limit;
+    /// InfluxDB's `max-select-buckets`).
+    pub max_buckets: usize,
 }
 
 /// A measurement a statement reads: from shards, or the rows a subquery
@@ -206,6 +209,7 @@ pub async fn plan(
         memory_limit: cx.memory_limit,
         shape: None,
     };
+    check_buckets(&plan, cx.max_buckets)?;
     if plan.is_aggregate() {
         let shape = Shape::of(&plan)?;
         if plan.interval > 0 && shape.needs_previous_window() {
@@ -214,6 +218,25 @@ pub async fn plan(
         plan.shape = Some(shape);
     }
     Ok(plan)
+}
+
+/// 1.6's `max-select-buckets`: the windows from the one holding the start
+/// to the one holding the end, for an aggregate with GROUP BY time() and a
+/// lower time bound.
+fn check_buckets(plan: &Plan, max: usize) -> Result<()> {
+    if max == 0 || plan.interval <= 0 || !plan.is_aggregate() || plan.min <= MIN_TIME {
+        return Ok(());
+    }
+    let window = |t: i64| t - (t - plan.offset).rem_euclid(plan.interval);
+    let (first, last) = (window(plan.min), window(plan.max));
+    let buckets = (i128::from(last) - i128::from(first) + i128::from(plan.interval))
+        / i128::from(plan.interval);
+    if buckets > max as i128 {
+        return Err(Error::Query(format!(
+            "max-select-buckets limit exceeded: ({buckets}/{max})"
+        )));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- GROUP BY
