@@ -63,13 +63,6 @@ fn expiry(end: i64, duration: i64) -> i64 {
     end.saturating_add(duration.max(0))
 }
 
-/// Go's `time.RFC3339` (whole seconds, `Z`).
-fn rfc3339(ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(ns))
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
-}
-
 /// Checks that `caller` may run `stmt` (InfluxDB's rules: DDL and user
 /// management need admin; SHOW RETENTION POLICIES needs read on the database).
 pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
@@ -333,9 +326,9 @@ pub async fn execute(
                             d.name,
                             g.retention_policy,
                             g.id,
-                            rfc3339(g.start),
-                            rfc3339(g.end),
-                            rfc3339(expiry(g.end, rp.duration)),
+                            crate::render::rfc3339_seconds(g.start),
+                            crate::render::rfc3339_seconds(g.end),
+                            crate::render::rfc3339_seconds(expiry(g.end, rp.duration)),
                             owners.join(",")
                         ]));
                     }
@@ -364,9 +357,9 @@ pub async fn execute(
                         g.id,
                         d.name,
                         g.retention_policy,
-                        rfc3339(g.start),
-                        rfc3339(g.end),
-                        rfc3339(expiry(g.end, rp.duration))
+                        crate::render::rfc3339_seconds(g.start),
+                        crate::render::rfc3339_seconds(g.end),
+                        crate::render::rfc3339_seconds(expiry(g.end, rp.duration))
                     ]));
                 }
             }

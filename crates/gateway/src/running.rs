@@ -109,44 +109,9 @@ impl Drop for Registered {
 }
 
 /// Go's `time.Duration.String()` for what SHOW QUERIES shows (`110µs`,
-/// `1.5s`, `2m3s`).
+/// `1.5s`, `2m3s`): `sundial_influxql::go_duration`'s.
 pub fn go_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns == 0 {
-        return "0s".into();
-    }
-    if ns < 1_000 {
-        return format!("{ns}ns");
-    }
-    let frac = |v: u128, unit: u128, suffix: &str| {
-        let whole = v / unit;
-        let rest = v % unit;
-        if rest == 0 {
-            return format!("{whole}{suffix}");
-        }
-        let digits = unit.to_string().len() - 1;
-        let s = format!("{rest:0digits$}");
-        format!("{whole}.{}{suffix}", s.trim_end_matches('0'))
-    };
-    if ns < 1_000_000 {
-        return frac(ns, 1_000, "µs");
-    }
-    if ns < 1_000_000_000 {
-        return frac(ns, 1_000_000, "ms");
-    }
-    let secs = ns / 1_000_000_000;
-    let sub = ns % 1_000_000_000;
-    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    let sec = frac(
-        u128::from(s as u64) * 1_000_000_000 + sub,
-        1_000_000_000,
-        "s",
-    );
-    match (h, m) {
-        (0, 0) => sec,
-        (0, m) => format!("{m}m{sec}"),
-        (h, m) => format!("{h}h{m}m{sec}"),
-    }
+    sundial_influxql::go_duration(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub use hash::fnv64a;
 pub use parser::{
     parse_chunk, parse_lines, series_hash, short_eq, Cursor, ParseOptions, ParsedBatch,
 };
-pub use point::{Field, FieldValue, OwnedFieldValue, OwnedPoint, Point, Tag};
+pub use point::{series_key, Field, FieldValue, OwnedFieldValue, OwnedPoint, Point, Tag};
 pub use precision::Precision;
 
 /// Longest series key (measurement and tags, escaped) InfluxDB accepts.

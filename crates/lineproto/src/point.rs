@@ -165,20 +165,29 @@ pub struct OwnedPoint {
     pub timestamp: i64,
 }
 
+/// The series key of `measurement` with `tags` in the order given (sort them
+/// for the canonical key), escaped as line protocol escapes them.
+pub fn series_key<'a>(
+    measurement: &str,
+    tags: impl Iterator<Item = &'a (String, String)>,
+) -> String {
+    let mut s = String::new();
+    escape_into(&mut s, measurement, Ctx::Measurement);
+    for (k, v) in tags {
+        s.push(',');
+        escape_into(&mut s, k, Ctx::Key);
+        s.push('=');
+        escape_into(&mut s, v, Ctx::Key);
+    }
+    s
+}
+
 impl OwnedPoint {
     /// Canonical series key: tags sorted by key, escaped.
     pub fn series_key(&self) -> String {
         let mut tags: Vec<&(String, String)> = self.tags.iter().collect();
         tags.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut s = String::new();
-        escape_into(&mut s, &self.measurement, Ctx::Measurement);
-        for (k, v) in tags {
-            s.push(',');
-            escape_into(&mut s, k, Ctx::Key);
-            s.push('=');
-            escape_into(&mut s, v, Ctx::Key);
-        }
-        s
+        series_key(&self.measurement, tags.into_iter())
     }
 
     /// The point in canonical line protocol (with timestamp, no newline).

@@ -134,9 +134,10 @@ pub fn group_bounds(t: i64, d: i64) -> (i64, i64) {
     if d <= 0 {
         return (t, t.saturating_add(1));
     }
+    let past = past_boundary(t, d);
     (
-        truncate_time(t, d),
-        t.saturating_add(d - past_boundary(t, d)),
+        t.checked_sub(past).unwrap_or(i64::MIN),
+        t.saturating_add(d - past),
     )
 }
 

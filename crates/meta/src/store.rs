@@ -403,11 +403,13 @@ impl MetaStore {
                 .kv
                 .range(keys::shard_groups_of_rp(db, &rpi.name).as_bytes())
                 .await?;
+            let mut groups = Vec::with_capacity(existing.kvs.len());
             for kv in &existing.kvs {
                 let g: ShardGroupInfo = decode(kv)?;
                 if g.contains(t) {
                     return Ok((g, kv.mod_revision));
                 }
+                groups.push(g);
             }
             let live = self.live_nodes().await?;
             if live.is_empty() {
@@ -428,8 +430,7 @@ impl MetaStore {
             // A group never overlaps one made before under another alignment
             // or duration (weekly groups started on Thursdays before they
             // started on Mondays): it is cut back to them. None holds `t`.
-            for kv in &existing.kvs {
-                let g: ShardGroupInfo = decode(kv)?;
+            for g in &groups {
                 if g.end <= t && g.end > start {
                     start = g.end;
                 }

@@ -212,6 +212,19 @@ impl TimeFormat {
 
 /// Go's `time.RFC3339Nano`: fraction trimmed of trailing zeros, `Z` in UTC.
 fn push_rfc3339(out: &mut String, t: i64, tz: Option<&TimeZone>) {
+    push_time(out, t, tz, true);
+}
+
+/// Go's `time.RFC3339` in UTC: whole seconds (SHOW SHARDS' times).
+pub(crate) fn rfc3339_seconds(t: i64) -> String {
+    let mut out = String::new();
+    push_time(&mut out, t, None, false);
+    out
+}
+
+/// RFC 3339 of `t` in `tz` (UTC when none), its fraction of a second
+/// (trimmed of trailing zeros) when `fraction`.
+fn push_time(out: &mut String, t: i64, tz: Option<&TimeZone>, fraction: bool) {
     let offset = match tz {
         None => 0,
         Some(zone) => match Timestamp::from_nanosecond(i128::from(t)) {
@@ -237,7 +250,7 @@ fn push_rfc3339(out: &mut String, t: i64, tz: Option<&TimeZone>) {
     two(out, sod % 3600 / 60);
     out.push(':');
     two(out, sod % 60);
-    if nanos != 0 {
+    if fraction && nanos != 0 {
         let mut digits = [b'0'; 9];
         let mut n = nanos;
         for d in digits.iter_mut().rev() {

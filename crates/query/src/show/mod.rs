@@ -380,14 +380,15 @@ pub(super) fn untimed(cond: Option<&Expr>, cx: &Context<'_>) -> Result<Option<Ex
 /// The shards of every retention policy of `db`; `None` when the database
 /// does not exist.
 pub(super) fn all_policies(cx: &Context<'_>, db: &str) -> Option<Vec<ShardInfo>> {
-    let info = cx.meta.database(db)?;
-    let mut shards = Vec::new();
-    for rp in info.retention_policies.keys() {
-        for g in cx.meta.shard_groups(db, rp) {
-            shards.extend(g.shards);
-        }
-    }
-    Some(shards)
+    cx.meta.database(db)?;
+    Some(
+        cx.meta
+            .all_shard_groups()
+            .into_iter()
+            .filter(|g| g.database == db)
+            .flat_map(|g| g.shards)
+            .collect(),
+    )
 }
 
 /// Every measurement `shards` hold.
@@ -554,24 +555,7 @@ fn type_name(t: FieldType) -> &'static str {
 /// A series' key as 1.6 shows it: the measurement and `,key=value` per tag,
 /// escaped as in line protocol.
 fn series_key(k: &SeriesKey) -> String {
-    let mut out = String::new();
-    escape(&k.measurement, &[',', ' '], &mut out);
-    for (t, v) in &k.tags {
-        out.push(',');
-        escape(t, &[',', '=', ' '], &mut out);
-        out.push('=');
-        escape(v, &[',', '=', ' '], &mut out);
-    }
-    out
-}
-
-fn escape(s: &str, special: &[char], out: &mut String) {
-    for c in s.chars() {
-        if special.contains(&c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
+    sundial_lineproto::series_key(&k.measurement, k.tags.iter())
 }
 
 #[cfg(test)]
