@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use sundial_common::WriteOutcome;
 use sundial_meta::{MetaClient, ShardGroupInfo, ShardInfo};
+use sundial_query::DeletePlan;
 
 /// What a write did, summed over shards.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -104,6 +105,18 @@ impl PointsWriter {
     pub fn with_max_new_shard_groups(mut self, n: usize) -> Self {
         self.max_new_groups = n;
         self
+    }
+
+    /// Applies a planned DROP MEASUREMENT / DROP SERIES / DELETE to every owner
+    /// of its shards; the answer counts owner-shards that apply it later.
+    #[tracing::instrument(name = "points_writer.delete", skip_all, err(level = "debug"), fields(db = %plan.database, shards = plan.shards.len()))]
+    pub async fn delete(&self, plan: &DeletePlan) -> Result<usize> {
+        if plan.shards.is_empty() {
+            return Ok(0);
+        }
+        self.writer
+            .delete_series(&plan.database, &plan.shards, &plan.request)
+            .await
     }
 
     /// Writes the points of `batch` to `db`/`rp` (`rp` empty: the database's default policy).

@@ -1,5 +1,5 @@
 //! The query reads' messages (`Measurements`, `Schema`, `ReadSeries`,
-//! `ReadPartials`, `ListSeries`): their
+//! `ReadPartials`, `ListSeries`) and `DeleteSeries`: their
 //! conversion between sundial-query's types and the protobuf ones, checked on
 //! the way in (a column whose values do not match its times is refused, never
 //! trusted).
@@ -7,7 +7,8 @@
 use sundial_proto::store as pb;
 use sundial_query::partial::{Partial, SeriesPartials};
 use sundial_query::{
-    Column, FieldType, ReadRequest, SeriesKey, SeriesRead, SeriesRequest, TagFilter, Value, Values,
+    Column, DeleteRequest, FieldType, NameMatch, ReadRequest, SeriesKey, SeriesRead, SeriesRequest,
+    TagFilter, Value, Values,
 };
 
 /// The type code of the WAL and files (1 float … 5 string).
@@ -360,6 +361,78 @@ pub fn partials_messages(s: &SeriesPartials, out: &mut Vec<pb::SeriesPartialsDat
             break;
         }
     }
+}
+
+// ---------------------------------------------------------------- deletes
+
+/// Which delete, where, and when it was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteId {
+    pub id: u64,
+    pub shard_id: u64,
+    pub issued_ms: i64,
+}
+
+pub fn delete_to_pb(at: DeleteId, database: &str, req: &DeleteRequest) -> pb::DeleteSeriesRequest {
+    pb::DeleteSeriesRequest {
+        shard_id: at.shard_id,
+        database: database.to_string(),
+        delete_id: at.id,
+        issued_ms: at.issued_ms,
+        measurements: req
+            .measurements
+            .iter()
+            .map(|m| match m {
+                NameMatch::Name(n) => pb::MeasurementMatch {
+                    name: n.clone(),
+                    regex: false,
+                },
+                NameMatch::Regex(r) => pb::MeasurementMatch {
+                    name: r.clone(),
+                    regex: true,
+                },
+            })
+            .collect(),
+        tags: Some(filter_to_pb(&req.tags)),
+        min: req.min,
+        max: req.max,
+        drop_measurement: req.drop_measurement,
+    }
+}
+
+pub fn delete_from_pb(r: &pb::DeleteSeriesRequest) -> Result<(DeleteId, DeleteRequest), String> {
+    let tags = match &r.tags {
+        Some(t) => filter_from_pb(t, 0)?,
+        None => TagFilter::All,
+    };
+    if r.drop_measurement && (r.measurements.len() != 1 || r.measurements[0].regex) {
+        return Err("DROP MEASUREMENT names one measurement".into());
+    }
+    let at = DeleteId {
+        id: r.delete_id,
+        shard_id: r.shard_id,
+        issued_ms: r.issued_ms,
+    };
+    Ok((
+        at,
+        DeleteRequest {
+            measurements: r
+                .measurements
+                .iter()
+                .map(|m| {
+                    if m.regex {
+                        NameMatch::Regex(m.name.clone())
+                    } else {
+                        NameMatch::Name(m.name.clone())
+                    }
+                })
+                .collect(),
+            tags,
+            min: r.min,
+            max: r.max,
+            drop_measurement: r.drop_measurement,
+        },
+    ))
 }
 
 // ---------------------------------------------------------------- series keys

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::handoff::{Hint, HintSender, HintedHandoff};
+use crate::read_wire::{delete_to_pb, DeleteId};
 use crate::seam::{Batch, Consistency, ShardWriter};
 use crate::secret::SecretInterceptor;
 use crate::wire::encode_points;
@@ -16,9 +17,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_common::{ErrorClass, WriteOutcome};
-use sundial_meta::{MetaClient, NodeId, ShardInfo};
+use sundial_meta::{MetaClient, NodeId, PendingDelete, ShardInfo};
 use sundial_proto::store as pb;
 use sundial_proto::store::store_service_client::StoreServiceClient;
+use sundial_query::DeleteRequest;
 use tokio::sync::Mutex;
 use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
@@ -142,6 +144,10 @@ impl Delivery {
         Delivery { meta, pool }
     }
 
+    pub fn meta(&self) -> &MetaClient {
+        &self.meta
+    }
+
     pub async fn write(&self, node: NodeId, req: pb::WriteToShardRequest) -> Result<WriteOutcome> {
         // Outside a request (hinted handoff retrying a node that is down) the call
         // is not a trace of its own.
@@ -197,10 +203,40 @@ impl HintSender for Delivery {
             shard_id: hint.shard_id,
             database: hint.database.clone(),
             points: hint.points.clone(),
+            // Deletes issued since the hint was queued take their points out.
+            hinted_ms: hint.enqueued_ms.max(1),
         };
         self.write(node, req).await.map(|_| ())
     }
 }
+
+impl Delivery {
+    /// One owner's part of a delete.
+    pub async fn delete(&self, node: NodeId, req: pb::DeleteSeriesRequest) -> Result<u64> {
+        let info = self.meta.node(node).ok_or_else(|| {
+            Error::shard(
+                ErrorClass::Unavailable,
+                format!("node {node} is not registered in meta"),
+            )
+        })?;
+        let mut client = self.pool.client(node, &info.grpc_addr).await?;
+        let span = tracing::info_span!(
+            "store_client.DeleteSeries",
+            otel.kind = "client",
+            node_id = node,
+            shard_id = req.shard_id,
+        );
+        let r = client
+            .delete_series(req)
+            .instrument(span)
+            .await
+            .map_err(|s| status_error(node, &s))?;
+        Ok(r.into_inner().series)
+    }
+}
+
+/// Owners asked at once by one delete.
+const DELETE_CONCURRENCY: usize = 8;
 
 /// Whether an owner's error means the owner is out of reach (its points go to
 /// hinted handoff) rather than that the request itself is wrong (the same on every
@@ -272,6 +308,7 @@ impl RemoteShardWriter {
                 shard_id,
                 database: database.clone(),
                 points: points.clone(),
+                hinted_ms: 0,
             };
             let r = match delivery.write(node, req).await {
                 Ok(o) => Owner::Wrote(o),
@@ -307,6 +344,102 @@ impl RemoteShardWriter {
         tokio::time::timeout(limit, self.tasks.wait()).await.is_ok()
     }
 
+    /// The delete of `delete_series`: registered in meta for every owner of
+    /// every shard first (so an owner that cannot be reached, or that fails
+    /// half-way, applies it when it is back — a store refuses nothing while
+    /// it catches up, it applies what meta holds for a shard before writing
+    /// to it), then asked of every owner; the owners that answered are
+    /// cleared from meta.
+    async fn delete_everywhere(
+        &self,
+        database: &str,
+        shards: &[ShardInfo],
+        req: &DeleteRequest,
+    ) -> Result<usize> {
+        use prost::Message as _;
+        let issued_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let id = rand::random::<u64>().max(1);
+        let mut calls = Vec::new();
+        let mut pending = Vec::new();
+        for shard in shards {
+            let at = DeleteId {
+                id,
+                shard_id: shard.id,
+                issued_ms,
+            };
+            let msg = delete_to_pb(at, database, req);
+            for &node in &shard.owners {
+                pending.push(PendingDelete {
+                    id,
+                    node,
+                    shard: shard.id,
+                    database: database.to_string(),
+                    issued_ms,
+                    request: String::new(),
+                });
+                calls.push((node, msg.clone()));
+            }
+        }
+        let encoded: Vec<Vec<u8>> = calls.iter().map(|(_, m)| m.encode_to_vec()).collect();
+        let wire: Vec<PendingDelete> = pending
+            .iter()
+            .zip(&encoded)
+            .map(|(p, bytes)| PendingDelete {
+                request: base64_of(bytes),
+                ..p.clone()
+            })
+            .collect();
+        self.delivery
+            .meta()
+            .add_pending_deletes(&wire)
+            .await
+            .map_err(|e| {
+                Error::shard(
+                    e.class(),
+                    format!("the delete was not applied: meta could not record it: {e}"),
+                )
+            })?;
+        let delivery = self.delivery.clone();
+        let outcomes: Vec<(NodeId, u64, Result<u64>)> = futures::stream::iter(calls)
+            .map(|(node, msg)| {
+                let delivery = delivery.clone();
+                async move {
+                    let shard = msg.shard_id;
+                    (node, shard, delivery.delete(node, msg).await)
+                }
+            })
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut done = Vec::new();
+        let mut deferred = 0;
+        let mut refused = None;
+        for (node, shard, r) in outcomes {
+            match r {
+                Ok(_) => done.push((node, shard, id)),
+                Err(e) if owner_unreachable(&e) => {
+                    tracing::warn!(node, shard, error = %e, "delete deferred: the owner applies it when it is back");
+                    deferred += 1;
+                }
+                Err(e) => {
+                    // Wrong on every owner alike: nothing will ever apply it.
+                    done.push((node, shard, id));
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = self.delivery.meta().clear_pending_deletes(&done).await {
+            // Harmless: each owner skips a delete it applied already.
+            tracing::warn!(error = %e, "applied deletes stay listed in meta until their owners clear them");
+        }
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(deferred),
+        }
+    }
+
     /// Queues the points of owners that cannot be reached in `hh`.
     pub fn with_handoff(mut self, hh: Arc<HintedHandoff>) -> Self {
         self.handoff = Some(hh);
@@ -314,8 +447,22 @@ impl RemoteShardWriter {
     }
 }
 
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 #[async_trait]
 impl ShardWriter for RemoteShardWriter {
+    async fn delete_series(
+        &self,
+        database: &str,
+        shards: &[ShardInfo],
+        req: &DeleteRequest,
+    ) -> Result<usize> {
+        self.delete_everywhere(database, shards, req).await
+    }
+
     async fn write_to_shard(
         &self,
         database: &str,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use sundial_common::WriteOutcome;
 use sundial_lineproto::{parse_chunk, Cursor, ParseOptions, ParsedBatch};
 use sundial_meta::ShardInfo;
+use sundial_query::DeleteRequest;
 
 self_cell::self_cell!(
     /// A request body and the points parsed from (a chunk of) it, kept together
@@ -94,4 +95,15 @@ pub trait ShardWriter: Send + Sync + std::fmt::Debug {
         indices: Vec<u32>,
         consistency: Consistency,
     ) -> Result<WriteOutcome>;
+
+    /// Applies a delete (DROP MEASUREMENT, DROP SERIES, DELETE) to every owner
+    /// of each of `shards`. An owner that cannot be reached applies it when it
+    /// is back (the delete waits for it in meta); the answer is the number of
+    /// such owner-shards.
+    async fn delete_series(
+        &self,
+        database: &str,
+        shards: &[ShardInfo],
+        req: &DeleteRequest,
+    ) -> Result<usize>;
 }

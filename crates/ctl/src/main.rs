@@ -274,6 +274,7 @@ async fn copy_shard(cli: &Cli, meta: &MetaClient, shard: u64, from: u64, to: u64
                 shard_id: shard,
                 database: database.clone(),
                 points: msg.points,
+                hinted_ms: 0,
             })
             .await
             .with_context(|| format!("writing to node {to}"))?

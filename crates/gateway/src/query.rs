@@ -117,6 +117,17 @@ pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
                 ))),
             }
         }
+        // 1.6 asks WRITE on the request's database (DROP MEASUREMENT: admin).
+        Statement::DropSeries(_) | Statement::Delete(_) => {
+            if user.privilege(db).can_write() {
+                Ok(())
+            } else {
+                Err(Error::Forbidden(format!(
+                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires WRITE on {db}",
+                    user.name
+                )))
+            }
+        }
         Statement::Select(sel) => {
             let mut dbs: Vec<&str> = sel
                 .sources

@@ -35,8 +35,8 @@ use crate::command::{applied_group, applied_groups, applied_node};
 use crate::error::{Error, Result};
 use crate::kv::{EventKind, KvBackend};
 use crate::model::{
-    DatabaseInfo, NodeId, NodeInfo, Privilege, RetentionPolicyInfo, RetentionPolicySpec,
-    RetentionPolicyUpdate, ShardGroupInfo, UserInfo,
+    DatabaseInfo, NodeId, NodeInfo, PendingDelete, Privilege, RetentionPolicyInfo,
+    RetentionPolicySpec, RetentionPolicyUpdate, ShardGroupInfo, ShardId, UserInfo,
 };
 use crate::snapshot::MetaSnapshot;
 use crate::store::MetaStore;
@@ -737,6 +737,35 @@ impl MetaClient {
             ttl_seconds,
         });
         self.apply("heartbeat", op).await.map(drop)
+    }
+
+    /// Registers deletes owners have yet to apply.
+    pub async fn add_pending_deletes(&self, deletes: &[PendingDelete]) -> Result<()> {
+        if deletes.is_empty() {
+            return Ok(());
+        }
+        let op = Op::AddPendingDeletes(pb::PendingDeletes {
+            deletes: deletes.iter().map(pb::PendingDelete::from).collect(),
+        });
+        self.apply("add pending deletes", op).await.map(drop)
+    }
+
+    /// Removes pending deletes by (node, shard, id).
+    pub async fn clear_pending_deletes(&self, keys: &[(NodeId, ShardId, u64)]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let op = Op::ClearPendingDeletes(pb::PendingDeleteKeys {
+            keys: keys
+                .iter()
+                .map(|&(node_id, shard_id, id)| pb::PendingDeleteKey {
+                    id,
+                    node_id,
+                    shard_id,
+                })
+                .collect(),
+        });
+        self.apply("clear pending deletes", op).await.map(drop)
     }
 
     /// Removes a node that owns no shard any more.

@@ -11,7 +11,8 @@ use sundial_proto::meta::command::Op;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    NodeInfo, Privilege, RetentionPolicySpec, RetentionPolicyUpdate, ShardGroupInfo, ShardInfo,
+    NodeInfo, PendingDelete, Privilege, RetentionPolicySpec, RetentionPolicyUpdate, ShardGroupInfo,
+    ShardInfo,
 };
 use crate::store::MetaStore;
 
@@ -97,6 +98,19 @@ impl MetaStore {
                 let p = privilege_from_wire(r.privilege)?;
                 done(self.revoke_privilege(&r.user, &r.database, p).await?)
             }
+            Op::AddPendingDeletes(r) => {
+                let ds: Vec<PendingDelete> =
+                    r.deletes.into_iter().map(PendingDelete::from).collect();
+                done(self.add_pending_deletes(&ds).await?)
+            }
+            Op::ClearPendingDeletes(r) => {
+                let ks: Vec<(u64, u64, u64)> = r
+                    .keys
+                    .iter()
+                    .map(|k| (k.node_id, k.shard_id, k.id))
+                    .collect();
+                done(self.clear_pending_deletes(&ks).await?)
+            }
         })
     }
 }
@@ -122,6 +136,8 @@ pub(crate) fn command_name(op: &Op) -> &'static str {
         Op::SetAdmin(_) => "set_admin",
         Op::GrantPrivilege(_) => "grant_privilege",
         Op::RevokePrivilege(_) => "revoke_privilege",
+        Op::AddPendingDeletes(_) => "add_pending_deletes",
+        Op::ClearPendingDeletes(_) => "clear_pending_deletes",
     }
 }
 
@@ -258,5 +274,47 @@ pub(crate) fn privilege_from_wire(v: i32) -> Result<Privilege> {
         Ok(pb::Privilege::Write) => Ok(Privilege::Write),
         Ok(pb::Privilege::All) => Ok(Privilege::All),
         Err(_) => Err(Error::InvalidArgument(format!("invalid privilege {v}"))),
+    }
+}
+
+impl From<pb::PendingDelete> for PendingDelete {
+    fn from(d: pb::PendingDelete) -> Self {
+        use base64::Engine as _;
+        PendingDelete {
+            id: d.id,
+            node: d.node_id,
+            shard: d.shard_id,
+            database: d.database,
+            issued_ms: d.issued_ms,
+            request: base64::engine::general_purpose::STANDARD.encode(&d.request),
+        }
+    }
+}
+
+impl PendingDelete {
+    /// The store's encoded `DeleteSeriesRequest`; `None` when `request` is not
+    /// base64 (a damaged record).
+    pub fn request_bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.request)
+            .ok()
+    }
+
+    fn to_wire(&self) -> pb::PendingDelete {
+        pb::PendingDelete {
+            id: self.id,
+            node_id: self.node,
+            shard_id: self.shard,
+            database: self.database.clone(),
+            issued_ms: self.issued_ms,
+            request: self.request_bytes().unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&PendingDelete> for pb::PendingDelete {
+    fn from(d: &PendingDelete) -> Self {
+        d.to_wire()
     }
 }

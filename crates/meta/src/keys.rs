@@ -7,6 +7,7 @@
 //! | `node/<id>`                 | [`NodeInfo`](crate::NodeInfo) JSON        |
 //! | `alive/<id>`                | `{}`, attached to the node's liveness lease |
 //! | `user/<name>`               | [`UserInfo`](crate::UserInfo) JSON        |
+//! | `pdel/<node>/<shard>/<id>`  | [`PendingDelete`](crate::PendingDelete) JSON: a delete that owner has yet to apply |
 //! | `ids/shard`                 | next shard-group/shard id (decimal)     |
 //! | `ids/node`                  | next node id (decimal)                  |
 //! | `leader/services`           | id of the `sundial-meta` instance running retention and precreation, attached to its lease |
@@ -33,6 +34,8 @@ pub enum Key {
     User(String),
     /// `ids/<name>`
     Counter(String),
+    /// `pdel/<node>/<shard>/<id>`
+    PendingDelete { node: u64, shard: u64, id: u64 },
 }
 
 /// `db/<name>`
@@ -56,6 +59,19 @@ pub const SHARD_ID_COUNTER: &str = "ids/shard";
 pub const NODE_ID_COUNTER: &str = "ids/node";
 /// The cluster services' leader (see [`crate::election`]); the snapshot ignores it.
 pub const LEADER_SERVICES: &str = "leader/services";
+
+/// Prefix of all pending deletes.
+pub const PENDING_DELETES: &str = "pdel/";
+
+/// `pdel/<node>/` — the deletes a node has yet to apply.
+pub fn pending_deletes_of(node: u64) -> String {
+    format!("pdel/{node}/")
+}
+
+/// `pdel/<node>/<shard>/<id>`
+pub fn pending_delete(node: u64, shard: u64, id: u64) -> String {
+    format!("pdel/{node}/{shard}/{id}")
+}
 
 /// `sg/<db>/` — every shard group of a database.
 pub fn shard_groups_of_db(db: &str) -> String {
@@ -103,6 +119,13 @@ pub fn parse(key: &str) -> Option<Key> {
         "alive" => rest.parse().ok().map(Key::Alive),
         "user" => Some(Key::User(rest.to_string())),
         "ids" => Some(Key::Counter(rest.to_string())),
+        "pdel" => {
+            let mut it = rest.splitn(3, '/');
+            let node = it.next()?.parse().ok()?;
+            let shard = it.next()?.parse().ok()?;
+            let id = it.next()?.parse().ok()?;
+            Some(Key::PendingDelete { node, shard, id })
+        }
         _ => None,
     }
 }
@@ -123,6 +146,14 @@ mod tests {
         );
         assert_eq!(parse(&node(3)), Some(Key::Node(3)));
         assert_eq!(parse(&user("bob")), Some(Key::User("bob".into())));
+        assert_eq!(
+            parse(&pending_delete(2, 9, 77)),
+            Some(Key::PendingDelete {
+                node: 2,
+                shard: 9,
+                id: 77
+            })
+        );
         assert_eq!(parse("zzz"), None);
     }
 }

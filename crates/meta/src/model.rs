@@ -512,3 +512,17 @@ mod tests {
         assert_eq!(s.validate(), Err(Error::ReplicationFactorTooLow));
     }
 }
+
+/// A delete an owner of a shard has yet to apply (see `proto/meta.proto`'s
+/// `PendingDelete`). Stored at `pdel/<node>/<shard>/<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDelete {
+    pub id: u64,
+    pub node: NodeId,
+    pub shard: ShardId,
+    pub database: String,
+    /// When it was issued (ms since the epoch, the issuing gateway's clock).
+    pub issued_ms: i64,
+    /// The store's encoded `DeleteSeriesRequest`, base64 (meta does not read it).
+    pub request: String,
+}

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::keys::{self, Key};
 use crate::model::{
-    DatabaseInfo, NodeId, NodeInfo, RetentionPolicyInfo, ShardGroupInfo, ShardId, ShardInfo,
-    UserInfo,
+    DatabaseInfo, NodeId, NodeInfo, PendingDelete, RetentionPolicyInfo, ShardGroupInfo, ShardId,
+    ShardInfo, UserInfo,
 };
 
 /// Every database, retention policy, shard group, node and user, at one revision.
@@ -28,6 +28,8 @@ pub struct MetaSnapshot {
     pub alive: BTreeSet<NodeId>,
     /// Users by name.
     pub users: BTreeMap<String, UserInfo>,
+    /// Deletes owners have yet to apply, by (node, shard), in id order.
+    pub pending_deletes: BTreeMap<(NodeId, ShardId), BTreeMap<u64, PendingDelete>>,
     /// Where each shard's group is in `shard_groups`: stores look a shard up on
     /// every WriteToShard.
     shard_index: HashMap<ShardId, (String, String, i64)>,
@@ -128,9 +130,42 @@ impl MetaSnapshot {
                     self.users.remove(&name);
                 }
             },
+            Some(Key::PendingDelete { node, shard, id }) => match value {
+                Some(v) => {
+                    let d: PendingDelete = decode(key, v)?;
+                    self.pending_deletes
+                        .entry((node, shard))
+                        .or_default()
+                        .insert(id, d);
+                }
+                None => {
+                    if let Some(m) = self.pending_deletes.get_mut(&(node, shard)) {
+                        m.remove(&id);
+                        if m.is_empty() {
+                            self.pending_deletes.remove(&(node, shard));
+                        }
+                    }
+                }
+            },
             Some(Key::Counter(_)) | None => {}
         }
         Ok(())
+    }
+
+    /// The deletes `node` has yet to apply to `shard`, oldest first.
+    pub fn pending_deletes_for(&self, node: NodeId, shard: ShardId) -> Vec<&PendingDelete> {
+        self.pending_deletes
+            .get(&(node, shard))
+            .map(|m| m.values().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every delete `node` has yet to apply, by shard then id.
+    pub fn pending_deletes_of(&self, node: NodeId) -> Vec<&PendingDelete> {
+        self.pending_deletes
+            .range((node, 0)..=(node, ShardId::MAX))
+            .flat_map(|(_, m)| m.values())
+            .collect()
     }
 
     /// A database by name.

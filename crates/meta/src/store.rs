@@ -17,9 +17,9 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::kv::{Compare, KeyValue, KvBackend, Txn, TxnOp, TxnOpResponse};
 use crate::model::{
-    group_bounds, valid_name, validate_policy_values, DatabaseInfo, NodeId, NodeInfo, Privilege,
-    RetentionPolicyInfo, RetentionPolicySpec, RetentionPolicyUpdate, ShardGroupInfo, ShardInfo,
-    UserInfo,
+    group_bounds, valid_name, validate_policy_values, DatabaseInfo, NodeId, NodeInfo,
+    PendingDelete, Privilege, RetentionPolicyInfo, RetentionPolicySpec, RetentionPolicyUpdate,
+    ShardGroupInfo, ShardId, ShardInfo, UserInfo,
 };
 
 /// Attempts of one compare-and-swap loop before giving up with `Contention`.
@@ -32,6 +32,9 @@ pub struct MetaStore {
     /// Replication factor of the `autogen` policy of databases created without one.
     default_replication: u32,
 }
+
+/// Keys one transaction changes at most (etcd's `--max-txn-ops` is 128 by default).
+const TXN_OPS: usize = 100;
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| Error::Internal(format!("encode: {e}")))
@@ -752,10 +755,48 @@ impl MetaStore {
             .txn(Txn::new().and_then(vec![
                 TxnOp::delete(keys::node(id)),
                 TxnOp::delete(keys::alive(id)),
+                TxnOp::delete_prefix(keys::pending_deletes_of(id)),
             ]))
             .await?;
         tracing::info!(node_id = id, "node removed");
         Ok(r.revision)
+    }
+
+    // ------------------------------------------------------------ pending deletes
+
+    /// Registers deletes owners have yet to apply (in transactions of at most
+    /// [`TXN_OPS`] keys: etcd's default limit is 128 operations).
+    #[tracing::instrument(skip_all, fields(deletes = deletes.len()), err(level = "debug"))]
+    pub async fn add_pending_deletes(&self, deletes: &[PendingDelete]) -> Result<i64> {
+        let mut rev = 0;
+        for chunk in deletes.chunks(TXN_OPS) {
+            let ops = chunk
+                .iter()
+                .map(|d| {
+                    Ok(TxnOp::put(
+                        keys::pending_delete(d.node, d.shard, d.id),
+                        encode(d)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            rev = self.kv.txn(Txn::new().and_then(ops)).await?.revision;
+        }
+        Ok(rev)
+    }
+
+    /// Removes pending deletes (applied, or no longer needed); missing ones are
+    /// no error.
+    #[tracing::instrument(skip_all, fields(deletes = which.len()), err(level = "debug"))]
+    pub async fn clear_pending_deletes(&self, which: &[(NodeId, ShardId, u64)]) -> Result<i64> {
+        let mut rev = 0;
+        for chunk in which.chunks(TXN_OPS) {
+            let ops = chunk
+                .iter()
+                .map(|&(n, s, id)| TxnOp::delete(keys::pending_delete(n, s, id)))
+                .collect::<Vec<_>>();
+            rev = self.kv.txn(Txn::new().and_then(ops)).await?.revision;
+        }
+        Ok(rev)
     }
 
     // ---------------------------------------------------------------------- users

@@ -11,6 +11,7 @@
 //! (`crates/server/tests/query_diff.rs`) checks it against the real one.
 
 mod agg;
+mod delete;
 mod error;
 mod eval;
 mod exec;
@@ -27,6 +28,7 @@ mod typecheck;
 mod value;
 mod window;
 
+pub use delete::{plan_delete, DeletePlan, DeleteRequest, NameMatch};
 pub use error::{Error, Result};
 pub use eval::Regexes;
 pub use exec::{select, select_into};

@@ -10,7 +10,9 @@
 //!
 //! Without `influxd` the test is skipped with a message, unless `CI` is set.
 //! `show_matches_influxdb_1_6` does the same for
-//! `tests/query/corpus-show.influxql`.
+//! `tests/query/corpus-show.influxql`, and `delete_matches_influxdb_1_6` for
+//! `tests/query/corpus-delete.influxql` (DROP MEASUREMENT, DROP SERIES, DELETE
+//! and what they leave; each test has its own InfluxDB and Sundial).
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -26,6 +28,7 @@ fn check_coverage() {
         qdiff::parse_coverage(&std::fs::read_to_string(qdiff::query_file("coverage.txt")).unwrap());
     let mut all = qdiff::corpus("corpus.influxql");
     all.extend(qdiff::corpus("corpus-show.influxql"));
+    all.extend(qdiff::corpus("corpus-delete.influxql"));
     if std::env::var("QDIFF_ONLY").is_ok() {
         return;
     }
@@ -65,4 +68,9 @@ fn select_matches_influxdb_1_6() {
 #[test]
 fn show_matches_influxdb_1_6() {
     run_corpus("corpus-show.influxql");
+}
+
+#[test]
+fn delete_matches_influxdb_1_6() {
+    run_corpus("corpus-delete.influxql");
 }

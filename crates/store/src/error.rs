@@ -8,6 +8,9 @@ pub enum Error {
     Engine(#[from] sundial_engine::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A request no node can apply (a bad regex, a malformed message).
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -17,6 +20,7 @@ impl Error {
         match self {
             Error::Engine(e) => e.class(),
             Error::Io(_) => ErrorClass::Internal,
+            Error::BadRequest(_) => ErrorClass::BadRequest,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod answer;
 pub mod config;
+pub mod deletes;
 mod error;
 pub mod export;
 mod local;

@@ -8,6 +8,7 @@ use sundial_common::WriteOutcome;
 use sundial_engine::Store;
 use sundial_lineproto::Point;
 use sundial_meta::ShardInfo;
+use sundial_query::DeleteRequest;
 
 /// The shard writer of a single node: the local engine.
 #[derive(Debug, Clone)]
@@ -49,5 +50,26 @@ impl ShardWriter for LocalShardWriter {
         })
         .await
         .map_err(|e| Error::Internal(format!("shard write task failed: {e}")))?
+    }
+
+    async fn delete_series(
+        &self,
+        _database: &str,
+        shards: &[ShardInfo],
+        req: &DeleteRequest,
+    ) -> Result<usize> {
+        let store = self.store.clone();
+        let (ids, req) = (shards.iter().map(|s| s.id).collect::<Vec<_>>(), req.clone());
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || -> Result<usize> {
+            let _e = span.enter();
+            for id in ids {
+                crate::deletes::apply_local(&store, id, &req)
+                    .map_err(|e| Error::shard(e.class(), e.to_string()))?;
+            }
+            Ok(0)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("delete task failed: {e}")))?
     }
 }

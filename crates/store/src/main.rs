@@ -30,6 +30,7 @@ use sundial_engine::{EngineOptions, FsyncPolicy, Store};
 use sundial_meta::{ClientOptions, MetaClient};
 use sundial_proto::store::store_service_server::StoreServiceServer;
 use sundial_store::config::{raise_fd_limit, DataConfig};
+use sundial_store::deletes::Deletes;
 use sundial_store::node::{read_node_id, write_node_id};
 use sundial_store::StoreService;
 
@@ -129,6 +130,11 @@ struct StoreConfig {
     /// The node's liveness lease: a node silent this long leaves the live set.
     #[serde(with = "duration")]
     lease_ttl: Duration,
+    /// How long applied deletes are remembered, so that a write hinted
+    /// handoff queued before a delete loses what the delete covers: at least
+    /// the gateways' `[hinted-handoff] max-age`.
+    #[serde(with = "duration")]
+    delete_journal_max_age: Duration,
     /// HTTP address of the node's `/metrics` (Prometheus); empty: none.
     metrics_listen: String,
 }
@@ -144,6 +150,7 @@ impl Default for StoreConfig {
             max_message_size: 64 << 20,
             reconcile_interval: Duration::from_secs(10),
             lease_ttl: Duration::from_secs(10),
+            delete_journal_max_age: Duration::from_secs(7 * 24 * 3600),
             metrics_listen: "127.0.0.1:8089".into(),
         }
     }
@@ -328,6 +335,21 @@ async fn run(cfg: Config) -> Result<()> {
     }
     let heartbeat = meta.start_heartbeat(node.id, cfg.store.lease_ttl);
     tracing::info!(node_id = node.id, %advertise, "registered with meta");
+    let deletes = {
+        let (store, dir, age) = (
+            store.clone(),
+            data_dir.clone(),
+            cfg.store.delete_journal_max_age,
+        );
+        tokio::task::spawn_blocking(move || Deletes::open(store, &dir, age)).await??
+    };
+    // Deletes this node missed while it was down: applied at once, then kept up.
+    let pending = sundial_store::deletes::spawn_pending_applier(
+        deletes.clone(),
+        meta.clone(),
+        node.id,
+        Duration::from_secs(1),
+    );
     let reconciler = sundial_store::reconcile::spawn_reconciler(
         meta.clone(),
         store.clone(),
@@ -338,6 +360,7 @@ async fn run(cfg: Config) -> Result<()> {
     let svc = tonic::service::interceptor::InterceptedService::new(
         StoreServiceServer::new(
             StoreService::new(store.clone(), meta.clone(), node.id)
+                .with_deletes(deletes)
                 .with_authenticated_callers(secret.is_some()),
         )
         .max_decoding_message_size(cfg.store.max_message_size),
@@ -379,6 +402,7 @@ async fn run(cfg: Config) -> Result<()> {
         .context("gRPC server")?;
 
     reconciler.abort();
+    pending.abort();
     drop(heartbeat);
     meta.close();
     let closing = store.clone();

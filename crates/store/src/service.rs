@@ -22,6 +22,7 @@ use sundial_proto::store::store_service_server::StoreService as Svc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::answer::{Answer, Chunks};
+use crate::deletes::Deletes;
 use tonic::{Request, Response, Status};
 
 /// A status of `class` with `message`: the one mapping to gRPC codes is the class's.
@@ -44,17 +45,25 @@ pub struct StoreService {
     /// sampling decision stands. Otherwise a caller's sampled flag is capped like a
     /// client's.
     trusted_callers: bool,
+    deletes: Arc<Deletes>,
 }
 
 impl StoreService {
     pub fn new(store: Arc<Store>, meta: MetaClient, node_id: NodeId) -> Self {
         StoreService {
+            deletes: Deletes::unjournaled(store.clone()),
             store,
             meta,
             node_id,
             limits: DecodeLimits::default(),
             trusted_callers: false,
         }
+    }
+
+    /// Deletes are applied through `deletes` (the node's journal).
+    pub fn with_deletes(mut self, deletes: Arc<Deletes>) -> Self {
+        self.deletes = deletes;
+        self
     }
 
     /// Calls are authenticated by the cluster's secret (see `trusted_callers`).
@@ -471,12 +480,34 @@ impl Svc for StoreService {
             ));
         }
         let (store, limits, id) = (self.store.clone(), self.limits, r.shard_id);
+        // A delete this node missed while it was down goes first.
+        let catch_up = Deletes::has_pending(&self.meta, self.node_id, id)
+            .then(|| (self.deletes.clone(), self.meta.clone(), self.node_id));
+        let deletes = self.deletes.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let _e = span.enter();
+            if let Some((deletes, meta, node)) = catch_up {
+                // Cleared from meta by the background pass.
+                deletes.apply_pending(&meta, node, Some(id));
+                let missed = meta
+                    .snapshot()
+                    .pending_deletes_for(node, id)
+                    .iter()
+                    .any(|d| !deletes.is_applied(d.id, id));
+                if missed {
+                    return Err(status(
+                        ErrorClass::Unavailable,
+                        format!("shard {id} has a delete this node could not apply yet"),
+                    ));
+                }
+            }
             let decoded = decode_points(&r.points, &limits)
                 .map_err(|e| status(ErrorClass::BadRequest, e.to_string()))?;
             span.record("points", decoded.len());
-            let points = decoded.points();
+            let mut points = decoded.points();
+            if r.hinted_ms > 0 {
+                points = deletes.filter_hinted(id, r.hinted_ms, points);
+            }
             store
                 .ensure_shard(id, &database)
                 .map_err(|e| engine_status(&e))?;
@@ -497,6 +528,31 @@ impl Svc for StoreService {
             points_dropped: outcome.points_dropped as u64,
             drop_reasons: outcome.drop_reasons,
         }))
+    }
+
+    async fn delete_series(
+        &self,
+        req: Request<pb::DeleteSeriesRequest>,
+    ) -> Result<Response<pb::DeleteSeriesResponse>, Status> {
+        let parent = telemetry::extract_metadata(req.metadata());
+        let r = req.into_inner();
+        let span = tracing::info_span!(
+            "store.DeleteSeries",
+            otel.kind = "server",
+            node_id = self.node_id,
+            shard_id = r.shard_id,
+            delete_id = r.delete_id,
+        );
+        telemetry::set_parent(&span, parent, self.trusted_callers);
+        let deletes = self.deletes.clone();
+        let series = tokio::task::spawn_blocking(move || {
+            let _e = span.enter();
+            deletes.apply(&r)
+        })
+        .await
+        .map_err(|e| status(ErrorClass::Internal, format!("delete task failed: {e}")))?
+        .map_err(|e| status(e.class(), e.to_string()))?;
+        Ok(Response::new(pb::DeleteSeriesResponse { series }))
     }
 
     async fn health(

@@ -59,6 +59,24 @@ impl Shard {
         Ok(())
     }
 
+    /// Delete points of exactly these series in `[min, max]` (keys the shard
+    /// does not hold are skipped); the full range also removes them from the index.
+    pub fn delete_series(self: &Arc<Self>, keys: &[String], min: i64, max: i64) -> Result<()> {
+        self.check_open()?;
+        let mut held: Vec<Box<str>> = keys
+            .iter()
+            .filter(|k| self.catalog.get(k).is_some())
+            .map(|k| k.as_str().into())
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        self.delete_keys(&held, min, max, None)?;
+        if min == i64::MIN && max == i64::MAX && !held.is_empty() {
+            self.persist_index()?;
+        }
+        Ok(())
+    }
+
     pub fn drop_measurement(self: &Arc<Self>, measurement: &str) -> Result<()> {
         self.check_open()?;
         let keys: Vec<Box<str>> = self
@@ -122,11 +140,109 @@ impl Shard {
             seq
         };
         self.wal.commit(seq)?;
+        if min != i64::MIN || max != i64::MAX {
+            self.forget_emptied(&refs)?;
+        }
         // Reclaim the space: files holding what it hides are rewritten.
         if self.opts.auto_compaction {
             self.sched.compact(Arc::downgrade(self));
         }
         Ok(())
+    }
+
+    /// After a delete of part of their time: the series of `keys` left with no
+    /// point leave the index (InfluxDB 1.6 drops a series whose last point a
+    /// DELETE removed: SHOW SERIES and SHOW MEASUREMENTS no longer list it).
+    /// Under the write lock, so no write lands between the check and the removal.
+    fn forget_emptied(self: &Arc<Self>, keys: &[&str]) -> Result<()> {
+        let mut gone = RoaringBitmap::new();
+        {
+            let _ws = self.write.lock();
+            let snap = self.snapshot();
+            for key in keys {
+                let Some(sid) = self.catalog.get(key) else {
+                    continue;
+                };
+                if !self.has_points(&snap, key, sid)? {
+                    gone.insert(sid);
+                }
+            }
+            if !gone.is_empty() {
+                self.index.write().remove_series(&gone);
+            }
+        }
+        if gone.is_empty() {
+            Ok(())
+        } else {
+            self.persist_index()
+        }
+    }
+
+    /// Does the series still hold a point, after tombstones? Memtables are read;
+    /// files are judged by their blocks' time ranges (as InfluxDB judges by its
+    /// TSM index): a block not wholly under tombstones counts as holding points.
+    fn has_points(&self, snap: &ReadState, key: &str, sid: u32) -> Result<bool> {
+        let all = |_: &str| true;
+        let visible = |mut c: Column, seq: Option<u64>| {
+            if let Some(seq) = seq {
+                for t in &snap.tombstones {
+                    if t.applies(key, seq) {
+                        c.delete_range(t.min, t.max);
+                    }
+                }
+            }
+            !c.is_empty()
+        };
+        if snap
+            .active
+            .read()
+            .read_series(sid, &all, i64::MIN, i64::MAX)
+            .into_iter()
+            .any(|(_, c)| visible(c, None))
+        {
+            return Ok(true);
+        }
+        for fz in &snap.frozen {
+            let cols = fz.mem.read().read_series(sid, &all, i64::MIN, i64::MAX);
+            if cols.into_iter().any(|(_, c)| visible(c, Some(fz.max_seq))) {
+                return Ok(true);
+            }
+        }
+        for f in &snap.files {
+            if !f.file.may_contain(key, i64::MIN, i64::MAX) {
+                continue;
+            }
+            let si = match f.file.series_index(key) {
+                Ok(Some(si)) => si,
+                Ok(None) => continue,
+                Err(e) => return Err(self.on_read_error(e)),
+            };
+            let mut hiding: Vec<(i64, i64)> = snap
+                .tombstones
+                .iter()
+                .filter(|t| t.applies(key, f.meta.max_seq))
+                .map(|t| (t.min, t.max))
+                .collect();
+            hiding.sort_unstable();
+            let covered = |lo: i64, hi: i64| {
+                let mut from = lo;
+                for &(a, b) in &hiding {
+                    if a > from {
+                        break;
+                    }
+                    if b >= hi {
+                        return true;
+                    }
+                    from = from.max(b.saturating_add(1));
+                }
+                false
+            };
+            let mut blocks = si.fields.iter().flat_map(|fi| fi.blocks.iter());
+            if blocks.any(|b| !covered(b.min_time, b.max_time)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     // ---------------------------------------------------------------- reads

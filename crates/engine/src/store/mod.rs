@@ -666,6 +666,12 @@ impl Store {
         self.shard(shard_id)?.delete(measurement, pred, min, max)
     }
 
+    /// Delete points in `[min, max]` of exactly the series `keys` (canonical
+    /// series keys; those the shard lacks are skipped).
+    pub fn delete_series(&self, shard_id: u64, keys: &[String], min: i64, max: i64) -> Result<()> {
+        self.shard(shard_id)?.delete_series(keys, min, max)
+    }
+
     pub fn drop_measurement(&self, shard_id: u64, measurement: &str) -> Result<()> {
         self.shard(shard_id)?.drop_measurement(measurement)
     }

@@ -145,6 +145,7 @@ impl Answers {
         user: Option<&UserInfo>,
         db: &str,
         rp: &str,
+        read_only: bool,
     ) {
         let text: Vec<String> = stmts.iter().map(|s| s.to_string()).collect();
         let me = gw.running.register(text.join(";\n"), db);
@@ -152,6 +153,10 @@ impl Answers {
         let deadline = tokio::time::sleep(timeout.unwrap_or(std::time::Duration::MAX));
         tokio::pin!(deadline);
         for (i, stmt) in stmts.iter().enumerate() {
+            let warning = read_only.then(|| read_only_warning(stmt)).flatten();
+            if let (Answers::Streamed(st), Some(w)) = (&mut *self, &warning) {
+                st.chunker.warn(w.clone());
+            }
             let run = self.statement(gw, i, stmt, user, db, rp);
             // Killed or out of time: the statement's future is dropped, which
             // ends its reads (remote ones are cancelled).
@@ -165,6 +170,11 @@ impl Answers {
             if let Err(e) = done {
                 self.fail(i, stmts.len(), &e.to_string());
                 break;
+            }
+            if let (Answers::Whole(outs), Some(w)) = (&mut *self, warning) {
+                if let Some(out) = outs.last_mut() {
+                    out.warnings.push(w);
+                }
             }
             if let Answers::Streamed(st) = self {
                 // A client that stopped reading holds the send: a kill or the
@@ -226,6 +236,22 @@ impl Answers {
                 self.whole(i, render::json_tables(&v));
                 Ok(())
             }
+            Statement::DropMeasurement { .. } | Statement::DropSeries(_) | Statement::Delete(_) => {
+                // A fresh view: shards another gateway made a moment ago
+                // hold data the delete must reach.
+                if let Err(e) = gw.meta.refresh().await {
+                    tracing::warn!(error = %e, "meta not re-read before a delete");
+                }
+                let now = sundial_meta::now_ns();
+                let plan = sundial_query::plan_delete(stmt, db, &gw.meta.snapshot(), now)?
+                    .ok_or_else(|| Error::Internal("not a delete".into()))?;
+                let deferred = gw.writer.delete(&plan).await?;
+                if deferred > 0 {
+                    tracing::info!(deferred, "delete deferred for owners out of reach");
+                }
+                self.whole(i, Vec::new());
+                Ok(())
+            }
             Statement::KillQuery { id, .. } => {
                 gw.running.kill(*id).map_err(Error::BadRequest)?;
                 self.whole(i, Vec::new());
@@ -254,8 +280,8 @@ impl Answers {
                 outs.push(StmtOut {
                     tables: series,
                     timed: true,
-                    error: None,
                     tz: zone_of(stmt),
+                    ..StmtOut::default()
                 });
             }
             Answers::Streamed(st) => {
@@ -316,6 +342,34 @@ impl Answers {
             }
         }
     }
+}
+
+/// InfluxDB 1.6's warning for a statement that writes sent in a GET
+/// request (its list: the statement executor's `ctx.ReadOnly` checks; not
+/// DELETE).
+fn read_only_warning(stmt: &Statement) -> Option<String> {
+    let writes = matches!(
+        stmt,
+        Statement::AlterRetentionPolicy { .. }
+            | Statement::CreateContinuousQuery(_)
+            | Statement::CreateDatabase { .. }
+            | Statement::CreateRetentionPolicy { .. }
+            | Statement::CreateUser { .. }
+            | Statement::DropContinuousQuery { .. }
+            | Statement::DropDatabase { .. }
+            | Statement::DropMeasurement { .. }
+            | Statement::DropSeries(_)
+            | Statement::DropRetentionPolicy { .. }
+            | Statement::DropUser { .. }
+            | Statement::Grant { .. }
+            | Statement::Revoke { .. }
+            | Statement::SetPassword { .. }
+    );
+    writes.then(|| {
+        format!(
+            "deprecated use of '{stmt}' in a read only context, please use a POST request instead"
+        )
+    })
 }
 
 /// A query that does not parse: 400 with InfluxDB's body in the asked format.
@@ -405,6 +459,7 @@ pub(super) async fn query_handler(
         query::authorize(stmt, user.as_ref(), &db)?;
     }
     let rp = params.rp.unwrap_or_default();
+    let read_only = method == Method::GET;
     let tf = TimeFormat::from_param(params.epoch.as_deref());
     let chunked = !csv && matches!(params.chunked.as_deref(), Some("true"));
     if chunked {
@@ -423,7 +478,9 @@ pub(super) async fn query_handler(
             limit: gw.query_memory_limit(),
         }));
         let task = async move {
-            answers.run(&gw, &stmts, user.as_ref(), &db, &rp).await;
+            answers
+                .run(&gw, &stmts, user.as_ref(), &db, &rp, read_only)
+                .await;
             let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             gw.stats.query_request_duration_ns.fetch_add(ns, Relaxed);
         };
@@ -434,7 +491,9 @@ pub(super) async fn query_handler(
         return Ok(([("Content-Type", "application/json")], body).into_response());
     }
     let mut answers = Answers::Whole(Vec::new());
-    answers.run(&gw, &stmts, user.as_ref(), &db, &rp).await;
+    answers
+        .run(&gw, &stmts, user.as_ref(), &db, &rp, read_only)
+        .await;
     let Answers::Whole(outs) = answers else {
         return Err(Error::Internal("a whole answer became a stream".into()));
     };

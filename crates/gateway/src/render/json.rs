@@ -80,6 +80,7 @@ fn write_result(
     series: &[(&Series, &[Row], bool)],
     partial: bool,
     error: Option<&str>,
+    warnings: &[String],
     how: &Rows<'_>,
 ) {
     w.begin('{');
@@ -91,6 +92,20 @@ fn write_result(
         for (s, rows, more) in series {
             w.elem();
             write_series(w, s, rows, *more, how);
+        }
+        w.end(']');
+    }
+    if !warnings.is_empty() {
+        w.key("messages");
+        w.begin('[');
+        for text in warnings {
+            w.elem();
+            w.begin('{');
+            w.key("level");
+            w.str("warning");
+            w.key("text");
+            w.str(text);
+            w.end('}');
         }
         w.end(']');
     }
@@ -155,7 +170,15 @@ pub fn json_body(stmts: &[StmtOut], total: usize, tf: &TimeFormat, pretty: bool)
         };
         w.elem();
         if let Some(e) = &s.error {
-            write_result(&mut w, i, &[], false, Some(&shown_error(i, total, e)), &how);
+            write_result(
+                &mut w,
+                i,
+                &[],
+                false,
+                Some(&shown_error(i, total, e)),
+                &[],
+                &how,
+            );
             continue;
         }
         let series: Vec<(&Series, &[Row], bool)> = s
@@ -163,7 +186,7 @@ pub fn json_body(stmts: &[StmtOut], total: usize, tf: &TimeFormat, pretty: bool)
             .iter()
             .map(|t| (t, t.rows.as_slice(), t.rows.len() > DEFAULT_CHUNK_SIZE))
             .collect();
-        write_result(&mut w, i, &series, false, None, &how);
+        write_result(&mut w, i, &series, false, None, &s.warnings, &how);
     }
     w.end(']');
     w.end('}');
@@ -193,6 +216,8 @@ pub struct Chunker {
     /// A line ready but for its result's partial flag (whether anything of
     /// the statement follows): its series and whether more of it follow.
     held: Option<(Series, bool)>,
+    /// Warnings of the statement, shown on its last line.
+    warnings: Vec<String>,
 }
 
 impl Chunker {
@@ -208,6 +233,7 @@ impl Chunker {
             current: None,
             current_bytes: 0,
             held: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -254,15 +280,22 @@ impl Chunker {
     /// Ends the statement: its last line (an empty result when it had none).
     pub fn finish(&mut self) {
         self.close_series();
+        let warnings = std::mem::take(&mut self.warnings);
         match self.held.take() {
-            Some((s, more)) => self.line(Some((&s, more)), false, None),
-            None => self.line(None, false, None),
+            Some((s, more)) => self.line_with(Some((&s, more)), false, None, &warnings),
+            None => self.line_with(None, false, None, &warnings),
         }
+    }
+
+    /// A warning for the statement being written (on its last line).
+    pub fn warn(&mut self, text: String) {
+        self.warnings.push(text);
     }
 
     /// Ends statement `id` with an error (after what it wrote already).
     pub fn fail(&mut self, id: usize, error: &str) {
         self.stmt = id;
+        self.warnings.clear();
         self.close_series();
         if let Some((s, more)) = self.held.take() {
             self.line(Some((&s, more)), true, None);
@@ -324,6 +357,16 @@ impl Chunker {
     }
 
     fn line(&mut self, series: Option<(&Series, bool)>, partial: bool, error: Option<&str>) {
+        self.line_with(series, partial, error, &[]);
+    }
+
+    fn line_with(
+        &mut self,
+        series: Option<(&Series, bool)>,
+        partial: bool,
+        error: Option<&str>,
+        warnings: &[String],
+    ) {
         let how = Rows {
             tf: &self.tf,
             tz: self.tz.as_ref(),
@@ -342,7 +385,7 @@ impl Chunker {
             }
             None => &[],
         };
-        write_result(&mut w, self.stmt, series, partial, error, &how);
+        write_result(&mut w, self.stmt, series, partial, error, warnings, &how);
         w.end(']');
         w.end('}');
         self.out.push('\n');

@@ -297,6 +297,8 @@ pub struct StmtOut {
     pub error: Option<String>,
     /// The `tz()` zone its times are written in.
     pub tz: Option<TimeZone>,
+    /// Warnings shown with its answer (`messages`, level `warning`).
+    pub warnings: Vec<String>,
 }
 
 /// The series of another statement (SHOW …), as `serde_json` built them:
