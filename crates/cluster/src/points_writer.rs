@@ -78,6 +78,16 @@ pub struct CoordinatorConfig {
     /// GROUP BY time() windows one SELECT may make (0: no limit; InfluxDB's
     /// `max-select-buckets`).
     pub max_select_buckets: usize,
+    /// Points (field values) one SELECT may read (0: no limit; InfluxDB's
+    /// `max-select-point`).
+    pub max_select_point: usize,
+    /// Series one SELECT may read from one shard (0: no limit; InfluxDB's
+    /// `max-select-series`).
+    pub max_select_series: usize,
+    /// A query running longer than this is logged (`slow query`, with its
+    /// text) when it ends (0s: never; InfluxDB's `log-queries-after`).
+    #[serde(with = "sundial_common::config::duration")]
+    pub log_queries_after: std::time::Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -87,6 +97,9 @@ impl Default for CoordinatorConfig {
             query_memory_limit: 1 << 30,
             query_timeout: std::time::Duration::ZERO,
             max_select_buckets: 0,
+            max_select_point: 0,
+            max_select_series: 0,
+            log_queries_after: std::time::Duration::ZERO,
         }
     }
 }

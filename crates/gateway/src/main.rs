@@ -308,12 +308,7 @@ async fn run(cfg: Config) -> Result<()> {
             c.stale.load(Relaxed),
         )
     })));
-    let querying = Querying {
-        reader,
-        memory_limit: cfg.coordinator.query_memory_limit,
-        timeout: cfg.coordinator.query_timeout,
-        max_buckets: cfg.coordinator.max_select_buckets,
-    };
+    let querying = Querying::new(reader, &cfg.coordinator);
     let gw = Gateway::new(
         meta.clone(),
         writer,

@@ -321,6 +321,18 @@ pub(crate) async fn fetch(
     stream::iter(jobs)
         .map(|(db, shard, req)| async move {
             let series = cx.reader.read(&db, &shard, &req).await?;
+            if cx.max_series > 0 || cx.max_points > 0 {
+                // Series the tag filter takes (1.6 selects series by its
+                // index first; a reader may answer a wider set).
+                let tags = req.tags.matcher()?;
+                let (mut n, mut points) = (0, 0);
+                for s in series.iter().filter(|s| tags.matches(&s.tags)) {
+                    let values: usize = s.fields.iter().map(|(_, c)| c.len()).sum();
+                    n += usize::from(values > 0);
+                    points += values;
+                }
+                cx.count_read(n, points)?;
+            }
             Ok::<_, Error>((shard.id, req.measurement, series))
         })
         .buffered(READ_CONCURRENCY)
@@ -386,6 +398,21 @@ async fn read_partials(
             offset: plan.offset,
         };
         let series = cx.reader.read_partials(&db, &shard, &req).await?;
+        if cx.max_series > 0 || cx.max_points > 0 {
+            let tags = req.read.tags.matcher()?;
+            let (mut n, mut points) = (0, 0);
+            for s in series.iter().filter(|s| tags.matches(&s.tags)) {
+                let values: usize = s
+                    .fields
+                    .iter()
+                    .flat_map(|(_, windows)| windows)
+                    .map(|(_, p)| p.count as usize)
+                    .sum();
+                n += usize::from(values > 0);
+                points += values;
+            }
+            cx.count_read(n, points)?;
+        }
         Ok::<_, Error>((shard.id, req.read.measurement, series))
     })
     .buffered(READ_CONCURRENCY)

@@ -260,12 +260,10 @@ async fn serve(cfg: Config) -> Result<()> {
         cfg.http.clone(),
         registry,
         Some(storage_health),
-        Some(Querying {
-            reader: Arc::new(LocalShardReader::new(store.clone())),
-            memory_limit: cfg.coordinator.query_memory_limit,
-            timeout: cfg.coordinator.query_timeout,
-            max_buckets: cfg.coordinator.max_select_buckets,
-        }),
+        Some(Querying::new(
+            Arc::new(LocalShardReader::new(store.clone())),
+            &cfg.coordinator,
+        )),
     );
     let mut tasks = vec![services::spawn_reconciler(
         meta.clone(),

@@ -119,9 +119,14 @@ fn a_raw_answer_larger_than_the_limit_streams_in_chunks() {
 /// row a line is far more than socket buffers hold, so a client that does not
 /// read keeps the query running), with `env` added.
 fn server_with_a_long_answer(env: &[(&str, &str)]) -> Server {
+    server_with_a_long_answer_through(None, env)
+}
+
+/// [`server_with_a_long_answer`], started through a `bash -c` wrapper.
+fn server_with_a_long_answer_through(wrapper: Option<&str>, env: &[(&str, &str)]) -> Server {
     let mut all = vec![("SUNDIAL_COORDINATOR_QUERY_MEMORY_LIMIT", "200000")];
     all.extend_from_slice(env);
-    let s = Server::start_env(&[], &all);
+    let s = Server::start_wrapped(wrapper, &[], &all);
     query(&s, "CREATE DATABASE big");
     for part in 0..4i64 {
         let body: String = (0..50_000i64)
@@ -276,4 +281,90 @@ fn max_select_buckets_answers_influxdbs_error() {
         let v = ask(q);
         assert!(v["results"][0].get("error").is_none(), "{q}: {v}");
     }
+}
+
+/// `max-select-series` with the case of InfluxDB's own test
+/// (`TestServer_Query_MaxSelectSeriesN`: four stations, limit 3), and
+/// `max-select-point` past its limit — 1.6's texts, its spelling included.
+#[test]
+fn max_select_series_and_point_answer_influxdbs_errors() {
+    let s = Server::start_env(
+        &[],
+        &[
+            ("SUNDIAL_COORDINATOR_MAX_SELECT_SERIES", "3"),
+            ("SUNDIAL_COORDINATOR_MAX_SELECT_POINT", "5"),
+        ],
+    );
+    query(&s, "CREATE DATABASE db0");
+    let mut body: String = (1..=4)
+        .map(|i| format!("air,station=XiaoMaiDao0{i} temperature=1.0 0\n"))
+        .collect();
+    body.extend((1..=6).map(|t| format!("air,station=XiaoMaiDao01 temperature=2.0 {t}\n")));
+    let r = client()
+        .post(s.url("/write?db=db0"))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let ask = |q: &str| -> serde_json::Value {
+        client()
+            .get(s.url("/query"))
+            .query(&[("db", "db0"), ("q", q)])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let v = ask("SELECT COUNT(temperature) FROM db0.autogen.air");
+    assert_eq!(
+        v["results"][0]["error"], "max-select-series limit exceeded: (4/3)",
+        "{v}"
+    );
+    let v = ask("SELECT temperature FROM air WHERE station = 'XiaoMaiDao01'");
+    assert_eq!(
+        v["results"][0]["error"], "max-select-point limit exceeed: (7/5)",
+        "{v}"
+    );
+    // Within both: three series, five points.
+    let v = ask("SELECT temperature FROM air WHERE station != 'XiaoMaiDao01'");
+    assert_eq!(
+        v["results"][0]["series"][0]["values"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "{v}"
+    );
+}
+
+/// `log-queries-after`: a query still running past it is logged, with its
+/// text and id (InfluxDB's "Detected slow query").
+#[test]
+fn a_slow_query_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let wrapper = format!("exec \"$0\" \"$@\" 2>>{}", log.display());
+    let s = server_with_a_long_answer_through(
+        Some(&wrapper),
+        &[("SUNDIAL_COORDINATOR_LOG_QUERIES_AFTER", "300ms")],
+    );
+    let _r = query(&s, "SELECT count(v) FROM big..cpu");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let before = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!before.contains("Detected slow query"), "{before}");
+    let r = stalled_select(&s);
+    let mut text = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Detected slow query") {
+            break;
+        }
+    }
+    let line = text
+        .lines()
+        .find(|l| l.contains("Detected slow query"))
+        .unwrap_or_else(|| panic!("no slow query logged: {text}"));
+    assert!(line.contains("SELECT v FROM cpu"), "{line}");
+    assert!(line.contains("qid"), "{line}");
+    drop(r);
 }

@@ -238,3 +238,47 @@ fn a_cluster_query_past_its_memory_limit_fails_clearly() {
         "{v}"
     );
 }
+
+/// DROP MEASUREMENT, DROP SERIES and DELETE on a cluster against InfluxDB
+/// 1.6.7: the delete corpus with an owner of the main shard down (its deletes
+/// wait in meta while reads fail over), then again once that owner is back
+/// and has caught up, with the other owner down — so what is read comes from
+/// the node that applied the deletes late.
+#[test]
+fn deletes_match_influxdb_on_a_cluster_with_an_owner_down() {
+    let Some(influx) = qdiff::influxd_or_skip() else {
+        return;
+    };
+    let mut c = Cluster::start(3, 1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let batches = qdata::dataset(now);
+    let (ib, gb) = (influx.url(""), c.url(0, ""));
+    qdiff::load(&ib, qdata::SETUP, &batches);
+    qdiff::load(&gb, SETUP_RF2, &batches);
+    let entries: Vec<_> = qdiff::corpus("corpus-delete.influxql")
+        .into_iter()
+        .filter(|e| !e.query.contains("RETENTION POLICIES"))
+        .collect();
+    let group = c
+        .shard_groups("diff")
+        .into_iter()
+        .find(|g| g.start <= qdata::T0 && qdata::T0 < g.end)
+        .expect("a shard group holding T0");
+    let owners = group.shards[0].owners.clone();
+    assert_eq!(owners.len(), 2, "{owners:?}");
+    let (late, other) = (owners[0], owners[1]);
+    c.store_by_id(late).proc.kill9();
+    qdiff::assert_matches("cluster-delete-owner-down", &entries, &ib, &gb);
+    let waiting = c.with_meta(async |m| m.snapshot().pending_deletes_of(late).len());
+    assert!(waiting > 0, "deletes wait in meta for node {late}");
+
+    c.store_by_id(late).proc.spawn();
+    c.wait_for(60, "the deletes applied by the node that was down", || {
+        c.with_meta(async |m| m.snapshot().pending_deletes_of(late).is_empty())
+    });
+    c.store_by_id(other).proc.kill9();
+    qdiff::assert_matches("cluster-delete-caught-up", &entries, &ib, &gb);
+}

@@ -102,6 +102,30 @@ pub struct Querying {
     pub timeout: std::time::Duration,
     /// GROUP BY time() windows one SELECT may make (0: no limit).
     pub max_buckets: usize,
+    /// Points one SELECT may read (0: no limit).
+    pub max_points: usize,
+    /// Series one SELECT may read from one shard (0: no limit).
+    pub max_series: usize,
+    /// Queries running longer are logged when they end (zero: none).
+    pub log_after: std::time::Duration,
+}
+
+impl Querying {
+    /// The `[coordinator]` settings of a query: its limits and slow-query log.
+    pub fn new(
+        reader: Arc<dyn sundial_query::ShardReader>,
+        c: &sundial_cluster::CoordinatorConfig,
+    ) -> Querying {
+        Querying {
+            reader,
+            memory_limit: c.query_memory_limit,
+            timeout: c.query_timeout,
+            max_buckets: c.max_select_buckets,
+            max_points: c.max_select_point,
+            max_series: c.max_select_series,
+            log_after: c.log_queries_after,
+        }
+    }
 }
 
 /// Checks added to `/health` (the storage's disk space and degraded shards). Any

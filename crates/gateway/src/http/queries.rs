@@ -38,8 +38,19 @@ impl Gateway {
             retention_policy: rp,
             now: sundial_meta::now_ns(),
             memory_limit: self.query_memory_limit(),
-            max_buckets: self.querying.as_ref().map_or(0, |q| q.max_buckets),
+            max_buckets: q.max_buckets,
+            max_points: q.max_points,
+            max_series: q.max_series,
+            points_read: Default::default(),
         })
+    }
+
+    /// `log-queries-after` (None: no slow-query log).
+    fn slow_query_log(&self) -> Option<std::time::Duration> {
+        self.querying
+            .as_ref()
+            .map(|q| q.log_after)
+            .filter(|t| !t.is_zero())
     }
 
     /// How long one `/query` request may run (`query-timeout`; None: no limit).
@@ -56,6 +67,16 @@ impl Gateway {
             Some(q) if q.memory_limit > 0 => q.memory_limit,
             _ => usize::MAX,
         }
+    }
+}
+
+/// A task stopped when its handle goes (the slow-query warning of a query
+/// that ended first).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -148,7 +169,16 @@ impl Answers {
         read_only: bool,
     ) {
         let text: Vec<String> = stmts.iter().map(|s| s.to_string()).collect();
-        let me = gw.running.register(text.join(";\n"), db);
+        let text = text.join(";\n");
+        let me = gw.running.register(text.clone(), db);
+        // InfluxDB's `log-queries-after`: logged once it has run that long.
+        let _slow = gw.slow_query_log().map(|after| {
+            let (qid, db) = (me.id(), db.to_string());
+            AbortOnDrop(tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                tracing::warn!(query = %text, qid, database = %db, threshold = ?after, "Detected slow query");
+            }))
+        });
         let timeout = gw.query_timeout();
         let deadline = tokio::time::sleep(timeout.unwrap_or(std::time::Duration::MAX));
         tokio::pin!(deadline);

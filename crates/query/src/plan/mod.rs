@@ -40,6 +40,39 @@ pub struct Context<'a> {
     /// GROUP BY time() windows one statement may make (0: no limit;
     /// InfluxDB's `max-select-buckets`).
     pub max_buckets: usize,
+    /// Points (field values) one statement may read (0: no limit;
+    /// InfluxDB's `max-select-point`).
+    pub max_points: usize,
+    /// Series one statement may read from one shard (0: no limit;
+    /// InfluxDB's `max-select-series`, checked per shard as 1.6 checks it).
+    pub max_series: usize,
+    /// Points read so far, for `max_points`.
+    pub points_read: std::sync::atomic::AtomicUsize,
+}
+
+impl Context<'_> {
+    /// Counts one shard's read of `series` series and `points` values
+    /// against `max-select-series` and `max-select-point` (InfluxDB's
+    /// errors, its spelling included).
+    pub(crate) fn count_read(&self, series: usize, points: usize) -> Result<()> {
+        if self.max_series > 0 && series > self.max_series {
+            return Err(Error::Query(format!(
+                "max-select-series limit exceeded: ({series}/{})",
+                self.max_series
+            )));
+        }
+        let read = self
+            .points_read
+            .fetch_add(points, std::sync::atomic::Ordering::Relaxed)
+            .saturating_add(points);
+        if self.max_points > 0 && read > self.max_points {
+            return Err(Error::Query(format!(
+                "max-select-point limit exceeed: ({read}/{})",
+                self.max_points
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A measurement a statement reads: from shards, or the rows a subquery
