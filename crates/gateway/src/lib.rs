@@ -10,6 +10,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod into;
 pub mod query;
 pub mod render;
 pub mod running;

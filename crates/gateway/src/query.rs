@@ -142,12 +142,26 @@ pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
             if dbs.len() < sel.sources.len() {
                 dbs.push(db);
             }
-            match dbs.into_iter().find(|d| !user.privilege(d).can_read()) {
-                None => Ok(()),
-                Some(d) => Err(Error::Forbidden(format!(
+            if let Some(d) = dbs.into_iter().find(|d| !user.privilege(d).can_read()) {
+                return Err(Error::Forbidden(format!(
                     "error authorizing query: {} not authorized to execute statement '{sel}', requires READ on {d}",
                     user.name
-                ))),
+                )));
+            }
+            // INTO writes: WRITE on its database (1.6's RequiredPrivileges).
+            match &sel.target {
+                Some(t) => {
+                    let d = if t.database.is_empty() { db } else { &t.database };
+                    if user.privilege(d).can_write() {
+                        Ok(())
+                    } else {
+                        Err(Error::Forbidden(format!(
+                            "error authorizing query: {} not authorized to execute statement '{sel}', requires WRITE on {d}",
+                            user.name
+                        )))
+                    }
+                }
+                None => Ok(()),
             }
         }
         _ => Err(Error::Forbidden(format!(

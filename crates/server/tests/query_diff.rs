@@ -29,6 +29,7 @@ fn check_coverage() {
     let mut all = qdiff::corpus("corpus.influxql");
     all.extend(qdiff::corpus("corpus-show.influxql"));
     all.extend(qdiff::corpus("corpus-delete.influxql"));
+    all.extend(qdiff::corpus("corpus-into.influxql"));
     if std::env::var("QDIFF_ONLY").is_ok() {
         return;
     }
@@ -73,4 +74,9 @@ fn show_matches_influxdb_1_6() {
 #[test]
 fn delete_matches_influxdb_1_6() {
     run_corpus("corpus-delete.influxql");
+}
+
+#[test]
+fn into_matches_influxdb_1_6() {
+    run_corpus("corpus-into.influxql");
 }

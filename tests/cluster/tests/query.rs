@@ -1,7 +1,8 @@
 //! SELECT on a cluster, against the real InfluxDB 1.6.7: the differential
 //! corpus through a gateway over three stores (replication 2), again once the
 //! stores restarted (their data in files), again with one owner of a shard
-//! killed (reads fail over to the other), and a statement over
+//! killed (reads fail over to the other; SELECT … INTO then writes around
+//! it), and a statement over
 //! a shard whose owners are all down fails with an error naming the shard —
 //! never a silently partial answer.
 
@@ -71,6 +72,10 @@ fn select_matches_influxdb_on_a_cluster_with_an_owner_down() {
     let (gone, other) = (shard.owners[first], shard.owners[1 - first]);
     c.store_by_id(gone).proc.kill9();
     qdiff::assert_matches("cluster-owner-down", &entries, &ib, &gb);
+    // SELECT … INTO, its writes through the cluster's write path (hinted
+    // for the owner that is down), read back from the other owners.
+    let into = qdiff::corpus("corpus-into.influxql");
+    qdiff::assert_matches("cluster-into-owner-down", &into, &ib, &gb);
 
     c.store_by_id(other).proc.kill9();
     let r = qdiff::client()

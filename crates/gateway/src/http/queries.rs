@@ -237,6 +237,9 @@ impl Answers {
         rp: &str,
     ) -> Result<()> {
         match stmt {
+            Statement::Select(sel) if sel.target.is_some() => {
+                self.select_into(gw, i, sel, db, rp).await
+            }
             Statement::Select(sel) => self.select(gw, i, sel, db, rp).await,
             Statement::ShowMeasurements(_)
             | Statement::ShowTagKeys(_)
@@ -293,6 +296,70 @@ impl Answers {
                 Ok(())
             }
         }
+    }
+
+    /// `SELECT … INTO` (see `crate::into`): the rows written, the count
+    /// answered.
+    async fn select_into(
+        &mut self,
+        gw: &Gateway,
+        id: usize,
+        stmt: &SelectStatement,
+        db: &str,
+        rp: &str,
+    ) -> Result<()> {
+        let Some(target) = &stmt.target else {
+            return self.select(gw, id, stmt, db, rp).await;
+        };
+        let target = crate::into::resolve(target, db, rp, &gw.meta.snapshot())?;
+        let cx = gw.select_context(db, rp)?;
+        let series = sundial_query::select(&crate::into::reading(stmt), &cx).await?;
+        let points = crate::into::to_points(&series, target.measurement.as_deref())?;
+        drop(series);
+        let mut written = 0;
+        for chunk in points.chunks(crate::into::BATCH) {
+            let mut body = String::with_capacity(chunk.len() * 64);
+            for p in chunk {
+                body.push_str(&p.to_line());
+                body.push('\n');
+            }
+            let batch = sundial_cluster::Batch::parse_chunk(
+                Bytes::from(body),
+                sundial_lineproto::Cursor::START,
+                usize::MAX,
+                &sundial_lineproto::ParseOptions::default(),
+            );
+            let summary = gw
+                .writer
+                .write_points(
+                    &target.database,
+                    &target.retention_policy,
+                    &batch,
+                    sundial_cluster::Consistency::One,
+                )
+                .await?;
+            if summary.points_dropped > 0 {
+                return Err(Error::PartialWrite {
+                    reason: summary.drop_reasons.join(", "),
+                    dropped: summary.points_dropped,
+                });
+            }
+            written += chunk.len();
+        }
+        let out = crate::into::result(written);
+        match self {
+            Answers::Whole(outs) => outs.push(StmtOut {
+                tables: vec![out],
+                timed: true,
+                ..StmtOut::default()
+            }),
+            Answers::Streamed(st) => {
+                st.chunker.start(id, true, None);
+                st.chunker.push(out);
+                st.chunker.finish();
+            }
+        }
+        Ok(())
     }
 
     async fn select(
@@ -394,7 +461,7 @@ fn read_only_warning(stmt: &Statement) -> Option<String> {
             | Statement::Grant { .. }
             | Statement::Revoke { .. }
             | Statement::SetPassword { .. }
-    );
+    ) || matches!(stmt, Statement::Select(s) if s.target.is_some());
     writes.then(|| {
         format!(
             "deprecated use of '{stmt}' in a read only context, please use a POST request instead"
