@@ -162,7 +162,7 @@ fn deletes_reach_an_owner_that_was_down_and_what_they_took_never_comes_back() {
     }
     for l in &gone {
         assert!(
-            at.get(l).is_none(),
+            !at.contains_key(l),
             "deleted {l} came back on {:?}",
             at.get(l)
         );
