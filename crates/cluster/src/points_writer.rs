@@ -84,8 +84,8 @@ pub struct CoordinatorConfig {
     /// Series one SELECT may read from one shard (0: no limit; InfluxDB's
     /// `max-select-series`).
     pub max_select_series: usize,
-    /// A query running longer than this is logged (`slow query`, with its
-    /// text) when it ends (0s: never; InfluxDB's `log-queries-after`).
+    /// A query still running this long is logged (`Detected slow query`, with
+    /// its text) (0s: never; InfluxDB's `log-queries-after`).
     #[serde(with = "sundial_common::config::duration")]
     pub log_queries_after: std::time::Duration,
 }

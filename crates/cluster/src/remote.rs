@@ -203,8 +203,8 @@ impl HintSender for Delivery {
             shard_id: hint.shard_id,
             database: hint.database.clone(),
             points: hint.points.clone(),
-            // Deletes issued since the hint was queued take their points out.
-            hinted_ms: hint.enqueued_ms.max(1),
+            // Deletes issued since the write was accepted take their points out.
+            accepted_ms: hint.enqueued_ms.max(1),
         };
         self.write(node, req).await.map(|_| ())
     }
@@ -299,6 +299,7 @@ impl RemoteShardWriter {
         shard_id: u64,
         database: &str,
         points: bytes::Bytes,
+        accepted_ms: i64,
     ) -> OwnerCall {
         let delivery = self.delivery.clone();
         let handoff = self.handoff.clone();
@@ -308,14 +309,17 @@ impl RemoteShardWriter {
                 shard_id,
                 database: database.clone(),
                 points: points.clone(),
-                hinted_ms: 0,
+                accepted_ms,
             };
             let r = match delivery.write(node, req).await {
                 Ok(o) => Owner::Wrote(o),
                 Err(e) if !owner_unreachable(&e) => Owner::Refused(e),
                 Err(e) => match &handoff {
                     None => Owner::Unreachable(e),
-                    Some(hh) => match hh.enqueue(node, shard_id, &database, points).await {
+                    Some(hh) => match hh
+                        .enqueue(node, shard_id, &database, points, accepted_ms)
+                        .await
+                    {
                         Ok(()) => Owner::Hinted(e),
                         Err(full) => {
                             tracing::warn!(node, shard = shard_id, error = %full, "hinted handoff refused a write");
@@ -357,9 +361,7 @@ impl RemoteShardWriter {
         req: &DeleteRequest,
     ) -> Result<usize> {
         use prost::Message as _;
-        let issued_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let issued_ms = sundial_common::now_ms();
         let id = rand::random::<u64>().max(1);
         let mut calls = Vec::new();
         let mut pending = Vec::new();
@@ -386,21 +388,28 @@ impl RemoteShardWriter {
         let wire: Vec<PendingDelete> = pending
             .iter()
             .zip(&encoded)
-            .map(|(p, bytes)| PendingDelete {
-                request: base64_of(bytes),
-                ..p.clone()
-            })
+            .map(|(p, bytes)| p.clone().with_request(bytes))
             .collect();
-        self.delivery
-            .meta()
-            .add_pending_deletes(&wire)
-            .await
-            .map_err(|e| {
-                Error::shard(
-                    e.class(),
-                    format!("the delete was not applied: meta could not record it: {e}"),
-                )
-            })?;
+        if let Err(e) = self.delivery.meta().add_pending_deletes(&wire).await {
+            // Recorded in transactions of 100: take back what was recorded.
+            let keys: Vec<(NodeId, u64, u64)> =
+                wire.iter().map(|p| (p.node, p.shard, p.id)).collect();
+            let undone = self
+                .delivery
+                .meta()
+                .clear_pending_deletes(&keys)
+                .await
+                .is_ok();
+            let what = if undone || wire.len() <= 100 {
+                "the delete was not applied"
+            } else {
+                "the delete may have been applied on some owners (run it again)"
+            };
+            return Err(Error::shard(
+                e.class(),
+                format!("{what}: meta could not record it: {e}"),
+            ));
+        }
         let delivery = self.delivery.clone();
         let outcomes: Vec<(NodeId, u64, Result<u64>)> = futures::stream::iter(calls)
             .map(|(node, msg)| {
@@ -419,14 +428,17 @@ impl RemoteShardWriter {
         for (node, shard, r) in outcomes {
             match r {
                 Ok(_) => done.push((node, shard, id)),
-                Err(e) if owner_unreachable(&e) => {
-                    tracing::warn!(node, shard, error = %e, "delete deferred: the owner applies it when it is back");
-                    deferred += 1;
+                // Wrong on every owner alike (a bad request), or a shard the
+                // node no longer has: nothing will ever apply it there.
+                Err(e) if matches!(e.class(), ErrorClass::BadRequest | ErrorClass::NotFound) => {
+                    done.push((node, shard, id));
+                    if e.class() == ErrorClass::BadRequest {
+                        refused.get_or_insert(e);
+                    }
                 }
                 Err(e) => {
-                    // Wrong on every owner alike: nothing will ever apply it.
-                    done.push((node, shard, id));
-                    refused.get_or_insert(e);
+                    tracing::warn!(node, shard, error = %e, "delete deferred: the owner applies it when it is back");
+                    deferred += 1;
                 }
             }
         }
@@ -445,11 +457,6 @@ impl RemoteShardWriter {
         self.handoff = Some(hh);
         self
     }
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[async_trait]
@@ -484,6 +491,10 @@ impl ShardWriter for RemoteShardWriter {
             encode_points(indices.iter().map(|&i| parsed.get(i as usize)), &mut points);
         }
         let points = bytes::Bytes::from(points);
+        // Every owner's copy carries when the write was accepted: a copy that
+        // arrives after a delete issued since (a slow call, a hint) loses
+        // what the delete covers, as the others did.
+        let accepted_ms = sundial_common::now_ms();
         // One call per owner: it writes, and queues a hint when its owner is out
         // of reach. The request waits only until the consistency level is met
         // (plus a short grace so that the usual answer covers every owner); the
@@ -493,7 +504,7 @@ impl ShardWriter for RemoteShardWriter {
         let mut calls: FuturesUnordered<OwnerCall> = shard
             .owners
             .iter()
-            .map(|&node| self.owner_write(node, shard.id, database, points.clone()))
+            .map(|&node| self.owner_write(node, shard.id, database, points.clone(), accepted_ms))
             .collect();
         let required = consistency.required(n);
         let met = |wrote: usize, hinted: usize| {

@@ -17,6 +17,14 @@ pub mod telemetry;
 
 pub use outcome::{WriteOutcome, MAX_REASONS};
 
+/// Wall-clock milliseconds since the Unix epoch (0 before it): the time
+/// hints, deletes and the writes they are ordered against are stamped with.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 use serde::{Deserialize, Serialize};
 
 /// One check of a health report (InfluxDB's `/health` format: name, status, message).

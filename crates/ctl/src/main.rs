@@ -264,6 +264,9 @@ async fn copy_shard(cli: &Cli, meta: &MetaClient, shard: u64, from: u64, to: u64
         // has read past its series.
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
+    let copy_started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let mut stream = open_shard_stream(cli, &source.grpc_addr, shard).await?;
     let mut dst = connect(cli, &target.grpc_addr).await?;
     let mut n = 0;
@@ -274,7 +277,9 @@ async fn copy_shard(cli: &Cli, meta: &MetaClient, shard: u64, from: u64, to: u64
                 shard_id: shard,
                 database: database.clone(),
                 points: msg.points,
-                hinted_ms: 0,
+                // Chunks read before the source applied a delete issued
+                // since lose what it covers on the destination.
+                accepted_ms: copy_started_ms,
             })
             .await
             .with_context(|| format!("writing to node {to}"))?

@@ -292,6 +292,13 @@ impl From<pb::PendingDelete> for PendingDelete {
 }
 
 impl PendingDelete {
+    /// Sets the store's encoded `DeleteSeriesRequest`.
+    pub fn with_request(mut self, bytes: &[u8]) -> Self {
+        use base64::Engine as _;
+        self.request = base64::engine::general_purpose::STANDARD.encode(bytes);
+        self
+    }
+
     /// The store's encoded `DeleteSeriesRequest`; `None` when `request` is not
     /// base64 (a damaged record).
     pub fn request_bytes(&self) -> Option<Vec<u8>> {

@@ -28,7 +28,8 @@ pub struct MetaSnapshot {
     pub alive: BTreeSet<NodeId>,
     /// Users by name.
     pub users: BTreeMap<String, UserInfo>,
-    /// Deletes owners have yet to apply, by (node, shard), in id order.
+    /// Deletes owners have yet to apply, by (node, shard), then by id (ids
+    /// are random: no order in time).
     pub pending_deletes: BTreeMap<(NodeId, ShardId), BTreeMap<u64, PendingDelete>>,
     /// Where each shard's group is in `shard_groups`: stores look a shard up on
     /// every WriteToShard.
@@ -152,7 +153,7 @@ impl MetaSnapshot {
         Ok(())
     }
 
-    /// The deletes `node` has yet to apply to `shard`, oldest first.
+    /// The deletes `node` has yet to apply to `shard`, by id.
     pub fn pending_deletes_for(&self, node: NodeId, shard: ShardId) -> Vec<&PendingDelete> {
         self.pending_deletes
             .get(&(node, shard))

@@ -321,18 +321,14 @@ pub(crate) async fn fetch(
     stream::iter(jobs)
         .map(|(db, shard, req)| async move {
             let series = cx.reader.read(&db, &shard, &req).await?;
-            if cx.max_series > 0 || cx.max_points > 0 {
-                // Series the tag filter takes (1.6 selects series by its
-                // index first; a reader may answer a wider set).
-                let tags = req.tags.matcher()?;
-                let (mut n, mut points) = (0, 0);
-                for s in series.iter().filter(|s| tags.matches(&s.tags)) {
-                    let values: usize = s.fields.iter().map(|(_, c)| c.len()).sum();
-                    n += usize::from(values > 0);
-                    points += values;
-                }
-                cx.count_read(n, points)?;
-            }
+            count_read(
+                cx,
+                &req.tags,
+                series.iter().map(|s| {
+                    let values = s.fields.iter().map(|(_, c)| c.len()).sum();
+                    (s.tags.as_slice(), values)
+                }),
+            )?;
             Ok::<_, Error>((shard.id, req.measurement, series))
         })
         .buffered(READ_CONCURRENCY)
@@ -345,6 +341,27 @@ pub(crate) async fn fetch(
             Ok((reads, held))
         })
         .await
+}
+
+/// One shard read's series (their tags and values read) against
+/// `max-select-series` and `max-select-point`: the series the tag filter
+/// takes (1.6 selects series by its index first; a reader may answer a
+/// wider set) that hold a value.
+fn count_read<'s>(
+    cx: &Context<'_>,
+    filter: &crate::seam::TagFilter,
+    series: impl Iterator<Item = (&'s [(String, String)], usize)>,
+) -> Result<()> {
+    if cx.max_series == 0 && cx.max_points == 0 {
+        return Ok(());
+    }
+    let tags = filter.matcher()?;
+    let (mut n, mut points) = (0, 0);
+    for (_, values) in series.filter(|(t, _)| tags.matches(t)) {
+        n += usize::from(values > 0);
+        points += values;
+    }
+    cx.count_read(n, points)
 }
 
 fn bytes_of(series: &[SeriesRead]) -> usize {
@@ -398,21 +415,19 @@ async fn read_partials(
             offset: plan.offset,
         };
         let series = cx.reader.read_partials(&db, &shard, &req).await?;
-        if cx.max_series > 0 || cx.max_points > 0 {
-            let tags = req.read.tags.matcher()?;
-            let (mut n, mut points) = (0, 0);
-            for s in series.iter().filter(|s| tags.matches(&s.tags)) {
-                let values: usize = s
+        count_read(
+            cx,
+            &req.read.tags,
+            series.iter().map(|s| {
+                let values = s
                     .fields
                     .iter()
                     .flat_map(|(_, windows)| windows)
                     .map(|(_, p)| p.count as usize)
                     .sum();
-                n += usize::from(values > 0);
-                points += values;
-            }
-            cx.count_read(n, points)?;
-        }
+                (s.tags.as_slice(), values)
+            }),
+        )?;
         Ok::<_, Error>((shard.id, req.read.measurement, series))
     })
     .buffered(READ_CONCURRENCY)

@@ -1,13 +1,13 @@
 //! Deletes on a node (DROP MEASUREMENT, DROP SERIES, DELETE): a request
 //! applied to a shard of the local engine, each delete once, and remembered.
 //!
-//! Why remembered: a write that hinted handoff queued before a delete was
-//! issued can reach this node after the delete (its gateway was draining a
-//! queue); the points it holds that the delete covers must not come back. So
+//! Why remembered: a write accepted before a delete was issued can reach
+//! this node after the delete (a hint drained late, a slow call, a shard
+//! copy); the points it holds that the delete covers must not come back. So
 //! every applied delete goes into a journal kept as long as hints live
-//! (`[data] delete-journal-max-age`, hinted handoff's `max-age`), and a hinted
-//! write loses the points of every delete of its shard issued since it was
-//! queued. A delete this node missed while it was down waits in meta
+//! (`[store] delete-journal-max-age`, hinted handoff's `max-age`), and a write
+//! loses the points of every delete of its shard issued since it was
+//! accepted (`WriteToShardRequest.accepted_ms`). A delete this node missed while it was down waits in meta
 //! (`pdel/<node>/…`); it is applied before the next write to its shard and by
 //! a background pass, then cleared from meta.
 //!
@@ -15,24 +15,32 @@
 //! <data dir>/DELETES   "SDDJ0001" | record*
 //! record               u32 len | u32 crc32c(payload) | payload (a DeleteSeriesRequest)
 //! ```
-//! Appended and fsynced after the engine applied the delete (a crash in
-//! between applies it again, which deletes the same points); a torn tail is
-//! ignored; rewritten without expired records when the node starts.
+//! Appended and fsynced after the engine applied the delete: a crash in
+//! between applies it again at the next catch-up (or the gateway's retry),
+//! which also takes points of the shard the delete covers that were written
+//! in that moment — the one window where a write concurrent with a delete can
+//! lose to it. A torn tail is ignored; the file is rewritten without expired
+//! records when the node starts and once mostly expired.
+//!
+//! Writes and deletes are ordered by the gateways' clocks (`accepted_ms`
+//! against `issued_ms`): with clocks a few ms apart, a write within those ms
+//! of a delete may fall on either side of it, as concurrent operations do.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use prost::Message as _;
-use sundial_cluster::read_wire::{delete_from_pb, DeleteId};
+use sundial_cluster::read_wire::{delete_from_pb, delete_to_pb, DeleteId};
+use sundial_common::now_ms;
 use sundial_engine::Store;
 use sundial_lineproto::Point;
 use sundial_meta::{MetaClient, NodeId};
 use sundial_proto::store as pb;
-use sundial_query::{DeleteRequest, NameMatch, TagMatcher};
+use sundial_query::{DeleteRequest, NameMatch, TagFilter, TagMatcher};
 
 use crate::error::{Error, Result};
 
@@ -78,6 +86,7 @@ impl Names {
 #[derive(Debug)]
 struct Applied {
     at: DeleteId,
+    database: String,
     req: DeleteRequest,
     names: Names,
     tags: TagMatcher,
@@ -86,10 +95,10 @@ struct Applied {
 impl Applied {
     fn compile(msg: &pb::DeleteSeriesRequest) -> Result<Applied> {
         let (at, req) = delete_from_pb(msg).map_err(Error::BadRequest)?;
-        Applied::new(at, req)
+        Applied::new(at, &msg.database, req)
     }
 
-    fn new(at: DeleteId, req: DeleteRequest) -> Result<Applied> {
+    fn new(at: DeleteId, database: &str, req: DeleteRequest) -> Result<Applied> {
         let names = Names::new(&req.measurements)?;
         let tags = req
             .tags
@@ -97,47 +106,46 @@ impl Applied {
             .map_err(|e| Error::BadRequest(e.to_string()))?;
         Ok(Applied {
             at,
+            database: database.to_string(),
             req,
             names,
             tags,
         })
     }
 
-    /// Whether a point of a hinted write is one this delete took.
-    fn covers(&self, p: &Point<'_>) -> bool {
-        if p.timestamp < self.req.min
-            || p.timestamp > self.req.max
-            || !self.names.matches(p.measurement)
-        {
-            return false;
-        }
-        let tags: Vec<(String, String)> = p
-            .tags
-            .iter()
-            .map(|t| (t.key.to_string(), t.value.to_string()))
-            .collect();
-        self.tags.matches(&tags)
+    /// Whether a point (its tags given) of a late write is one this delete took.
+    fn covers(&self, p: &Point<'_>, tags: &[(String, String)]) -> bool {
+        p.timestamp >= self.req.min
+            && p.timestamp <= self.req.max
+            && self.names.matches(p.measurement)
+            && self.tags.matches(tags)
     }
 }
 
 #[derive(Debug, Default)]
 struct Journal {
     file: Option<File>,
-    done: HashSet<(u64, u64)>,
+    path: Option<PathBuf>,
+    /// Records in the file (expired ones included until it is rewritten).
+    records: usize,
+    /// Applied (or refused for good): (id, shard) → issue time.
+    done: HashMap<(u64, u64), i64>,
     by_shard: HashMap<u64, Vec<Arc<Applied>>>,
 }
 
-/// The node's deletes: applied once each, remembered for hinted writes.
+/// The node's deletes: applied once each, remembered for writes that
+/// arrive late.
 #[derive(Debug)]
 pub struct Deletes {
     store: Arc<Store>,
+    /// Bookkeeping only: held briefly, never across an engine call.
     journal: Mutex<Journal>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    /// Per shard: writes that are filtered hold it shared from the filter to
+    /// the engine write, a delete holds it alone while it applies — so no
+    /// write filtered before a delete lands after it.
+    gates: Mutex<HashMap<u64, Arc<RwLock<()>>>>,
+    /// How long applied deletes are remembered.
+    max_age: Duration,
 }
 
 /// Reads the journal's records; a torn or damaged tail ends it.
@@ -192,12 +200,33 @@ fn record(msg: &pb::DeleteSeriesRequest) -> Vec<u8> {
     out
 }
 
+/// Replaces the journal at `path` with `records` (written aside, renamed).
+fn rewrite(path: &Path, records: &[Vec<u8>]) -> Result<File> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        let mut bytes = MAGIC.to_vec();
+        for r in records {
+            bytes.extend_from_slice(r);
+        }
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(OpenOptions::new().append(true).open(path)?)
+}
+
 impl Deletes {
-    /// Deletes without a journal (the all-in-one: no hinted writes arrive).
+    /// Deletes without a journal file (the all-in-one: nothing arrives late).
     pub fn unjournaled(store: Arc<Store>) -> Arc<Deletes> {
         Arc::new(Deletes {
             store,
             journal: Mutex::new(Journal::default()),
+            gates: Mutex::new(HashMap::new()),
+            max_age: Duration::from_secs(7 * 24 * 3600),
         })
     }
 
@@ -205,47 +234,30 @@ impl Deletes {
     /// `max_age` ago.
     pub fn open(store: Arc<Store>, dir: &Path, max_age: Duration) -> Result<Arc<Deletes>> {
         let path = dir.join(FILE);
-        let records = read_records(&path)?;
         let horizon = now_ms().saturating_sub(max_age.as_millis() as i64);
-        let kept: Vec<pb::DeleteSeriesRequest> = records
+        let kept: Vec<pb::DeleteSeriesRequest> = read_records(&path)?
             .into_iter()
             .filter(|r| r.issued_ms >= horizon)
             .collect();
         // Rewritten whole: expired records go, and a torn tail with them.
-        let tmp = dir.join(format!("{FILE}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            let mut bytes = MAGIC.to_vec();
-            for r in &kept {
-                bytes.extend_from_slice(&record(r));
-            }
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = File::open(dir) {
-            d.sync_all()?;
-        }
+        let file = rewrite(&path, &kept.iter().map(record).collect::<Vec<_>>())?;
         let mut journal = Journal {
-            file: Some(OpenOptions::new().append(true).open(&path)?),
+            file: Some(file),
+            path: Some(path),
+            records: kept.len(),
             ..Journal::default()
         };
         for r in &kept {
             match Applied::compile(r) {
-                Ok(a) => {
-                    journal.done.insert((a.at.id, a.at.shard_id));
-                    journal
-                        .by_shard
-                        .entry(a.at.shard_id)
-                        .or_default()
-                        .push(Arc::new(a));
-                }
+                Ok(a) => journal.remember(Arc::new(a)),
                 Err(e) => tracing::error!(error = %e, "delete journal record ignored"),
             }
         }
         Ok(Arc::new(Deletes {
             store,
             journal: Mutex::new(journal),
+            gates: Mutex::new(HashMap::new()),
+            max_age,
         }))
     }
 
@@ -253,27 +265,45 @@ impl Deletes {
         self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn gate(&self, shard: u64) -> Arc<RwLock<()>> {
+        self.gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(shard)
+            .or_default()
+            .clone()
+    }
+
     /// Applies one delete to its shard, once (blocking: the engine writes its
     /// WAL); the answer is the series it touched (0 when applied before).
     pub fn apply(&self, msg: &pb::DeleteSeriesRequest) -> Result<u64> {
-        let applied = Applied::compile(msg)?;
-        // One delete at a time: a delete is applied and recorded as one step.
-        let mut j = self.journal();
-        let key = (applied.at.id, applied.at.shard_id);
-        if applied.at.id != 0 && j.done.contains(&key) {
+        let key = (msg.delete_id, msg.shard_id);
+        if msg.delete_id != 0 && self.journal().done.contains_key(&key) {
             return Ok(0);
         }
-        let series = apply_to_engine(&self.store, applied.at.shard_id, &applied)?;
+        let applied = Applied::compile(msg)?;
+        let gate = self.gate(msg.shard_id);
+        // Alone on the shard: no filtered write is between its filter and
+        // the engine, and no other delete of it runs.
+        let _alone = gate.write().unwrap_or_else(|p| p.into_inner());
+        if msg.delete_id != 0 && self.journal().done.contains_key(&key) {
+            return Ok(0);
+        }
+        let series = apply_to_engine(&self.store, msg.shard_id, &applied)?;
+        let mut j = self.journal();
         if let Some(f) = j.file.as_mut() {
             f.write_all(&record(msg))?;
             f.sync_data()?;
+            j.records += 1;
         }
-        j.done.insert(key);
-        j.by_shard
-            .entry(applied.at.shard_id)
-            .or_default()
-            .push(Arc::new(applied));
+        j.remember(Arc::new(applied));
         Ok(series)
+    }
+
+    /// Whether this node applied delete `id` to `shard` (or refused it for
+    /// good).
+    pub fn is_applied(&self, id: u64, shard: u64) -> bool {
+        self.journal().done.contains_key(&(id, shard))
     }
 
     /// The deletes in meta this node has yet to apply to `shard` (all shards
@@ -305,6 +335,8 @@ impl Deletes {
                 }
                 Err(e) if e.class() == sundial_common::ErrorClass::BadRequest => {
                     tracing::error!(id = d.id, shard = d.shard, error = %e, "pending delete cannot be applied; dropped");
+                    // Writes to the shard need not wait for it.
+                    self.journal().done.insert((d.id, d.shard), d.issued_ms);
                     cleared.push((node, d.shard, d.id));
                 }
                 Err(e) => {
@@ -315,9 +347,26 @@ impl Deletes {
         cleared
     }
 
-    /// Whether this node applied delete `id` to `shard`.
-    pub fn is_applied(&self, id: u64, shard: u64) -> bool {
-        self.journal().done.contains(&(id, shard))
+    /// Applies the deletes meta holds for `node` on `shard`; `Unavailable`
+    /// while one cannot be applied (reads and writes of the shard then go
+    /// elsewhere or wait: they must not see, or add to, what it deletes).
+    pub fn catch_up(&self, meta: &MetaClient, node: NodeId, shard: u64) -> Result<()> {
+        if !Deletes::has_pending(meta, node, shard) {
+            return Ok(());
+        }
+        // Cleared from meta by the background pass.
+        self.apply_pending(meta, node, Some(shard));
+        let missed = meta
+            .snapshot()
+            .pending_deletes_for(node, shard)
+            .iter()
+            .any(|d| !self.is_applied(d.id, shard));
+        if missed {
+            return Err(Error::Unavailable(format!(
+                "shard {shard} has a delete this node could not apply yet"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether meta holds deletes this node has yet to apply to `shard`.
@@ -325,41 +374,88 @@ impl Deletes {
         meta.snapshot().pending_deletes.contains_key(&(node, shard))
     }
 
-    /// A hinted write's points without those a delete of `shard` issued since
-    /// `hinted_ms` took.
-    pub fn filter_hinted<'p>(
+    /// Runs `write` with `points` of shard `shard` accepted at `accepted_ms`
+    /// (0: unknown), without those a delete of the shard issued since took,
+    /// and no delete of the shard applied in between.
+    pub fn write_guarded<'p, T>(
         &self,
         shard: u64,
-        hinted_ms: i64,
+        accepted_ms: i64,
         points: Vec<Point<'p>>,
-    ) -> Vec<Point<'p>> {
-        let covering: Vec<Arc<Applied>> = self
-            .journal()
-            .by_shard
-            .get(&shard)
-            .map(|v| {
-                v.iter()
-                    .filter(|a| a.at.issued_ms >= hinted_ms)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+        write: impl FnOnce(&[Point<'p>]) -> T,
+    ) -> T {
+        let gate = self.gate(shard);
+        let _shared = gate.read().unwrap_or_else(|p| p.into_inner());
+        let covering: Vec<Arc<Applied>> = if accepted_ms > 0 {
+            self.journal()
+                .by_shard
+                .get(&shard)
+                .map(|v| {
+                    v.iter()
+                        .filter(|a| a.at.issued_ms >= accepted_ms)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         if covering.is_empty() {
-            return points;
+            return write(&points);
         }
         let before = points.len();
         let kept: Vec<Point<'p>> = points
             .into_iter()
-            .filter(|p| !covering.iter().any(|a| a.covers(p)))
+            .filter(|p| {
+                let tags: Vec<(String, String)> = p
+                    .tags
+                    .iter()
+                    .map(|t| (t.key.to_string(), t.value.to_string()))
+                    .collect();
+                !covering.iter().any(|a| a.covers(p, &tags))
+            })
             .collect();
         if kept.len() < before {
             tracing::info!(
                 shard,
                 dropped = before - kept.len(),
-                "hinted points deleted since they were queued left out"
+                "points of a write accepted before a delete of them left out"
             );
         }
-        kept
+        write(&kept)
+    }
+
+    /// Forgets deletes older than the journal's age, and rewrites the file
+    /// once most of it is expired.
+    pub fn prune(&self) -> Result<()> {
+        let horizon = now_ms().saturating_sub(self.max_age.as_millis() as i64);
+        let mut j = self.journal();
+        j.done.retain(|_, issued| *issued >= horizon);
+        for v in j.by_shard.values_mut() {
+            v.retain(|a| a.at.issued_ms >= horizon);
+        }
+        j.by_shard.retain(|_, v| !v.is_empty());
+        let live: usize = j.by_shard.values().map(Vec::len).sum();
+        if let Some(path) = j.path.clone() {
+            if j.records > 2 * live + 64 {
+                let recs: Vec<Vec<u8>> = j
+                    .by_shard
+                    .values()
+                    .flatten()
+                    .map(|a| record(&delete_to_pb(a.at, &a.database, &a.req)))
+                    .collect();
+                j.file = Some(rewrite(&path, &recs)?);
+                j.records = recs.len();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Journal {
+    fn remember(&mut self, a: Arc<Applied>) {
+        self.done.insert((a.at.id, a.at.shard_id), a.at.issued_ms);
+        self.by_shard.entry(a.at.shard_id).or_default().push(a);
     }
 }
 
@@ -371,7 +467,7 @@ pub fn apply_local(store: &Store, shard: u64, req: &DeleteRequest) -> Result<u64
         shard_id: shard,
         issued_ms: now_ms(),
     };
-    apply_to_engine(store, shard, &Applied::new(at, req.clone())?)
+    apply_to_engine(store, shard, &Applied::new(at, "", req.clone())?)
 }
 
 /// Applies the delete to shard `shard` of the local engine (a shard this node
@@ -394,9 +490,17 @@ fn apply_to_engine(store: &Store, shard: u64, a: &Applied) -> Result<u64> {
         return Ok(n as u64);
     }
     let mut keys = Vec::new();
+    let named = filter_keys(&req.tags);
     for m in store.measurements(shard)? {
         if !a.names.matches(&m) {
             continue;
+        }
+        // 1.6's refusal, rather than taking a field's condition as a tag's.
+        let fields = store.field_keys(shard, &m)?;
+        if fields.iter().any(|(f, _)| named.contains(&f.as_str())) {
+            return Err(Error::BadRequest(
+                "fields not supported in WHERE clause during deletion".into(),
+            ));
         }
         for key in store.series_keys(shard, &m, &sundial_engine::TagPredicate::All)? {
             let (_, mut tags) = sundial_engine::index::parse_series_key(&key);
@@ -407,9 +511,31 @@ fn apply_to_engine(store: &Store, shard: u64, a: &Applied) -> Result<u64> {
         }
     }
     if !keys.is_empty() {
-        store.delete_series(shard, &keys, req.min, req.max)?;
+        // No time bound: the whole range (the series leave the index at once).
+        let (min, max) = if req.all_time() {
+            (i64::MIN, i64::MAX)
+        } else {
+            (req.min, req.max)
+        };
+        store.delete_series(shard, &keys, min, max)?;
     }
     Ok(keys.len() as u64)
+}
+
+/// The tag keys a filter names.
+fn filter_keys(f: &TagFilter) -> Vec<&str> {
+    match f {
+        TagFilter::All => Vec::new(),
+        TagFilter::Eq(k, _)
+        | TagFilter::NotEq(k, _)
+        | TagFilter::Regex(k, _)
+        | TagFilter::NotRegex(k, _) => vec![k.as_str()],
+        TagFilter::And(a, b) | TagFilter::Or(a, b) => {
+            let mut v = filter_keys(a);
+            v.extend(filter_keys(b));
+            v
+        }
+    }
 }
 
 /// Applies what meta holds for this node every `every`, and clears it from
@@ -423,8 +549,17 @@ pub fn spawn_pending_applier(
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
+            ticks += 1;
+            if ticks % 60 == 0 {
+                let d = deletes.clone();
+                match tokio::task::spawn_blocking(move || d.prune()).await {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "delete journal not pruned"),
+                    Ok(Ok(())) | Err(_) => {}
+                }
+            }
             if meta.snapshot().pending_deletes_of(node).is_empty() {
                 continue;
             }

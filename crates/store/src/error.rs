@@ -11,6 +11,9 @@ pub enum Error {
     /// A request no node can apply (a bad regex, a malformed message).
     #[error("{0}")]
     BadRequest(String),
+    /// Not now (a delete that could not be applied yet): another owner, or later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -21,6 +24,7 @@ impl Error {
             Error::Engine(e) => e.class(),
             Error::Io(_) => ErrorClass::Internal,
             Error::BadRequest(_) => ErrorClass::BadRequest,
+            Error::Unavailable(_) => ErrorClass::Unavailable,
         }
     }
 }

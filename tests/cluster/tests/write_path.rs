@@ -168,7 +168,7 @@ mod store_service {
             shard_id: id,
             database: "db".into(),
             points: points.into(),
-            hinted_ms: 0,
+            accepted_ms: 0,
         };
         rt.block_on(async {
             let addr = owner.proc.addr.as_str();

@@ -137,11 +137,7 @@ pub struct HintedHandoff {
     _lock: std::fs::File,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use sundial_common::now_ms;
 
 impl HintedHandoff {
     /// Opens the queues left in `opts.dir` (a restarted gateway delivers them).
@@ -229,17 +225,20 @@ impl HintedHandoff {
         Ok(n)
     }
 
-    /// Queues `points` of `shard_id` for `node`, durably. `HandoffFull` when its
-    /// queue is at `max_size`.
+    /// Queues `points` of `shard_id` for `node`, durably, stamped with the
+    /// time their write was accepted (`accepted_ms`: what deletes issued
+    /// since are ordered against when the hint arrives, and its age).
+    /// `HandoffFull` when its queue is at `max_size`.
     pub async fn enqueue(
         self: &Arc<Self>,
         node: NodeId,
         shard_id: u64,
         database: &str,
         points: bytes::Bytes,
+        accepted_ms: i64,
     ) -> Result<()> {
         let hint = Hint {
-            enqueued_ms: now_ms(),
+            enqueued_ms: accepted_ms,
             shard_id,
             database: database.to_string(),
             points,

@@ -247,32 +247,16 @@ impl Shard {
         if dead.is_empty() {
             return Ok(());
         }
-        let mut gone = roaring::RoaringBitmap::new();
-        {
-            // Under the write lock no write can bring a series back meanwhile; files
-            // and frozen memtables change together under the state lock.
-            let _ws = self.write.lock();
-            let st = self.state.read().clone();
-            for key in dead.iter().flat_map(|t| t.keys.iter()) {
-                let Some(sid) = self.catalog.get(key) else {
-                    continue;
-                };
-                let held = st
-                    .files
-                    .iter()
-                    .any(|f| f.file.holds(key, i64::MIN, i64::MAX).unwrap_or(true))
-                    || st.active.read().has_series(sid)
-                    || st.frozen.iter().any(|f| f.mem.read().has_series(sid));
-                if !held {
-                    gone.insert(sid);
-                }
-            }
-            if gone.is_empty() {
-                return Ok(());
-            }
-            self.index.write().remove_series(&gone);
-        }
-        self.persist_index()
+        // Files and frozen memtables change together under the state lock.
+        let keys = dead.iter().flat_map(|t| t.keys.iter().map(String::as_str));
+        self.forget_unheld(keys, |st, key, sid| {
+            Ok(st
+                .files
+                .iter()
+                .any(|f| f.file.holds(key, i64::MIN, i64::MAX).unwrap_or(true))
+                || st.active.read().has_series(sid)
+                || st.frozen.iter().any(|f| f.mem.read().has_series(sid)))
+        })
     }
 
     /// Compact until the policy has nothing left (with `full`, into one file).

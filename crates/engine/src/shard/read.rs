@@ -153,8 +153,20 @@ impl Shard {
     /// After a delete of part of their time: the series of `keys` left with no
     /// point leave the index (InfluxDB 1.6 drops a series whose last point a
     /// DELETE removed: SHOW SERIES and SHOW MEASUREMENTS no longer list it).
-    /// Under the write lock, so no write lands between the check and the removal.
     fn forget_emptied(self: &Arc<Self>, keys: &[&str]) -> Result<()> {
+        self.forget_unheld(keys.iter().copied(), |snap, key, sid| {
+            self.has_points(snap, key, sid)
+        })
+    }
+
+    /// Removes from the index the series of `keys` that `held` says hold no
+    /// point any more. Under the write lock, so no write lands between the
+    /// check and the removal.
+    pub(super) fn forget_unheld<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+        held: impl Fn(&ReadState, &str, u32) -> Result<bool>,
+    ) -> Result<()> {
         let mut gone = RoaringBitmap::new();
         {
             let _ws = self.write.lock();
@@ -163,19 +175,16 @@ impl Shard {
                 let Some(sid) = self.catalog.get(key) else {
                     continue;
                 };
-                if !self.has_points(&snap, key, sid)? {
+                if !held(&snap, key, sid)? {
                     gone.insert(sid);
                 }
             }
-            if !gone.is_empty() {
-                self.index.write().remove_series(&gone);
+            if gone.is_empty() {
+                return Ok(());
             }
+            self.index.write().remove_series(&gone);
         }
-        if gone.is_empty() {
-            Ok(())
-        } else {
-            self.persist_index()
-        }
+        self.persist_index()
     }
 
     /// Does the series still hold a point, after tombstones? Memtables are read;

@@ -169,11 +169,10 @@ impl Answers {
         read_only: bool,
     ) {
         let text: Vec<String> = stmts.iter().map(|s| s.to_string()).collect();
-        let text = text.join(";\n");
-        let me = gw.running.register(text.clone(), db);
+        let me = gw.running.register(text.join(";\n"), db);
         // InfluxDB's `log-queries-after`: logged once it has run that long.
         let _slow = gw.slow_query_log().map(|after| {
-            let (qid, db) = (me.id(), db.to_string());
+            let (qid, db, text) = (me.id(), db.to_string(), text.join(";\n"));
             AbortOnDrop(tokio::spawn(async move {
                 tokio::time::sleep(after).await;
                 tracing::warn!(query = %text, qid, database = %db, threshold = ?after, "Detected slow query");
@@ -314,37 +313,23 @@ impl Answers {
         let target = crate::into::resolve(target, db, rp, &gw.meta.snapshot())?;
         let cx = gw.select_context(db, rp)?;
         let series = sundial_query::select(&crate::into::reading(stmt), &cx).await?;
-        let points = crate::into::to_points(&series, target.measurement.as_deref())?;
-        drop(series);
+        // A series at a time into points, written every 10,000: the points
+        // held stay about a batch besides the answer being drained.
         let mut written = 0;
-        for chunk in points.chunks(crate::into::BATCH) {
-            let mut body = String::with_capacity(chunk.len() * 64);
-            for p in chunk {
-                body.push_str(&p.to_line());
-                body.push('\n');
+        let mut batch = Vec::with_capacity(crate::into::BATCH);
+        for s in series {
+            batch.extend(crate::into::to_points(
+                std::slice::from_ref(&s),
+                target.measurement.as_deref(),
+            )?);
+            while batch.len() >= crate::into::BATCH {
+                let rest = batch.split_off(crate::into::BATCH);
+                written += write_into(gw, &target, &batch).await?;
+                batch = rest;
             }
-            let batch = sundial_cluster::Batch::parse_chunk(
-                Bytes::from(body),
-                sundial_lineproto::Cursor::START,
-                usize::MAX,
-                &sundial_lineproto::ParseOptions::default(),
-            );
-            let summary = gw
-                .writer
-                .write_points(
-                    &target.database,
-                    &target.retention_policy,
-                    &batch,
-                    sundial_cluster::Consistency::One,
-                )
-                .await?;
-            if summary.points_dropped > 0 {
-                return Err(Error::PartialWrite {
-                    reason: summary.drop_reasons.join(", "),
-                    dropped: summary.points_dropped,
-                });
-            }
-            written += chunk.len();
+        }
+        if !batch.is_empty() {
+            written += write_into(gw, &target, &batch).await?;
         }
         let out = crate::into::result(written);
         match self {
@@ -439,6 +424,42 @@ impl Answers {
             }
         }
     }
+}
+
+/// Writes points of a `SELECT … INTO` (consistency one, as 1.6 writes
+/// them); the answer is how many.
+async fn write_into(
+    gw: &Gateway,
+    target: &crate::into::Target,
+    points: &[sundial_lineproto::OwnedPoint],
+) -> Result<usize> {
+    let mut body = String::with_capacity(points.len() * 64);
+    for p in points {
+        body.push_str(&p.to_line());
+        body.push('\n');
+    }
+    let batch = sundial_cluster::Batch::parse_chunk(
+        Bytes::from(body),
+        sundial_lineproto::Cursor::START,
+        usize::MAX,
+        &sundial_lineproto::ParseOptions::default(),
+    );
+    let summary = gw
+        .writer
+        .write_points(
+            &target.database,
+            &target.retention_policy,
+            &batch,
+            sundial_cluster::Consistency::One,
+        )
+        .await?;
+    if summary.points_dropped > 0 {
+        return Err(Error::PartialWrite {
+            reason: summary.drop_reasons.join(", "),
+            dropped: summary.points_dropped,
+        });
+    }
+    Ok(points.len())
 }
 
 /// InfluxDB 1.6's warning for a statement that writes sent in a GET

@@ -170,16 +170,18 @@ fn hinted_points_queued_before_a_delete_stay_deleted_across_a_restart() {
         &ParseOptions::default(),
     );
     let pts: Vec<_> = batch.iter().collect();
-    // Queued before the delete: its cpu point goes.
-    let kept = d.filter_hinted(SHARD, issued - 10, pts.clone());
-    assert_eq!(
-        kept.iter().map(|p| p.measurement).collect::<Vec<_>>(),
-        ["mem"]
-    );
-    // Queued after it: all stay.
-    assert_eq!(d.filter_hinted(SHARD, issued + 1, pts.clone()).len(), 2);
+    let measurements = |accepted: i64, shard: u64| -> Vec<String> {
+        d.write_guarded(shard, accepted, pts.clone(), |kept| {
+            kept.iter().map(|p| p.measurement.to_string()).collect()
+        })
+    };
+    // Accepted before the delete: its cpu point goes.
+    assert_eq!(measurements(issued - 10, SHARD), ["mem"]);
+    // Accepted after it, or at an unknown time: all stay.
+    assert_eq!(measurements(issued + 1, SHARD), ["cpu", "mem"]);
+    assert_eq!(measurements(0, SHARD), ["cpu", "mem"]);
     // Another shard: untouched.
-    assert_eq!(d.filter_hinted(SHARD + 1, issued - 10, pts).len(), 2);
+    assert_eq!(measurements(issued - 10, SHARD + 1), ["cpu", "mem"]);
     // Past the journal's age the delete is forgotten.
     drop(d);
     let d = Deletes::open(store, dir.path(), Duration::ZERO).unwrap();
@@ -205,4 +207,78 @@ fn a_bad_request_is_refused_not_applied() {
     r.measurements = vec![NameMatch::Regex("[".into())];
     assert!(d.apply(&msg(2, 0, r)).is_err());
     assert_eq!(counts(&store, "cpu").len(), 2);
+}
+
+#[test]
+fn a_condition_on_a_field_is_refused_with_influxdbs_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    write(&store, DATA);
+    let d = Deletes::unjournaled(store.clone());
+    let r = req(
+        &["cpu"],
+        TagFilter::NotEq("v".into(), "1".into()),
+        i64::MIN,
+        i64::MAX,
+    );
+    let e = d.apply(&msg(1, 0, r)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "fields not supported in WHERE clause during deletion"
+    );
+    assert_eq!(counts(&store, "cpu").len(), 2);
+}
+
+#[test]
+fn expired_deletes_are_pruned_and_the_file_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    write(&store, DATA);
+    let d = Deletes::open(store.clone(), dir.path(), Duration::from_secs(3600)).unwrap();
+    let old = now_ms() - 2 * 3600 * 1000;
+    for id in 1..=100 {
+        d.apply(&msg(id, old, req(&["nothing"], TagFilter::All, 0, 0)))
+            .unwrap();
+    }
+    d.apply(&msg(500, now_ms(), req(&["nothing"], TagFilter::All, 0, 0)))
+        .unwrap();
+    let before = std::fs::metadata(dir.path().join(FILE)).unwrap().len();
+    d.prune().unwrap();
+    let after = std::fs::metadata(dir.path().join(FILE)).unwrap().len();
+    assert!(after < before / 10, "{before} → {after}");
+    assert!(!d.is_applied(1, SHARD));
+    assert!(d.is_applied(500, SHARD));
+    drop(d);
+    let d = Deletes::open(store, dir.path(), Duration::from_secs(3600)).unwrap();
+    assert!(d.is_applied(500, SHARD) && !d.is_applied(100, SHARD));
+}
+
+#[test]
+fn a_delete_waits_for_a_write_between_its_filter_and_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let d = Deletes::unjournaled(store.clone());
+    let batch = parse_lines(b"cpu,host=a v=1 5\n", &ParseOptions::default());
+    let pts: Vec<_> = batch.iter().collect();
+    let accepted = now_ms() - 1000;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            d.write_guarded(SHARD, accepted, pts, |kept| {
+                // The filter found nothing to take; the delete, issued now,
+                // must wait until these points are in.
+                tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(200));
+                store.write_to_shard(SHARD, kept).unwrap();
+            })
+        });
+        rx.recv().unwrap();
+        d.apply(&msg(
+            7,
+            now_ms(),
+            req(&["cpu"], TagFilter::All, i64::MIN, i64::MAX),
+        ))
+        .unwrap();
+    });
+    assert!(counts(&store, "cpu").is_empty());
 }
