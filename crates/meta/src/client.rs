@@ -739,6 +739,26 @@ impl MetaClient {
         self.apply("heartbeat", op).await.map(drop)
     }
 
+    /// Adds a continuous query (`query`: the normalised statement).
+    pub async fn create_continuous_query(&self, db: &str, name: &str, query: &str) -> Result<()> {
+        let op = Op::CreateContinuousQuery(pb::ContinuousQueryRequest {
+            database: db.into(),
+            name: name.into(),
+            query: query.into(),
+        });
+        self.apply("create continuous query", op).await.map(drop)
+    }
+
+    /// Removes a continuous query (none there: no error).
+    pub async fn drop_continuous_query(&self, db: &str, name: &str) -> Result<()> {
+        let op = Op::DropContinuousQuery(pb::ContinuousQueryRequest {
+            database: db.into(),
+            name: name.into(),
+            query: String::new(),
+        });
+        self.apply("drop continuous query", op).await.map(drop)
+    }
+
     /// Registers deletes owners have yet to apply.
     pub async fn add_pending_deletes(&self, deletes: &[PendingDelete]) -> Result<()> {
         if deletes.is_empty() {

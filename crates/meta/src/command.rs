@@ -98,6 +98,13 @@ impl MetaStore {
                 let p = privilege_from_wire(r.privilege)?;
                 done(self.revoke_privilege(&r.user, &r.database, p).await?)
             }
+            Op::CreateContinuousQuery(r) => done(
+                self.create_continuous_query(&r.database, &r.name, &r.query)
+                    .await?,
+            ),
+            Op::DropContinuousQuery(r) => {
+                done(self.drop_continuous_query(&r.database, &r.name).await?)
+            }
             Op::AddPendingDeletes(r) => {
                 let ds: Vec<PendingDelete> =
                     r.deletes.into_iter().map(PendingDelete::from).collect();
@@ -136,6 +143,8 @@ pub(crate) fn command_name(op: &Op) -> &'static str {
         Op::SetAdmin(_) => "set_admin",
         Op::GrantPrivilege(_) => "grant_privilege",
         Op::RevokePrivilege(_) => "revoke_privilege",
+        Op::CreateContinuousQuery(_) => "create_continuous_query",
+        Op::DropContinuousQuery(_) => "drop_continuous_query",
         Op::AddPendingDeletes(_) => "add_pending_deletes",
         Op::ClearPendingDeletes(_) => "clear_pending_deletes",
     }

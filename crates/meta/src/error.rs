@@ -74,6 +74,10 @@ pub enum Error {
     /// `user already exists`
     #[error("user already exists")]
     UserExists,
+
+    /// A continuous query of that name with another statement exists.
+    #[error("continuous query already exists")]
+    ContinuousQueryExists,
     /// A compare-and-swap kept losing against concurrent writers.
     #[error("too much contention on {0}; try again")]
     Contention(String),
@@ -145,6 +149,7 @@ impl Error {
             | RetentionPolicyExists
             | RetentionPolicyConflict
             | UserExists
+            | ContinuousQueryExists
             | Contention(_) => ErrorClass::Conflict,
             AuthenticationFailed | Unauthenticated(_) => ErrorClass::Unauthorized,
             NoDataNodes | Unavailable(_) | Compacted { .. } => ErrorClass::Unavailable,

@@ -271,6 +271,18 @@ pub struct DatabaseInfo {
     /// them so); databases stored before it was kept have none.
     #[serde(default)]
     pub policy_order: Vec<String>,
+    /// Continuous queries in the order they were created (InfluxDB's
+    /// `ContinuousQueries`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub continuous_queries: Vec<ContinuousQueryInfo>,
+}
+
+/// A continuous query: its name and the statement as stored (normalised:
+/// sources and target qualified with database and policy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContinuousQueryInfo {
+    pub name: String,
+    pub query: String,
 }
 
 impl DatabaseInfo {

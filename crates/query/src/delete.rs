@@ -190,6 +190,7 @@ mod tests {
                 default_retention_policy: "autogen".into(),
                 retention_policies: Default::default(),
                 policy_order: Vec::new(),
+                continuous_queries: Vec::new(),
             },
         );
         let stmts = parse_query(q).unwrap();

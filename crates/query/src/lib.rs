@@ -11,6 +11,7 @@
 //! (`crates/server/tests/query_diff.rs`) checks it against the real one.
 
 mod agg;
+pub mod cq;
 mod delete;
 mod error;
 mod eval;

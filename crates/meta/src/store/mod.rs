@@ -20,9 +20,9 @@ mod nodes;
 mod users;
 
 use crate::model::{
-    group_bounds, valid_name, validate_policy_values, DatabaseInfo, NodeId, NodeInfo,
-    PendingDelete, Privilege, RetentionPolicyInfo, RetentionPolicySpec, RetentionPolicyUpdate,
-    ShardGroupInfo, ShardId, ShardInfo, UserInfo,
+    group_bounds, valid_name, validate_policy_values, ContinuousQueryInfo, DatabaseInfo, NodeId,
+    NodeInfo, PendingDelete, Privilege, RetentionPolicyInfo, RetentionPolicySpec,
+    RetentionPolicyUpdate, ShardGroupInfo, ShardId, ShardInfo, UserInfo,
 };
 
 /// Attempts of one compare-and-swap loop before giving up with `Contention`.
@@ -193,6 +193,7 @@ impl MetaStore {
                         default_retention_policy: rp.name.clone(),
                         retention_policies: rps,
                         policy_order: vec![rp.name.clone()],
+                        continuous_queries: Vec::new(),
                     }),
                     vec![],
                 ))
@@ -354,6 +355,50 @@ impl MetaStore {
                 Change::Put(d),
                 vec![TxnOp::delete_prefix(keys::shard_groups_of_rp(db, name))],
             ))
+        })
+        .await
+    }
+
+    // ------------------------------------------------------- continuous queries
+
+    /// Adds a continuous query to `db` (after its others). The same name with
+    /// the same statement (compared case-insensitively, as 1.6 does) is a
+    /// no-op; another statement is `continuous query already exists`.
+    #[tracing::instrument(skip(self, query), err(level = "debug"))]
+    pub async fn create_continuous_query(&self, db: &str, name: &str, query: &str) -> Result<i64> {
+        validate_db_name(db)?;
+        self.update::<DatabaseInfo, _>(&keys::database(db), |cur| {
+            let mut d = cur.ok_or_else(|| Error::DatabaseNotFound(db.to_string()))?;
+            if let Some(cq) = d.continuous_queries.iter().find(|c| c.name == name) {
+                return if cq.query.to_lowercase() == query.to_lowercase() {
+                    Ok((Change::Keep, vec![]))
+                } else {
+                    Err(Error::ContinuousQueryExists)
+                };
+            }
+            d.continuous_queries.push(ContinuousQueryInfo {
+                name: name.to_string(),
+                query: query.to_string(),
+            });
+            Ok((Change::Put(d), vec![]))
+        })
+        .await
+    }
+
+    /// Removes a continuous query; a database or query that does not exist is
+    /// no error (1.6).
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn drop_continuous_query(&self, db: &str, name: &str) -> Result<i64> {
+        self.update::<DatabaseInfo, _>(&keys::database(db), |cur| {
+            let Some(mut d) = cur else {
+                return Ok((Change::Keep, vec![]));
+            };
+            let before = d.continuous_queries.len();
+            d.continuous_queries.retain(|c| c.name != name);
+            if d.continuous_queries.len() == before {
+                return Ok((Change::Keep, vec![]));
+            }
+            Ok((Change::Put(d), vec![]))
         })
         .await
     }
@@ -672,6 +717,55 @@ fn build_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CREATE/DROP CONTINUOUS QUERY as 1.6's meta keeps them: in creation
+    /// order, the same statement again a no-op, another one refused,
+    /// dropping what is not there no error.
+    #[tokio::test]
+    async fn continuous_queries_as_influxdb_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = crate::MetaClient::embedded(dir.path(), crate::ClientOptions::default())
+            .await
+            .unwrap();
+        let q = |n: &str| {
+            format!("CREATE CONTINUOUS QUERY {n} ON db BEGIN SELECT count(v) INTO db.autogen.x FROM db.autogen.m GROUP BY time(1m) END")
+        };
+        assert!(matches!(
+            client.create_continuous_query("db", "a", &q("a")).await,
+            Err(Error::DatabaseNotFound(_))
+        ));
+        client.create_database("db").await.unwrap();
+        client
+            .create_continuous_query("db", "b", &q("b"))
+            .await
+            .unwrap();
+        client
+            .create_continuous_query("db", "a", &q("a"))
+            .await
+            .unwrap();
+        client
+            .create_continuous_query("db", "a", &q("a").to_uppercase())
+            .await
+            .unwrap();
+        assert!(matches!(
+            client.create_continuous_query("db", "a", &q("other")).await,
+            Err(Error::ContinuousQueryExists)
+        ));
+        let names = |c: &crate::MetaClient| -> Vec<String> {
+            c.database("db")
+                .unwrap()
+                .continuous_queries
+                .iter()
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&client), ["b", "a"]);
+        client.drop_continuous_query("db", "zzz").await.unwrap();
+        client.drop_continuous_query("nodb", "a").await.unwrap();
+        client.drop_continuous_query("db", "b").await.unwrap();
+        assert_eq!(names(&client), ["a"]);
+        client.close();
+    }
 
     #[test]
     fn layout_spreads_owners() {
