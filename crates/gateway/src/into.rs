@@ -22,6 +22,7 @@ use sundial_meta::MetaSnapshot;
 use sundial_query::{Row, Series, Value};
 
 use crate::error::{Error, Result};
+use crate::http::Gateway;
 
 /// Points written at once (InfluxDB's `BufferedPointsWriter` size).
 pub const BATCH: usize = 10_000;
@@ -128,6 +129,72 @@ fn fields_of(columns: &[String], row: &Row) -> Option<Vec<(String, OwnedFieldVal
         fields.push((name.clone(), value));
     }
     (!fields.is_empty()).then_some(fields)
+}
+
+/// Runs `SELECT … INTO` for a request with `db` and `rp`; the answer is the
+/// points written.
+pub async fn run(gw: &Gateway, stmt: &SelectStatement, db: &str, rp: &str) -> Result<usize> {
+    let Some(target) = &stmt.target else {
+        return Err(Error::Internal("SELECT INTO without a target".into()));
+    };
+    let target = resolve(target, db, rp, &gw.meta.snapshot())?;
+    let cx = gw.select_context(db, rp)?;
+    let series = sundial_query::select(&reading(stmt), &cx).await?;
+    // A series at a time into points, written every 10,000: the points held
+    // stay about a batch besides the answer being drained.
+    let mut written = 0;
+    let mut batch = Vec::with_capacity(BATCH);
+    for s in series {
+        batch.extend(to_points(
+            std::slice::from_ref(&s),
+            target.measurement.as_deref(),
+        )?);
+        while batch.len() >= BATCH {
+            let rest = batch.split_off(BATCH);
+            written += write_into(gw, &target, &batch).await?;
+            batch = rest;
+        }
+    }
+    if !batch.is_empty() {
+        written += write_into(gw, &target, &batch).await?;
+    }
+    Ok(written)
+}
+
+/// Writes points of a `SELECT … INTO` (consistency one, as 1.6 writes
+/// them); the answer is how many.
+async fn write_into(
+    gw: &Gateway,
+    target: &crate::into::Target,
+    points: &[sundial_lineproto::OwnedPoint],
+) -> Result<usize> {
+    let mut body = String::with_capacity(points.len() * 64);
+    for p in points {
+        body.push_str(&p.to_line());
+        body.push('\n');
+    }
+    let batch = sundial_cluster::Batch::parse_chunk(
+        axum::body::Bytes::from(body),
+        sundial_lineproto::Cursor::START,
+        usize::MAX,
+        &sundial_lineproto::ParseOptions::default(),
+    );
+    let summary = gw
+        .writer
+        .write_points(
+            &target.database,
+            &target.retention_policy,
+            &batch,
+            sundial_cluster::Consistency::One,
+        )
+        .await?;
+    if summary.points_dropped > 0 {
+        return Err(Error::PartialWrite {
+            reason: summary.drop_reasons.join(", "),
+            dropped: summary.points_dropped,
+        });
+    }
+    Ok(points.len())
 }
 
 /// The answer of an INTO: one `result` row of the points written.

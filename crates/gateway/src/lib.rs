@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod cq;
 pub mod error;
 pub mod http;
 pub mod into;

@@ -86,6 +86,7 @@ struct Config {
     http: HttpConfig,
     coordinator: CoordinatorConfig,
     hinted_handoff: HandoffOptions,
+    continuous_queries: sundial_gateway::cq::ContinuousQueriesConfig,
     runtime: RuntimeConfig,
     logging: LoggingConfig,
     tracing: TracingConfig,
@@ -317,6 +318,11 @@ async fn run(cfg: Config) -> Result<()> {
         None,
         Some(querying),
     );
+    // One gateway of the cluster runs the continuous queries (meta's lease).
+    let cq = cfg.continuous_queries.enabled.then(|| {
+        let holder = format!("gateway@{addr}#{}", std::process::id());
+        sundial_gateway::cq::spawn(gw.clone(), cfg.continuous_queries.clone(), holder)
+    });
     tracing::info!(%addr, meta = %cfg.gateway.meta, "sundial-gateway ready");
     println!("listening on {addr}");
     let conn_stats = gw.stats.connections.clone();
@@ -329,6 +335,9 @@ async fn run(cfg: Config) -> Result<()> {
     )
     .await
     .context("http server")?;
+    if let Some(t) = cq {
+        t.abort();
+    }
     // Owner writes still running after their requests were answered queue their
     // hints when they fail: let them, within the time a shard write may take.
     let bound = cfg.gateway.shard_write_timeout + Duration::from_secs(1);

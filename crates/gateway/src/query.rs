@@ -117,6 +117,29 @@ pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
                 ))),
             }
         }
+        // 1.6: READ on the CQ's database, and WRITE on a target database
+        // named in it; DROP: WRITE; SHOW: READ on the request's database.
+        Statement::CreateContinuousQuery(cq) => {
+            let mut need = vec![(cq.database.as_str(), false)];
+            if let Some(t) = cq.select.target.as_ref().filter(|t| !t.database.is_empty()) {
+                need.push((t.database.as_str(), true));
+            }
+            match need.into_iter().find(|&(d, write)| {
+                let p = user.privilege(d);
+                !(if write { p.can_write() } else { p.can_read() })
+            }) {
+                None => Ok(()),
+                Some((d, write)) => Err(Error::Forbidden(format!(
+                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires {} on {d}",
+                    user.name,
+                    if write { "WRITE" } else { "READ" }
+                ))),
+            }
+        }
+        Statement::DropContinuousQuery { database, .. } if user.privilege(database).can_write() => {
+            Ok(())
+        }
+        Statement::ShowContinuousQueries if user.privilege(db).can_read() => Ok(()),
         // 1.6 asks WRITE on the request's database (DROP MEASUREMENT: admin).
         Statement::DropSeries(_) | Statement::Delete(_) => {
             if user.privilege(db).can_write() {

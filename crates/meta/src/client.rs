@@ -739,6 +739,20 @@ impl MetaClient {
         self.apply("heartbeat", op).await.map(drop)
     }
 
+    /// Takes or renews the leadership `name` for `holder` for `ttl`; true
+    /// while `holder` has it (see [`MetaStore::hold_lease`]).
+    pub async fn hold_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let op = Op::HoldLease(pb::HoldLeaseRequest {
+            name: name.into(),
+            holder: holder.into(),
+            ttl_seconds: i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX),
+        });
+        match self.apply("hold lease", op).await?.result {
+            Some(sundial_proto::meta::applied::Result::Held(h)) => Ok(h),
+            _ => Err(Error::Internal("hold lease: no answer".into())),
+        }
+    }
+
     /// Adds a continuous query (`query`: the normalised statement).
     pub async fn create_continuous_query(&self, db: &str, name: &str, query: &str) -> Result<()> {
         let op = Op::CreateContinuousQuery(pb::ContinuousQueryRequest {

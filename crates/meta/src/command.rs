@@ -105,6 +105,13 @@ impl MetaStore {
             Op::DropContinuousQuery(r) => {
                 done(self.drop_continuous_query(&r.database, &r.name).await?)
             }
+            Op::HoldLease(r) => {
+                let held = self.hold_lease(&r.name, &r.holder, r.ttl_seconds).await?;
+                pb::Applied {
+                    revision: 0,
+                    result: Some(Out::Held(held)),
+                }
+            }
             Op::AddPendingDeletes(r) => {
                 let ds: Vec<PendingDelete> =
                     r.deletes.into_iter().map(PendingDelete::from).collect();
@@ -145,6 +152,7 @@ pub(crate) fn command_name(op: &Op) -> &'static str {
         Op::RevokePrivilege(_) => "revoke_privilege",
         Op::CreateContinuousQuery(_) => "create_continuous_query",
         Op::DropContinuousQuery(_) => "drop_continuous_query",
+        Op::HoldLease(_) => "hold_lease",
         Op::AddPendingDeletes(_) => "add_pending_deletes",
         Op::ClearPendingDeletes(_) => "clear_pending_deletes",
     }

@@ -21,6 +21,7 @@ pub struct Config {
     pub coordinator: CoordinatorConfig,
     pub retention: RetentionConfig,
     pub shard_precreation: PrecreationConfig,
+    pub continuous_queries: sundial_gateway::cq::ContinuousQueriesConfig,
     pub runtime: RuntimeConfig,
     pub logging: LoggingConfig,
     pub tracing: TracingConfig,

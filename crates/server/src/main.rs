@@ -285,6 +285,13 @@ async fn serve(cfg: Config) -> Result<()> {
         ));
     }
 
+    if cfg.continuous_queries.enabled {
+        tasks.push(sundial_gateway::cq::spawn(
+            gw.clone(),
+            cfg.continuous_queries.clone(),
+            "sundial".into(),
+        ));
+    }
     tracing::info!(
         %addr,
         data_dir = %cfg.data.dir.display(),

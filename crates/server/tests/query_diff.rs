@@ -30,6 +30,7 @@ fn check_coverage() {
     all.extend(qdiff::corpus("corpus-show.influxql"));
     all.extend(qdiff::corpus("corpus-delete.influxql"));
     all.extend(qdiff::corpus("corpus-into.influxql"));
+    all.extend(qdiff::corpus("corpus-cq.influxql"));
     if std::env::var("QDIFF_ONLY").is_ok() {
         return;
     }
@@ -79,4 +80,9 @@ fn delete_matches_influxdb_1_6() {
 #[test]
 fn into_matches_influxdb_1_6() {
     run_corpus("corpus-into.influxql");
+}
+
+#[test]
+fn cq_matches_influxdb_1_6() {
+    run_corpus("corpus-cq.influxql");
 }

@@ -21,7 +21,7 @@ pub(super) struct QueryParams {
 impl Gateway {
     /// Where a SELECT runs: its database and retention policy, now, and how
     /// shards are read.
-    fn select_context<'a>(
+    pub(crate) fn select_context<'a>(
         &'a self,
         db: &'a str,
         rp: &'a str,
@@ -182,7 +182,9 @@ impl Answers {
         let deadline = tokio::time::sleep(timeout.unwrap_or(std::time::Duration::MAX));
         tokio::pin!(deadline);
         for (i, stmt) in stmts.iter().enumerate() {
-            let warning = read_only.then(|| read_only_warning(stmt)).flatten();
+            let warning = read_only
+                .then(|| read_only_warning(stmt, &shown(gw, stmt, db, rp)))
+                .flatten();
             if let (Answers::Streamed(st), Some(w)) = (&mut *self, &warning) {
                 st.chunker.warn(w.clone());
             }
@@ -268,6 +270,15 @@ impl Answers {
                 self.whole(i, render::json_tables(&v));
                 Ok(())
             }
+            Statement::CreateContinuousQuery(_)
+            | Statement::ShowContinuousQueries
+            | Statement::DropContinuousQuery { .. } => {
+                let v = crate::cq::statement(&gw.meta, stmt, db, rp)
+                    .await?
+                    .unwrap_or_default();
+                self.whole(i, render::json_tables(&v));
+                Ok(())
+            }
             Statement::DropMeasurement { .. } | Statement::DropSeries(_) | Statement::Delete(_) => {
                 // A fresh view: shards another gateway made a moment ago
                 // hold data the delete must reach.
@@ -310,27 +321,8 @@ impl Answers {
         let Some(target) = &stmt.target else {
             return self.select(gw, id, stmt, db, rp).await;
         };
-        let target = crate::into::resolve(target, db, rp, &gw.meta.snapshot())?;
-        let cx = gw.select_context(db, rp)?;
-        let series = sundial_query::select(&crate::into::reading(stmt), &cx).await?;
-        // A series at a time into points, written every 10,000: the points
-        // held stay about a batch besides the answer being drained.
-        let mut written = 0;
-        let mut batch = Vec::with_capacity(crate::into::BATCH);
-        for s in series {
-            batch.extend(crate::into::to_points(
-                std::slice::from_ref(&s),
-                target.measurement.as_deref(),
-            )?);
-            while batch.len() >= crate::into::BATCH {
-                let rest = batch.split_off(crate::into::BATCH);
-                written += write_into(gw, &target, &batch).await?;
-                batch = rest;
-            }
-        }
-        if !batch.is_empty() {
-            written += write_into(gw, &target, &batch).await?;
-        }
+        let _ = target;
+        let written = crate::into::run(gw, stmt, db, rp).await?;
         let out = crate::into::result(written);
         match self {
             Answers::Whole(outs) => outs.push(StmtOut {
@@ -426,46 +418,24 @@ impl Answers {
     }
 }
 
-/// Writes points of a `SELECT … INTO` (consistency one, as 1.6 writes
-/// them); the answer is how many.
-async fn write_into(
-    gw: &Gateway,
-    target: &crate::into::Target,
-    points: &[sundial_lineproto::OwnedPoint],
-) -> Result<usize> {
-    let mut body = String::with_capacity(points.len() * 64);
-    for p in points {
-        body.push_str(&p.to_line());
-        body.push('\n');
-    }
-    let batch = sundial_cluster::Batch::parse_chunk(
-        Bytes::from(body),
-        sundial_lineproto::Cursor::START,
-        usize::MAX,
-        &sundial_lineproto::ParseOptions::default(),
-    );
-    let summary = gw
-        .writer
-        .write_points(
-            &target.database,
-            &target.retention_policy,
-            &batch,
-            sundial_cluster::Consistency::One,
-        )
-        .await?;
-    if summary.points_dropped > 0 {
-        return Err(Error::PartialWrite {
-            reason: summary.drop_reasons.join(", "),
-            dropped: summary.points_dropped,
-        });
-    }
-    Ok(points.len())
-}
-
 /// InfluxDB 1.6's warning for a statement that writes sent in a GET
 /// request (its list: the statement executor's `ctx.ReadOnly` checks; not
 /// DELETE).
-fn read_only_warning(stmt: &Statement) -> Option<String> {
+/// The text 1.6 shows of a statement in its warnings: a SELECT INTO or a
+/// CREATE CONTINUOUS QUERY with its measurements qualified.
+fn shown(gw: &Gateway, stmt: &Statement, db: &str, rp: &str) -> String {
+    let meta = gw.meta.snapshot();
+    match stmt {
+        Statement::Select(s) if s.target.is_some() => {
+            crate::cq::qualified_select(s, db, rp, &meta).to_string()
+        }
+        Statement::CreateContinuousQuery(cq) => crate::cq::normalized(cq, db, rp, &meta)
+            .map_or_else(|_| stmt.to_string(), |n| n.to_string()),
+        _ => stmt.to_string(),
+    }
+}
+
+fn read_only_warning(stmt: &Statement, text: &str) -> Option<String> {
     let writes = matches!(
         stmt,
         Statement::AlterRetentionPolicy { .. }
@@ -485,7 +455,7 @@ fn read_only_warning(stmt: &Statement) -> Option<String> {
     ) || matches!(stmt, Statement::Select(s) if s.target.is_some());
     writes.then(|| {
         format!(
-            "deprecated use of '{stmt}' in a read only context, please use a POST request instead"
+            "deprecated use of '{text}' in a read only context, please use a POST request instead"
         )
     })
 }

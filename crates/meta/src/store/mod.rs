@@ -718,6 +718,32 @@ fn build_group(
 mod tests {
     use super::*;
 
+    /// A named lease has one holder at a time; another gets it once the
+    /// holder stops renewing.
+    #[tokio::test]
+    async fn a_lease_has_one_holder_until_it_lapses() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::MetaClient::embedded(dir.path(), crate::ClientOptions::default())
+            .await
+            .unwrap();
+        let ttl = std::time::Duration::from_secs(1);
+        assert!(c.hold_lease("cq", "a", ttl).await.unwrap());
+        assert!(!c.hold_lease("cq", "b", ttl).await.unwrap());
+        assert!(c.hold_lease("cq", "a", ttl).await.unwrap());
+        assert!(c.hold_lease("other", "b", ttl).await.unwrap());
+        let mut took = false;
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if c.hold_lease("cq", "b", ttl).await.unwrap() {
+                took = true;
+                break;
+            }
+        }
+        assert!(took, "b never got the lease a stopped renewing");
+        assert!(!c.hold_lease("cq", "a", ttl).await.unwrap());
+        c.close();
+    }
+
     /// CREATE/DROP CONTINUOUS QUERY as 1.6's meta keeps them: in creation
     /// order, the same statement again a no-op, another one refused,
     /// dropping what is not there no error.

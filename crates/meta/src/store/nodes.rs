@@ -176,4 +176,44 @@ impl MetaStore {
         }
         Ok(rev)
     }
+
+    /// Takes or renews the leadership `name` for `holder` (`leader/<name>`,
+    /// attached to a lease of `ttl_secs`): true while `holder` has it; false
+    /// while another does. A holder that stops renewing loses it with its lease.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn hold_lease(&self, name: &str, holder: &str, ttl_secs: i64) -> Result<bool> {
+        if ttl_secs <= 0 || name.is_empty() || name.contains('/') || holder.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "bad lease request: name {name:?}, holder {holder:?}, ttl {ttl_secs}"
+            )));
+        }
+        let key = format!("leader/{name}");
+        if let Some(kv) = self.kv.get(key.as_bytes()).await? {
+            if kv.value != holder.as_bytes() {
+                return Ok(false);
+            }
+            match self.kv.keep_alive(kv.lease).await {
+                Ok(()) => return Ok(true),
+                Err(Error::LeaseNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let lease = self.kv.grant_lease(ttl_secs).await?;
+        let r = self
+            .kv
+            .txn(
+                Txn::new()
+                    .when(vec![Compare::absent(key.as_bytes())])
+                    .and_then(vec![TxnOp::Put {
+                        key: key.clone().into_bytes(),
+                        value: holder.as_bytes().to_vec(),
+                        lease: Some(lease),
+                    }]),
+            )
+            .await?;
+        if r.succeeded {
+            tracing::info!(name, holder, "lease taken");
+        }
+        Ok(r.succeeded)
+    }
 }

@@ -1,0 +1,366 @@
+//! Continuous queries as InfluxDB 1.6 has them (`EXECUTION-1.6.md` §17):
+//! CREATE / SHOW / DROP CONTINUOUS QUERY, definitions kept in meta, and the
+//! service that runs them — on one node of the cluster at a time: the
+//! all-in-one server, or the gateway holding meta's `leader/continuous-queries`
+//! lease (another takes over when it stops renewing).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sundial_influxql::select::{
+    group_by_interval, is_raw_query, parse_expr, split_condition, Clock, CreateContinuousQuery,
+    Measurement, SelectStatement, Source,
+};
+use sundial_influxql::Statement;
+use sundial_meta::{MetaClient, MetaSnapshot};
+use sundial_query::cq::{group_by_offset, tick, Resample, Tick};
+
+use crate::error::{Error, Result};
+use crate::http::Gateway;
+
+/// The `[continuous-queries]` section (InfluxDB's `[continuous_queries]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ContinuousQueriesConfig {
+    /// Run continuous queries here (on a cluster, the gateway holding the
+    /// lease runs them; the others stand by).
+    pub enabled: bool,
+    /// How often they are looked at.
+    #[serde(with = "sundial_common::config::duration")]
+    pub run_interval: Duration,
+    /// Log each run (`Executing continuous query`, `Finished continuous query`).
+    pub log_enabled: bool,
+}
+
+impl Default for ContinuousQueriesConfig {
+    fn default() -> Self {
+        ContinuousQueriesConfig {
+            enabled: true,
+            run_interval: Duration::from_secs(1),
+            log_enabled: true,
+        }
+    }
+}
+
+fn query_error(text: impl Into<String>) -> Error {
+    Error::Query(sundial_query::Error::Query(text.into()))
+}
+
+// ---------------------------------------------------------------- statements
+
+/// `CREATE CONTINUOUS QUERY` as 1.6 stores it: every measurement qualified
+/// (the request's `db`, else the CQ's `ON` database; the request's `rp`,
+/// else that database's default policy), each named policy checked.
+pub fn normalized(
+    cq: &CreateContinuousQuery,
+    db: &str,
+    rp: &str,
+    meta: &MetaSnapshot,
+) -> Result<CreateContinuousQuery> {
+    let default_db = if db.is_empty() { &cq.database } else { db };
+    let mut out = cq.clone();
+    qualify_select(&mut out.select, default_db, rp, meta)?;
+    if meta.database(&cq.database).is_none() {
+        return Err(query_error(format!("database not found: {}", cq.database)));
+    }
+    Ok(out)
+}
+
+/// A SELECT with every measurement qualified as 1.6 qualifies it before it
+/// runs (for the text 1.6 shows of it); unchanged where that fails.
+pub fn qualified_select(
+    s: &SelectStatement,
+    db: &str,
+    rp: &str,
+    meta: &MetaSnapshot,
+) -> SelectStatement {
+    let mut out = s.clone();
+    match qualify_select(&mut out, db, rp, meta) {
+        Ok(()) => out,
+        Err(_) => s.clone(),
+    }
+}
+
+fn qualify_select(s: &mut SelectStatement, db: &str, rp: &str, meta: &MetaSnapshot) -> Result<()> {
+    if let Some(t) = &mut s.target {
+        qualify(t, db, rp, meta)?;
+    }
+    for src in &mut s.sources {
+        match src {
+            Source::Measurement(m) => qualify(m, db, rp, meta)?,
+            Source::Subquery(sub) => qualify_select(sub, db, rp, meta)?,
+        }
+    }
+    Ok(())
+}
+
+fn qualify(m: &mut Measurement, db: &str, rp: &str, meta: &MetaSnapshot) -> Result<()> {
+    if m.database.is_empty() {
+        m.database = db.to_string();
+    }
+    let Some(info) = meta.database(&m.database) else {
+        return Err(query_error(format!("database not found: {}", m.database)));
+    };
+    if m.retention_policy.is_empty() {
+        m.retention_policy = if rp.is_empty() {
+            info.default_retention_policy.clone()
+        } else {
+            rp.to_string()
+        };
+        if m.retention_policy.is_empty() {
+            return Err(query_error(format!(
+                "default retention policy not set for: {}",
+                m.database
+            )));
+        }
+    }
+    if !info.retention_policies.contains_key(&m.retention_policy) {
+        return Err(query_error(format!(
+            "retention policy not found: {}.{}",
+            m.database, m.retention_policy
+        )));
+    }
+    Ok(())
+}
+
+/// Runs CREATE / SHOW / DROP CONTINUOUS QUERY (`None` for other statements).
+pub async fn statement(
+    meta: &MetaClient,
+    stmt: &Statement,
+    db: &str,
+    rp: &str,
+) -> Result<Option<Value>> {
+    Ok(Some(match stmt {
+        Statement::CreateContinuousQuery(cq) => {
+            let n = normalized(cq, db, rp, &meta.snapshot())?;
+            meta.create_continuous_query(&n.database, &n.name, &n.to_string())
+                .await?;
+            json!([])
+        }
+        Statement::DropContinuousQuery { name, database } => {
+            meta.drop_continuous_query(database, name).await?;
+            json!([])
+        }
+        Statement::ShowContinuousQueries => {
+            // Every database, with or without CQs (1.6: not filtered).
+            let series: Vec<Value> = meta
+                .databases()
+                .into_iter()
+                .map(|d| {
+                    let mut s = json!({"name": d.name, "columns": ["name", "query"]});
+                    let values: Vec<Value> = d
+                        .continuous_queries
+                        .iter()
+                        .map(|c| json!([c.name, c.query]))
+                        .collect();
+                    if !values.is_empty() {
+                        s["values"] = Value::Array(values);
+                    }
+                    s
+                })
+                .collect();
+            Value::Array(series)
+        }
+        _ => return Ok(None),
+    }))
+}
+
+// ---------------------------------------------------------------- the service
+
+/// The lease name of the service on a cluster.
+const LEASE: &str = "continuous-queries";
+
+/// Runs the continuous queries of every database every `run_interval`
+/// while this process holds the lease (`holder` names it).
+pub fn spawn(
+    gw: Arc<Gateway>,
+    cfg: ContinuousQueriesConfig,
+    holder: String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last_runs: HashMap<(String, String), i64> = HashMap::new();
+        let ttl = (cfg.run_interval * 10).max(Duration::from_secs(5));
+        let mut held = false;
+        loop {
+            tokio::time::sleep(cfg.run_interval).await;
+            match gw.meta.hold_lease(LEASE, &holder, ttl).await {
+                Ok(h) => {
+                    if h != held {
+                        tracing::info!(holder, held = h, "continuous queries: leadership changed");
+                    }
+                    held = h;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "continuous queries: lease not renewed");
+                    held = false;
+                }
+            }
+            if !held {
+                // Another node runs them; its schedule is its own.
+                last_runs.clear();
+                continue;
+            }
+            run_all(&gw, &cfg, &mut last_runs).await;
+        }
+    })
+}
+
+/// One tick: every database's continuous queries in order, one at a time.
+async fn run_all(
+    gw: &Gateway,
+    cfg: &ContinuousQueriesConfig,
+    last_runs: &mut HashMap<(String, String), i64>,
+) {
+    for db in gw.meta.databases() {
+        for cq in &db.continuous_queries {
+            let key = (db.name.clone(), cq.name.clone());
+            let now = sundial_meta::now_ns();
+            if let Err(e) = run_one(gw, cfg, &db.name, &cq.query, now, last_runs, &key).await {
+                // 1.6 logs and goes on; the run is not retried.
+                tracing::info!(query = %cq.query, error = %e, "Error executing query");
+            }
+        }
+    }
+}
+
+async fn run_one(
+    gw: &Gateway,
+    cfg: &ContinuousQueriesConfig,
+    db: &str,
+    text: &str,
+    now: i64,
+    last_runs: &mut HashMap<(String, String), i64>,
+    key: &(String, String),
+) -> Result<()> {
+    let Some(Statement::CreateContinuousQuery(cq)) = sundial_influxql::parse_query(text)
+        .map_err(|e| query_error(e.to_string()))?
+        .into_iter()
+        .next()
+    else {
+        return Err(query_error("query isn't a valid continuous query"));
+    };
+    let interval = group_by_interval(&cq.select).map_err(query_error)?;
+    if interval == 0 {
+        return Ok(());
+    }
+    if is_raw_query(&cq.select) {
+        return Err(query_error("continuous queries must be aggregate queries"));
+    }
+    let offset = group_by_offset(&cq.select, interval);
+    let resample = Resample {
+        every: cq.resample_every.unwrap_or(0),
+        for_: cq.resample_for.unwrap_or(0),
+    };
+    let Tick::Due { last, run } =
+        tick(now, last_runs.get(key).copied(), interval, offset, resample)
+    else {
+        return Ok(());
+    };
+    last_runs.insert(key.clone(), last);
+    let Some(w) = run else { return Ok(()) };
+    let select = in_range(&cq.select, w.start, w.end, now)?;
+    if cfg.log_enabled {
+        tracing::info!(name = %cq.name, db, start = w.start, end = w.end, "Executing continuous query");
+    }
+    let started = std::time::Instant::now();
+    let written = crate::into::run(gw, &select, db, "").await?;
+    if cfg.log_enabled {
+        tracing::info!(
+            name = %cq.name,
+            db,
+            written,
+            start = w.start,
+            end = w.end,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "Finished continuous query"
+        );
+    }
+    Ok(())
+}
+
+/// The CQ's SELECT over `[start, end)`: its own time conditions replaced.
+fn in_range(s: &SelectStatement, start: i64, end: i64, now: i64) -> Result<SelectStatement> {
+    let clock = Clock::new(now, None).map_err(query_error)?;
+    let (rest, _) = split_condition(s.condition.as_ref(), &clock).map_err(query_error)?;
+    let at = |t: i64| {
+        jiff::Timestamp::from_nanosecond(i128::from(t))
+            .map(|ts| ts.to_string())
+            .map_err(|e| query_error(format!("time out of range: {e}")))
+    };
+    let range = format!("time >= '{}' AND time < '{}'", at(start)?, at(end)?);
+    let text = match rest {
+        Some(r) => format!("({r}) AND {range}"),
+        None => range,
+    };
+    let mut out = s.clone();
+    out.condition = Some(parse_expr(&text).map_err(|e| query_error(e.to_string()))?);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cq(q: &str) -> CreateContinuousQuery {
+        match sundial_influxql::parse_query(q).unwrap().remove(0) {
+            Statement::CreateContinuousQuery(c) => *c,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn stored_as_influxdb_normalises_it() {
+        let mut meta = MetaSnapshot::default();
+        for (db, rps) in [("db0", &["rp0", "rp1"][..]), ("db1", &["autogen"][..])] {
+            let mut info = sundial_meta::DatabaseInfo {
+                name: db.into(),
+                default_retention_policy: rps[0].into(),
+                retention_policies: Default::default(),
+                policy_order: Vec::new(),
+                continuous_queries: Vec::new(),
+            };
+            for rp in rps {
+                info.retention_policies.insert(
+                    rp.to_string(),
+                    sundial_meta::RetentionPolicyInfo {
+                        name: rp.to_string(),
+                        ..sundial_meta::RetentionPolicyInfo::autogen()
+                    },
+                );
+            }
+            meta.databases.insert(db.into(), info);
+        }
+        let c = cq(
+            r#"CREATE CONTINUOUS QUERY "cq1" ON db0 BEGIN SELECT count(value) INTO "rp1".:MEASUREMENT FROM /[cg]pu/ GROUP BY time(5s) END"#,
+        );
+        assert_eq!(
+            normalized(&c, "", "", &meta).unwrap().to_string(),
+            "CREATE CONTINUOUS QUERY cq1 ON db0 BEGIN SELECT count(value) INTO db0.rp1.:MEASUREMENT FROM db0.rp0./[cg]pu/ GROUP BY time(5s) END"
+        );
+        let c = cq("CREATE CONTINUOUS QUERY c ON db0 BEGIN SELECT mean(v) INTO db1.nope.m FROM m GROUP BY time(1m) END");
+        assert_eq!(
+            normalized(&c, "", "", &meta).unwrap_err().to_string(),
+            "retention policy not found: db1.nope"
+        );
+        let c = cq("CREATE CONTINUOUS QUERY c ON db9 BEGIN SELECT mean(v) INTO m2 FROM m GROUP BY time(1m) END");
+        assert_eq!(
+            normalized(&c, "", "", &meta).unwrap_err().to_string(),
+            "database not found: db9"
+        );
+    }
+
+    #[test]
+    fn a_run_replaces_the_time_range() {
+        let c = cq("CREATE CONTINUOUS QUERY c ON db BEGIN SELECT mean(v) INTO m2 FROM m WHERE host = 'a' AND time > now() - 1h GROUP BY time(1m) END");
+        let s = in_range(&c.select, 60_000_000_000, 120_000_000_000, 0).unwrap();
+        let cond = s.condition.unwrap().to_string();
+        assert_eq!(
+            cond,
+            "(host = 'a') AND time >= '1970-01-01T00:01:00Z' AND time < '1970-01-01T00:02:00Z'"
+        );
+        assert!(!cond.contains("now()"), "{cond}");
+    }
+}
