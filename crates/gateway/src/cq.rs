@@ -1,8 +1,9 @@
 //! Continuous queries as InfluxDB 1.6 has them (`EXECUTION-1.6.md` §17):
 //! CREATE / SHOW / DROP CONTINUOUS QUERY, definitions kept in meta, and the
 //! service that runs them — on one node of the cluster at a time: the
-//! all-in-one server, or the gateway holding meta's `leader/continuous-queries`
-//! lease (another takes over when it stops renewing).
+//! all-in-one server, or the gateway holding meta's `lease/continuous-queries`
+//! lease (another takes over when it stops renewing). Windows are aligned in
+//! UTC (1.6 aligns them in the `tz()` zone): a CQ with `tz()` is refused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +36,19 @@ pub struct ContinuousQueriesConfig {
     pub log_enabled: bool,
 }
 
+impl ContinuousQueriesConfig {
+    pub fn validate(&self) -> std::result::Result<(), sundial_common::config::ConfigError> {
+        if self.enabled
+            && (self.run_interval.is_zero() || self.run_interval > Duration::from_secs(3600))
+        {
+            return Err(sundial_common::config::ConfigError(
+                "continuous-queries.run-interval must be between 1ns and 1h".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ContinuousQueriesConfig {
     fn default() -> Self {
         ContinuousQueriesConfig {
@@ -60,6 +74,20 @@ pub fn normalized(
     rp: &str,
     meta: &MetaSnapshot,
 ) -> Result<CreateContinuousQuery> {
+    if cq.select.location.is_some() {
+        return Err(query_error(
+            "continuous queries with tz() are not supported yet",
+        ));
+    }
+    let now_offset = cq.select.dimensions.iter().any(|d| {
+        matches!(d, sundial_influxql::select::Expr::Call { name, args }
+            if name == "time" && matches!(args.get(1), Some(sundial_influxql::select::Expr::Call { .. })))
+    });
+    if now_offset {
+        return Err(query_error(
+            "continuous queries with a now() offset are not supported",
+        ));
+    }
     let default_db = if db.is_empty() { &cq.database } else { db };
     let mut out = cq.clone();
     qualify_select(&mut out.select, default_db, rp, meta)?;
@@ -174,53 +202,81 @@ pub async fn statement(
 const LEASE: &str = "continuous-queries";
 
 /// Runs the continuous queries of every database every `run_interval`
-/// while this process holds the lease (`holder` names it).
+/// while this process holds the lease (`holder` names it; a random part
+/// keeps two processes apart whatever their addresses).
 pub fn spawn(
     gw: Arc<Gateway>,
     cfg: ContinuousQueriesConfig,
     holder: String,
 ) -> tokio::task::JoinHandle<()> {
+    let holder = format!("{holder}/{:016x}", rand::random::<u64>());
     tokio::spawn(async move {
         let mut last_runs: HashMap<(String, String), i64> = HashMap::new();
         let ttl = (cfg.run_interval * 10).max(Duration::from_secs(5));
         let mut held = false;
         loop {
             tokio::time::sleep(cfg.run_interval).await;
+            // 1.6 looks for CQs first: no lease traffic without any.
+            if gw
+                .meta
+                .databases()
+                .iter()
+                .all(|d| d.continuous_queries.is_empty())
+            {
+                continue;
+            }
+            let renewed = std::time::Instant::now();
             match gw.meta.hold_lease(LEASE, &holder, ttl).await {
                 Ok(h) => {
                     if h != held {
                         tracing::info!(holder, held = h, "continuous queries: leadership changed");
                     }
+                    if !h {
+                        // Another node runs them; a later turn starts afresh.
+                        last_runs.clear();
+                    }
                     held = h;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "continuous queries: lease not renewed");
+                    if held {
+                        tracing::warn!(error = %e, "continuous queries: lease not renewed; paused");
+                    }
                     held = false;
                 }
             }
-            if !held {
-                // Another node runs them; its schedule is its own.
-                last_runs.clear();
-                continue;
+            if held {
+                run_all(&gw, &cfg, &mut last_runs, renewed, ttl / 2).await;
             }
-            run_all(&gw, &cfg, &mut last_runs).await;
         }
     })
 }
 
-/// One tick: every database's continuous queries in order, one at a time.
+/// One tick: every database's continuous queries in order, one at a time,
+/// stopping once the lease may have lapsed (`budget` after `renewed`).
 async fn run_all(
     gw: &Gateway,
     cfg: &ContinuousQueriesConfig,
     last_runs: &mut HashMap<(String, String), i64>,
+    renewed: std::time::Instant,
+    budget: Duration,
 ) {
+    use futures::FutureExt;
     for db in gw.meta.databases() {
         for cq in &db.continuous_queries {
+            if renewed.elapsed() > budget {
+                return;
+            }
             let key = (db.name.clone(), cq.name.clone());
             let now = sundial_meta::now_ns();
-            if let Err(e) = run_one(gw, cfg, &db.name, &cq.query, now, last_runs, &key).await {
+            let run = run_one(gw, cfg, &db.name, &cq.query, now, last_runs, &key);
+            // A panic in one CQ must not end the service.
+            match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                Ok(Ok(())) => {}
                 // 1.6 logs and goes on; the run is not retried.
-                tracing::info!(query = %cq.query, error = %e, "Error executing query");
+                Ok(Err(e)) => {
+                    tracing::info!(query = %cq.query, error = %e, "Error executing query")
+                }
+                Err(_) => tracing::error!(query = %cq.query, "continuous query panicked"),
             }
         }
     }
@@ -266,7 +322,15 @@ async fn run_one(
         tracing::info!(name = %cq.name, db, start = w.start, end = w.end, "Executing continuous query");
     }
     let started = std::time::Instant::now();
-    let written = crate::into::run(gw, &select, db, "").await?;
+    // Like any query: listed in SHOW QUERIES, killable, bounded by
+    // query-timeout.
+    let me = gw.running.register(select.to_string(), db);
+    let limit = gw.query_timeout().unwrap_or(Duration::MAX);
+    let written = tokio::select! {
+        r = crate::into::run(gw, &select, db, "") => r?,
+        _ = me.killed() => return Err(Error::Query(sundial_query::Error::Interrupted)),
+        _ = tokio::time::sleep(limit) => return Err(query_error("query-timeout limit exceeded")),
+    };
     if cfg.log_enabled {
         tracing::info!(
             name = %cq.name,
@@ -344,6 +408,11 @@ mod tests {
         assert_eq!(
             normalized(&c, "", "", &meta).unwrap_err().to_string(),
             "retention policy not found: db1.nope"
+        );
+        let c = cq("CREATE CONTINUOUS QUERY c ON db0 BEGIN SELECT mean(v) INTO m2 FROM m GROUP BY time(1d) tz('America/Chicago') END");
+        assert_eq!(
+            normalized(&c, "", "", &meta).unwrap_err().to_string(),
+            "continuous queries with tz() are not supported yet"
         );
         let c = cq("CREATE CONTINUOUS QUERY c ON db9 BEGIN SELECT mean(v) INTO m2 FROM m GROUP BY time(1m) END");
         assert_eq!(

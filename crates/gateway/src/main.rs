@@ -192,6 +192,7 @@ impl Flags {
         c.http.validate()?;
         c.runtime.validate()?;
         c.hinted_handoff.validate()?;
+        c.continuous_queries.validate()?;
         Ok((c, warnings))
     }
 }

@@ -136,10 +136,26 @@ pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
                 ))),
             }
         }
-        Statement::DropContinuousQuery { database, .. } if user.privilege(database).can_write() => {
-            Ok(())
+        Statement::DropContinuousQuery { database, .. } => {
+            if user.privilege(database).can_write() {
+                Ok(())
+            } else {
+                Err(Error::Forbidden(format!(
+                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires WRITE on {database}",
+                    user.name
+                )))
+            }
         }
-        Statement::ShowContinuousQueries if user.privilege(db).can_read() => Ok(()),
+        Statement::ShowContinuousQueries => {
+            if user.privilege(db).can_read() {
+                Ok(())
+            } else {
+                Err(Error::Forbidden(format!(
+                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires READ on {db}",
+                    user.name
+                )))
+            }
+        }
         // 1.6 asks WRITE on the request's database (DROP MEASUREMENT: admin).
         Statement::DropSeries(_) | Statement::Delete(_) => {
             if user.privilege(db).can_write() {

@@ -7,6 +7,7 @@
 //! | `node/<id>`                 | [`NodeInfo`](crate::NodeInfo) JSON        |
 //! | `alive/<id>`                | `{}`, attached to the node's liveness lease |
 //! | `user/<name>`               | [`UserInfo`](crate::UserInfo) JSON        |
+//! | `lease/<name>`              | holder of a named leadership (`HoldLease`), attached to its lease |
 //! | `pdel/<node>/<shard>/<id>`  | [`PendingDelete`](crate::PendingDelete) JSON: a delete that owner has yet to apply |
 //! | `ids/shard`                 | next shard-group/shard id (decimal)     |
 //! | `ids/node`                  | next node id (decimal)                  |

@@ -1,8 +1,8 @@
 //! When a continuous query runs and over which time range, as InfluxDB 1.6's
 //! continuous querier decides it (`ExecuteContinuousQuery`, `shouldRun`; the
 //! rules are in `EXECUTION-1.6.md` §17). Times are ns since the epoch,
-//! windows epoch-aligned in UTC (a `tz()` zone's offset changes are not
-//! followed yet).
+//! windows epoch-aligned in UTC (1.6 aligns them in a `tz()` zone; such CQs
+//! are refused at CREATE for now).
 
 use sundial_influxql::select::{Expr, SelectStatement};
 
@@ -30,10 +30,6 @@ pub enum Tick {
     Due { last: i64, run: Option<Window> },
 }
 
-fn trunc(t: i64, d: i64) -> i64 {
-    t - t.rem_euclid(d)
-}
-
 /// The tick at `now` of a CQ grouped by `time(interval, offset)` that last
 /// ran at `last` (`None`: not since this process started — it runs at once).
 pub fn tick(now: i64, last: Option<i64>, interval: i64, offset: i64, r: Resample) -> Tick {
@@ -43,18 +39,27 @@ pub fn tick(now: i64, last: Option<i64>, interval: i64, offset: i64, r: Resample
     let every = if r.every > 0 { r.every } else { interval };
     let next = match last {
         None => now,
-        Some(l) if l.saturating_add(every) <= now => l + every,
+        Some(l) if l.saturating_add(every) <= now => l.saturating_add(every),
         Some(_) => return Tick::Wait,
     };
-    let last = trunc(now - offset, every) + offset;
-    let for_ = if r.for_ > 0 {
+    // In i128: intervals of thousands of years must not overflow.
+    let trunc = |t: i128, d: i64| t - t.rem_euclid(i128::from(d));
+    let clamp = |t: i128| t.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    let (now_, next, interval_, offset_) = (
+        i128::from(now),
+        i128::from(next),
+        i128::from(interval),
+        i128::from(offset),
+    );
+    let last = clamp(trunc(now_ - offset_, every) + offset_);
+    let for_ = i128::from(if r.for_ > 0 {
         r.for_
     } else {
         interval.max(every)
-    };
-    let every = every.min(interval);
-    let start = trunc(next + interval - for_ - offset - 1, interval) + offset;
-    let end = trunc(now + interval - every - offset, interval) + offset;
+    });
+    let every = i128::from(every.min(interval));
+    let start = clamp(trunc(next + interval_ - for_ - offset_ - 1, interval) + offset_);
+    let end = clamp(trunc(now_ + interval_ - every - offset_, interval) + offset_);
     Tick::Due {
         last,
         run: (end > start).then_some(Window { start, end }),

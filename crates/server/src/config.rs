@@ -47,6 +47,7 @@ impl Config {
         self.runtime.validate()?;
         self.retention.validate()?;
         self.shard_precreation.validate()?;
+        self.continuous_queries.validate()?;
         Ok(())
     }
 

@@ -553,11 +553,10 @@ pub fn spawn_pending_applier(
         loop {
             tick.tick().await;
             ticks += 1;
-            if ticks % 60 == 0 {
+            if ticks.is_multiple_of(60) {
                 let d = deletes.clone();
-                match tokio::task::spawn_blocking(move || d.prune()).await {
-                    Ok(Err(e)) => tracing::warn!(error = %e, "delete journal not pruned"),
-                    Ok(Ok(())) | Err(_) => {}
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || d.prune()).await {
+                    tracing::warn!(error = %e, "delete journal not pruned");
                 }
             }
             if meta.snapshot().pending_deletes_of(node).is_empty() {

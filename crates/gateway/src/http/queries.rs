@@ -54,7 +54,7 @@ impl Gateway {
     }
 
     /// How long one `/query` request may run (`query-timeout`; None: no limit).
-    fn query_timeout(&self) -> Option<std::time::Duration> {
+    pub(crate) fn query_timeout(&self) -> Option<std::time::Duration> {
         self.querying
             .as_ref()
             .map(|q| q.timeout)
@@ -183,7 +183,7 @@ impl Answers {
         tokio::pin!(deadline);
         for (i, stmt) in stmts.iter().enumerate() {
             let warning = read_only
-                .then(|| read_only_warning(stmt, &shown(gw, stmt, db, rp)))
+                .then(|| read_only_warning(stmt, || shown(gw, stmt, db, rp)))
                 .flatten();
             if let (Answers::Streamed(st), Some(w)) = (&mut *self, &warning) {
                 st.chunker.warn(w.clone());
@@ -318,10 +318,9 @@ impl Answers {
         db: &str,
         rp: &str,
     ) -> Result<()> {
-        let Some(target) = &stmt.target else {
+        if stmt.target.is_none() {
             return self.select(gw, id, stmt, db, rp).await;
-        };
-        let _ = target;
+        }
         let written = crate::into::run(gw, stmt, db, rp).await?;
         let out = crate::into::result(written);
         match self {
@@ -418,9 +417,6 @@ impl Answers {
     }
 }
 
-/// InfluxDB 1.6's warning for a statement that writes sent in a GET
-/// request (its list: the statement executor's `ctx.ReadOnly` checks; not
-/// DELETE).
 /// The text 1.6 shows of a statement in its warnings: a SELECT INTO or a
 /// CREATE CONTINUOUS QUERY with its measurements qualified.
 fn shown(gw: &Gateway, stmt: &Statement, db: &str, rp: &str) -> String {
@@ -435,7 +431,10 @@ fn shown(gw: &Gateway, stmt: &Statement, db: &str, rp: &str) -> String {
     }
 }
 
-fn read_only_warning(stmt: &Statement, text: &str) -> Option<String> {
+/// InfluxDB 1.6's warning for a statement that writes sent in a GET
+/// request (its list: the statement executor's `ctx.ReadOnly` checks; not
+/// DELETE); `text` is the statement as 1.6 shows it.
+fn read_only_warning(stmt: &Statement, text: impl FnOnce() -> String) -> Option<String> {
     let writes = matches!(
         stmt,
         Statement::AlterRetentionPolicy { .. }
@@ -455,7 +454,8 @@ fn read_only_warning(stmt: &Statement, text: &str) -> Option<String> {
     ) || matches!(stmt, Statement::Select(s) if s.target.is_some());
     writes.then(|| {
         format!(
-            "deprecated use of '{text}' in a read only context, please use a POST request instead"
+            "deprecated use of '{}' in a read only context, please use a POST request instead",
+            text()
         )
     })
 }

@@ -177,17 +177,17 @@ impl MetaStore {
         Ok(rev)
     }
 
-    /// Takes or renews the leadership `name` for `holder` (`leader/<name>`,
+    /// Takes or renews the leadership `name` for `holder` (`lease/<name>`,
     /// attached to a lease of `ttl_secs`): true while `holder` has it; false
     /// while another does. A holder that stops renewing loses it with its lease.
-    #[tracing::instrument(skip(self), err(level = "debug"))]
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug"))]
     pub async fn hold_lease(&self, name: &str, holder: &str, ttl_secs: i64) -> Result<bool> {
         if ttl_secs <= 0 || name.is_empty() || name.contains('/') || holder.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "bad lease request: name {name:?}, holder {holder:?}, ttl {ttl_secs}"
             )));
         }
-        let key = format!("leader/{name}");
+        let key = format!("lease/{name}");
         if let Some(kv) = self.kv.get(key.as_bytes()).await? {
             if kv.value != holder.as_bytes() {
                 return Ok(false);
