@@ -170,18 +170,23 @@ impl Delivery {
         self.write_in_span(node, req).instrument(span).await
     }
 
-    async fn write_in_span(
-        &self,
-        node: NodeId,
-        req: pb::WriteToShardRequest,
-    ) -> Result<WriteOutcome> {
+    /// A client of node `node`, at the address meta has for it.
+    async fn client(&self, node: NodeId) -> Result<Client> {
         let info = self.meta.node(node).ok_or_else(|| {
             Error::shard(
                 ErrorClass::Unavailable,
                 format!("node {node} is not registered in meta"),
             )
         })?;
-        let mut client = self.pool.client(node, &info.grpc_addr).await?;
+        self.pool.client(node, &info.grpc_addr).await
+    }
+
+    async fn write_in_span(
+        &self,
+        node: NodeId,
+        req: pb::WriteToShardRequest,
+    ) -> Result<WriteOutcome> {
+        let mut client = self.client(node).await?;
         let r = client
             .write_to_shard(req)
             .await
@@ -213,13 +218,7 @@ impl HintSender for Delivery {
 impl Delivery {
     /// One owner's part of a delete.
     pub async fn delete(&self, node: NodeId, req: pb::DeleteSeriesRequest) -> Result<u64> {
-        let info = self.meta.node(node).ok_or_else(|| {
-            Error::shard(
-                ErrorClass::Unavailable,
-                format!("node {node} is not registered in meta"),
-            )
-        })?;
-        let mut client = self.pool.client(node, &info.grpc_addr).await?;
+        let mut client = self.client(node).await?;
         let span = tracing::info_span!(
             "store_client.DeleteSeries",
             otel.kind = "client",

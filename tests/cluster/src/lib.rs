@@ -437,6 +437,24 @@ impl Cluster {
     }
 }
 
+/// Stops every store and returns, for each line their own files hold, the
+/// node ids holding it (`sundial-store export` of each data directory).
+pub fn audit(c: &mut Cluster) -> BTreeMap<String, BTreeSet<u64>> {
+    let ids: Vec<u64> = c.stores.iter().map(|s| s.node_id()).collect();
+    for s in &mut c.stores {
+        s.proc.terminate();
+    }
+    let mut at: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for (s, id) in c.stores.iter().zip(ids) {
+        for (_, (_, lines)) in s.export() {
+            for l in lines {
+                at.entry(l).or_default().insert(id);
+            }
+        }
+    }
+    at
+}
+
 /// One sample of a Prometheus text page, by name with labels as printed (e.g.
 /// `x_count{route="/write",status="204"}`); 0 when absent.
 pub fn sample(text: &str, name: &str) -> f64 {

@@ -6,9 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use sundial_cluster_tests::Cluster;
+use sundial_cluster_tests::{audit, Cluster};
 
 const T0: i64 = 1_700_000_000_000_000_000;
 
@@ -37,23 +37,6 @@ fn run(c: &Cluster, q: &str) {
         serde_json::json!({"results":[{"statement_id":0}]}),
         "{q}"
     );
-}
-
-/// Stops every store; for each line found, the node ids holding it.
-fn audit(c: &mut Cluster) -> BTreeMap<String, BTreeSet<u64>> {
-    let ids: Vec<u64> = c.stores.iter().map(|s| s.node_id()).collect();
-    for s in &mut c.stores {
-        s.proc.terminate();
-    }
-    let mut at: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    for (s, id) in c.stores.iter().zip(ids) {
-        for (_, (_, ls)) in s.export() {
-            for l in ls {
-                at.entry(l).or_default().insert(id);
-            }
-        }
-    }
-    at
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sundial_cluster_tests::{bin, Cluster};
+use sundial_cluster_tests::{audit, bin, Cluster};
 
 const T0: i64 = 1_700_000_000_000_000_000;
 
@@ -14,23 +14,6 @@ fn batch(round: i64, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("cpu,host=h{i} v={round}i {}", T0 + round))
         .collect()
-}
-
-/// Stops every store and returns, for each line found, the node ids holding it.
-fn audit(c: &mut Cluster) -> BTreeMap<String, BTreeSet<u64>> {
-    let ids: Vec<u64> = c.stores.iter().map(|s| s.node_id()).collect();
-    for s in &mut c.stores {
-        s.proc.terminate();
-    }
-    let mut at: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    for (s, id) in c.stores.iter().zip(ids) {
-        for (_, (_, lines)) in s.export() {
-            for l in lines {
-                at.entry(l).or_default().insert(id);
-            }
-        }
-    }
-    at
 }
 
 /// Every acknowledged line is on all `rf` owners of its shard.
