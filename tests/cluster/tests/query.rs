@@ -76,6 +76,9 @@ fn select_matches_influxdb_on_a_cluster_with_an_owner_down() {
     // for the owner that is down), read back from the other owners.
     let into = qdiff::corpus("corpus-into.influxql");
     qdiff::assert_matches("cluster-into-owner-down", &into, &ib, &gb);
+    // CREATE / SHOW / DROP CONTINUOUS QUERY through a gateway (meta's).
+    let cqs = qdiff::corpus("corpus-cq.influxql");
+    qdiff::assert_matches("cluster-cq", &cqs, &ib, &gb);
 
     c.store_by_id(other).proc.kill9();
     let r = qdiff::client()
