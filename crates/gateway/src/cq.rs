@@ -178,16 +178,12 @@ pub async fn statement(
                 .databases()
                 .into_iter()
                 .map(|d| {
-                    let mut s = json!({"name": d.name, "columns": ["name", "query"]});
-                    let values: Vec<Value> = d
+                    let values = d
                         .continuous_queries
                         .iter()
                         .map(|c| json!([c.name, c.query]))
                         .collect();
-                    if !values.is_empty() {
-                        s["values"] = Value::Array(values);
-                    }
-                    s
+                    crate::query::series_object(&d.name, &["name", "query"], values)
                 })
                 .collect();
             Value::Array(series)

@@ -30,11 +30,16 @@ fn privilege_text(p: Privilege) -> &'static str {
 }
 
 fn series(name: &str, columns: &[&str], values: Vec<Value>) -> Value {
+    json!([series_object(name, columns, values)])
+}
+
+/// One series as InfluxDB writes it: no `values` key when it has none.
+pub(crate) fn series_object(name: &str, columns: &[&str], values: Vec<Value>) -> Value {
     let mut s = json!({ "name": name, "columns": columns });
     if !values.is_empty() {
         s["values"] = Value::Array(values);
     }
-    json!([s])
+    s
 }
 
 /// A database's shard groups with their policies.

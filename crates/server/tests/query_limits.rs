@@ -245,6 +245,17 @@ fn a_query_past_its_timeout_ends_with_influxdbs_error() {
     assert_eq!(v["results"][0]["series"][0]["values"][0][1], 200_000, "{v}");
 }
 
+/// `q` through GET on database `db0`.
+fn ask_db0(s: &Server, q: &str) -> serde_json::Value {
+    client()
+        .get(s.url("/query"))
+        .query(&[("db", "db0"), ("q", q)])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 /// `max-select-buckets`, with the case of InfluxDB's own test
 /// (`TestQueryExecutor_ExecuteQuery_MaxSelectBucketsN`): 10 s windows from
 /// 00:00:05 to 00:00:35 are four.
@@ -258,15 +269,7 @@ fn max_select_buckets_answers_influxdbs_error() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 204);
-    let ask = |q: &str| -> serde_json::Value {
-        client()
-            .get(s.url("/query"))
-            .query(&[("db", "db0"), ("q", q)])
-            .send()
-            .unwrap()
-            .json()
-            .unwrap()
-    };
+    let ask = |q: &str| ask_db0(&s, q);
     let v = ask("SELECT count(value) FROM cpu WHERE time >= '2000-01-01T00:00:05Z' AND time < '2000-01-01T00:00:35Z' GROUP BY time(10s)");
     assert_eq!(
         v["results"][0]["error"], "max-select-buckets limit exceeded: (4/3)",
@@ -306,15 +309,7 @@ fn max_select_series_and_point_answer_influxdbs_errors() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 204);
-    let ask = |q: &str| -> serde_json::Value {
-        client()
-            .get(s.url("/query"))
-            .query(&[("db", "db0"), ("q", q)])
-            .send()
-            .unwrap()
-            .json()
-            .unwrap()
-    };
+    let ask = |q: &str| ask_db0(&s, q);
     let v = ask("SELECT COUNT(temperature) FROM db0.autogen.air");
     assert_eq!(
         v["results"][0]["error"], "max-select-series limit exceeded: (4/3)",

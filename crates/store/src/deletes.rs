@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
+use dashmap::DashMap;
 use prost::Message as _;
 use sundial_cluster::read_wire::{delete_from_pb, delete_to_pb, DeleteId};
 use sundial_common::now_ms;
@@ -130,20 +131,21 @@ struct Journal {
     records: usize,
     /// Applied (or refused for good): (id, shard) → issue time.
     done: HashMap<(u64, u64), i64>,
-    by_shard: HashMap<u64, Vec<Arc<Applied>>>,
 }
+
+/// A shard's applied deletes, and its gate: writes hold it shared from
+/// their filter to their engine write, a delete holds it alone while it
+/// applies — so no write filtered before a delete lands after it.
+type ShardDeletes = Arc<RwLock<Vec<Arc<Applied>>>>;
 
 /// The node's deletes: applied once each, remembered for writes that
 /// arrive late.
 #[derive(Debug)]
 pub struct Deletes {
     store: Arc<Store>,
-    /// Bookkeeping only: held briefly, never across an engine call.
+    /// The file and what was applied: held briefly, never across an engine call.
     journal: Mutex<Journal>,
-    /// Per shard: writes that are filtered hold it shared from the filter to
-    /// the engine write, a delete holds it alone while it applies — so no
-    /// write filtered before a delete lands after it.
-    gates: Mutex<HashMap<u64, Arc<RwLock<()>>>>,
+    shards: DashMap<u64, ShardDeletes>,
     /// How long applied deletes are remembered.
     max_age: Duration,
 }
@@ -225,7 +227,7 @@ impl Deletes {
         Arc::new(Deletes {
             store,
             journal: Mutex::new(Journal::default()),
-            gates: Mutex::new(HashMap::new()),
+            shards: DashMap::new(),
             max_age: Duration::from_secs(7 * 24 * 3600),
         })
     }
@@ -241,37 +243,44 @@ impl Deletes {
             .collect();
         // Rewritten whole: expired records go, and a torn tail with them.
         let file = rewrite(&path, &kept.iter().map(record).collect::<Vec<_>>())?;
-        let mut journal = Journal {
-            file: Some(file),
-            path: Some(path),
-            records: kept.len(),
-            ..Journal::default()
+        let deletes = Deletes {
+            store,
+            journal: Mutex::new(Journal {
+                file: Some(file),
+                path: Some(path),
+                records: kept.len(),
+                ..Journal::default()
+            }),
+            shards: DashMap::new(),
+            max_age,
         };
         for r in &kept {
             match Applied::compile(r) {
-                Ok(a) => journal.remember(Arc::new(a)),
+                Ok(a) => deletes.remember(Arc::new(a), &mut deletes.shard(r.shard_id).write_lock()),
                 Err(e) => tracing::error!(error = %e, "delete journal record ignored"),
             }
         }
-        Ok(Arc::new(Deletes {
-            store,
-            journal: Mutex::new(journal),
-            gates: Mutex::new(HashMap::new()),
-            max_age,
-        }))
+        Ok(Arc::new(deletes))
     }
 
     fn journal(&self) -> MutexGuard<'_, Journal> {
         self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn gate(&self, shard: u64) -> Arc<RwLock<()>> {
-        self.gates
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(shard)
-            .or_default()
-            .clone()
+    /// Shard `shard`'s deletes and gate (made on first use).
+    fn shard(&self, shard: u64) -> ShardDeletes {
+        if let Some(s) = self.shards.get(&shard) {
+            return s.clone();
+        }
+        self.shards.entry(shard).or_default().clone()
+    }
+
+    /// Records an applied delete (its shard's list held alone by the caller).
+    fn remember(&self, a: Arc<Applied>, list: &mut Vec<Arc<Applied>>) {
+        self.journal()
+            .done
+            .insert((a.at.id, a.at.shard_id), a.at.issued_ms);
+        list.push(a);
     }
 
     /// Applies one delete to its shard, once (blocking: the engine writes its
@@ -282,21 +291,23 @@ impl Deletes {
             return Ok(0);
         }
         let applied = Applied::compile(msg)?;
-        let gate = self.gate(msg.shard_id);
+        let shard = self.shard(msg.shard_id);
         // Alone on the shard: no filtered write is between its filter and
         // the engine, and no other delete of it runs.
-        let _alone = gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut list = shard.write_lock();
         if msg.delete_id != 0 && self.journal().done.contains_key(&key) {
             return Ok(0);
         }
         let series = apply_to_engine(&self.store, msg.shard_id, &applied)?;
-        let mut j = self.journal();
-        if let Some(f) = j.file.as_mut() {
-            f.write_all(&record(msg))?;
-            f.sync_data()?;
-            j.records += 1;
+        {
+            let mut j = self.journal();
+            if let Some(f) = j.file.as_mut() {
+                f.write_all(&record(msg))?;
+                f.sync_data()?;
+                j.records += 1;
+            }
         }
-        j.remember(Arc::new(applied));
+        self.remember(Arc::new(applied), &mut list);
         Ok(series)
     }
 
@@ -384,22 +395,12 @@ impl Deletes {
         points: Vec<Point<'p>>,
         write: impl FnOnce(&[Point<'p>]) -> T,
     ) -> T {
-        let gate = self.gate(shard);
-        let _shared = gate.read().unwrap_or_else(|p| p.into_inner());
-        let covering: Vec<Arc<Applied>> = if accepted_ms > 0 {
-            self.journal()
-                .by_shard
-                .get(&shard)
-                .map(|v| {
-                    v.iter()
-                        .filter(|a| a.at.issued_ms >= accepted_ms)
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let deletes = self.shard(shard);
+        let list = deletes.read_lock();
+        let covering: Vec<&Arc<Applied>> = list
+            .iter()
+            .filter(|a| accepted_ms > 0 && a.at.issued_ms >= accepted_ms)
+            .collect();
         if covering.is_empty() {
             return write(&points);
         }
@@ -429,19 +430,20 @@ impl Deletes {
     /// once most of it is expired.
     pub fn prune(&self) -> Result<()> {
         let horizon = now_ms().saturating_sub(self.max_age.as_millis() as i64);
+        let mut live = Vec::new();
+        // A shard with nothing left and in no one's hands goes.
+        self.shards.retain(|_, s| {
+            let mut list = s.write_lock();
+            list.retain(|a| a.at.issued_ms >= horizon);
+            live.extend(list.iter().cloned());
+            !list.is_empty() || Arc::strong_count(s) > 1
+        });
         let mut j = self.journal();
         j.done.retain(|_, issued| *issued >= horizon);
-        for v in j.by_shard.values_mut() {
-            v.retain(|a| a.at.issued_ms >= horizon);
-        }
-        j.by_shard.retain(|_, v| !v.is_empty());
-        let live: usize = j.by_shard.values().map(Vec::len).sum();
         if let Some(path) = j.path.clone() {
-            if j.records > 2 * live + 64 {
-                let recs: Vec<Vec<u8>> = j
-                    .by_shard
-                    .values()
-                    .flatten()
+            if j.records > 2 * live.len() + 64 {
+                let recs: Vec<Vec<u8>> = live
+                    .iter()
                     .map(|a| record(&delete_to_pb(a.at, &a.database, &a.req)))
                     .collect();
                 j.file = Some(rewrite(&path, &recs)?);
@@ -452,10 +454,19 @@ impl Deletes {
     }
 }
 
-impl Journal {
-    fn remember(&mut self, a: Arc<Applied>) {
-        self.done.insert((a.at.id, a.at.shard_id), a.at.issued_ms);
-        self.by_shard.entry(a.at.shard_id).or_default().push(a);
+/// Poison-tolerant locking: a panic under a shard's lock leaves a list of
+/// whole entries.
+trait Locks {
+    fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Applied>>>;
+    fn write_lock(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Applied>>>;
+}
+
+impl Locks for RwLock<Vec<Arc<Applied>>> {
+    fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Applied>>> {
+        self.read().unwrap_or_else(|p| p.into_inner())
+    }
+    fn write_lock(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Applied>>> {
+        self.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -72,10 +72,17 @@ impl StoreService {
         self
     }
 
-    /// Applies the deletes meta holds for this node on `shard` before a read
-    /// of it (what it answers must not hold what they delete); Unavailable
-    /// while one cannot be applied, so the reader asks another owner.
-    async fn caught_up(&self, shard: u64) -> Result<(), Status> {
+    /// Whether `shard` can be read here: NotFound when this node does not
+    /// hold it; the deletes meta holds for this node on it applied first
+    /// (what a read answers must not hold what they delete), Unavailable
+    /// while one cannot be, so the reader asks another owner.
+    async fn readable(&self, shard: u64) -> Result<(), Status> {
+        if !self.store.has_shard(shard) {
+            return Err(status(
+                ErrorClass::NotFound,
+                format!("shard {shard} is not on node {}", self.node_id),
+            ));
+        }
         if !Deletes::has_pending(&self.meta, self.node_id, shard) {
             return Ok(());
         }
@@ -237,13 +244,7 @@ impl Svc for StoreService {
         let parent = telemetry::extract_metadata(req.metadata());
         let r = req.into_inner();
         let id = r.shard_id;
-        if !self.store.has_shard(id) {
-            return Err(status(
-                ErrorClass::NotFound,
-                format!("shard {id} is not on node {}", self.node_id),
-            ));
-        }
-        self.caught_up(id).await?;
+        self.readable(id).await?;
         let list =
             read_wire::series_request_from_pb(r).map_err(|m| status(ErrorClass::BadRequest, m))?;
         let span = tracing::info_span!(
@@ -280,13 +281,7 @@ impl Svc for StoreService {
             .read
             .ok_or_else(|| status(ErrorClass::BadRequest, "ReadPartials without a read"))?;
         let id = read.shard_id;
-        if !self.store.has_shard(id) {
-            return Err(status(
-                ErrorClass::NotFound,
-                format!("shard {id} is not on node {}", self.node_id),
-            ));
-        }
-        self.caught_up(id).await?;
+        self.readable(id).await?;
         let preq = sundial_query::partial::PartialRequest {
             read: read_wire::read_from_pb(read).map_err(|m| status(ErrorClass::BadRequest, m))?,
             interval: r.interval,
@@ -381,13 +376,7 @@ impl Svc for StoreService {
     ) -> Result<Response<Self::ReadSeriesStream>, Status> {
         let parent = telemetry::extract_metadata(req.metadata());
         let r = req.into_inner();
-        if !self.store.has_shard(r.shard_id) {
-            return Err(status(
-                ErrorClass::NotFound,
-                format!("shard {} is not on node {}", r.shard_id, self.node_id),
-            ));
-        }
-        self.caught_up(r.shard_id).await?;
+        self.readable(r.shard_id).await?;
         let shard_id = r.shard_id;
         let read = read_wire::read_from_pb(r).map_err(|m| status(ErrorClass::BadRequest, m))?;
         let span = tracing::info_span!(
@@ -432,13 +421,7 @@ impl Svc for StoreService {
         req: Request<pb::ReadShardRequest>,
     ) -> Result<Response<Self::ReadShardStream>, Status> {
         let r = req.into_inner();
-        if !self.store.has_shard(r.shard_id) {
-            return Err(status(
-                ErrorClass::NotFound,
-                format!("shard {} is not on node {}", r.shard_id, self.node_id),
-            ));
-        }
-        self.caught_up(r.shard_id).await?;
+        self.readable(r.shard_id).await?;
         let (start, end) = (r.start.unwrap_or(i64::MIN), r.end.unwrap_or(i64::MAX));
         // A small channel: the reader waits for the client instead of buffering the
         // whole shard.

@@ -17,20 +17,27 @@ const SETUP_RF2: &str = "CREATE DATABASE diff WITH REPLICATION 2; \
      CREATE RETENTION POLICY hourly ON diff DURATION INF REPLICATION 2 SHARD DURATION 1h; \
      CREATE DATABASE diff2 WITH REPLICATION 2";
 
-#[test]
-fn select_matches_influxdb_on_a_cluster_with_an_owner_down() {
-    let Some(influx) = qdiff::influxd_or_skip() else {
-        return;
-    };
-    let mut c = Cluster::start(3, 1);
+/// A real InfluxDB and a cluster of three stores (replication 2), both
+/// loaded with the corpus' data; `None` without `influxd` (outside CI).
+fn loaded() -> Option<(sundial_testkit::influxd::Influxd, Cluster)> {
+    let influx = qdiff::influxd_or_skip()?;
+    let c = Cluster::start(3, 1);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64;
     let batches = qdata::dataset(now);
+    qdiff::load(&influx.url(""), qdata::SETUP, &batches);
+    qdiff::load(&c.url(0, ""), SETUP_RF2, &batches);
+    Some((influx, c))
+}
+
+#[test]
+fn select_matches_influxdb_on_a_cluster_with_an_owner_down() {
+    let Some((influx, mut c)) = loaded() else {
+        return;
+    };
     let (ib, gb) = (influx.url(""), c.url(0, ""));
-    qdiff::load(&ib, qdata::SETUP, &batches);
-    qdiff::load(&gb, SETUP_RF2, &batches);
     let mut entries = qdiff::corpus("corpus.influxql");
     // SHOW statements too, but the policies: here they are replicated.
     entries.extend(
@@ -254,18 +261,10 @@ fn a_cluster_query_past_its_memory_limit_fails_clearly() {
 /// the node that applied the deletes late.
 #[test]
 fn deletes_match_influxdb_on_a_cluster_with_an_owner_down() {
-    let Some(influx) = qdiff::influxd_or_skip() else {
+    let Some((influx, mut c)) = loaded() else {
         return;
     };
-    let mut c = Cluster::start(3, 1);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
-    let batches = qdata::dataset(now);
     let (ib, gb) = (influx.url(""), c.url(0, ""));
-    qdiff::load(&ib, qdata::SETUP, &batches);
-    qdiff::load(&gb, SETUP_RF2, &batches);
     let entries: Vec<_> = qdiff::corpus("corpus-delete.influxql")
         .into_iter()
         .filter(|e| !e.query.contains("RETENTION POLICIES"))

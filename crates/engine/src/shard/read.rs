@@ -55,8 +55,7 @@ impl Shard {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        self.delete_keys(&keys, min, max, None)?;
-        Ok(())
+        self.delete_keys(&keys, min, max, None)
     }
 
     /// Delete points of exactly these series in `[min, max]` (keys the shard
@@ -70,11 +69,7 @@ impl Shard {
             .collect();
         held.sort_unstable();
         held.dedup();
-        self.delete_keys(&held, min, max, None)?;
-        if min == i64::MIN && max == i64::MAX && !held.is_empty() {
-            self.persist_index()?;
-        }
-        Ok(())
+        self.delete_keys(&held, min, max, None)
     }
 
     pub fn drop_measurement(self: &Arc<Self>, measurement: &str) -> Result<()> {
@@ -84,13 +79,13 @@ impl Shard {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        self.delete_keys(&keys, i64::MIN, i64::MAX, Some(measurement))?;
-        self.persist_index()
+        self.delete_keys(&keys, i64::MIN, i64::MAX, Some(measurement))
     }
 
     /// Deletes points of `keys` in `[min, max]`; with `forget`, that measurement's
     /// field types go in the same step under the write lock (writes validated
-    /// against them check again; see `Shard::write`).
+    /// against them check again; see `Shard::write`). What leaves the index
+    /// (the series of a full-range delete, a forgotten schema) is persisted.
     fn delete_keys(
         self: &Arc<Self>,
         keys: &[Box<str>],
@@ -100,8 +95,11 @@ impl Shard {
     ) -> Result<()> {
         if keys.is_empty() || min > max {
             if let Some(m) = forget {
-                let _ws = self.write.lock();
-                self.index.write().drop_measurement_schema(m);
+                {
+                    let _ws = self.write.lock();
+                    self.index.write().drop_measurement_schema(m);
+                }
+                return self.persist_index();
             }
             return Ok(());
         }
@@ -142,6 +140,8 @@ impl Shard {
         self.wal.commit(seq)?;
         if min != i64::MIN || max != i64::MAX {
             self.forget_emptied(&refs)?;
+        } else {
+            self.persist_index()?;
         }
         // Reclaim the space: files holding what it hides are rewritten.
         if self.opts.auto_compaction {
