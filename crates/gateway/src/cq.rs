@@ -3,14 +3,16 @@
 //! service that runs them — on one node of the cluster at a time: the
 //! all-in-one server, or the gateway holding meta's `lease/continuous-queries`
 //! lease (another takes over when it stops renewing). Windows are aligned in
-//! UTC (1.6 aligns them in the `tz()` zone): a CQ with `tz()` is refused.
+//! the CQ's `tz()` zone, as 1.6 aligns them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sundial_common::metrics::{Collect, Emit, Registry};
 use sundial_influxql::select::{
     group_by_interval, is_raw_query, parse_expr, split_condition, Clock, CreateContinuousQuery,
     Measurement, SelectStatement, Source,
@@ -74,19 +76,14 @@ pub fn normalized(
     rp: &str,
     meta: &MetaSnapshot,
 ) -> Result<CreateContinuousQuery> {
-    if cq.select.location.is_some() {
-        return Err(query_error(
-            "continuous queries with tz() are not supported yet",
-        ));
-    }
+    // 1.6 stores such a CQ and then fails every run with this error
+    // (`GroupByOffset` takes no now()); refused here instead.
     let now_offset = cq.select.dimensions.iter().any(|d| {
         matches!(d, sundial_influxql::select::Expr::Call { name, args }
             if name == "time" && matches!(args.get(1), Some(sundial_influxql::select::Expr::Call { .. })))
     });
     if now_offset {
-        return Err(query_error(
-            "continuous queries with a now() offset are not supported",
-        ));
+        return Err(query_error("invalid time dimension offset: now()"));
     }
     let default_db = if db.is_empty() { &cq.database } else { db };
     let mut out = cq.clone();
@@ -194,6 +191,41 @@ pub async fn statement(
 
 // ---------------------------------------------------------------- the service
 
+/// The service's statistics (1.6's `cq` measurement: queryOk, queryFail)
+/// and whether this process holds the lease, on `/metrics`.
+#[derive(Debug, Default)]
+pub struct CqStats {
+    pub query_ok: AtomicU64,
+    pub query_fail: AtomicU64,
+    pub lease_held: AtomicBool,
+}
+
+impl CqStats {
+    /// Registers `sundial_cq_…` in `registry`.
+    pub fn register(self: &Arc<Self>, registry: &mut Registry) {
+        let me = self.clone();
+        registry
+            .sub_registry_with_prefix("cq")
+            .register_collector(Box::new(Collect(move |e: &mut Emit<'_>| {
+                e.counter(
+                    "query_ok",
+                    "Continuous query runs that succeeded here.",
+                    me.query_ok.load(Relaxed),
+                )?;
+                e.counter(
+                    "query_fail",
+                    "Continuous query runs that failed here.",
+                    me.query_fail.load(Relaxed),
+                )?;
+                e.gauge(
+                    "lease_held",
+                    "1 while this process holds the lease to run the continuous queries.",
+                    i64::from(me.lease_held.load(Relaxed)),
+                )
+            })));
+    }
+}
+
 /// The lease name of the service on a cluster.
 const LEASE: &str = "continuous-queries";
 
@@ -240,6 +272,7 @@ pub fn spawn(
                     held = false;
                 }
             }
+            gw.cq.lease_held.store(held, Relaxed);
             if held {
                 run_all(&gw, &cfg, &mut last_runs, renewed, ttl / 2).await;
             }
@@ -267,12 +300,20 @@ async fn run_all(
             let run = run_one(gw, cfg, &db.name, &cq.query, now, last_runs, &key);
             // A panic in one CQ must not end the service.
             match std::panic::AssertUnwindSafe(run).catch_unwind().await {
-                Ok(Ok(())) => {}
+                Ok(Ok(ran)) => {
+                    if ran {
+                        gw.cq.query_ok.fetch_add(1, Relaxed);
+                    }
+                }
                 // 1.6 logs and goes on; the run is not retried.
                 Ok(Err(e)) => {
+                    gw.cq.query_fail.fetch_add(1, Relaxed);
                     tracing::info!(query = %cq.query, error = %e, "Error executing query")
                 }
-                Err(_) => tracing::error!(query = %cq.query, "continuous query panicked"),
+                Err(_) => {
+                    gw.cq.query_fail.fetch_add(1, Relaxed);
+                    tracing::error!(query = %cq.query, "continuous query panicked")
+                }
             }
         }
     }
@@ -286,7 +327,7 @@ async fn run_one(
     now: i64,
     last_runs: &mut HashMap<(String, String), i64>,
     key: &(String, String),
-) -> Result<()> {
+) -> Result<bool> {
     let Some(Statement::CreateContinuousQuery(cq)) = sundial_influxql::parse_query(text)
         .map_err(|e| query_error(e.to_string()))?
         .into_iter()
@@ -296,24 +337,31 @@ async fn run_one(
     };
     let interval = group_by_interval(&cq.select).map_err(query_error)?;
     if interval == 0 {
-        return Ok(());
+        return Ok(false);
     }
     if is_raw_query(&cq.select) {
         return Err(query_error("continuous queries must be aggregate queries"));
     }
     let offset = group_by_offset(&cq.select, interval);
+    let clock = Clock::new(now, cq.select.location.as_deref()).map_err(query_error)?;
+    let tz = cq.select.location.is_some().then_some(&clock.tz);
     let resample = Resample {
         every: cq.resample_every.unwrap_or(0),
         for_: cq.resample_for.unwrap_or(0),
     };
-    let Tick::Due { last, run } =
-        tick(now, last_runs.get(key).copied(), interval, offset, resample)
-    else {
-        return Ok(());
+    let Tick::Due { last, run } = tick(
+        now,
+        last_runs.get(key).copied(),
+        interval,
+        offset,
+        resample,
+        tz,
+    ) else {
+        return Ok(false);
     };
     last_runs.insert(key.clone(), last);
-    let Some(w) = run else { return Ok(()) };
-    let select = in_range(&cq.select, w.start, w.end, now)?;
+    let Some(w) = run else { return Ok(false) };
+    let select = in_range(&cq.select, w.start, w.end, &clock)?;
     if cfg.log_enabled {
         tracing::info!(name = %cq.name, db, start = w.start, end = w.end, "Executing continuous query");
     }
@@ -338,13 +386,12 @@ async fn run_one(
             "Finished continuous query"
         );
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The CQ's SELECT over `[start, end)`: its own time conditions replaced.
-fn in_range(s: &SelectStatement, start: i64, end: i64, now: i64) -> Result<SelectStatement> {
-    let clock = Clock::new(now, None).map_err(query_error)?;
-    let (rest, _) = split_condition(s.condition.as_ref(), &clock).map_err(query_error)?;
+fn in_range(s: &SelectStatement, start: i64, end: i64, clock: &Clock) -> Result<SelectStatement> {
+    let (rest, _) = split_condition(s.condition.as_ref(), clock).map_err(query_error)?;
     let at = |t: i64| {
         jiff::Timestamp::from_nanosecond(i128::from(t))
             .map(|ts| ts.to_string())
@@ -407,8 +454,13 @@ mod tests {
         );
         let c = cq("CREATE CONTINUOUS QUERY c ON db0 BEGIN SELECT mean(v) INTO m2 FROM m GROUP BY time(1d) tz('America/Chicago') END");
         assert_eq!(
+            normalized(&c, "", "", &meta).unwrap().to_string(),
+            "CREATE CONTINUOUS QUERY c ON db0 BEGIN SELECT mean(v) INTO db0.rp0.m2 FROM db0.rp0.m GROUP BY time(1d) TZ('America/Chicago') END"
+        );
+        let c = cq("CREATE CONTINUOUS QUERY c ON db0 BEGIN SELECT mean(v) INTO m2 FROM m GROUP BY time(1d, now()) END");
+        assert_eq!(
             normalized(&c, "", "", &meta).unwrap_err().to_string(),
-            "continuous queries with tz() are not supported yet"
+            "invalid time dimension offset: now()"
         );
         let c = cq("CREATE CONTINUOUS QUERY c ON db9 BEGIN SELECT mean(v) INTO m2 FROM m GROUP BY time(1m) END");
         assert_eq!(
@@ -420,7 +472,8 @@ mod tests {
     #[test]
     fn a_run_replaces_the_time_range() {
         let c = cq("CREATE CONTINUOUS QUERY c ON db BEGIN SELECT mean(v) INTO m2 FROM m WHERE host = 'a' AND time > now() - 1h GROUP BY time(1m) END");
-        let s = in_range(&c.select, 60_000_000_000, 120_000_000_000, 0).unwrap();
+        let clock = Clock::new(0, None).unwrap();
+        let s = in_range(&c.select, 60_000_000_000, 120_000_000_000, &clock).unwrap();
         let cond = s.condition.unwrap().to_string();
         assert_eq!(
             cond,

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use crate::plan::{Plan, MAX_TIME, MIN_TIME};
 
 /// The zone's offset from UTC at `t`, in ns.
-fn zone_offset(tz: &TimeZone, t: i64) -> i64 {
+pub(crate) fn zone_offset(tz: &TimeZone, t: i64) -> i64 {
     let ts = Timestamp::from_nanosecond(i128::from(t)).unwrap_or(Timestamp::UNIX_EPOCH);
     i64::from(tz.to_offset(ts).seconds()) * 1_000_000_000
 }

@@ -50,15 +50,24 @@ fn a_continuous_query_downsamples_as_influxdb_does() {
     };
     let sundial = Server::start(&[]);
     let bases = [influx.url(""), sundial.url("")];
-    let cq = "CREATE CONTINUOUS QUERY down ON cqdb RESAMPLE EVERY 2s FOR 6s BEGIN \
-              SELECT mean(v) AS mean, count(v) AS n, max(v) INTO cqdb.autogen.down FROM m \
-              GROUP BY time(2s), host END";
+    // The same, its windows aligned in a half-hour zone (2 s windows fall
+    // the same there).
+    let cqs = [
+        "CREATE CONTINUOUS QUERY down ON cqdb RESAMPLE EVERY 2s FOR 6s BEGIN \
+         SELECT mean(v) AS mean, count(v) AS n, max(v) INTO cqdb.autogen.down FROM m \
+         GROUP BY time(2s), host END",
+        "CREATE CONTINUOUS QUERY down_tz ON cqdb RESAMPLE EVERY 2s FOR 6s BEGIN \
+         SELECT sum(v) AS total, max(v) INTO cqdb.autogen.down_tz FROM m \
+         GROUP BY time(2s), host tz('Asia/Kolkata') END",
+    ];
     for b in &bases {
         assert!(post(b, "CREATE DATABASE cqdb")["results"][0]
             .get("error")
             .is_none());
-        let v = post(b, cq);
-        assert!(v["results"][0].get("error").is_none(), "{v}");
+        for cq in cqs {
+            let v = post(b, cq);
+            assert!(v["results"][0].get("error").is_none(), "{v}");
+        }
     }
     let started = now_ns();
     // 14 s of points, four a second per host; every second a late point
@@ -83,40 +92,42 @@ fn a_continuous_query_downsamples_as_influxdb_does() {
     // the last writes' windows.
     let from = (started / (2 * SEC) + 2) * 2 * SEC;
     let to = (stopped / (2 * SEC) - 1) * 2 * SEC;
-    let q = format!("SELECT * FROM down WHERE time >= {from} AND time < {to} GROUP BY host");
-    let answers: Vec<serde_json::Value> = bases
-        .iter()
-        .map(|b| {
-            client()
-                .get(format!("{b}/query"))
-                .query(&[("db", "cqdb"), ("q", q.as_str()), ("epoch", "ns")])
-                .send()
-                .unwrap()
-                .json()
-                .unwrap()
-        })
-        .collect();
-    let (theirs, ours) = (&answers[0], &answers[1]);
-    let rows = |v: &serde_json::Value, s: usize| {
-        v["results"][0]["series"][s]["values"]
+    for m in ["down", "down_tz"] {
+        let q = format!("SELECT * FROM {m} WHERE time >= {from} AND time < {to} GROUP BY host");
+        let answers: Vec<serde_json::Value> = bases
+            .iter()
+            .map(|b| {
+                client()
+                    .get(format!("{b}/query"))
+                    .query(&[("db", "cqdb"), ("q", q.as_str()), ("epoch", "ns")])
+                    .send()
+                    .unwrap()
+                    .json()
+                    .unwrap()
+            })
+            .collect();
+        let (theirs, ours) = (&answers[0], &answers[1]);
+        let rows = |v: &serde_json::Value, s: usize| {
+            v["results"][0]["series"][s]["values"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        // Enough windows, and late points in them (max 1000 for host a).
+        assert!(rows(theirs, 0).len() >= 4, "{theirs}");
+        let max = theirs["results"][0]["series"][0]["columns"]
             .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
-    // Enough windows, and late points in them (max 1000 for host a).
-    assert!(rows(theirs, 0).len() >= 4, "{theirs}");
-    let max = theirs["results"][0]["series"][0]["columns"]
-        .as_array()
-        .and_then(|c| c.iter().position(|c| c == "max"))
-        .unwrap_or_else(|| panic!("no max column: {theirs}"));
-    assert!(
-        rows(theirs, 0).iter().any(|r| r[max] == 1000),
-        "no late point downsampled: {theirs}"
-    );
-    if let Err(e) = qdiff::compare_json(theirs, ours, "") {
-        panic!("{e}\nInfluxDB: {theirs}\nSundial:  {ours}");
+            .and_then(|c| c.iter().position(|c| c == "max"))
+            .unwrap_or_else(|| panic!("no max column: {theirs}"));
+        assert!(
+            rows(theirs, 0).iter().any(|r| r[max] == 1000),
+            "no late point downsampled: {theirs}"
+        );
+        if let Err(e) = qdiff::compare_json(theirs, ours, "") {
+            panic!("{e}\nInfluxDB: {theirs}\nSundial:  {ours}");
+        }
     }
-    // The CQ is listed on both the same way.
+    // The CQs are listed on both the same way.
     let show: Vec<serde_json::Value> = bases
         .iter()
         .map(|b| post(b, "SHOW CONTINUOUS QUERIES"))

@@ -1,6 +1,7 @@
 //! Continuous queries on a cluster: one gateway at a time runs them (meta's
-//! lease), and when it goes away another takes over — the downsampled
-//! measurement keeps growing, read through either gateway.
+//! lease; each gateway's `sundial_cq_…` metrics show whether it holds it and
+//! how many runs it made), and when it goes away another takes over — the
+//! downsampled measurement keeps growing, read through either gateway.
 
 #![allow(clippy::unwrap_used)]
 
@@ -54,23 +55,42 @@ fn one_gateway_runs_continuous_queries_and_another_takes_over() {
     c.wait_for(10, "a gateway to run the continuous query", || {
         newest_window(&c, 1).is_some()
     });
-    // Gateway 0 goes away (it may or may not be the one running them).
-    c.gateways[0].kill9();
+    // Exactly one gateway holds the lease and has run the CQ; the other
+    // has never run it.
+    let runs = |c: &Cluster, gw: usize| c.metric(gw, "sundial_cq_query_ok_total");
+    let holds = |c: &Cluster, gw: usize| c.metric(gw, "sundial_cq_lease_held") == 1.0;
+    let holder = (0..2)
+        .find(|&g| holds(&c, g))
+        .expect("a gateway holds the lease");
+    let standby = 1 - holder;
+    assert!(runs(&c, holder) > 0.0, "{}", c.metrics_text(holder));
+    assert!(!holds(&c, standby), "{}", c.metrics_text(standby));
+    assert_eq!(runs(&c, standby), 0.0, "{}", c.metrics_text(standby));
+    assert_eq!(c.metric(holder, "sundial_cq_query_fail_total"), 0.0);
+    writing(&c, standby, 2);
+    assert_eq!(runs(&c, standby), 0.0, "{}", c.metrics_text(standby));
+    c.gateways[holder].kill9();
     let before = now_ns();
-    // Its lease lapses (10 s), another gateway runs them from then on: 1.6
+    // Its lease lapses (10 s), the other gateway runs them from then on: 1.6
     // does not go back over intervals missed meanwhile, so points keep coming.
     c.wait_for(
         40,
         "windows written after the first gateway went away",
         || {
-            let (st, e) = c.write(1, "db=db", format!("m v=1 {}", now_ns()));
+            let (st, e) = c.write(standby, "db=db", format!("m v=1 {}", now_ns()));
             assert_eq!(st, 204, "{e}");
             std::thread::sleep(Duration::from_millis(100));
-            newest_window(&c, 1).is_some_and(|t| t > before)
+            newest_window(&c, standby).is_some_and(|t| t > before)
         },
     );
+    assert!(holds(&c, standby), "{}", c.metrics_text(standby));
+    assert!(runs(&c, standby) > 0.0, "{}", c.metrics_text(standby));
     // Each window once, counted whole: 10 points a second.
-    let v = ask(&c, 1, &format!("SELECT n FROM down WHERE time > {before}"));
+    let v = ask(
+        &c,
+        standby,
+        &format!("SELECT n FROM down WHERE time > {before}"),
+    );
     let counts: Vec<i64> = v["results"][0]["series"][0]["values"]
         .as_array()
         .unwrap()

@@ -88,6 +88,8 @@ pub struct Gateway {
     last_miss_refresh: std::sync::atomic::AtomicU64,
     /// The `/query` requests running (SHOW QUERIES, KILL QUERY).
     pub running: Arc<crate::running::RunningQueries>,
+    /// The continuous-query service's statistics.
+    pub cq: Arc<crate::cq::CqStats>,
 }
 
 pub use sundial_common::Check;
@@ -150,6 +152,8 @@ impl Gateway {
     ) -> Arc<Self> {
         let stats = Arc::new(HttpStats::default());
         stats.register(&mut registry);
+        let cq = Arc::new(crate::cq::CqStats::default());
+        cq.register(&mut registry);
         // Admission places in use: what max-concurrent + max-enqueued bound, and
         // what a 503 "too many writes in flight" means.
         let places = opts.max_concurrent_write_limit.max(1) + opts.max_enqueued_write_limit;
@@ -177,6 +181,7 @@ impl Gateway {
             health,
             last_miss_refresh: std::sync::atomic::AtomicU64::new(0),
             running: Arc::default(),
+            cq,
         })
     }
 
