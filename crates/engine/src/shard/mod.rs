@@ -5,39 +5,40 @@
 //! the file set) → `state` (the snapshot readers clone) → `index` → the catalog's
 //! state → a memtable's lock.
 //!
-//! Files: `write.rs` (validation, series, WAL, memtables), `flush.rs` (flushes and
-//! compactions), `read.rs` (scans and deletes).
+//! Files: `open.rs` (opening and WAL replay), `index_snapshot.rs` (the series list's
+//! snapshot and log), `write.rs` (validation, series, WAL, memtables), `flush.rs`
+//! (flushes and compactions), `read.rs` (scans and deletes).
 
 mod flush;
+mod index_snapshot;
+mod open;
 mod read;
 mod write;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringBitmap;
 
-use crate::applog;
-use crate::batch;
 use crate::budget::{IndexMemory, MemoryBudget};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::index::{ShardIndex, Snapshot};
+use crate::index::ShardIndex;
 use crate::manifest::{FileMeta, Manifest, Tombstone};
 use crate::memtable::MemPair;
 use crate::options::EngineOptions;
 use crate::stats::Metrics;
 use crate::tombstones::TombstoneLog;
 use crate::tsfile::TsFile;
-use crate::util::{seal, unseal, FastMap};
-use crate::vfs::{self, write_atomic};
-use crate::wal::{Wal, WalRecovery, KIND_DELETE, KIND_WRITE};
+use crate::util::FastMap;
+use crate::wal::{Wal, WalRecovery};
 
-use write::apply_write;
+pub(crate) use index_snapshot::snapshot_series;
+use index_snapshot::SnapState;
 
 /// Asks the store's background threads for work.
 pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
@@ -184,8 +185,6 @@ fn file_path(dir: &Path, id: u64) -> PathBuf {
     data_dir(dir).join(format!("{id:010}.tsf"))
 }
 
-const INDEX_SNAP: &str = "index.snap";
-
 /// Past this share of the index memory limit, data files keep only their time
 /// range in memory (IoTDB's time-index degradation): their per-series summaries
 /// are read from disk while lookups use them.
@@ -203,402 +202,7 @@ fn open_data_file(path: &Path, index_mem: &IndexMemory, unreported: &mut usize) 
     Ok(f)
 }
 
-const INDEX_LOG: &str = "index.log";
-
-/// Where the index snapshot and its log stand (`log_id` 0: the next write is a
-/// whole snapshot).
-#[derive(Debug, Default)]
-struct SnapState {
-    log_id: u64,
-    generation: u64,
-    base_len: u64,
-    log_len: u64,
-}
-
-/// The index snapshot with its log applied; `None` when there is none or it is
-/// damaged (then the list is rebuilt from the data files). `repair`: the shard
-/// opening may cut a torn last record off the log.
-fn read_snapshot(dir: &Path, repair: bool) -> Option<(Snapshot, SnapState)> {
-    let path = dir.join(INDEX_SNAP);
-    let d = std::fs::read(&path).ok()?;
-    let snap = match unseal(&d).map(ShardIndex::decode) {
-        Some(Ok(s)) => s,
-        _ => {
-            tracing::warn!(path = %path.display(), "index snapshot is corrupt; rebuilding from data files");
-            return None;
-        }
-    };
-    let Snapshot::Ids {
-        mut index,
-        generation,
-        id_bound,
-        log_id,
-    } = snap
-    else {
-        return Some((snap, SnapState::default()));
-    };
-    let mut st = SnapState {
-        log_id,
-        generation,
-        base_len: d.len() as u64,
-        log_len: 0,
-    };
-    let mut bound = id_bound;
-    if log_id != 0 {
-        let applied = applog::read(&dir.join(INDEX_LOG), "index log", repair).and_then(|recs| {
-            for r in recs {
-                if let Some(b) = index.apply_record(&r, log_id, generation)? {
-                    bound = bound.max(b);
-                    st.log_len += r.len() as u64 + 12;
-                }
-            }
-            Ok(())
-        });
-        if let Err(e) = applied {
-            tracing::warn!(path = %path.display(), error = %e, "index log is damaged; rebuilding from data files");
-            return None;
-        }
-    }
-    let snap = Snapshot::Ids {
-        index,
-        generation,
-        id_bound: bound,
-        log_id,
-    };
-    Some((snap, st))
-}
-
-/// The series list a shard starts from (before WAL replay).
-fn load_index(
-    dir: &Path,
-    catalog: &Catalog,
-    files: &[Arc<DataFile>],
-    tombstones: &[Arc<Tombstone>],
-    report: &mut RecoveryReport,
-) -> Result<(ShardIndex, SnapState)> {
-    let snap_path = dir.join(INDEX_SNAP);
-    let (mut index, rebuild) = match read_snapshot(dir, true) {
-        Some((
-            Snapshot::Ids {
-                index,
-                generation,
-                id_bound,
-                ..
-            },
-            st,
-        )) => {
-            if generation == catalog.generation() && id_bound <= catalog.id_bound() {
-                return Ok((index, st));
-            }
-            tracing::warn!(path = %snap_path.display(), "index snapshot names another series catalog generation; rebuilding from data files");
-            let mut index = index;
-            index.present = RoaringBitmap::new();
-            (index, true)
-        }
-        Some((Snapshot::Keys { mut index, keys }, _)) => {
-            // Written before the catalog existed: resolve its keys once.
-            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let ids = catalog.create(&refs, None)?;
-            index.add_series(ids.into_iter().flatten());
-            index.delta.whole = true;
-            (index, false)
-        }
-        None => (ShardIndex::default(), true),
-    };
-    let need_fields = index.is_empty_schema();
-    for f in files {
-        let refs = f.file.series_refs()?;
-        let mut keys = Vec::with_capacity(refs.len());
-        for r in &refs {
-            // Series dropped for good (full-range tombstone newer than the file).
-            let dropped = tombstones.iter().any(|t| {
-                t.min == i64::MIN && t.max == i64::MAX && t.applies(&r.key, f.meta.max_seq)
-            });
-            if !dropped {
-                keys.push(&*r.key);
-            }
-        }
-        let ids = catalog.create(&keys, None)?;
-        index.add_series(ids.into_iter().flatten());
-        if rebuild && need_fields {
-            // Field types live in the index entries; only needed without a snapshot.
-            for r in &refs {
-                let si = f.file.series_index_of(r)?;
-                let (m, _) = crate::index::parse_series_key(&r.key);
-                for fi in &si.fields {
-                    index.register_field(&m, &fi.name, fi.ty);
-                }
-            }
-        }
-    }
-    report.index_rebuilt = rebuild;
-    index.delta.whole = true;
-    Ok((index, SnapState::default()))
-}
-
 impl Shard {
-    pub fn open(id: u64, dir: &Path, env: ShardEnv) -> Result<Arc<Shard>> {
-        let ShardEnv {
-            opts,
-            metrics,
-            sched,
-            budget,
-            index_mem,
-            catalog,
-        } = env;
-        let span = tracing::info_span!("shard.open", shard_id = id);
-        let _e = span.enter();
-        let started = Instant::now();
-        vfs::create_dir_durable(&data_dir(dir))?;
-        let mut report = RecoveryReport::default();
-        let manifest = Manifest::load(dir)?.unwrap_or(Manifest {
-            version: 1,
-            next_file_id: 1,
-            ..Default::default()
-        });
-
-        // Data files listed in the manifest; anything else is an orphan.
-        let listed: BTreeSet<u64> = manifest.files.iter().map(|f| f.id).collect();
-        for e in std::fs::read_dir(data_dir(dir)).map_err(|e| Error::io(dir, e))? {
-            let e = e.map_err(|e| Error::io(dir, e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let orphan = match name
-                .strip_suffix(".tsf")
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                Some(fid) => !listed.contains(&fid),
-                None => name.ends_with(".tmp"),
-            };
-            if orphan {
-                vfs::remove_file(&e.path()).map_err(|er| Error::io(e.path(), er))?;
-                report.orphans_removed += 1;
-            }
-        }
-        let mut files = Vec::new();
-        let mut unreported = 0;
-        for fm in &manifest.files {
-            let path = file_path(dir, fm.id);
-            match open_data_file(&path, &index_mem, &mut unreported) {
-                Ok(f) => {
-                    files.push(Arc::new(DataFile {
-                        meta: fm.clone(),
-                        file: f,
-                    }));
-                }
-                // Its points were acknowledged and its WAL entries are gone: dropping
-                // it from the manifest would lose them silently. The shard stays
-                // closed (degraded in /health) until the file is put back.
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                    tracing::error!(path = %path.display(), "data file listed in manifest is missing");
-                    return Err(Error::Corrupt {
-                        path,
-                        reason: "a data file the manifest lists is missing (restore it from a backup or a replica; the shard stays closed until then)".into(),
-                    });
-                }
-                // Damaged beyond opening: its points are acknowledged too, so the
-                // shard stays closed (naming the file) rather than answering without
-                // them. `sundial verify` reports; a replica restores.
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "data file does not open");
-                    return Err(e);
-                }
-            }
-        }
-        sort_files(&mut files);
-        // Tombstones live in their own log; a manifest written by an earlier version
-        // still carries them, and they move to the log (then leave the manifest).
-        let (tomb_log, mut logged) = TombstoneLog::open(dir)?;
-        let legacy: Vec<Tombstone> = manifest
-            .tombstones
-            .iter()
-            .filter(|t| !logged.iter().any(|l| l.seq == t.seq))
-            .cloned()
-            .collect();
-        for t in &legacy {
-            tomb_log.add(t)?;
-        }
-        logged.extend(legacy);
-        logged.sort_by_key(|t| t.seq);
-        let migrated = !manifest.tombstones.is_empty();
-        let tomb_seen = tomb_log.max_seen();
-        let tombstones: Vec<Arc<Tombstone>> = logged.into_iter().map(Arc::new).collect();
-        let (index, snap_state) = load_index(dir, &catalog, &files, &tombstones, &mut report)?;
-
-        let active = Arc::new(RwLock::new(MemPair::default()));
-        let mut ws = WriteState {
-            fields: FastMap::default(),
-            watermarks: FastMap::default(),
-        };
-        let state = ReadState {
-            active: active.clone(),
-            frozen: VecDeque::new(),
-            files,
-            tombstones,
-        };
-        let index = RwLock::new(index);
-        // Replay the WAL into the fresh memtable.
-        let flushed = manifest.flushed_seq;
-        let mut new_tombs = Vec::new();
-        // A delete's tombstone is fsynced before its WAL entry, so a power cut can
-        // keep the one without the other: logged tombstones newer than the flush are
-        // applied to the replayed memtable at their place in the sequence (unless
-        // their WAL entry survived and applies itself), so no delete comes back
-        // half done.
-        let mut logged_deletes: VecDeque<Arc<Tombstone>> = state
-            .tombstones
-            .iter()
-            .filter(|t| t.seq > flushed)
-            .cloned()
-            .collect();
-        let replay_delete = |min: i64, max: i64, keys: &mut dyn Iterator<Item = &str>| {
-            let sids: Vec<u32> = keys.filter_map(|k| catalog.get(k)).collect();
-            {
-                let mut mem = active.write();
-                mem.seq.delete(&sids, min, max);
-                mem.unseq.delete(&sids, min, max);
-            }
-            if min == i64::MIN && max == i64::MAX {
-                let mut bm = RoaringBitmap::new();
-                bm.extend(sids.iter().copied());
-                index.write().remove_series(&bm);
-            }
-        };
-        let (wal, wal_rec) = Wal::open(
-            &dir.join("wal"),
-            opts.fsync,
-            opts.wal_segment_size,
-            opts.wal_strict_recovery,
-            metrics.clone(),
-            &mut |seq, kind, body| {
-                if seq <= flushed {
-                    return Ok(());
-                }
-                while logged_deletes.front().is_some_and(|t| t.seq < seq) {
-                    if let Some(t) = logged_deletes.pop_front() {
-                        replay_delete(t.min, t.max, &mut t.keys.iter().map(String::as_str));
-                    }
-                }
-                match kind {
-                    KIND_WRITE => {
-                        let b = batch::decode_write(body)?;
-                        let sids: Vec<u32> = catalog
-                            .create(&b.keys, None)?
-                            .into_iter()
-                            .map(|r| r.unwrap_or(u32::MAX))
-                            .collect();
-                        {
-                            let mut idx = index.write();
-                            idx.add_series(sids.iter().copied().filter(|&s| s != u32::MAX));
-                            // Field types normally come from validation; here from the log.
-                            write::register_replayed_fields(&b, &sids, &mut idx)?;
-                        }
-                        for (k, &sid) in b.keys.iter().zip(&sids) {
-                            if sid != u32::MAX && !ws.watermarks.contains_key(&sid) {
-                                ws.watermarks.insert(sid, state.persisted_max(k, sid));
-                            }
-                        }
-                        let mut mem = active.write();
-                        apply_write(&mut ws, &mut mem, seq, &b, &sids)
-                    }
-                    KIND_DELETE => {
-                        let (min, max, keys) = batch::decode_delete(body)?;
-                        replay_delete(min, max, &mut keys.iter().copied());
-                        active.write().max_seq = seq;
-                        // Its logged tombstone, if any, need not be applied again.
-                        if logged_deletes.front().is_some_and(|t| t.seq == seq) {
-                            logged_deletes.pop_front();
-                        }
-                        // At or below max_seen the log has it, or had it and
-                        // found it hides nothing any more.
-                        if seq > tomb_seen {
-                            new_tombs.push(Arc::new(Tombstone {
-                                seq,
-                                min,
-                                max,
-                                keys: keys.iter().map(|k| k.to_string()).collect(),
-                            }));
-                        }
-                        Ok(())
-                    }
-                    k => Err(Error::CorruptBlock(format!("unknown WAL entry kind {k}"))),
-                }
-            },
-        )?;
-        for t in logged_deletes {
-            replay_delete(t.min, t.max, &mut t.keys.iter().map(String::as_str));
-        }
-        // Above every tombstone ever logged too: a delete whose tombstone reached
-        // the log but whose WAL entry did not must not lend its sequence number to
-        // a later write (its tombstone would then hide that write at the next
-        // replay).
-        wal.bump_seq(flushed.max(tomb_seen));
-        report.wal = wal_rec;
-        let state = RwLock::new(state);
-        let shard = Arc::new(Shard {
-            id,
-            dir: dir.to_path_buf(),
-            opts,
-            metrics,
-            sched,
-            budget,
-            index_mem,
-            catalog,
-            mem_reported: Mutex::new(0),
-            index_reported: Mutex::new(0),
-            wal,
-            write: Mutex::new(ws),
-            stall: Condvar::new(),
-            manifest: Mutex::new(ManifestState {
-                next_file_id: manifest.next_file_id.max(1),
-                flushed_seq: flushed,
-            }),
-            state,
-            index,
-            flush_lock: Mutex::new(()),
-            compact_lock: Mutex::new(()),
-            persist: Mutex::new(snap_state),
-            frames: Mutex::new(Vec::new()),
-            flush_queued: AtomicBool::new(false),
-            compact_queued: AtomicBool::new(false),
-            compaction_halted: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            tomb_log,
-            recovery: report,
-        });
-        for t in &new_tombs {
-            shard.tomb_log.add(t)?;
-        }
-        if !new_tombs.is_empty() {
-            shard.state.write().tombstones.extend(new_tombs);
-        }
-        if migrated {
-            let ms = shard.manifest.lock();
-            let files = shard.state.read().files.clone();
-            shard.manifest_of(&ms, &files).store(dir)?;
-        }
-        if shard.recovery.index_rebuilt {
-            shard.persist_index()?;
-        }
-        tracing::info!(
-            shard_id = id,
-            files = shard.state.read().files.len(),
-            series = shard.index.read().present.len(),
-            wal_entries = shard.recovery.wal.entries,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "shard opened"
-        );
-        // Replayed WAL entries sit in the memtables now.
-        shard.report_mem();
-        shard.report_index_mem();
-        // A large shard opening past half the index memory limit sheds its files'
-        // summaries now rather than at the janitor's next pass.
-        let over = || shard.index_mem.above(DEGRADE_SUMMARIES_PERCENT);
-        if over() {
-            shard.degrade_summaries(&over);
-        }
-        Ok(shard)
-    }
-
     fn manifest_of(&self, m: &ManifestState, files: &[Arc<DataFile>]) -> Manifest {
         Manifest {
             version: 1,
@@ -701,69 +305,6 @@ impl Shard {
         self.metrics.add(&self.metrics.budget_freezes, 1);
         self.sched.flush(Arc::downgrade(self));
         Ok(bytes)
-    }
-
-    /// Writes what changed in the index: a record appended to the snapshot's log,
-    /// or a whole new snapshot when the log has grown past the snapshot (or a change
-    /// needs one).
-    pub fn persist_index(&self) -> Result<()> {
-        let mut p = self.persist.lock();
-        let generation = self.catalog.generation();
-        let (delta, whole) = {
-            let mut idx = self.index.write();
-            if idx.delta.is_empty() {
-                return Ok(());
-            }
-            let delta = std::mem::take(&mut idx.delta);
-            let whole = delta.whole
-                || p.log_id == 0
-                || p.generation != generation
-                || p.log_len > p.base_len.max(64 << 10);
-            // A whole one is encoded from a copy: writers adding series wait for a
-            // memcpy of the bitmap, not for its encoding.
-            (delta, whole.then(|| idx.snapshot_copy()))
-        };
-        // Every id taken above was created before this: the bound covers them, and
-        // the catalog's sync makes them durable before the list names them.
-        let bound = self.catalog.id_bound();
-        let res = self.catalog.sync().and_then(|()| match whole {
-            Some(copy) => self.write_whole_index(&mut p, &copy, generation, bound),
-            None => {
-                let mut buf = Vec::new();
-                applog::frame(&delta.encode(p.log_id, generation, bound), &mut buf);
-                applog::append(&self.dir.join(INDEX_LOG), &buf)?;
-                p.log_len += buf.len() as u64;
-                Ok(())
-            }
-        });
-        // Whatever was taken is written whole next time.
-        res.inspect_err(|_| self.index.write().delta.whole = true)
-    }
-
-    /// A new snapshot under a new log id; the old log is void from then on (its
-    /// records name the old id) and removed.
-    fn write_whole_index(
-        &self,
-        p: &mut SnapState,
-        copy: &ShardIndex,
-        generation: u64,
-        bound: u32,
-    ) -> Result<()> {
-        let log_id = rand::random::<u64>() | 1;
-        let body = seal(copy.encode(generation, bound, log_id));
-        write_atomic(&self.dir.join(INDEX_SNAP), &body)?;
-        let log = self.dir.join(INDEX_LOG);
-        match vfs::remove_file(&log) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&log, e)),
-            _ => {}
-        }
-        *p = SnapState {
-            log_id,
-            generation,
-            base_len: body.len() as u64,
-            log_len: 0,
-        };
-        Ok(())
     }
 
     // ---------------------------------------------------------------- lifecycle
@@ -879,18 +420,6 @@ impl Drop for Shard {
         self.budget.adjust(m, 0);
         let i = std::mem::take(&mut *self.index_reported.lock());
         self.index_mem.adjust(i, 0);
-    }
-}
-
-/// The series ids recorded in a closed shard's snapshot, if it names `generation`.
-pub(crate) fn snapshot_series(dir: &Path, generation: u64) -> Option<RoaringBitmap> {
-    match read_snapshot(dir, false)?.0 {
-        Snapshot::Ids {
-            index,
-            generation: g,
-            ..
-        } if g == generation => Some(index.present),
-        _ => None,
     }
 }
 

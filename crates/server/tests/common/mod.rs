@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use reqwest::blocking::Response;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -183,4 +185,39 @@ pub fn export(data: &Path, db: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// Line protocol through `/write?{params}`.
+pub fn write(s: &Server, params: &str, body: impl Into<reqwest::blocking::Body>) -> Response {
+    client()
+        .post(s.url(&format!("/write?{params}")))
+        .body(body)
+        .send()
+        .expect("write")
+}
+
+/// A failed request's status, its body's `error` and its `X-Influxdb-Error`
+/// header.
+#[allow(clippy::unwrap_used)]
+pub fn error_of(r: Response) -> (u16, String, Option<String>) {
+    let status = r.status().as_u16();
+    let header = r
+        .headers()
+        .get("X-Influxdb-Error")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body: Value = r.json().expect("json error body");
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_string(),
+        header,
+    )
+}
+
+/// Now, in Unix seconds.
+#[allow(clippy::unwrap_used)]
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
