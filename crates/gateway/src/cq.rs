@@ -251,6 +251,8 @@ pub fn spawn(
                 .iter()
                 .all(|d| d.continuous_queries.is_empty())
             {
+                // Not renewed: the lease lapses, and nothing runs here.
+                gw.cq.lease_held.store(false, Relaxed);
                 continue;
             }
             let renewed = std::time::Instant::now();
