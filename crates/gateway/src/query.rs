@@ -68,6 +68,13 @@ fn expiry(end: i64, duration: i64) -> i64 {
     end.saturating_add(duration.max(0))
 }
 
+/// A privilege a statement needs on a database.
+#[derive(Clone, Copy)]
+enum Need<'a> {
+    Read(&'a str),
+    Write(&'a str),
+}
+
 /// Checks that `caller` may run `stmt` (InfluxDB's rules: DDL and user
 /// management need admin; SHOW RETENTION POLICIES needs read on the database).
 pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
@@ -75,144 +82,106 @@ pub fn authorize(stmt: &Statement, caller: Caller<'_>, db: &str) -> Result<()> {
     if user.admin {
         return Ok(());
     }
-    match stmt {
-        Statement::ShowDatabases | Statement::Unsupported { .. } => Ok(()),
-        // 1.6 asks READ on the request's database.
-        Statement::ShowQueries if user.privilege(db).can_read() => Ok(()),
-        Statement::SetPassword { name, .. } if name == &user.name => Ok(()),
+    let Some(needs) = needs(stmt, user, db) else {
+        return Err(Error::Forbidden(format!(
+            "error authorizing query: {} not authorized to execute statement, requires admin privilege",
+            user.name
+        )));
+    };
+    let missing = needs.into_iter().find(|n| match *n {
+        Need::Read(d) => !user.privilege(d).can_read(),
+        Need::Write(d) => !user.privilege(d).can_write(),
+    });
+    let Some(need) = missing else { return Ok(()) };
+    let (what, d) = match need {
+        Need::Read(d) => ("READ", d),
+        Need::Write(d) => ("WRITE", d),
+    };
+    // 1.6 names SHOW RETENTION POLICIES with the database it read.
+    let text = match stmt {
+        Statement::ShowRetentionPolicies { .. } => format!("SHOW RETENTION POLICIES ON {d}"),
+        _ => stmt.to_string(),
+    };
+    Err(Error::Forbidden(format!(
+        "error authorizing query: {} not authorized to execute statement '{text}', requires {what} on {d}",
+        user.name
+    )))
+}
+
+/// What a non-admin `user` needs to run `stmt` with the request's `db`, in
+/// the order 1.6 checks it (its `RequiredPrivileges`); `None`: admin only.
+fn needs<'a>(stmt: &'a Statement, user: &UserInfo, db: &'a str) -> Option<Vec<Need<'a>>> {
+    use sundial_influxql::select::{self as ql, Source};
+    Some(match stmt {
+        Statement::ShowDatabases | Statement::Unsupported { .. } => vec![],
+        // 1.6 asks READ on the request's database, else admin.
+        Statement::ShowQueries if user.privilege(db).can_read() => vec![],
+        Statement::SetPassword { name, .. } if name == &user.name => vec![],
         Statement::ShowRetentionPolicies { database } => {
-            let db = database.as_deref().unwrap_or(db);
-            if user.privilege(db).can_read() {
-                Ok(())
-            } else {
-                Err(Error::Forbidden(format!(
-                    "error authorizing query: {} not authorized to execute statement 'SHOW RETENTION POLICIES ON {db}', requires READ on {db}",
-                    user.name
-                )))
-            }
+            vec![Need::Read(database.as_deref().unwrap_or(db))]
         }
-        // 1.6 asks READ on the statement's database for these.
-        Statement::ShowMeasurements(sundial_influxql::select::ShowMeasurements { database, .. })
-        | Statement::ShowTagKeys(sundial_influxql::select::ShowTagKeys { database, .. })
-        | Statement::ShowTagValues(sundial_influxql::select::ShowTagValues { database, .. })
-        | Statement::ShowFieldKeys(sundial_influxql::select::ShowFieldKeys { database, .. })
-        | Statement::ShowSeries(sundial_influxql::select::ShowSeries { database, .. })
-        | Statement::ShowCardinality(sundial_influxql::select::ShowCardinality {
-            database, ..
-        }) => {
-            // FIELD KEYS and the cardinalities read the databases their FROM
-            // names too.
-            let sources: &[sundial_influxql::select::Measurement] = match stmt {
+        // 1.6 asks READ on the statement's database for these; FIELD KEYS
+        // and the cardinalities read the databases their FROM names too.
+        Statement::ShowMeasurements(ql::ShowMeasurements { database, .. })
+        | Statement::ShowTagKeys(ql::ShowTagKeys { database, .. })
+        | Statement::ShowTagValues(ql::ShowTagValues { database, .. })
+        | Statement::ShowFieldKeys(ql::ShowFieldKeys { database, .. })
+        | Statement::ShowSeries(ql::ShowSeries { database, .. })
+        | Statement::ShowCardinality(ql::ShowCardinality { database, .. }) => {
+            let sources: &[ql::Measurement] = match stmt {
                 Statement::ShowFieldKeys(s) => &s.sources,
                 Statement::ShowCardinality(s) => &s.sources,
                 _ => &[],
             };
-            let mut dbs = vec![database.as_deref().unwrap_or(db)];
-            dbs.extend(
+            let mut needs = vec![Need::Read(database.as_deref().unwrap_or(db))];
+            needs.extend(
                 sources
                     .iter()
                     .filter(|m| !m.database.is_empty())
-                    .map(|m| m.database.as_str()),
+                    .map(|m| Need::Read(m.database.as_str())),
             );
-            match dbs.into_iter().find(|d| !user.privilege(d).can_read()) {
-                None => Ok(()),
-                Some(d) => Err(Error::Forbidden(format!(
-                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires READ on {d}",
-                    user.name
-                ))),
-            }
+            needs
         }
         // 1.6: READ on the CQ's database, and WRITE on a target database
         // named in it; DROP: WRITE; SHOW: READ on the request's database.
         Statement::CreateContinuousQuery(cq) => {
-            let mut need = vec![(cq.database.as_str(), false)];
+            let mut needs = vec![Need::Read(cq.database.as_str())];
             if let Some(t) = cq.select.target.as_ref().filter(|t| !t.database.is_empty()) {
-                need.push((t.database.as_str(), true));
+                needs.push(Need::Write(t.database.as_str()));
             }
-            match need.into_iter().find(|&(d, write)| {
-                let p = user.privilege(d);
-                !(if write { p.can_write() } else { p.can_read() })
-            }) {
-                None => Ok(()),
-                Some((d, write)) => Err(Error::Forbidden(format!(
-                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires {} on {d}",
-                    user.name,
-                    if write { "WRITE" } else { "READ" }
-                ))),
-            }
+            needs
         }
-        Statement::DropContinuousQuery { database, .. } => {
-            if user.privilege(database).can_write() {
-                Ok(())
-            } else {
-                Err(Error::Forbidden(format!(
-                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires WRITE on {database}",
-                    user.name
-                )))
-            }
-        }
-        Statement::ShowContinuousQueries => {
-            if user.privilege(db).can_read() {
-                Ok(())
-            } else {
-                Err(Error::Forbidden(format!(
-                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires READ on {db}",
-                    user.name
-                )))
-            }
-        }
+        Statement::DropContinuousQuery { database, .. } => vec![Need::Write(database)],
+        Statement::ShowContinuousQueries => vec![Need::Read(db)],
         // 1.6 asks WRITE on the request's database (DROP MEASUREMENT: admin).
-        Statement::DropSeries(_) | Statement::Delete(_) => {
-            if user.privilege(db).can_write() {
-                Ok(())
-            } else {
-                Err(Error::Forbidden(format!(
-                    "error authorizing query: {} not authorized to execute statement '{stmt}', requires WRITE on {db}",
-                    user.name
-                )))
-            }
-        }
+        Statement::DropSeries(_) | Statement::Delete(_) => vec![Need::Write(db)],
+        // READ on every source's database; INTO writes: WRITE on its
+        // database (1.6's RequiredPrivileges).
         Statement::Select(sel) => {
-            let mut dbs: Vec<&str> = sel
+            let mut needs: Vec<Need<'a>> = sel
                 .sources
                 .iter()
                 .filter_map(|s| match s {
-                    sundial_influxql::select::Source::Measurement(m) if !m.database.is_empty() => {
-                        Some(m.database.as_str())
+                    Source::Measurement(m) if !m.database.is_empty() => {
+                        Some(Need::Read(m.database.as_str()))
                     }
                     _ => None,
                 })
                 .collect();
-            if dbs.len() < sel.sources.len() {
-                dbs.push(db);
+            if needs.len() < sel.sources.len() {
+                needs.push(Need::Read(db));
             }
-            if let Some(d) = dbs.into_iter().find(|d| !user.privilege(d).can_read()) {
-                return Err(Error::Forbidden(format!(
-                    "error authorizing query: {} not authorized to execute statement '{sel}', requires READ on {d}",
-                    user.name
-                )));
+            if let Some(t) = &sel.target {
+                needs.push(Need::Write(if t.database.is_empty() {
+                    db
+                } else {
+                    &t.database
+                }));
             }
-            // INTO writes: WRITE on its database (1.6's RequiredPrivileges).
-            match &sel.target {
-                Some(t) => {
-                    let d = if t.database.is_empty() { db } else { &t.database };
-                    if user.privilege(d).can_write() {
-                        Ok(())
-                    } else {
-                        Err(Error::Forbidden(format!(
-                            "error authorizing query: {} not authorized to execute statement '{sel}', requires WRITE on {d}",
-                            user.name
-                        )))
-                    }
-                }
-                None => Ok(()),
-            }
+            needs
         }
-        _ => Err(Error::Forbidden(format!(
-            "error authorizing query: {} not authorized to execute statement, requires admin privilege",
-            user.name
-        ))),
-    }
+        _ => return None,
+    })
 }
 
 /// Runs one statement. `db` is the request's `db` parameter.
@@ -461,4 +430,74 @@ pub async fn execute(
             )));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each statement's denial as 1.6 words it: the first missing privilege,
+    /// in 1.6's order, or admin.
+    #[test]
+    fn denials_name_the_first_missing_privilege() {
+        let user = UserInfo {
+            name: "u".into(),
+            hash: String::new(),
+            admin: false,
+            privileges: [
+                ("r".to_string(), Privilege::Read),
+                ("w".to_string(), Privilege::Write),
+            ]
+            .into(),
+        };
+        let check = |q: &str, db: &str| {
+            let stmt = sundial_influxql::parse_query(q).unwrap().remove(0);
+            match authorize(&stmt, Some(&user), db) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            }
+        };
+        let denied = |text: &str, what: &str, db: &str| {
+            format!("error authorizing query: u not authorized to execute statement '{text}', requires {what} on {db}")
+        };
+        assert_eq!(check("SHOW RETENTION POLICIES", "r"), "ok");
+        assert_eq!(
+            check("SHOW RETENTION POLICIES", "w"),
+            denied("SHOW RETENTION POLICIES ON w", "READ", "w")
+        );
+        assert_eq!(check("SHOW FIELD KEYS ON r FROM r..m", "x"), "ok");
+        assert_eq!(
+            check("SHOW FIELD KEYS ON r FROM w..m", "x"),
+            denied("SHOW FIELD KEYS ON r FROM w..m", "READ", "w")
+        );
+        assert_eq!(check("SELECT v INTO w..m2 FROM r..m", "x"), "ok");
+        assert_eq!(
+            check("SELECT v INTO r..m2 FROM r..m", "x"),
+            denied("SELECT v INTO r..m2 FROM r..m", "WRITE", "r")
+        );
+        assert_eq!(
+            check("SELECT v INTO r..m2 FROM m", "w"),
+            denied("SELECT v INTO r..m2 FROM m", "READ", "w")
+        );
+        let cq = "CREATE CONTINUOUS QUERY c ON r BEGIN SELECT mean(v) INTO w..m2 FROM m GROUP BY time(1m) END";
+        assert_eq!(check(cq, ""), "ok");
+        let cq = "CREATE CONTINUOUS QUERY c ON r BEGIN SELECT mean(v) INTO r..m2 FROM m GROUP BY time(1m) END";
+        assert_eq!(check(cq, ""), denied(cq, "WRITE", "r"));
+        assert_eq!(check("DROP CONTINUOUS QUERY c ON w", ""), "ok");
+        assert_eq!(
+            check("DROP CONTINUOUS QUERY c ON r", ""),
+            denied("DROP CONTINUOUS QUERY c ON r", "WRITE", "r")
+        );
+        assert_eq!(check("SHOW CONTINUOUS QUERIES", "r"), "ok");
+        assert_eq!(check("DELETE FROM m", "w"), "ok");
+        assert_eq!(
+            check("DELETE FROM m", "r"),
+            denied("DELETE FROM m", "WRITE", "r")
+        );
+        assert_eq!(check("SHOW QUERIES", "r"), "ok");
+        let admin = "error authorizing query: u not authorized to execute statement, requires admin privilege";
+        assert_eq!(check("SHOW QUERIES", "w"), admin);
+        assert_eq!(check("DROP MEASUREMENT m", "w"), admin);
+        assert_eq!(check("CREATE DATABASE d", "w"), admin);
+    }
 }

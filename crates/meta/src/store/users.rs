@@ -81,26 +81,30 @@ impl MetaStore {
     /// (InfluxDB replaces the previous one).
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn grant_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64> {
-        validate_user_name(user)?;
-        validate_db_name(db)?;
-        if self.kv.get(keys::database(db).as_bytes()).await?.is_none() {
-            return Err(Error::DatabaseNotFound(db.to_string()));
-        }
-        self.update::<UserInfo, _>(&keys::user(user), |cur| {
-            let mut u = cur.ok_or(Error::UserNotFound)?;
-            if u.privileges.get(db) == Some(&p) {
-                return Ok((Change::Keep, vec![]));
-            }
-            u.privileges.insert(db.to_string(), p);
-            Ok((Change::Put(u), vec![]))
-        })
-        .await
+        self.change_privilege(user, db, |old| (old != Some(p)).then_some(p))
+            .await
     }
 
     /// `REVOKE <p> ON <db> FROM <user>`: clears `p`'s bits from the user's privilege
     /// (REVOKE ALL leaves no privileges).
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn revoke_privilege(&self, user: &str, db: &str, p: Privilege) -> Result<i64> {
+        self.change_privilege(user, db, |old| {
+            let had = old.unwrap_or(Privilege::None);
+            let new = Privilege::from_bits(had.bits() & !p.bits());
+            (old != Some(new)).then_some(new)
+        })
+        .await
+    }
+
+    /// Sets `user`'s privilege on the existing database `db` to what `change`
+    /// makes of the present one (`None`: unchanged).
+    async fn change_privilege(
+        &self,
+        user: &str,
+        db: &str,
+        change: impl Fn(Option<Privilege>) -> Option<Privilege>,
+    ) -> Result<i64> {
         validate_user_name(user)?;
         validate_db_name(db)?;
         if self.kv.get(keys::database(db).as_bytes()).await?.is_none() {
@@ -108,13 +112,13 @@ impl MetaStore {
         }
         self.update::<UserInfo, _>(&keys::user(user), |cur| {
             let mut u = cur.ok_or(Error::UserNotFound)?;
-            let old = u.privileges.get(db).copied().unwrap_or(Privilege::None);
-            let new = Privilege::from_bits(old.bits() & !p.bits());
-            if new == old && u.privileges.contains_key(db) {
-                return Ok((Change::Keep, vec![]));
+            match change(u.privileges.get(db).copied()) {
+                None => Ok((Change::Keep, vec![])),
+                Some(p) => {
+                    u.privileges.insert(db.to_string(), p);
+                    Ok((Change::Put(u), vec![]))
+                }
             }
-            u.privileges.insert(db.to_string(), new);
-            Ok((Change::Put(u), vec![]))
         })
         .await
     }
